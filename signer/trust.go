@@ -1,0 +1,206 @@
+package signer
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Limits on what a trust directory may hold.
+const (
+	maxTrustFileSize = 1 << 20
+	maxTrustFiles    = 256
+)
+
+// Trust is a loaded trust directory (DESIGN.md, "Trust directory"):
+// the pinned code-signing roots and the allowed publisher identities.
+type Trust struct {
+	// Dir is where the trust was loaded from, for messages.
+	Dir string
+	// Roots holds the pinned code-signing roots, and nothing else.
+	Roots     *x509.CertPool
+	RootCerts []*x509.Certificate
+	// Publishers are the allowed signer identities; at least one must match.
+	Publishers []Identity
+	// Now returns the time certificates are checked at when a signature has
+	// no trusted timestamp. Nil means time.Now.
+	Now func() time.Time
+}
+
+// IdentityKind says what an Identity matches.
+type IdentityKind string
+
+// Identity kinds, as written in DIR/publishers.
+const (
+	IdentityOrganization IdentityKind = "O"
+	IdentityCommonName   IdentityKind = "CN"
+	IdentitySPKI         IdentityKind = "spki-sha256"
+)
+
+// Identity is one allowed signer: an organization or common name of the
+// leaf, or the SHA-256 of the SubjectPublicKeyInfo of the leaf or an
+// intermediate.
+type Identity struct {
+	Kind  IdentityKind
+	Value string
+}
+
+func (id Identity) String() string {
+	if id.Kind == IdentitySPKI {
+		return string(id.Kind) + ":" + id.Value
+	}
+	return string(id.Kind) + "=" + id.Value
+}
+
+// ParseIdentity parses one line of a publishers file.
+func ParseIdentity(line string) (Identity, error) {
+	switch {
+	case strings.HasPrefix(line, "O="):
+		if v := strings.TrimSpace(line[2:]); v != "" {
+			return Identity{IdentityOrganization, v}, nil
+		}
+	case strings.HasPrefix(line, "CN="):
+		if v := strings.TrimSpace(line[3:]); v != "" {
+			return Identity{IdentityCommonName, v}, nil
+		}
+	case strings.HasPrefix(line, "spki-sha256:"):
+		v := strings.ToLower(strings.TrimSpace(line[len("spki-sha256:"):]))
+		if b, err := hex.DecodeString(v); err != nil || len(b) != sha256.Size {
+			return Identity{}, fmt.Errorf("%q: spki-sha256 needs 64 hex digits", line)
+		}
+		return Identity{IdentitySPKI, v}, nil
+	}
+	return Identity{}, fmt.Errorf("%q: want O=<organization>, CN=<common name> or spki-sha256:<hex>", line)
+}
+
+// SPKIHash returns the hex SHA-256 of a certificate's SubjectPublicKeyInfo,
+// the value an spki-sha256 publisher line pins.
+func SPKIHash(cert *x509.Certificate) string {
+	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+	return hex.EncodeToString(sum[:])
+}
+
+// LoadTrust reads a trust directory. It fails if there is no root or no
+// publisher, because such a directory would accept nothing or anything.
+func LoadTrust(dir string) (*Trust, error) {
+	t := &Trust{Dir: dir, Roots: x509.NewCertPool()}
+	rootFiles, err := listFiles(filepath.Join(dir, "roots"), ".pem")
+	if err != nil {
+		return nil, fmt.Errorf("trust directory %s: %w", dir, err)
+	}
+	for _, f := range rootFiles {
+		certs, err := LoadCertificates(f)
+		if err != nil {
+			return nil, fmt.Errorf("trust directory: %w", err)
+		}
+		for _, c := range certs {
+			if !c.IsCA || !c.BasicConstraintsValid {
+				return nil, fmt.Errorf("trust directory: %s: %s is not a CA certificate", f, c.Subject)
+			}
+			t.Roots.AddCert(c)
+			t.RootCerts = append(t.RootCerts, c)
+		}
+	}
+	if len(t.RootCerts) == 0 {
+		return nil, fmt.Errorf("trust directory %s: no root certificates in roots/*.pem", dir)
+	}
+	pubFile := filepath.Join(dir, "publishers")
+	data, err := readLimited(pubFile)
+	if err != nil {
+		return nil, fmt.Errorf("trust directory: %w", err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		id, err := ParseIdentity(line)
+		if err != nil {
+			return nil, fmt.Errorf("trust directory: %s line %d: %w", pubFile, n, err)
+		}
+		t.Publishers = append(t.Publishers, id)
+	}
+	if len(t.Publishers) == 0 {
+		return nil, fmt.Errorf("trust directory: %s lists no publisher; add a line such as O=Beckman Coulter, Inc.", pubFile)
+	}
+	return t, nil
+}
+
+// LoadCertificates reads every CERTIFICATE block of a PEM file, in order.
+func LoadCertificates(path string) ([]*x509.Certificate, error) {
+	data, err := readLimited(path)
+	if err != nil {
+		return nil, err
+	}
+	var certs []*x509.Certificate
+	for {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 {
+		return nil, fmt.Errorf("%s: no PEM certificate found", path)
+	}
+	return certs, nil
+}
+
+func readLimited(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() > maxTrustFileSize {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxTrustFileSize)
+	}
+	return os.ReadFile(path)
+}
+
+func listFiles(dir, ext string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range entries {
+		if e.Type().IsRegular() && strings.HasSuffix(e.Name(), ext) {
+			out = append(out, filepath.Join(dir, e.Name()))
+		}
+	}
+	if len(out) > maxTrustFiles {
+		return nil, fmt.Errorf("%s: more than %d files", dir, maxTrustFiles)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+func (t *Trust) now() time.Time {
+	if t.Now != nil {
+		return t.Now()
+	}
+	return time.Now()
+}
