@@ -1,0 +1,165 @@
+package repo
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+)
+
+// Install kinds and code-signing kinds of a release.
+const (
+	InstallArchive   = "archive"
+	InstallFile      = "file"
+	InstallSelf      = "self"
+	InstallInstaller = "installer"
+
+	CodesignCMS          = "cms"
+	CodesignAuthenticode = "authenticode"
+)
+
+// Consent values of a feature.
+const (
+	ConsentRequired   = "required"
+	ConsentPHIDevices = "phi-devices"
+	ConsentNone       = "none"
+)
+
+// Release is the `bc` custom metadata of an artifact target.
+type Release struct {
+	Component       string    `json:"component"`
+	Version         string    `json:"version"`
+	Platform        string    `json:"platform"`
+	Install         string    `json:"install"`
+	Codesign        string    `json:"codesign"`
+	Features        []Feature `json:"features,omitempty"`
+	MinAgentVersion string    `json:"min_agent_version,omitempty"`
+	HealthCheck     []string  `json:"health_check,omitempty"`
+	Released        string    `json:"released"`
+}
+
+// Feature is a capability a release turns on.
+type Feature struct {
+	ID          string `json:"id"`
+	Title       string `json:"title"`
+	Description string `json:"description"`
+	Consent     string `json:"consent"`
+}
+
+type customEnvelope struct {
+	BC *Release `json:"bc"`
+}
+
+// Validate checks a release's fields.
+func (r *Release) Validate() error {
+	if err := ValidateName("component", r.Component); err != nil {
+		return err
+	}
+	if _, err := ParseVersion(r.Version); err != nil {
+		return err
+	}
+	if err := ValidatePlatform(r.Platform); err != nil {
+		return err
+	}
+	if !slices.Contains([]string{InstallArchive, InstallFile, InstallSelf, InstallInstaller}, r.Install) {
+		return fmt.Errorf("install kind %q: want archive, file, self or installer", r.Install)
+	}
+	if !slices.Contains([]string{CodesignCMS, CodesignAuthenticode}, r.Codesign) {
+		return fmt.Errorf("codesign kind %q: want cms or authenticode", r.Codesign)
+	}
+	if r.MinAgentVersion != "" {
+		if _, err := ParseVersion(r.MinAgentVersion); err != nil {
+			return fmt.Errorf("min_agent_version: %w", err)
+		}
+	}
+	seen := map[string]bool{}
+	for _, f := range r.Features {
+		if err := ValidateName("feature", f.ID); err != nil {
+			return err
+		}
+		if seen[f.ID] {
+			return fmt.Errorf("feature %q listed twice", f.ID)
+		}
+		seen[f.ID] = true
+		if !slices.Contains([]string{ConsentRequired, ConsentPHIDevices, ConsentNone}, f.Consent) {
+			return fmt.Errorf("feature %q: consent %q: want required, phi-devices or none", f.ID, f.Consent)
+		}
+	}
+	return nil
+}
+
+// Custom encodes the release as a TUF target's custom field.
+func (r *Release) Custom() (*json.RawMessage, error) {
+	b, err := json.Marshal(customEnvelope{BC: r})
+	if err != nil {
+		return nil, err
+	}
+	raw := json.RawMessage(b)
+	return &raw, nil
+}
+
+// ParseRelease reads the `bc` custom metadata of a target, strictly.
+func ParseRelease(custom *json.RawMessage) (*Release, error) {
+	if custom == nil {
+		return nil, errors.New("target has no custom metadata")
+	}
+	var env customEnvelope
+	if err := decodeStrict(*custom, &env); err != nil {
+		return nil, fmt.Errorf("custom metadata: %w", err)
+	}
+	if env.BC == nil {
+		return nil, errors.New(`custom metadata has no "bc" object`)
+	}
+	if err := env.BC.Validate(); err != nil {
+		return nil, fmt.Errorf("custom metadata: %w", err)
+	}
+	return env.BC, nil
+}
+
+// Pointer is a channel pointer: the artifact path a channel points at.
+type Pointer struct {
+	Release string `json:"release"`
+}
+
+// MaxPointerSize bounds a channel pointer file.
+const MaxPointerSize = 64 << 10
+
+// ParsePointer reads a channel pointer and validates the path it names.
+func ParsePointer(data []byte) (*Pointer, error) {
+	if len(data) > MaxPointerSize {
+		return nil, fmt.Errorf("channel pointer is larger than %d bytes", MaxPointerSize)
+	}
+	var p Pointer
+	if err := decodeStrict(data, &p); err != nil {
+		return nil, fmt.Errorf("channel pointer: %w", err)
+	}
+	if _, _, _, _, err := ParseArtifactPath(p.Release); err != nil {
+		return nil, fmt.Errorf("channel pointer: %w", err)
+	}
+	return &p, nil
+}
+
+// DevicePolicy is policy/devices.json.
+type DevicePolicy struct {
+	PHIDeviceClasses []string `json:"phi_device_classes"`
+}
+
+// DefaultPHIDeviceClasses seeds policy/devices.json: the instrument PCs the
+// product sheet names as holding personal health information.
+var DefaultPHIDeviceClasses = []string{
+	"Navios EX", "DxFLEx", "Data Innovations Instrument Manager", "AQUIOS CL", "CellMek SPS", "Navios",
+}
+
+func decodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("trailing data after JSON value")
+	}
+	return nil
+}

@@ -1,0 +1,399 @@
+package repo
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+)
+
+// Role names.
+const (
+	RoleRoot      = metadata.ROOT
+	RoleTargets   = metadata.TARGETS
+	RoleSnapshot  = metadata.SNAPSHOT
+	RoleTimestamp = metadata.TIMESTAMP
+)
+
+// TopLevelRoles in the order keys are usually listed.
+var TopLevelRoles = []string{RoleRoot, RoleTargets, RoleSnapshot, RoleTimestamp}
+
+// Default lifetimes of each role's metadata (DESIGN.md).
+var DefaultExpiry = map[string]time.Duration{
+	RoleRoot:      365 * 24 * time.Hour,
+	RoleTargets:   90 * 24 * time.Hour,
+	RoleSnapshot:  7 * 24 * time.Hour,
+	RoleTimestamp: 24 * time.Hour,
+}
+
+// Size limits on metadata read by Load (the agent has its own, in go-tuf).
+const (
+	MaxRootSize      = 512 << 10
+	MaxTimestampSize = 16 << 10
+	MaxSnapshotSize  = 2 << 20
+	MaxTargetsSize   = 16 << 20
+	maxRootVersions  = 1024
+)
+
+// Errors by category.
+var (
+	// ErrConflict: a target path already exists with other content.
+	ErrConflict = errors.New("target already published with other content")
+	// ErrVerification: the repository's own metadata does not verify, or a
+	// key does not belong to the role it is used for.
+	ErrVerification = errors.New("repository metadata verification failed")
+	// ErrNotFound: no repository (no timestamp.json) at the location.
+	ErrNotFound = errors.New("no repository found")
+)
+
+// Keys are the signers of each top-level role. A role may have several
+// keys; each one signs.
+type Keys map[string][]signature.Signer
+
+// File is a metadata file to write, in order.
+type File struct {
+	Name string // e.g. "3.targets.json", "timestamp.json"
+	Data []byte
+}
+
+// Repo is a loaded, verified repository state.
+type Repo struct {
+	Root      *metadata.Metadata[metadata.RootType]
+	Targets   *metadata.Metadata[metadata.TargetsType]
+	Snapshot  *metadata.Metadata[metadata.SnapshotType]
+	Timestamp *metadata.Metadata[metadata.TimestampType]
+}
+
+// Expires returns the expiry a role would get if signed at now.
+func expiry(role string, now time.Time) time.Time {
+	return now.UTC().Add(DefaultExpiry[role]).Truncate(time.Second)
+}
+
+// New makes version 1 of every role, with consistent snapshots, the keys'
+// public halves in root and threshold 1 for each role, and returns the
+// repository and its files in write order (timestamp.json last).
+func New(keys Keys, now time.Time) (*Repo, []File, error) {
+	root := metadata.Root(expiry(RoleRoot, now))
+	root.Signed.ConsistentSnapshot = true
+	for _, role := range TopLevelRoles {
+		if len(keys[role]) == 0 {
+			return nil, nil, fmt.Errorf("no %s key", role)
+		}
+		for _, s := range keys[role] {
+			pub, err := s.PublicKey()
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s key: %w", role, err)
+			}
+			k, err := metadata.KeyFromPublicKey(pub)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s key: %w", role, err)
+			}
+			if err := root.Signed.AddKey(k, role); err != nil {
+				return nil, nil, fmt.Errorf("%s key: %w", role, err)
+			}
+		}
+	}
+	if err := signRole(root, keys[RoleRoot]); err != nil {
+		return nil, nil, err
+	}
+	rootBytes, err := root.ToBytes(true)
+	if err != nil {
+		return nil, nil, err
+	}
+	r := &Repo{
+		Root:    root,
+		Targets: metadata.Targets(expiry(RoleTargets, now)),
+		// Version 0 so that Commit makes version 1 of both.
+		Snapshot:  metadata.Snapshot(),
+		Timestamp: metadata.Timestamp(),
+	}
+	r.Targets.Signed.Version = 0
+	r.Snapshot.Signed.Version = 0
+	r.Timestamp.Signed.Version = 0
+	files, err := r.Commit(keys, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, append([]File{{Name: "1.root.json", Data: rootBytes}}, files...), nil
+}
+
+func signRole[T metadata.Roles](md *metadata.Metadata[T], signers []signature.Signer) error {
+	md.ClearSignatures()
+	for _, s := range signers {
+		if _, err := md.Sign(s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ReadFunc reads a metadata file by name ("timestamp.json", "3.root.json").
+// A missing file must be reported with an error that wraps fs.ErrNotExist.
+type ReadFunc func(name string) ([]byte, error)
+
+func readLimited(read ReadFunc, name string, limit int) ([]byte, error) {
+	data, err := read(name)
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > limit {
+		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrVerification, name, limit)
+	}
+	return data, nil
+}
+
+// Load reads and verifies a repository: the chain of roots from 1.root.json
+// (each signed by the previous root's threshold and its own), then
+// timestamp, snapshot and targets with their signatures, versions, lengths
+// and hashes. Expiry is not checked here (a publisher must be able to
+// refresh expired metadata); Status reports it.
+func Load(read ReadFunc) (*Repo, error) {
+	tsData, err := readLimited(read, "timestamp.json", MaxTimestampSize)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: metadata/timestamp.json is missing (run bcpublish init)", ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	r := &Repo{}
+	for v := int64(1); v <= maxRootVersions; v++ {
+		name := fmt.Sprintf("%d.root.json", v)
+		data, err := readLimited(read, name, MaxRootSize)
+		if errors.Is(err, fs.ErrNotExist) && v > 1 {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", name, err)
+		}
+		next, err := metadata.Root().FromBytes(data)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrVerification, name, err)
+		}
+		if next.Signed.Version != v {
+			return nil, fmt.Errorf("%w: %s has version %d", ErrVerification, name, next.Signed.Version)
+		}
+		if r.Root != nil {
+			if err := r.Root.VerifyDelegate(RoleRoot, next); err != nil {
+				return nil, fmt.Errorf("%w: %s is not signed by the previous root's keys: %v", ErrVerification, name, err)
+			}
+		}
+		if err := next.VerifyDelegate(RoleRoot, next); err != nil {
+			return nil, fmt.Errorf("%w: %s is not signed by its own root keys: %v", ErrVerification, name, err)
+		}
+		r.Root = next
+	}
+	if !r.Root.Signed.ConsistentSnapshot {
+		return nil, fmt.Errorf("%w: root does not use consistent snapshots", ErrVerification)
+	}
+	if r.Timestamp, err = metadata.Timestamp().FromBytes(tsData); err != nil {
+		return nil, fmt.Errorf("%w: timestamp.json: %v", ErrVerification, err)
+	}
+	if err := r.Root.VerifyDelegate(RoleTimestamp, r.Timestamp); err != nil {
+		return nil, fmt.Errorf("%w: timestamp.json: %v", ErrVerification, err)
+	}
+	snapMeta := r.Timestamp.Signed.Meta["snapshot.json"]
+	if snapMeta == nil {
+		return nil, fmt.Errorf("%w: timestamp.json does not name snapshot.json", ErrVerification)
+	}
+	name := fmt.Sprintf("%d.snapshot.json", snapMeta.Version)
+	data, err := readLimited(read, name, MaxSnapshotSize)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	if err := snapMeta.VerifyLengthHashes(data); err != nil {
+		return nil, fmt.Errorf("%w: %s does not match timestamp.json: %v", ErrVerification, name, err)
+	}
+	if r.Snapshot, err = metadata.Snapshot().FromBytes(data); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrVerification, name, err)
+	}
+	if err := r.Root.VerifyDelegate(RoleSnapshot, r.Snapshot); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrVerification, name, err)
+	}
+	if r.Snapshot.Signed.Version != snapMeta.Version {
+		return nil, fmt.Errorf("%w: %s has version %d", ErrVerification, name, r.Snapshot.Signed.Version)
+	}
+	tMeta := r.Snapshot.Signed.Meta["targets.json"]
+	if tMeta == nil {
+		return nil, fmt.Errorf("%w: %s does not name targets.json", ErrVerification, name)
+	}
+	name = fmt.Sprintf("%d.targets.json", tMeta.Version)
+	data, err = readLimited(read, name, MaxTargetsSize)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	if err := tMeta.VerifyLengthHashes(data); err != nil {
+		return nil, fmt.Errorf("%w: %s does not match the snapshot: %v", ErrVerification, name, err)
+	}
+	if r.Targets, err = metadata.Targets().FromBytes(data); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrVerification, name, err)
+	}
+	if err := r.Root.VerifyDelegate(RoleTargets, r.Targets); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrVerification, name, err)
+	}
+	if r.Targets.Signed.Version != tMeta.Version {
+		return nil, fmt.Errorf("%w: %s has version %d", ErrVerification, name, r.Targets.Signed.Version)
+	}
+	for p := range r.Targets.Signed.Targets {
+		if err := ValidateTargetPath(p); err != nil {
+			return nil, fmt.Errorf("%w: targets metadata: %v", ErrVerification, err)
+		}
+	}
+	return r, nil
+}
+
+// Target is a file to publish as a TUF target.
+type Target struct {
+	Path   string
+	Length int64
+	SHA256 string // hex
+	Custom *json.RawMessage
+}
+
+// StorageName is where the target's bytes live under targets/.
+func (t Target) StorageName() string { return ConsistentName(t.Path, t.SHA256) }
+
+// NewTarget describes data as a target at path.
+func NewTarget(path string, data []byte, custom *json.RawMessage) Target {
+	sum := sha256.Sum256(data)
+	return Target{Path: path, Length: int64(len(data)), SHA256: hex.EncodeToString(sum[:]), Custom: custom}
+}
+
+// Lookup returns the target at path, if any.
+func (r *Repo) Lookup(path string) (*metadata.TargetFiles, bool) {
+	tf, ok := r.Targets.Signed.Targets[path]
+	return tf, ok
+}
+
+// AddImmutable adds a target that must never change. Adding the same path
+// with identical length, hash and custom metadata again is a no-op; other
+// content is ErrConflict.
+func (r *Repo) AddImmutable(t Target) (added bool, err error) {
+	if err := ValidateTargetPath(t.Path); err != nil {
+		return false, err
+	}
+	if old, ok := r.Targets.Signed.Targets[t.Path]; ok {
+		if old.Length == t.Length && hex.EncodeToString(old.Hashes["sha256"]) == t.SHA256 && sameCustom(old.Custom, t.Custom) {
+			return false, nil
+		}
+		return false, fmt.Errorf("%w: %s (published sha256 %s, this one %s); publish a new version instead",
+			ErrConflict, t.Path, hex.EncodeToString(old.Hashes["sha256"]), t.SHA256)
+	}
+	r.set(t)
+	return true, nil
+}
+
+// Set adds or replaces a mutable target (a channel pointer, the device policy).
+func (r *Repo) Set(t Target) error {
+	if err := ValidateTargetPath(t.Path); err != nil {
+		return err
+	}
+	r.set(t)
+	return nil
+}
+
+func (r *Repo) set(t Target) {
+	sum, _ := hex.DecodeString(t.SHA256)
+	tf := metadata.TargetFile()
+	tf.Path = t.Path
+	tf.Length = t.Length
+	tf.Hashes = metadata.Hashes{"sha256": sum}
+	tf.Custom = t.Custom
+	r.Targets.Signed.Targets[t.Path] = tf
+}
+
+func sameCustom(a, b *json.RawMessage) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	var va, vb any
+	if json.Unmarshal(*a, &va) != nil || json.Unmarshal(*b, &vb) != nil {
+		return false
+	}
+	ca, _ := json.Marshal(va)
+	cb, _ := json.Marshal(vb)
+	return string(ca) == string(cb)
+}
+
+// Commit signs a new version of targets, snapshot and timestamp and returns
+// their files in the order they must be written: targets, snapshot, then
+// timestamp.json, the switch that makes the new state visible.
+func (r *Repo) Commit(keys Keys, now time.Time) ([]File, error) {
+	r.Targets.Signed.Version++
+	r.Targets.Signed.Expires = expiry(RoleTargets, now)
+	if err := signChecked(r, RoleTargets, r.Targets, keys); err != nil {
+		return nil, err
+	}
+	tBytes, err := r.Targets.ToBytes(true)
+	if err != nil {
+		return nil, err
+	}
+	r.Snapshot.Signed.Meta["targets.json"] = metaFile(r.Targets.Signed.Version, tBytes)
+	files := []File{{Name: fmt.Sprintf("%d.targets.json", r.Targets.Signed.Version), Data: tBytes}}
+	snap, err := r.commitSnapshotTimestamp(keys, now)
+	if err != nil {
+		return nil, err
+	}
+	return append(files, snap...), nil
+}
+
+// Refresh re-signs snapshot and timestamp with new versions and expiries,
+// for a timer that keeps the repository from expiring.
+func (r *Repo) Refresh(keys Keys, now time.Time) ([]File, error) {
+	return r.commitSnapshotTimestamp(keys, now)
+}
+
+func (r *Repo) commitSnapshotTimestamp(keys Keys, now time.Time) ([]File, error) {
+	r.Snapshot.Signed.Version++
+	r.Snapshot.Signed.Expires = expiry(RoleSnapshot, now)
+	if err := signChecked(r, RoleSnapshot, r.Snapshot, keys); err != nil {
+		return nil, err
+	}
+	sBytes, err := r.Snapshot.ToBytes(true)
+	if err != nil {
+		return nil, err
+	}
+	r.Timestamp.Signed.Version++
+	r.Timestamp.Signed.Expires = expiry(RoleTimestamp, now)
+	r.Timestamp.Signed.Meta["snapshot.json"] = metaFile(r.Snapshot.Signed.Version, sBytes)
+	if err := signChecked(r, RoleTimestamp, r.Timestamp, keys); err != nil {
+		return nil, err
+	}
+	tsBytes, err := r.Timestamp.ToBytes(true)
+	if err != nil {
+		return nil, err
+	}
+	return []File{
+		{Name: fmt.Sprintf("%d.snapshot.json", r.Snapshot.Signed.Version), Data: sBytes},
+		{Name: "timestamp.json", Data: tsBytes},
+	}, nil
+}
+
+func metaFile(version int64, data []byte) *metadata.MetaFiles {
+	sum := sha256.Sum256(data)
+	mf := metadata.MetaFile(version)
+	mf.Length = int64(len(data))
+	mf.Hashes = metadata.Hashes{"sha256": sum[:]}
+	return mf
+}
+
+// signChecked signs md with the role's keys and checks the result against
+// the root, so a wrong key fails here rather than at every agent.
+func signChecked[T metadata.Roles](r *Repo, role string, md *metadata.Metadata[T], keys Keys) error {
+	if len(keys[role]) == 0 {
+		return fmt.Errorf("no %s key given", role)
+	}
+	if err := signRole(md, keys[role]); err != nil {
+		return fmt.Errorf("sign %s: %w", role, err)
+	}
+	if err := r.Root.VerifyDelegate(role, md); err != nil {
+		return fmt.Errorf("%w: the %s key given is not one of the repository root's %s keys (or too few of them): %v",
+			ErrVerification, role, role, err)
+	}
+	return nil
+}

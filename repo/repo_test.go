@@ -1,0 +1,144 @@
+package repo_test
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sigstore/sigstore/pkg/signature"
+
+	"github.com/beckmanconnect/bcupdate/repo"
+	"github.com/beckmanconnect/bcupdate/signer"
+)
+
+func newKeys(t *testing.T) repo.Keys {
+	t.Helper()
+	keys := repo.Keys{}
+	for _, role := range repo.TopLevelRoles {
+		k, err := signer.GenerateKey(signer.KeyTypeEd25519)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := signer.RoleSigner(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[role] = []signature.Signer{s}
+	}
+	return keys
+}
+
+type memRepo map[string][]byte
+
+func (m memRepo) read(name string) ([]byte, error) {
+	b, ok := m[name]
+	if !ok {
+		return nil, fmt.Errorf("%s: %w", name, fs.ErrNotExist)
+	}
+	return b, nil
+}
+
+func (m memRepo) write(files []repo.File) {
+	for _, f := range files {
+		m[f.Name] = f.Data
+	}
+}
+
+func TestNewLoadCommit(t *testing.T) {
+	keys := newKeys(t)
+	now := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	r, files, err := repo.New(keys, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range files {
+		names = append(names, f.Name)
+	}
+	if got := strings.Join(names, " "); got != "1.root.json 1.targets.json 1.snapshot.json timestamp.json" {
+		t.Fatalf("files %s", got)
+	}
+	if !r.Root.Signed.ConsistentSnapshot || !r.Root.Signed.Expires.Equal(now.Add(365*24*time.Hour)) {
+		t.Fatalf("root %+v", r.Root.Signed)
+	}
+	m := memRepo{}
+	m.write(files)
+	loaded, err := repo.Load(m.read)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tgt := repo.NewTarget("notification-client/windows-amd64/1.0.0/nc.tar.gz", []byte("abc"), nil)
+	if added, err := loaded.AddImmutable(tgt); err != nil || !added {
+		t.Fatal(added, err)
+	}
+	files, err = loaded.Commit(keys, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files[len(files)-1].Name != "timestamp.json" || files[0].Name != "2.targets.json" {
+		t.Fatalf("commit order %v", files)
+	}
+	m.write(files)
+	again, err := repo.Load(m.read)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Timestamp.Signed.Version != 2 || again.Snapshot.Signed.Version != 2 {
+		t.Fatalf("versions %d %d", again.Timestamp.Signed.Version, again.Snapshot.Signed.Version)
+	}
+	// Same content again: no-op. Other content: conflict.
+	if added, err := again.AddImmutable(tgt); err != nil || added {
+		t.Fatalf("re-adding identical target: added=%v err=%v", added, err)
+	}
+	other := repo.NewTarget(tgt.Path, []byte("abd"), nil)
+	if _, err := again.AddImmutable(other); !errors.Is(err, repo.ErrConflict) {
+		t.Fatalf("want conflict, got %v", err)
+	}
+}
+
+func TestLoadRejectsTampering(t *testing.T) {
+	keys := newKeys(t)
+	_, files, err := repo.New(keys, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]func(m memRepo){
+		"timestamp signature": func(m memRepo) {
+			m["timestamp.json"] = []byte(strings.Replace(string(m["timestamp.json"]), `"version": 1`, `"version": 7`, 1))
+		},
+		"snapshot bytes": func(m memRepo) { m["1.snapshot.json"] = append(m["1.snapshot.json"], ' ') },
+		"targets bytes":  func(m memRepo) { m["1.targets.json"] = append(m["1.targets.json"], ' ') },
+		"missing root":   func(m memRepo) { delete(m, "1.root.json") },
+	}
+	for name, mutate := range cases {
+		t.Run(name, func(t *testing.T) {
+			m := memRepo{}
+			m.write(files)
+			mutate(m)
+			if _, err := repo.Load(m.read); err == nil {
+				t.Fatal("tampered repository loaded")
+			}
+		})
+	}
+	t.Run("no repository", func(t *testing.T) {
+		if _, err := repo.Load(memRepo{}.read); !errors.Is(err, repo.ErrNotFound) {
+			t.Fatalf("want ErrNotFound, got %v", err)
+		}
+	})
+}
+
+func TestCommitWithWrongKey(t *testing.T) {
+	keys := newKeys(t)
+	r, _, err := repo.New(keys, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong := newKeys(t)
+	keys[repo.RoleTargets] = wrong[repo.RoleTargets]
+	if _, err := r.Commit(keys, time.Now()); !errors.Is(err, repo.ErrVerification) {
+		t.Fatalf("want ErrVerification, got %v", err)
+	}
+}
