@@ -75,52 +75,48 @@ func expiry(role string, now time.Time) time.Time {
 	return now.UTC().Add(DefaultExpiry[role]).Truncate(time.Second)
 }
 
-// New makes version 1 of every role, with consistent snapshots, the keys'
-// public halves in root and threshold 1 for each role, and returns the
-// repository and its files in write order (timestamp.json last).
-func New(keys Keys, now time.Time) (*Repo, []File, error) {
+// New makes version 1 of root, with consistent snapshots, the keys' public
+// halves and threshold 1 for each role, signed by the root keys. Targets,
+// snapshot and timestamp start empty at version 0: add targets, then Commit
+// makes version 1 of each. Write 1.root.json (returned) before those files.
+func New(keys Keys, now time.Time) (*Repo, File, error) {
 	root := metadata.Root(expiry(RoleRoot, now))
 	root.Signed.ConsistentSnapshot = true
 	for _, role := range TopLevelRoles {
 		if len(keys[role]) == 0 {
-			return nil, nil, fmt.Errorf("no %s key", role)
+			return nil, File{}, fmt.Errorf("no %s key", role)
 		}
 		for _, s := range keys[role] {
 			pub, err := s.PublicKey()
 			if err != nil {
-				return nil, nil, fmt.Errorf("%s key: %w", role, err)
+				return nil, File{}, fmt.Errorf("%s key: %w", role, err)
 			}
 			k, err := metadata.KeyFromPublicKey(pub)
 			if err != nil {
-				return nil, nil, fmt.Errorf("%s key: %w", role, err)
+				return nil, File{}, fmt.Errorf("%s key: %w", role, err)
 			}
 			if err := root.Signed.AddKey(k, role); err != nil {
-				return nil, nil, fmt.Errorf("%s key: %w", role, err)
+				return nil, File{}, fmt.Errorf("%s key: %w", role, err)
 			}
 		}
 	}
 	if err := signRole(root, keys[RoleRoot]); err != nil {
-		return nil, nil, err
+		return nil, File{}, err
 	}
 	rootBytes, err := root.ToBytes(true)
 	if err != nil {
-		return nil, nil, err
+		return nil, File{}, err
 	}
 	r := &Repo{
-		Root:    root,
-		Targets: metadata.Targets(expiry(RoleTargets, now)),
-		// Version 0 so that Commit makes version 1 of both.
+		Root:      root,
+		Targets:   metadata.Targets(),
 		Snapshot:  metadata.Snapshot(),
 		Timestamp: metadata.Timestamp(),
 	}
 	r.Targets.Signed.Version = 0
 	r.Snapshot.Signed.Version = 0
 	r.Timestamp.Signed.Version = 0
-	files, err := r.Commit(keys, now)
-	if err != nil {
-		return nil, nil, err
-	}
-	return r, append([]File{{Name: "1.root.json", Data: rootBytes}}, files...), nil
+	return r, File{Name: "1.root.json", Data: rootBytes}, nil
 }
 
 func signRole[T metadata.Roles](md *metadata.Metadata[T], signers []signature.Signer) error {

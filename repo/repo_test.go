@@ -50,10 +50,15 @@ func (m memRepo) write(files []repo.File) {
 func TestNewLoadCommit(t *testing.T) {
 	keys := newKeys(t)
 	now := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
-	r, files, err := repo.New(keys, now)
+	r, rootFile, err := repo.New(keys, now)
 	if err != nil {
 		t.Fatal(err)
 	}
+	files, err := r.Commit(keys, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append([]repo.File{rootFile}, files...)
 	var names []string
 	for _, f := range files {
 		names = append(names, f.Name)
@@ -101,10 +106,15 @@ func TestNewLoadCommit(t *testing.T) {
 
 func TestLoadRejectsTampering(t *testing.T) {
 	keys := newKeys(t)
-	_, files, err := repo.New(keys, time.Now())
+	r, rootFile, err := repo.New(keys, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
+	files, err := r.Commit(keys, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append([]repo.File{rootFile}, files...)
 	cases := map[string]func(m memRepo){
 		"timestamp signature": func(m memRepo) {
 			m["timestamp.json"] = []byte(strings.Replace(string(m["timestamp.json"]), `"version": 1`, `"version": 7`, 1))
@@ -134,6 +144,9 @@ func TestCommitWithWrongKey(t *testing.T) {
 	keys := newKeys(t)
 	r, _, err := repo.New(keys, time.Now())
 	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Commit(keys, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	wrong := newKeys(t)

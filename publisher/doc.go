@@ -1,0 +1,15 @@
+// Package publisher is the release engineers' workflow: role keys on disk,
+// repository stores, `init`, `release add`, listing and status, code-signing
+// helpers, and serving a repository over HTTP.
+//
+// Publishing order is what keeps agents safe from half-published states:
+// every check (inputs, the artifact's code signature, the repository's own
+// signatures, immutability of published paths) runs before anything is
+// written; then the hash-named target files, then versioned metadata, and
+// timestamp.json last, each written atomically. A release add that fails
+// before that point leaves the repository byte-for-byte as it was.
+//
+// It never holds code-signing trust anchors of its own: it verifies with the
+// same signer.Trust an agent uses, so a release the publisher accepts is one
+// every agent accepts.
+package publisher

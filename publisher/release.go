@@ -1,0 +1,408 @@
+package publisher
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/beckmanconnect/bcupdate/repo"
+	"github.com/beckmanconnect/bcupdate/signer"
+)
+
+// ErrUsage marks bad input from the user (exit code 2).
+var ErrUsage = errors.New("usage error")
+
+// ErrExists: init found a repository already there.
+var ErrExists = errors.New("repository already exists")
+
+func usagef(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrUsage}, args...)...)
+}
+
+// Init creates a new repository in an empty store: root, the seeded device
+// policy target, and version 1 of targets, snapshot and timestamp.
+func Init(ctx context.Context, s Store, keys repo.Keys, now time.Time) (*repo.Repo, error) {
+	if ok, err := s.Exists(ctx, "metadata/timestamp.json"); err != nil {
+		return nil, err
+	} else if ok {
+		return nil, fmt.Errorf("%w: metadata/timestamp.json is already there", ErrExists)
+	}
+	if ok, err := s.Exists(ctx, "metadata/1.root.json"); err != nil {
+		return nil, err
+	} else if ok {
+		return nil, fmt.Errorf("%w: metadata/1.root.json is already there", ErrExists)
+	}
+	r, rootFile, err := repo.New(keys, now)
+	if err != nil {
+		return nil, err
+	}
+	policy, err := json.MarshalIndent(repo.DevicePolicy{PHIDeviceClasses: repo.DefaultPHIDeviceClasses}, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	t := repo.NewTarget(repo.DevicePolicyPath, append(policy, '\n'), nil)
+	if err := r.Set(t); err != nil {
+		return nil, err
+	}
+	files, err := r.Commit(keys, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Put(ctx, "targets/"+t.StorageName(), bytes.NewReader(append(policy, '\n'))); err != nil {
+		return nil, err
+	}
+	if err := writeMetadata(ctx, s, append([]repo.File{rootFile}, files...)); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// ReleaseOptions are the inputs of `bcpublish release add`.
+type ReleaseOptions struct {
+	Component   string
+	Version     string
+	Platform    string
+	File        string
+	Signature   string // default: File + ".p7s"
+	Channels    []string
+	Install     string // default: archive for .tar.gz/.tgz/.zip, else file
+	HealthCheck []string
+	Now         time.Time
+}
+
+// ReleaseResult says what release add did.
+type ReleaseResult struct {
+	Path            string
+	SHA256          string
+	Length          int64
+	Channels        []string
+	AlreadyPresent  bool
+	TargetsVersion  int64
+	TimestampVersion int64
+	Verified        *signer.Result
+}
+
+// DefaultInstallKind picks the install kind from a file name.
+func DefaultInstallKind(file string) string {
+	lower := strings.ToLower(file)
+	for _, ext := range []string{".tar.gz", ".tgz", ".zip"} {
+		if strings.HasSuffix(lower, ext) {
+			return repo.InstallArchive
+		}
+	}
+	return repo.InstallFile
+}
+
+func (o *ReleaseOptions) validate() error {
+	if err := repo.ValidateName("component", o.Component); err != nil {
+		return usagef("--component: %v", err)
+	}
+	if _, err := repo.ParseVersion(o.Version); err != nil {
+		return usagef("--version: %v", err)
+	}
+	if err := repo.ValidatePlatform(o.Platform); err != nil {
+		return usagef("--platform: %v", err)
+	}
+	if o.File == "" {
+		return usagef("--file is required")
+	}
+	if err := repo.ValidateFileName(filepath.Base(o.File)); err != nil {
+		return usagef("--file: %v", err)
+	}
+	if o.Signature == "" {
+		o.Signature = o.File + repo.SignatureSuffix
+	}
+	if len(o.Channels) == 0 {
+		o.Channels = []string{"stable"}
+	}
+	for _, c := range o.Channels {
+		if err := repo.ValidateName("channel", c); err != nil {
+			return usagef("--channel: %v", err)
+		}
+	}
+	if o.Install == "" {
+		o.Install = DefaultInstallKind(o.File)
+	}
+	switch o.Install {
+	case repo.InstallArchive, repo.InstallFile:
+	case repo.InstallSelf, repo.InstallInstaller:
+		return usagef("--install %s: not supported by this version (archive and file are)", o.Install)
+	default:
+		return usagef("--install %q: want archive or file", o.Install)
+	}
+	if o.Install == repo.InstallArchive && DefaultInstallKind(o.File) != repo.InstallArchive {
+		return usagef("--install archive: %s is not a .tar.gz or .zip file", o.File)
+	}
+	if o.Now.IsZero() {
+		o.Now = time.Now()
+	}
+	return nil
+}
+
+// fileDigest streams a file once for its length and sha256.
+func fileDigest(path string) (int64, string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return 0, "", fmt.Errorf("read %s: %w", path, err)
+	}
+	return n, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// AddRelease publishes a code-signed artifact. Order: inputs, code signature
+// (with the agents' verifier), repository verification, immutability, then
+// writes: targets, versioned metadata, timestamp.json last.
+func AddRelease(ctx context.Context, s Store, keys repo.Keys, trust *signer.Trust, o ReleaseOptions, log *slog.Logger) (*ReleaseResult, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	fi, err := os.Stat(o.File)
+	if err != nil {
+		return nil, usagef("--file: %v", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, usagef("--file %s: not a regular file", o.File)
+	}
+	sig, err := os.ReadFile(o.Signature)
+	if err != nil {
+		return nil, usagef("--signature: %v (every artifact needs a detached code signature)", err)
+	}
+	if len(sig) > signer.MaxSignatureSize {
+		return nil, fmt.Errorf("%w: %s is larger than %d bytes", signer.ErrVerification, o.Signature, signer.MaxSignatureSize)
+	}
+	f, err := os.Open(o.File)
+	if err != nil {
+		return nil, usagef("--file: %v", err)
+	}
+	verified, err := trust.VerifyDetached(f, sig)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", o.File, err)
+	}
+	log.Info("code signature verified", "file", o.File, "publisher", verified.Publisher.String())
+
+	r, err := loadRepo(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	length, sum, err := fileDigest(o.File)
+	if err != nil {
+		return nil, err
+	}
+	artPath := repo.ArtifactPath(o.Component, o.Platform, o.Version, filepath.Base(o.File))
+	rel := &repo.Release{
+		Component: o.Component, Version: o.Version, Platform: o.Platform,
+		Install: o.Install, Codesign: repo.CodesignCMS, HealthCheck: o.HealthCheck,
+		Released: o.Now.UTC().Truncate(time.Second).Format(time.RFC3339),
+	}
+	if err := rel.Validate(); err != nil {
+		return nil, usagef("%v", err)
+	}
+	custom, err := rel.Custom()
+	if err != nil {
+		return nil, err
+	}
+	art := repo.Target{Path: artPath, Length: length, SHA256: sum, Custom: custom}
+	// Publishing the identical artifact again keeps its first release time.
+	if old, ok := r.Lookup(artPath); ok && old.Length == length && hex.EncodeToString(old.Hashes["sha256"]) == sum {
+		if oldRel, err := repo.ParseRelease(old.Custom); err == nil {
+			same := *rel
+			same.Released = oldRel.Released
+			if c, err := same.Custom(); err == nil {
+				art.Custom = c
+			}
+		}
+	}
+	if vs := otherVersionFile(r, o.Component, o.Platform, o.Version, artPath); vs != "" {
+		return nil, fmt.Errorf("%w: %s %s for %s is already published as %s", repo.ErrConflict, o.Component, o.Version, o.Platform, vs)
+	}
+	sigT := repo.NewTarget(repo.SignaturePath(artPath), sig, nil)
+	addedArt, err := r.AddImmutable(art)
+	if err != nil {
+		return nil, err
+	}
+	addedSig, err := r.AddImmutable(sigT)
+	if err != nil {
+		return nil, err
+	}
+	ptr, err := json.Marshal(repo.Pointer{Release: artPath})
+	if err != nil {
+		return nil, err
+	}
+	ptr = append(ptr, '\n')
+	var pointers []repo.Target
+	for _, ch := range o.Channels {
+		pt := repo.NewTarget(repo.ChannelPath(o.Component, o.Platform, ch), ptr, nil)
+		if old, ok := r.Lookup(pt.Path); ok && hex.EncodeToString(old.Hashes["sha256"]) == pt.SHA256 {
+			continue
+		}
+		if err := r.Set(pt); err != nil {
+			return nil, err
+		}
+		pointers = append(pointers, pt)
+	}
+	res := &ReleaseResult{Path: artPath, SHA256: sum, Length: length, Channels: o.Channels, Verified: verified}
+	if !addedArt && !addedSig && len(pointers) == 0 {
+		res.AlreadyPresent = true
+		res.TargetsVersion = r.Targets.Signed.Version
+		res.TimestampVersion = r.Timestamp.Signed.Version
+		return res, nil
+	}
+	files, err := r.Commit(keys, o.Now)
+	if err != nil {
+		return nil, err
+	}
+
+	// Nothing has been written so far. Now: targets, metadata, timestamp.
+	if addedArt {
+		if err := putFileIfAbsent(ctx, s, "targets/"+art.StorageName(), o.File, sum); err != nil {
+			return nil, err
+		}
+	}
+	if err := putBytesIfAbsent(ctx, s, "targets/"+sigT.StorageName(), sig); err != nil {
+		return nil, err
+	}
+	for _, pt := range pointers {
+		if err := putBytesIfAbsent(ctx, s, "targets/"+pt.StorageName(), ptr); err != nil {
+			return nil, err
+		}
+	}
+	if err := writeMetadata(ctx, s, files); err != nil {
+		return nil, err
+	}
+	res.TargetsVersion = r.Targets.Signed.Version
+	res.TimestampVersion = r.Timestamp.Signed.Version
+	return res, nil
+}
+
+// otherVersionFile returns the path of an artifact already published for
+// the same component, platform and version under another file name.
+func otherVersionFile(r *repo.Repo, component, platform, version, artPath string) string {
+	prefix := component + "/" + platform + "/" + version + "/"
+	for p := range r.Targets.Signed.Targets {
+		if strings.HasPrefix(p, prefix) && p != artPath && !strings.HasSuffix(p, repo.SignatureSuffix) {
+			return p
+		}
+	}
+	return ""
+}
+
+// putFileIfAbsent streams a file into the store unless the hash-named
+// object is already there; the name carries its hash, so it never changes.
+func putFileIfAbsent(ctx context.Context, s Store, name, path, sum string) error {
+	if ok, err := s.Exists(ctx, name); err != nil || ok {
+		return err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if err := s.Put(ctx, name, io.TeeReader(f, h)); err != nil {
+		return fmt.Errorf("publish %s: %w", name, err)
+	}
+	if hex.EncodeToString(h.Sum(nil)) != sum {
+		return fmt.Errorf("publish %s: %s changed while it was being published", name, path)
+	}
+	return nil
+}
+
+func putBytesIfAbsent(ctx context.Context, s Store, name string, data []byte) error {
+	if ok, err := s.Exists(ctx, name); err != nil || ok {
+		return err
+	}
+	if err := s.Put(ctx, name, bytes.NewReader(data)); err != nil {
+		return fmt.Errorf("publish %s: %w", name, err)
+	}
+	return nil
+}
+
+// ReleaseInfo is one published artifact, for `release list`.
+type ReleaseInfo struct {
+	Path      string   `json:"path"`
+	Component string   `json:"component"`
+	Version   string   `json:"version"`
+	Platform  string   `json:"platform"`
+	Install   string   `json:"install"`
+	Length    int64    `json:"length"`
+	SHA256    string   `json:"sha256"`
+	Released  string   `json:"released"`
+	Channels  []string `json:"channels"`
+}
+
+// ListReleases lists every artifact with the channels that point at it.
+func ListReleases(ctx context.Context, s Store) ([]ReleaseInfo, error) {
+	r, err := loadRepo(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	byPath := map[string]*ReleaseInfo{}
+	var out []*ReleaseInfo
+	for p, tf := range r.Targets.Signed.Targets {
+		if tf.Custom == nil {
+			continue
+		}
+		rel, err := repo.ParseRelease(tf.Custom)
+		if err != nil {
+			return nil, fmt.Errorf("target %s: %w", p, err)
+		}
+		info := &ReleaseInfo{Path: p, Component: rel.Component, Version: rel.Version, Platform: rel.Platform,
+			Install: rel.Install, Length: tf.Length, SHA256: hex.EncodeToString(tf.Hashes["sha256"]),
+			Released: rel.Released, Channels: []string{}}
+		byPath[p] = info
+		out = append(out, info)
+	}
+	for p, tf := range r.Targets.Signed.Targets {
+		dir, file := filepath.Split(filepath.FromSlash(p))
+		if filepath.Base(dir) != "channels" || !strings.HasSuffix(file, ".json") {
+			continue
+		}
+		data, err := readAll(ctx, s, "targets/"+repo.ConsistentName(p, hex.EncodeToString(tf.Hashes["sha256"])), repo.MaxPointerSize)
+		if err != nil {
+			return nil, fmt.Errorf("channel %s: %w", p, err)
+		}
+		ptr, err := repo.ParsePointer(data)
+		if err != nil {
+			return nil, fmt.Errorf("channel %s: %w", p, err)
+		}
+		if info := byPath[ptr.Release]; info != nil {
+			info.Channels = append(info.Channels, strings.TrimSuffix(file, ".json"))
+			sort.Strings(info.Channels)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Component != b.Component {
+			return a.Component < b.Component
+		}
+		if a.Platform != b.Platform {
+			return a.Platform < b.Platform
+		}
+		return repo.CompareVersions(a.Version, b.Version) < 0
+	})
+	res := make([]ReleaseInfo, len(out))
+	for i, o := range out {
+		res[i] = *o
+	}
+	return res, nil
+}
