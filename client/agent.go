@@ -1,0 +1,289 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+	"github.com/theupdateframework/go-tuf/v2/metadata/config"
+	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
+
+	"github.com/beckmanconnect/bcupdate/internal/atomicfile"
+	"github.com/beckmanconnect/bcupdate/repo"
+	"github.com/beckmanconnect/bcupdate/signer"
+)
+
+// Limits on metadata the agent downloads (go-tuf's own defaults are
+// larger than any repository of ours needs).
+const (
+	maxRootSize      = 512 << 10
+	maxTimestampSize = 16 << 10
+	maxSnapshotSize  = 2 << 20
+	maxTargetsSize   = 16 << 20
+)
+
+// Agent is an open state directory. One Agent at a time holds its lock.
+type Agent struct {
+	dir        string
+	cfg        *Config
+	trust      *signer.Trust
+	log        *slog.Logger
+	lock       *os.File
+	http       *http.Client
+	stateBytes []byte
+}
+
+// InitOptions are the inputs of `bcagent init`.
+type InitOptions struct {
+	Config
+	RootFile string // the repository's trusted root.json
+}
+
+// Init creates a state directory (0700) with config.json and the trusted
+// root in tuf/root.json. It refuses a directory that is already set up.
+func Init(stateDir string, o InitOptions) error {
+	if stateDir == "" {
+		return usagef("--state is required")
+	}
+	abs, err := filepath.Abs(stateDir)
+	if err != nil {
+		return err
+	}
+	c := o.Config
+	c.RepositoryURL = strings.TrimRight(c.RepositoryURL, "/")
+	if c.Platform == "" {
+		c.Platform = DefaultPlatform()
+	}
+	if c.Channel == "" {
+		c.Channel = "stable"
+	}
+	if c.TrustDir != "" {
+		if c.TrustDir, err = filepath.Abs(c.TrustDir); err != nil {
+			return err
+		}
+	}
+	if c.InstallRoot == "" {
+		c.InstallRoot = filepath.Join(abs, "install")
+	} else if c.InstallRoot, err = filepath.Abs(c.InstallRoot); err != nil {
+		return err
+	}
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	if _, err := signer.LoadTrust(c.TrustDir); err != nil {
+		return usagef("--trust: %v", err)
+	}
+	if o.RootFile == "" {
+		return usagef("--root is required (the repository's trusted root.json)")
+	}
+	rootBytes, err := readFileLimited(o.RootFile, maxRootSize)
+	if err != nil {
+		return usagef("--root: %v", err)
+	}
+	root, err := metadata.Root().FromBytes(rootBytes)
+	if err != nil {
+		return usagef("--root %s: not a TUF root: %v", o.RootFile, err)
+	}
+	if err := root.VerifyDelegate(repo.RoleRoot, root); err != nil {
+		return usagef("--root %s: not signed by its own root keys: %v", o.RootFile, err)
+	}
+	if _, err := os.Stat(filepath.Join(abs, "config.json")); err == nil {
+		return usagef("--state %s is already initialized (config.json exists)", abs)
+	}
+	for _, d := range []string{abs, filepath.Join(abs, "tuf"), filepath.Join(abs, "staging")} {
+		if err := ensureDir(d); err != nil {
+			return err
+		}
+		if err := os.Chmod(d, 0o700); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(c.InstallRoot, 0o755); err != nil {
+		return fmt.Errorf("install root: %w", err)
+	}
+	if err := atomicfile.WriteFile(filepath.Join(abs, "tuf", "root.json"), rootBytes, 0o600); err != nil {
+		return err
+	}
+	return writeJSON(filepath.Join(abs, "config.json"), &c, 0o600)
+}
+
+// Open opens an initialized state directory and takes its lock.
+func Open(stateDir string, log *slog.Logger) (*Agent, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	abs, err := filepath.Abs(stateDir)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := loadConfig(abs)
+	if err != nil {
+		return nil, err
+	}
+	lock, err := lockFile(filepath.Join(abs, "agent.lock"))
+	if err != nil {
+		return nil, err
+	}
+	trust, err := signer.LoadTrust(cfg.TrustDir)
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("config trust_dir: %w", err)
+	}
+	hc, err := newHTTPClient(cfg.RepositoryURL, cfg.AllowedHosts)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	return &Agent{dir: abs, cfg: cfg, trust: trust, log: log, lock: lock, http: hc}, nil
+}
+
+// Close releases the lock.
+func (a *Agent) Close() error { return a.lock.Close() }
+
+// Config returns the agent's configuration.
+func (a *Agent) Config() Config { return *a.cfg }
+
+// SetHTTPClient replaces the agent's HTTP client (tests with a TLS server).
+// The allow list and TLS floor are the caller's responsibility.
+func (a *Agent) SetHTTPClient(c *http.Client) { a.http = c }
+
+// session is one verified view of the repository: a fresh go-tuf Updater
+// (it does a single Refresh and is not safe for concurrent use).
+type session struct {
+	up  *updater.Updater
+	f   *httpFetcher
+	url string
+}
+
+func (a *Agent) refresh(ctx context.Context) (*session, error) {
+	rootBytes, err := readFileLimited(filepath.Join(a.dir, "tuf", "root.json"), maxRootSize)
+	if err != nil {
+		return nil, fmt.Errorf("trusted root: %w", err)
+	}
+	base := a.cfg.RepositoryURL
+	cfg, err := config.New(base+"/metadata", rootBytes)
+	if err != nil {
+		return nil, err
+	}
+	f := &httpFetcher{ctx: ctx, client: a.http}
+	cfg.Fetcher = f
+	cfg.RemoteTargetsURL = base + "/targets"
+	cfg.LocalMetadataDir = filepath.Join(a.dir, "tuf")
+	cfg.LocalTargetsDir = filepath.Join(a.dir, "tuf", "targets")
+	cfg.PrefixTargetsWithHash = true
+	cfg.RootMaxLength = maxRootSize
+	cfg.TimestampMaxLength = maxTimestampSize
+	cfg.SnapshotMaxLength = maxSnapshotSize
+	cfg.TargetsMaxLength = maxTargetsSize
+	up, err := updater.New(cfg)
+	if err != nil {
+		return nil, classifyTUF(err)
+	}
+	if err := up.Refresh(); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("refresh %s: %w", base, classifyTUF(err))
+	}
+	return &session{up: up, f: f, url: base}, nil
+}
+
+// errTargetNotFound: verified metadata has no such target.
+var errTargetNotFound = errors.New("target not found in signed metadata")
+
+// lookup finds a target in the verified metadata.
+func (s *session) lookup(p string) (*metadata.TargetFiles, error) {
+	if err := repo.ValidateTargetPath(p); err != nil {
+		return nil, verifyf("%v", err)
+	}
+	top := s.up.GetTrustedMetadataSet().Targets[metadata.TARGETS]
+	if tf, ok := top.Signed.Targets[p]; ok {
+		tf.Path = p
+		return tf, nil
+	}
+	if top.Signed.Delegations == nil {
+		return nil, fmt.Errorf("%s: %w", p, errTargetNotFound)
+	}
+	tf, err := s.up.GetTargetInfo(p)
+	if err != nil {
+		return nil, classifyTUF(err)
+	}
+	return tf, nil
+}
+
+// targetURL is where a target's bytes live (consistent snapshots).
+func (s *session) targetURL(tf *metadata.TargetFiles, sha string) string {
+	return s.url + "/targets/" + repo.ConsistentName(tf.Path, sha)
+}
+
+// fetchSmall downloads a small target into memory and checks it against
+// its TUF length and hashes.
+func (s *session) fetchSmall(ctx context.Context, path string, limit int64) ([]byte, *metadata.TargetFiles, error) {
+	tf, err := s.lookup(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	if tf.Length > limit {
+		return nil, nil, verifyf("%s: signed length %d is larger than the limit %d", path, tf.Length, limit)
+	}
+	sha, err := targetSHA256(tf)
+	if err != nil {
+		return nil, nil, err
+	}
+	data, err := s.f.DownloadFile(s.targetURL(tf, sha), tf.Length, 0)
+	if err != nil {
+		return nil, nil, classifyTUF(fmt.Errorf("download %s: %w", path, err))
+	}
+	if err := tf.VerifyLengthHashes(data); err != nil {
+		return nil, nil, verifyf("%s does not match its signed length and sha256 (this may be an attack): %v", path, err)
+	}
+	return data, tf, nil
+}
+
+// download streams a target to w, checking length and sha256 as it goes.
+// It never holds the target in memory.
+func (s *session) download(ctx context.Context, tf *metadata.TargetFiles, w io.Writer) error {
+	sha, err := targetSHA256(tf)
+	if err != nil {
+		return err
+	}
+	hw := newHashingWriter(w)
+	err = s.f.withRetries(ctx, s.targetURL(tf, sha), func(resp *http.Response) error {
+		if resp.ContentLength > tf.Length {
+			return &metadata.ErrDownloadLengthMismatch{Msg: fmt.Sprintf("%s: server sends %d bytes, signed length is %d", tf.Path, resp.ContentLength, tf.Length)}
+		}
+		if hw.n > 0 {
+			return permanent{fmt.Errorf("%s: download was interrupted after %d bytes; run stage again", tf.Path, hw.n)}
+		}
+		_, err := io.Copy(hw, io.LimitReader(resp.Body, tf.Length+1))
+		return err
+	})
+	if err != nil {
+		return classifyTUF(fmt.Errorf("download %s: %w", tf.Path, err))
+	}
+	if hw.n != tf.Length {
+		return verifyf("%s: got %d bytes, signed length is %d (this may be an attack)", tf.Path, hw.n, tf.Length)
+	}
+	if got := hw.sum(); got != sha {
+		return verifyf("%s: sha256 %s does not match the signed %s (this may be an attack)", tf.Path, got, sha)
+	}
+	return nil
+}
+
+func targetSHA256(tf *metadata.TargetFiles) (string, error) {
+	h, ok := tf.Hashes["sha256"]
+	if !ok || len(h) != 32 {
+		return "", verifyf("target %s has no sha256 hash", tf.Path)
+	}
+	return fmt.Sprintf("%x", []byte(h)), nil
+}
+
+func (a *Agent) now() time.Time { return time.Now() }

@@ -1,0 +1,170 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"slices"
+
+	"github.com/beckmanconnect/bcupdate/repo"
+)
+
+// ComponentReport is what a check found for one component.
+type ComponentReport struct {
+	Name      string `json:"name"`
+	Installed string `json:"installed,omitempty"`
+	Available string `json:"available,omitempty"`
+	Staged    string `json:"staged,omitempty"`
+	State     string `json:"state"`
+	Path      string `json:"path,omitempty"`
+}
+
+// CheckReport is the result of Check.
+type CheckReport struct {
+	TimestampVersion int64             `json:"timestamp_version"`
+	Components       []ComponentReport `json:"components"`
+}
+
+// Check refreshes TUF metadata, reads each configured component's channel
+// pointer and records the release it names if it is newer than what is
+// installed. It never downgrades: a channel pointing at an older release
+// than the installed one leaves the component up to date.
+func (a *Agent) Check(ctx context.Context) (*CheckReport, error) {
+	st, err := a.loadState()
+	if err != nil {
+		return nil, err
+	}
+	s, err := a.check(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.saveState(st); err != nil {
+		return nil, err
+	}
+	return a.report(s, st), nil
+}
+
+func (a *Agent) report(s *session, st *State) *CheckReport {
+	rep := &CheckReport{TimestampVersion: st.Repository.TimestampVersion}
+	for _, name := range a.cfg.Components {
+		c := st.Components[name]
+		cr := ComponentReport{Name: name, Installed: c.Installed, State: c.State}
+		if c.Available != nil {
+			cr.Available, cr.Path = c.Available.Version, c.Available.Path
+		}
+		if c.Staged != nil {
+			cr.Staged = c.Staged.Version
+		}
+		rep.Components = append(rep.Components, cr)
+	}
+	return rep
+}
+
+// check does the work of Check on st without saving it.
+func (a *Agent) check(ctx context.Context, st *State) (*session, error) {
+	s, err := a.refresh(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ts := s.up.GetTrustedMetadataSet().Timestamp
+	st.Repository = RepositoryState{TimestampVersion: ts.Signed.Version, Expires: ts.Signed.Expires.UTC()}
+	if classes, err := a.devicePolicy(ctx, s); err != nil {
+		return nil, err
+	} else if classes != nil {
+		st.PHIClasses = classes
+	}
+	for _, name := range a.cfg.Components {
+		rel, err := a.channelRelease(ctx, s, name)
+		if err != nil {
+			return nil, fmt.Errorf("component %s: %w", name, err)
+		}
+		c := st.Components[name]
+		c.Available = nil
+		if rel != nil && (c.Installed == "" || repo.CompareVersions(rel.Version, c.Installed) > 0) {
+			c.Available = rel
+		}
+		if c.Staged != nil && (c.Available == nil || c.Staged.SHA256 != c.Available.SHA256) {
+			// The channel moved on (or back): the staged file is stale.
+			a.dropStaged(name, c)
+		}
+		updateComponentState(c)
+	}
+	return s, nil
+}
+
+func updateComponentState(c *ComponentState) {
+	switch {
+	case c.State == StateFailed && c.Available != nil && c.LastError != "":
+		// stays failed until a newer release appears (handled by callers)
+	case c.Staged != nil:
+		c.State = StateStaged
+	case c.Available != nil:
+		c.State = StateUpdateAvailable
+	default:
+		c.State = StateUpToDate
+	}
+}
+
+// devicePolicy reads the signed policy/devices.json, if published.
+func (a *Agent) devicePolicy(ctx context.Context, s *session) ([]string, error) {
+	data, _, err := s.fetchSmall(ctx, repo.DevicePolicyPath, 1<<20)
+	if errors.Is(err, errTargetNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", repo.DevicePolicyPath, classifyTUF(err))
+	}
+	var p repo.DevicePolicy
+	if err := json.Unmarshal(data, &p); err != nil {
+		return nil, verifyf("%s: %v", repo.DevicePolicyPath, err)
+	}
+	return p.PHIDeviceClasses, nil
+}
+
+// channelRelease follows the component's channel pointer to the release it
+// names. Nil, nil means the channel does not exist for this platform.
+func (a *Agent) channelRelease(ctx context.Context, s *session, component string) (*Release, error) {
+	chPath := repo.ChannelPath(component, a.cfg.Platform, a.cfg.Channel)
+	data, _, err := s.fetchSmall(ctx, chPath, repo.MaxPointerSize)
+	if errors.Is(err, errTargetNotFound) {
+		a.log.Info("no release on channel", "component", component, "channel", chPath)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, classifyTUF(err)
+	}
+	ptr, err := repo.ParsePointer(data)
+	if err != nil {
+		return nil, verifyf("%s: %v", chPath, err)
+	}
+	tf, err := s.lookup(ptr.Release)
+	if err != nil {
+		return nil, verifyf("%s names %s: %v", chPath, ptr.Release, err)
+	}
+	meta, err := repo.ParseRelease(tf.Custom)
+	if err != nil {
+		return nil, verifyf("%s: %v", ptr.Release, err)
+	}
+	want := repo.ArtifactPath(component, a.cfg.Platform, meta.Version, path.Base(ptr.Release))
+	if meta.Component != component || meta.Platform != a.cfg.Platform || want != ptr.Release {
+		return nil, verifyf("%s names %s, whose metadata says %s %s for %s (mix-and-match?)",
+			chPath, ptr.Release, meta.Component, meta.Version, meta.Platform)
+	}
+	sha, err := targetSHA256(tf)
+	if err != nil {
+		return nil, err
+	}
+	return &Release{Path: ptr.Release, Version: meta.Version, SHA256: sha, Length: tf.Length, Meta: meta}, nil
+}
+
+// IsPHIDevice says whether the device model is in a PHI device class: the
+// signed policy's classes (the defaults until one is seen) plus local ones.
+func (a *Agent) isPHIDevice(st *State) bool {
+	classes := st.PHIClasses
+	if classes == nil {
+		classes = repo.DefaultPHIDeviceClasses
+	}
+	return slices.Contains(classes, a.cfg.DeviceModel) || slices.Contains(a.cfg.PHIDeviceClasses, a.cfg.DeviceModel)
+}

@@ -1,0 +1,145 @@
+package client
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/beckmanconnect/bcupdate/internal/atomicfile"
+	"github.com/beckmanconnect/bcupdate/repo"
+)
+
+// Config is <state>/config.json.
+type Config struct {
+	RepositoryURL string   `json:"repository_url"`
+	Components    []string `json:"components"`
+	Platform      string   `json:"platform"`
+	Channel       string   `json:"channel"`
+	DeviceID      string   `json:"device_id"`
+	DeviceModel   string   `json:"device_model"`
+	TrustDir      string   `json:"trust_dir"`
+	AllowedHosts  []string `json:"allowed_hosts,omitempty"`
+	InstallRoot   string   `json:"install_root"`
+	// PHIDeviceClasses adds local classes to the signed policy's; it can
+	// never remove one.
+	PHIDeviceClasses []string `json:"phi_device_classes,omitempty"`
+}
+
+const maxConfigSize = 1 << 20
+
+// DefaultPlatform is this machine's OS-ARCH.
+func DefaultPlatform() string { return runtime.GOOS + "-" + runtime.GOARCH }
+
+// Validate checks the configuration; errors name the field at fault.
+func (c *Config) Validate() error {
+	u, err := url.Parse(c.RepositoryURL)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return usagef("repository URL %q: want https://host/path", c.RepositoryURL)
+	}
+	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		return usagef("repository URL %s: plain http is refused except to loopback; use https", c.RepositoryURL)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return usagef("repository URL %s: no query, fragment or credentials allowed", c.RepositoryURL)
+	}
+	if len(c.Components) == 0 {
+		return usagef("at least one --component is required")
+	}
+	seen := map[string]bool{}
+	for _, comp := range c.Components {
+		if err := repo.ValidateName("component", comp); err != nil {
+			return usagef("--component: %v", err)
+		}
+		if seen[comp] {
+			return usagef("--component %s given twice", comp)
+		}
+		seen[comp] = true
+	}
+	if err := repo.ValidatePlatform(c.Platform); err != nil {
+		return usagef("--platform: %v", err)
+	}
+	if err := repo.ValidateName("channel", c.Channel); err != nil {
+		return usagef("--channel: %v", err)
+	}
+	if strings.TrimSpace(c.DeviceID) == "" || len(c.DeviceID) > 128 {
+		return usagef("--device-id is required (at most 128 characters)")
+	}
+	if strings.TrimSpace(c.DeviceModel) == "" || len(c.DeviceModel) > 128 {
+		return usagef("--device-model is required (at most 128 characters)")
+	}
+	if c.TrustDir == "" || !filepath.IsAbs(c.TrustDir) {
+		return usagef("trust directory %q must be an absolute path", c.TrustDir)
+	}
+	if c.InstallRoot == "" || !filepath.IsAbs(c.InstallRoot) {
+		return usagef("install root %q must be an absolute path", c.InstallRoot)
+	}
+	for _, h := range c.AllowedHosts {
+		if h == "" || strings.ContainsAny(h, "/ ") {
+			return usagef("--allow-host %q: want a host name or host:port", h)
+		}
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func loadConfig(stateDir string) (*Config, error) {
+	p := filepath.Join(stateDir, "config.json")
+	data, err := readFileLimited(p, maxConfigSize)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s has no config.json (run bcagent init)", ErrNotInitialized, stateDir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var c Config
+	if err := json.Unmarshal(data, &c); err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	return &c, nil
+}
+
+func readFileLimited(p string, limit int64) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", p, limit)
+	}
+	data := make([]byte, fi.Size())
+	if _, err := io.ReadFull(f, data); err != nil {
+		return nil, fmt.Errorf("read %s: %w", p, err)
+	}
+	return data, nil
+}
+
+func writeJSON(p string, v any, perm os.FileMode) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(p, append(data, '\n'), perm)
+}

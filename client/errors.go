@@ -1,0 +1,68 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/beckmanconnect/bcupdate/repo"
+	"github.com/beckmanconnect/bcupdate/signer"
+)
+
+var (
+	// ErrVerification: TUF metadata, an artifact's hash or its code
+	// signature did not verify. It may be an attack (exit code 3).
+	ErrVerification = errors.New("verification failed")
+	// ErrUsage: bad input from the user (exit code 2).
+	ErrUsage = errors.New("usage error")
+	// ErrNotInitialized: the state directory has no configuration.
+	ErrNotInitialized = errors.New("agent not initialized")
+	// ErrLocked: another agent holds the state directory.
+	ErrLocked = errors.New("state directory is in use by another agent")
+)
+
+func usagef(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrUsage}, args...)...)
+}
+
+func verifyf(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrVerification}, args...)...)
+}
+
+// classifyTUF marks go-tuf errors that mean the repository's data does not
+// verify (bad signature, rollback, freeze, mix-and-match, wrong length or
+// hash, endless data) as ErrVerification; network errors stay operational.
+func classifyTUF(err error) error {
+	if err == nil {
+		return nil
+	}
+	var (
+		repoErr  *metadata.ErrRepository
+		lenErr   *metadata.ErrDownloadLengthMismatch
+		expired  *metadata.ErrExpiredMetadata
+		badVer   *metadata.ErrBadVersionNumber
+		unsigned *metadata.ErrUnsignedMetadata
+		hashErr  *metadata.ErrLengthOrHashMismatch
+		valueErr *metadata.ErrValue
+		typeErr  *metadata.ErrType
+		hint     string
+	)
+	switch {
+	case errors.As(err, &expired):
+		hint = "repository metadata has expired (a freeze attack, or the publisher has not refreshed it)"
+	case errors.As(err, &badVer):
+		hint = "repository metadata is older than what this agent has already seen (a rollback attack?)"
+	case errors.As(err, &unsigned):
+		hint = "repository metadata is not signed by the trusted keys"
+	case errors.As(err, &hashErr), errors.As(err, &lenErr):
+		hint = "repository data does not match its signed length or hash"
+	case errors.As(err, &repoErr), errors.As(err, &valueErr), errors.As(err, &typeErr):
+		hint = "repository metadata is invalid"
+	case errors.Is(err, signer.ErrVerification), errors.Is(err, repo.ErrBadPath), errors.Is(err, ErrUnsafeArchive):
+		return fmt.Errorf("%w: %w", ErrVerification, err)
+	default:
+		return err
+	}
+	return fmt.Errorf("%w: %s; this may be an attack, nothing was changed: %w", ErrVerification, hint, err)
+}

@@ -1,0 +1,153 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+
+	"github.com/beckmanconnect/bcupdate/internal/atomicfile"
+	"github.com/beckmanconnect/bcupdate/repo"
+	"github.com/beckmanconnect/bcupdate/signer"
+)
+
+func (a *Agent) selectComponents(only string) ([]string, error) {
+	if only == "" {
+		return a.cfg.Components, nil
+	}
+	if !slices.Contains(a.cfg.Components, only) {
+		return nil, usagef("--component %s is not one of this agent's components %v", only, a.cfg.Components)
+	}
+	return []string{only}, nil
+}
+
+// Stage checks the repository and downloads every available release (or
+// only's), verifying length and sha256 as it streams to disk and then the
+// code signature, and moves it into staging/. It installs nothing. If any
+// step fails, state.json is left as it was.
+func (a *Agent) Stage(ctx context.Context, only string) (*CheckReport, error) {
+	names, err := a.selectComponents(only)
+	if err != nil {
+		return nil, err
+	}
+	st, err := a.loadState()
+	if err != nil {
+		return nil, err
+	}
+	s, err := a.check(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range names {
+		c := st.Components[name]
+		if c.Available == nil || c.Staged != nil {
+			continue
+		}
+		staged, err := a.stage(ctx, s, name, c.Available)
+		if err != nil {
+			return nil, fmt.Errorf("stage %s %s: %w", name, c.Available.Version, err)
+		}
+		c.Staged = staged
+		c.State, c.LastError = "", ""
+		updateComponentState(c)
+		a.log.Info("staged", "component", name, "version", staged.Version)
+	}
+	if err := a.saveState(st); err != nil {
+		return nil, err
+	}
+	return a.report(s, st), nil
+}
+
+func (a *Agent) stagingDir(component string) string {
+	return filepath.Join(a.dir, "staging", component)
+}
+
+func (a *Agent) dropStaged(component string, c *ComponentState) {
+	os.RemoveAll(a.stagingDir(component))
+	c.Staged = nil
+}
+
+// stage downloads and verifies one release into staging/<component>/<version>/.
+func (a *Agent) stage(ctx context.Context, s *session, component string, rel *Release) (_ *Release, err error) {
+	if rel.Meta.Codesign != repo.CodesignCMS {
+		return nil, fmt.Errorf("%s: code signature kind %q is not supported by this agent version", rel.Path, rel.Meta.Codesign)
+	}
+	dir := filepath.Join(a.stagingDir(component), rel.Version)
+	if err := os.RemoveAll(a.stagingDir(component)); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(a.stagingDir(component))
+		}
+	}()
+	tf, err := s.lookup(rel.Path)
+	if err != nil {
+		return nil, err
+	}
+	if sha, err := targetSHA256(tf); err != nil || sha != rel.SHA256 || tf.Length != rel.Length {
+		return nil, verifyf("%s changed between check and stage", rel.Path)
+	}
+	name := path.Base(rel.Path)
+	final := filepath.Join(dir, name)
+	tmp := final + ".unverified"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	err = s.download(ctx, tf, f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	sig, _, err := s.fetchSmall(ctx, repo.SignaturePath(rel.Path), signer.MaxSignatureSize)
+	if errors.Is(err, errTargetNotFound) {
+		return nil, verifyf("%s has no signed code signature %s", rel.Path, repo.SignaturePath(rel.Path))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if _, err := a.verifyCode(tmp, sig, rel); err != nil {
+		return nil, err
+	}
+	if err := atomicfile.WriteFile(final+repo.SignatureSuffix, sig, 0o600); err != nil {
+		return nil, err
+	}
+	if err := atomicfile.Rename(tmp, final); err != nil {
+		return nil, err
+	}
+	out := *rel
+	out.File = final
+	return &out, nil
+}
+
+// verifyCode checks a local file against the release's sha256 and length
+// and its code signature, in a single pass over the bytes.
+func (a *Agent) verifyCode(file string, sig []byte, rel *Release) (*signer.Result, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	hw := newHashingWriter(io.Discard)
+	res, err := a.trust.VerifyDetached(io.TeeReader(f, hw), sig)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrVerification, rel.Path, err)
+	}
+	if hw.n != rel.Length || hw.sum() != rel.SHA256 {
+		return nil, verifyf("%s: local file %s does not match the signed sha256 (it was changed on disk?)", rel.Path, file)
+	}
+	return res, nil
+}

@@ -1,0 +1,93 @@
+package client
+
+import (
+	"time"
+)
+
+// StatusReport is `bcagent status --json` (DESIGN.md).
+type StatusReport struct {
+	Device     DeviceStatus      `json:"device"`
+	Repository RepositoryStatus  `json:"repository"`
+	Components []ComponentStatus `json:"components"`
+}
+
+// DeviceStatus identifies the PC.
+type DeviceStatus struct {
+	ID    string `json:"id"`
+	Model string `json:"model"`
+	PHI   bool   `json:"phi"`
+}
+
+// RepositoryStatus is what the last successful check saw.
+type RepositoryStatus struct {
+	URL              string     `json:"url"`
+	TimestampVersion int64      `json:"timestamp_version"`
+	Expires          *time.Time `json:"expires"`
+}
+
+// ComponentStatus is one component's versions and state.
+type ComponentStatus struct {
+	Name      string          `json:"name"`
+	Installed *string         `json:"installed"`
+	Staged    *string         `json:"staged"`
+	Available *string         `json:"available"`
+	State     string          `json:"state"`
+	Features  []FeatureStatus `json:"features"`
+	LastError string          `json:"last_error,omitempty"`
+}
+
+// FeatureStatus is one feature of the installed or pending release.
+type FeatureStatus struct {
+	ID      string `json:"id"`
+	Active  bool   `json:"active"`
+	Consent string `json:"consent"`
+}
+
+// Status reports the agent's local view; it does not touch the network.
+func (a *Agent) Status() (*StatusReport, error) {
+	st, err := a.loadState()
+	if err != nil {
+		return nil, err
+	}
+	r := &StatusReport{
+		Device:     DeviceStatus{ID: a.cfg.DeviceID, Model: a.cfg.DeviceModel, PHI: a.isPHIDevice(st)},
+		Repository: RepositoryStatus{URL: a.cfg.RepositoryURL, TimestampVersion: st.Repository.TimestampVersion},
+	}
+	if !st.Repository.Expires.IsZero() {
+		e := st.Repository.Expires
+		r.Repository.Expires = &e
+	}
+	opt := func(s string) *string {
+		if s == "" {
+			return nil
+		}
+		return &s
+	}
+	for _, name := range a.cfg.Components {
+		c := st.Components[name]
+		cs := ComponentStatus{Name: name, Installed: opt(c.Installed), State: c.State, Features: []FeatureStatus{}, LastError: c.LastError}
+		pending := c.Available
+		if c.Staged != nil {
+			cs.Staged = opt(c.Staged.Version)
+			pending = c.Staged
+		}
+		if c.Available != nil {
+			cs.Available = opt(c.Available.Version)
+		}
+		if pending != nil && pending.Meta != nil {
+			gated := map[string]bool{}
+			for _, id := range a.gatedFeatures(st, pending) {
+				gated[id] = true
+			}
+			for _, f := range pending.Meta.Features {
+				fs := FeatureStatus{ID: f.ID, Consent: "not-required"}
+				if gated[f.ID] {
+					fs.Consent = "pending"
+				}
+				cs.Features = append(cs.Features, fs)
+			}
+		}
+		r.Components = append(r.Components, cs)
+	}
+	return r, nil
+}
