@@ -1,0 +1,206 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/beckmanconnect/bcupdate/client"
+)
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// describe renders one line per component for people.
+func describe(w io.Writer, verb string, rep *client.CheckReport) {
+	for _, c := range rep.Components {
+		installed := c.Installed
+		if installed == "" {
+			installed = "nothing"
+		}
+		switch c.State {
+		case client.StateUpdateAvailable:
+			fmt.Fprintf(w, "%s: %s available (installed: %s)\n", c.Name, c.Available, installed)
+		case client.StateStaged:
+			fmt.Fprintf(w, "%s: %s staged and verified, ready to apply (installed: %s)\n", c.Name, c.Staged, installed)
+		case client.StateUpToDate:
+			fmt.Fprintf(w, "%s: up to date (installed: %s)\n", c.Name, installed)
+		default:
+			fmt.Fprintf(w, "%s: %s (installed: %s)\n", c.Name, c.State, installed)
+		}
+	}
+	_ = verb
+}
+
+func checkCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "check",
+		Usage: "refresh verified metadata and report available updates",
+		Flags: []cli.Flag{jsonFlag()},
+		Action: func(c *cli.Context) error {
+			return withAgent(c, func(a *client.Agent) error {
+				rep, err := a.Check(c.Context)
+				if err != nil {
+					return err
+				}
+				if c.Bool("json") {
+					return printJSON(c.App.Writer, rep)
+				}
+				describe(c.App.Writer, "check", rep)
+				return nil
+			})
+		},
+	}
+}
+
+func stageCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "stage",
+		Usage: "download and verify available updates (TUF and code signature); install nothing",
+		Flags: []cli.Flag{componentFlag(), jsonFlag()},
+		Action: func(c *cli.Context) error {
+			return withAgent(c, func(a *client.Agent) error {
+				rep, err := a.Stage(c.Context, c.String("component"))
+				if err != nil {
+					return err
+				}
+				if c.Bool("json") {
+					return printJSON(c.App.Writer, rep)
+				}
+				describe(c.App.Writer, "stage", rep)
+				return nil
+			})
+		},
+	}
+}
+
+func applyCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "apply",
+		Usage: "install staged updates, after verifying them again",
+		Flags: []cli.Flag{componentFlag(), jsonFlag()},
+		Action: func(c *cli.Context) error {
+			return withAgent(c, func(a *client.Agent) error {
+				before, err := a.Status()
+				if err != nil {
+					return err
+				}
+				rep, err := a.Apply(c.Context, c.String("component"))
+				if err != nil {
+					return err
+				}
+				if c.Bool("json") {
+					return printJSON(c.App.Writer, rep)
+				}
+				old := map[string]string{}
+				for _, cs := range before.Components {
+					if cs.Installed != nil {
+						old[cs.Name] = *cs.Installed
+					}
+				}
+				for _, cr := range rep.Components {
+					switch {
+					case cr.Installed != old[cr.Name]:
+						from := old[cr.Name]
+						if from == "" {
+							from = "nothing"
+						}
+						fmt.Fprintf(c.App.Writer, "%s: installed %s (was %s)\n", cr.Name, cr.Installed, from)
+					default:
+						fmt.Fprintf(c.App.Writer, "%s: nothing staged to apply (installed: %s)\n", cr.Name, orNothing(cr.Installed))
+					}
+				}
+				return nil
+			})
+		},
+	}
+}
+
+func orNothing(s string) string {
+	if s == "" {
+		return "nothing"
+	}
+	return s
+}
+
+func statusCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "status",
+		Usage: "show the device, repository and each component's versions and state",
+		Flags: []cli.Flag{jsonFlag()},
+		Action: func(c *cli.Context) error {
+			return withAgent(c, func(a *client.Agent) error {
+				st, err := a.Status()
+				if err != nil {
+					return err
+				}
+				if c.Bool("json") {
+					return printJSON(c.App.Writer, st)
+				}
+				w := c.App.Writer
+				phi := ""
+				if st.Device.PHI {
+					phi = ", holds PHI"
+				}
+				fmt.Fprintf(w, "device %s (%s%s)\n", st.Device.ID, st.Device.Model, phi)
+				exp := "never checked"
+				if st.Repository.Expires != nil {
+					exp = fmt.Sprintf("timestamp v%d, expires %s", st.Repository.TimestampVersion, st.Repository.Expires.Format("2006-01-02T15:04:05Z"))
+				}
+				fmt.Fprintf(w, "repository %s (%s)\n", st.Repository.URL, exp)
+				for _, cs := range st.Components {
+					parts := []string{"installed " + deref(cs.Installed)}
+					if cs.Staged != nil {
+						parts = append(parts, "staged "+*cs.Staged)
+					}
+					if cs.Available != nil {
+						parts = append(parts, "available "+*cs.Available)
+					}
+					for _, f := range cs.Features {
+						parts = append(parts, fmt.Sprintf("feature %s %s", f.ID, f.Consent))
+					}
+					fmt.Fprintf(w, "%s: %s (%s)\n", cs.Name, cs.State, strings.Join(parts, ", "))
+				}
+				return nil
+			})
+		},
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "nothing"
+	}
+	return *s
+}
+
+func rollbackCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "rollback",
+		Usage: "switch a component back to its previous installed version",
+		Flags: []cli.Flag{componentFlag()},
+		Action: func(c *cli.Context) error {
+			if c.String("component") == "" {
+				return usageErr("--component is required")
+			}
+			return withAgent(c, func(a *client.Agent) error {
+				rep, err := a.Rollback(c.Context, c.String("component"))
+				if err != nil {
+					return err
+				}
+				for _, cr := range rep.Components {
+					if cr.Name == c.String("component") {
+						fmt.Fprintf(c.App.Writer, "%s: rolled back to %s\n", cr.Name, cr.Installed)
+					}
+				}
+				return nil
+			})
+		},
+	}
+}

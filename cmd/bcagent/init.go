@@ -1,0 +1,58 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/beckmanconnect/bcupdate/client"
+)
+
+func initCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "init",
+		Usage: "set up the state directory: repository, trusted root, trust directory, device, components",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "repo-url", Usage: "repository `URL` (https, or http to loopback)", EnvVars: []string{"BCAGENT_REPO_URL"}},
+			&cli.StringFlag{Name: "root", Usage: "the repository's trusted `ROOT.json`, delivered with the agent", EnvVars: []string{"BCAGENT_ROOT"}},
+			&cli.StringFlag{Name: "trust", Usage: "code-signing trust `DIR`", EnvVars: []string{"BCAGENT_TRUST"}},
+			&cli.StringSliceFlag{Name: "component", Usage: "component `NAME` to keep up to date (repeatable)", EnvVars: []string{"BCAGENT_COMPONENT"}},
+			&cli.StringFlag{Name: "device-id", Usage: "this PC's instrument `ID`", EnvVars: []string{"BCAGENT_DEVICE_ID"}},
+			&cli.StringFlag{Name: "device-model", Usage: "this PC's instrument `MODEL`, e.g. \"Navios EX\"", EnvVars: []string{"BCAGENT_DEVICE_MODEL"}},
+			&cli.StringFlag{Name: "platform", Usage: "`OS-ARCH` (default: this machine's)", EnvVars: []string{"BCAGENT_PLATFORM"}},
+			&cli.StringFlag{Name: "channel", Value: "stable", Usage: "release `CHANNEL`", EnvVars: []string{"BCAGENT_CHANNEL"}},
+			&cli.StringSliceFlag{Name: "allow-host", Usage: "another `HOST` the agent may connect to, e.g. a CDN (repeatable)", EnvVars: []string{"BCAGENT_ALLOW_HOST"}},
+			&cli.StringFlag{Name: "install-root", Usage: "where components are installed (default: STATE/install)", EnvVars: []string{"BCAGENT_INSTALL_ROOT"}},
+		},
+		Action: func(c *cli.Context) error {
+			if c.Args().Len() > 0 {
+				return usageErr("unexpected argument %q", c.Args().First())
+			}
+			for _, f := range []string{"repo-url", "root", "trust", "device-id", "device-model"} {
+				if c.String(f) == "" {
+					return usageErr("--%s is required", f)
+				}
+			}
+			err := client.Init(c.String("state"), client.InitOptions{
+				RootFile: c.String("root"),
+				Config: client.Config{
+					RepositoryURL: c.String("repo-url"),
+					Components:    c.StringSlice("component"),
+					Platform:      c.String("platform"),
+					Channel:       c.String("channel"),
+					DeviceID:      c.String("device-id"),
+					DeviceModel:   c.String("device-model"),
+					TrustDir:      c.String("trust"),
+					AllowedHosts:  c.StringSlice("allow-host"),
+					InstallRoot:   c.String("install-root"),
+				},
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.Writer, "initialized agent state %s for %s (%s), components %v, repository %s\n",
+				c.String("state"), c.String("device-id"), c.String("device-model"), c.StringSlice("component"), c.String("repo-url"))
+			return nil
+		},
+	}
+}

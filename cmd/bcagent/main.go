@@ -1,0 +1,151 @@
+// Command bcagent is the update agent on each instrument PC: it checks the
+// repository, stages and applies verified updates and reports status. It
+// only maps flags to the client package and errors to exit codes.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/beckmanconnect/bcupdate/client"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// Exit codes (DESIGN.md).
+const (
+	exitOK                    = 0
+	exitFailure               = 1
+	exitUsage                 = 2
+	exitVerification          = 3
+	exitAuthorizationRequired = 4
+)
+
+var errUsage = errors.New("usage error")
+
+func usageErr(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{errUsage}, args...)...)
+}
+
+func exitCode(err error) int {
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, client.ErrAuthorizationRequired):
+		return exitAuthorizationRequired
+	case errors.Is(err, client.ErrVerification):
+		return exitVerification
+	case errors.Is(err, errUsage), errors.Is(err, client.ErrUsage):
+		return exitUsage
+	default:
+		return exitFailure
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	client.UserAgent = "bcagent/" + version
+	app := newApp(stdout, stderr)
+	unknown := false
+	app.CommandNotFound = func(c *cli.Context, name string) {
+		unknown = true
+		fmt.Fprintf(stderr, "bcagent: unknown command %q; see bcagent --help\n", name)
+	}
+	err := app.RunContext(ctx, args)
+	if err == nil && unknown {
+		return exitUsage
+	}
+	if err != nil {
+		msg := err.Error()
+		for _, prefix := range []string{errUsage.Error() + ": ", client.ErrUsage.Error() + ": "} {
+			msg = strings.ReplaceAll(msg, prefix, "")
+		}
+		fmt.Fprintf(stderr, "bcagent: %s\n", strings.ReplaceAll(msg, "\n", " "))
+	}
+	return exitCode(err)
+}
+
+func defaultStateDir() string {
+	if runtime.GOOS == "windows" {
+		if pd := os.Getenv("ProgramData"); pd != "" {
+			return filepath.Join(pd, "BeckmanConnect", "bcagent")
+		}
+	}
+	return "/var/lib/bcagent"
+}
+
+func newApp(stdout, stderr io.Writer) *cli.App {
+	onUsage := func(c *cli.Context, err error, _ bool) error { return usageErr("%v", err) }
+	app := &cli.App{
+		Name:            "bcagent",
+		Usage:           "keep BeckmanConnect components on this PC up to date, verified and authorized",
+		Version:         version,
+		Writer:          stdout,
+		ErrWriter:       stderr,
+		HideHelpCommand: true,
+		OnUsageError:    onUsage,
+		ExitErrHandler:  func(*cli.Context, error) {},
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "state", Value: defaultStateDir(), Usage: "agent state `DIR`", EnvVars: []string{"BCAGENT_STATE"}},
+			&cli.BoolFlag{Name: "verbose", Usage: "log each step to stderr", EnvVars: []string{"BCAGENT_VERBOSE"}},
+		},
+		Commands: []*cli.Command{
+			initCommand(),
+			checkCommand(),
+			stageCommand(),
+			applyCommand(),
+			statusCommand(),
+			rollbackCommand(),
+		},
+	}
+	for _, c := range app.Commands {
+		c.OnUsageError = onUsage
+	}
+	return app
+}
+
+func logger(c *cli.Context) *slog.Logger {
+	if c.Bool("verbose") {
+		return slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))
+	}
+	return nil
+}
+
+// withAgent opens the state directory, runs fn and closes it.
+func withAgent(c *cli.Context, fn func(*client.Agent) error) error {
+	if c.Args().Len() > 0 {
+		return usageErr("unexpected argument %q", c.Args().First())
+	}
+	a, err := client.Open(c.String("state"), logger(c))
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	return fn(a)
+}
+
+func jsonFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "json", Usage: "print JSON for scripts", EnvVars: []string{"BCAGENT_JSON"}}
+}
+
+func componentFlag() cli.Flag {
+	return &cli.StringFlag{Name: "component", Usage: "only this component `NAME`", EnvVars: []string{"BCAGENT_COMPONENT"}}
+}

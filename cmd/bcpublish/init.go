@@ -1,0 +1,39 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/beckmanconnect/bcupdate/publisher"
+	"github.com/beckmanconnect/bcupdate/repo"
+)
+
+func initCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "init",
+		Usage: "create a new TUF repository (root, targets, snapshot, timestamp, device policy)",
+		Flags: []cli.Flag{repoFlag(), keysFlag()},
+		Action: func(c *cli.Context) error {
+			if err := need(c, "repo", "keys"); err != nil {
+				return err
+			}
+			s, err := openStore(c)
+			if err != nil {
+				return err
+			}
+			keys, err := publisher.LoadKeys(c.String("keys"), repo.TopLevelRoles...)
+			if err != nil {
+				return err
+			}
+			r, err := publisher.Init(c.Context, s, keys, time.Now())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.Writer, "initialized repository %s (root v%d expires %s; trusted root: %s/metadata/1.root.json)\n",
+				c.String("repo"), r.Root.Signed.Version, r.Root.Signed.Expires.Format(time.RFC3339), c.String("repo"))
+			return nil
+		},
+	}
+}

@@ -1,0 +1,149 @@
+// Command bcpublish is the release engineers' CLI: role keys, repository
+// init, releases, status, serving and code signing. It only maps flags to
+// the publisher package and errors to exit codes.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/beckmanconnect/bcupdate/publisher"
+	"github.com/beckmanconnect/bcupdate/repo"
+	"github.com/beckmanconnect/bcupdate/signer"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// Exit codes (DESIGN.md).
+const (
+	exitOK           = 0
+	exitFailure      = 1
+	exitUsage        = 2
+	exitVerification = 3
+)
+
+var errUsage = errors.New("usage error")
+
+func usageErr(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{errUsage}, args...)...)
+}
+
+func exitCode(err error) int {
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, signer.ErrVerification), errors.Is(err, repo.ErrVerification):
+		return exitVerification
+	case errors.Is(err, errUsage), errors.Is(err, publisher.ErrUsage), errors.Is(err, repo.ErrBadPath):
+		return exitUsage
+	default:
+		return exitFailure
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes the CLI and returns the exit code; tests call it directly.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	app := newApp(stdout, stderr)
+	unknown := false
+	app.CommandNotFound = func(c *cli.Context, name string) {
+		unknown = true
+		fmt.Fprintf(stderr, "bcpublish: unknown command %q; see bcpublish --help\n", name)
+	}
+	err := app.RunContext(ctx, args)
+	if err == nil && unknown {
+		return exitUsage
+	}
+	if err != nil {
+		msg := err.Error()
+		msg = strings.ReplaceAll(msg, errUsage.Error()+": ", "")
+		msg = strings.ReplaceAll(msg, publisher.ErrUsage.Error()+": ", "")
+		fmt.Fprintf(stderr, "bcpublish: %s\n", strings.ReplaceAll(msg, "\n", " "))
+	}
+	return exitCode(err)
+}
+
+func newApp(stdout, stderr io.Writer) *cli.App {
+	onUsage := func(c *cli.Context, err error, _ bool) error { return usageErr("%v", err) }
+	app := &cli.App{
+		Name:                 "bcpublish",
+		Usage:                "publish code-signed BeckmanConnect releases into a TUF repository",
+		Version:              version,
+		Writer:               stdout,
+		ErrWriter:            stderr,
+		EnableBashCompletion: false,
+		HideHelpCommand:      true,
+		OnUsageError:         onUsage,
+		ExitErrHandler:       func(*cli.Context, error) {},
+		Commands: []*cli.Command{
+			keysCommand(),
+			initCommand(),
+			releaseCommand(),
+			refreshCommand(),
+			statusCommand(),
+			serveCommand(),
+			codesignCommand(),
+		},
+	}
+	setUsageHandler(app.Commands, onUsage)
+	return app
+}
+
+func setUsageHandler(cmds []*cli.Command, h cli.OnUsageErrorFunc) {
+	for _, c := range cmds {
+		c.OnUsageError = h
+		setUsageHandler(c.Subcommands, h)
+	}
+}
+
+// Shared flags.
+func repoFlag() cli.Flag {
+	return &cli.StringFlag{Name: "repo", Usage: "repository `DIR`", EnvVars: []string{"BCPUBLISH_REPO"}}
+}
+
+func keysFlag() cli.Flag {
+	return &cli.StringFlag{Name: "keys", Usage: "role key `DIR` (root.key, targets.key, …)", EnvVars: []string{"BCPUBLISH_KEYS"}}
+}
+
+func trustFlag() cli.Flag {
+	return &cli.StringFlag{Name: "trust", Usage: "code-signing trust `DIR` (roots/, publishers)", EnvVars: []string{"BCPUBLISH_TRUST"}}
+}
+
+func jsonFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "json", Usage: "print JSON for scripts", EnvVars: []string{"BCPUBLISH_JSON"}}
+}
+
+func need(c *cli.Context, names ...string) error {
+	for _, n := range names {
+		if c.String(n) == "" {
+			return usageErr("--%s is required", n)
+		}
+	}
+	if c.Args().Len() > 0 {
+		return usageErr("unexpected argument %q", c.Args().First())
+	}
+	return nil
+}
+
+func openStore(c *cli.Context) (publisher.Store, error) {
+	s, err := publisher.OpenStore(c.String("repo"))
+	if err != nil {
+		return nil, usageErr("%v", err)
+	}
+	return s, nil
+}

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/beckmanconnect/bcupdate/publisher"
+	"github.com/beckmanconnect/bcupdate/repo"
+	"github.com/beckmanconnect/bcupdate/signer"
+)
+
+func releaseCommand() *cli.Command {
+	return &cli.Command{
+		Name:        "release",
+		Usage:       "add and list releases",
+		Subcommands: []*cli.Command{releaseAddCommand(), releaseListCommand()},
+	}
+}
+
+func releaseAddCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "add",
+		Usage: "publish a code-signed artifact and point channels at it",
+		Flags: []cli.Flag{
+			repoFlag(), keysFlag(), trustFlag(),
+			&cli.StringFlag{Name: "component", Usage: "component `NAME` (lowercase, digits, -)", EnvVars: []string{"BCPUBLISH_COMPONENT"}},
+			&cli.StringFlag{Name: "version", Usage: "semantic `VERSION` such as 1.1.0", EnvVars: []string{"BCPUBLISH_VERSION"}},
+			&cli.StringFlag{Name: "platform", Usage: "`OS-ARCH` such as windows-amd64", EnvVars: []string{"BCPUBLISH_PLATFORM"}},
+			&cli.StringFlag{Name: "file", Usage: "the `ARTIFACT` to publish", EnvVars: []string{"BCPUBLISH_FILE"}},
+			&cli.StringFlag{Name: "signature", Usage: "detached CMS signature `FILE.p7s` (default: ARTIFACT.p7s)", EnvVars: []string{"BCPUBLISH_SIGNATURE"}},
+			&cli.StringSliceFlag{Name: "channel", Usage: "channel `NAME` to point at this release (repeatable; default stable)", EnvVars: []string{"BCPUBLISH_CHANNEL"}},
+			&cli.StringFlag{Name: "install", Usage: "install kind: archive or file (default: from the file name)", EnvVars: []string{"BCPUBLISH_INSTALL"}},
+			&cli.StringFlag{Name: "health-check", Usage: "command the agent runs after installing, e.g. \"bin/nc --version\"", EnvVars: []string{"BCPUBLISH_HEALTH_CHECK"}},
+		},
+		Action: func(c *cli.Context) error {
+			if err := need(c, "repo", "keys", "trust", "component", "version", "platform", "file"); err != nil {
+				return err
+			}
+			s, err := openStore(c)
+			if err != nil {
+				return err
+			}
+			trust, err := signer.LoadTrust(c.String("trust"))
+			if err != nil {
+				return usageErr("--trust: %v", err)
+			}
+			keys, err := publisher.LoadKeys(c.String("keys"), repo.RoleTargets, repo.RoleSnapshot, repo.RoleTimestamp)
+			if err != nil {
+				return err
+			}
+			res, err := publisher.AddRelease(c.Context, s, keys, trust, publisher.ReleaseOptions{
+				Component:   c.String("component"),
+				Version:     c.String("version"),
+				Platform:    c.String("platform"),
+				File:        c.String("file"),
+				Signature:   c.String("signature"),
+				Channels:    c.StringSlice("channel"),
+				Install:     c.String("install"),
+				HealthCheck: strings.Fields(c.String("health-check")),
+			}, nil)
+			if err != nil {
+				return err
+			}
+			if res.AlreadyPresent {
+				fmt.Fprintf(c.App.Writer, "%s is already published with this content; nothing changed\n", res.Path)
+				return nil
+			}
+			fmt.Fprintf(c.App.Writer, "published %s (%d bytes, sha256 %.12s…, signed by %s) on channel %s; targets v%d, timestamp v%d\n",
+				res.Path, res.Length, res.SHA256, res.Verified.Publisher, strings.Join(res.Channels, ","), res.TargetsVersion, res.TimestampVersion)
+			return nil
+		},
+	}
+}
+
+func releaseListCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "list",
+		Usage: "list published releases and their channels",
+		Flags: []cli.Flag{repoFlag(), jsonFlag()},
+		Action: func(c *cli.Context) error {
+			if err := need(c, "repo"); err != nil {
+				return err
+			}
+			s, err := openStore(c)
+			if err != nil {
+				return err
+			}
+			list, err := publisher.ListReleases(c.Context, s)
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				enc := json.NewEncoder(c.App.Writer)
+				enc.SetIndent("", "  ")
+				if list == nil {
+					list = []publisher.ReleaseInfo{}
+				}
+				return enc.Encode(list)
+			}
+			if len(list) == 0 {
+				fmt.Fprintln(c.App.Writer, "no releases published yet")
+				return nil
+			}
+			tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "COMPONENT\tPLATFORM\tVERSION\tCHANNELS\tRELEASED\tSIZE\tPATH")
+			for _, r := range list {
+				ch := strings.Join(r.Channels, ",")
+				if ch == "" {
+					ch = "-"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.Component, r.Platform, r.Version, ch, r.Released, r.Length, r.Path)
+			}
+			return tw.Flush()
+		},
+	}
+}
