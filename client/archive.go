@@ -195,7 +195,9 @@ func (x *extractor) finish() error {
 }
 
 // ExtractTarGz unpacks a .tar.gz into dest, an existing empty directory.
-func ExtractTarGz(r io.Reader, dest string) error {
+// On error dest is emptied again.
+func ExtractTarGz(r io.Reader, dest string) (err error) {
+	defer cleanupOnError(dest, &err)
 	zr, err := gzip.NewReader(r)
 	if err != nil {
 		return fmt.Errorf("%w: not a gzip stream: %v", ErrUnsafeArchive, err)
@@ -247,7 +249,9 @@ func (x *extractor) tarEntry(h *tar.Header, r io.Reader) error {
 }
 
 // ExtractZip unpacks a .zip file into dest, an existing empty directory.
-func ExtractZip(src string, dest string) error {
+// On error dest is emptied again.
+func ExtractZip(src string, dest string) (err error) {
+	defer cleanupOnError(dest, &err)
 	zr, err := zip.OpenReader(src)
 	if err != nil {
 		return fmt.Errorf("%w: not a zip file: %v", ErrUnsafeArchive, err)
@@ -298,6 +302,20 @@ func (x *extractor) zipEntry(f *zip.File) error {
 		return x.file(name, mode, rc)
 	default:
 		return unsafeEntry(f.Name, "entry type "+mode.Type().String()+" is not installed")
+	}
+}
+
+// cleanupOnError removes what a failed extraction wrote into dest.
+func cleanupOnError(dest string, err *error) {
+	if *err == nil {
+		return
+	}
+	entries, rerr := os.ReadDir(dest)
+	if rerr != nil {
+		return
+	}
+	for _, e := range entries {
+		os.RemoveAll(filepath.Join(dest, e.Name()))
 	}
 }
 

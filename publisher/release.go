@@ -83,14 +83,14 @@ type ReleaseOptions struct {
 
 // ReleaseResult says what release add did.
 type ReleaseResult struct {
-	Path            string
-	SHA256          string
-	Length          int64
-	Channels        []string
-	AlreadyPresent  bool
-	TargetsVersion  int64
+	Path             string
+	SHA256           string
+	Length           int64
+	Channels         []string
+	AlreadyPresent   bool
+	TargetsVersion   int64
 	TimestampVersion int64
-	Verified        *signer.Result
+	Verified         *signer.Result
 }
 
 // DefaultInstallKind picks the install kind from a file name.

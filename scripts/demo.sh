@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# make demo: the main job end to end, in a temporary workspace, on loopback.
+# Publish notification-client 1.0.0 (code-signed .tar.gz) into a new TUF
+# repository, serve it, install it with the agent, publish 1.1.0, update.
+set -euo pipefail
+BIN=${BIN:-$(pwd)/bin}
+KEYS_EXAMPLE=$(pwd)/keys.example
+work=$(mktemp -d "${TMPDIR:-/tmp}/bcupdate-demo.XXXXXX")
+server_pid=""
+cleanup() {
+  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+  if [ -z "${KEEP:-}" ]; then rm -rf "$work"; else echo "workspace kept at $work"; fi
+}
+trap cleanup EXIT
+step() { printf '\n== %s\n' "$*"; }
+pub() { "$BIN/bcpublish" "$@"; }
+agent() { "$BIN/bcagent" --state "$work/agent" "$@"; }
+
+step "1. role keys (fresh ed25519) and the example code-signing PKI (keys.example/, TEST ONLY)"
+pub keys generate --out "$work/keys"
+mkdir -p "$work/pki"
+install -m 600 "$KEYS_EXAMPLE/pki/leaf.key" "$work/pki/leaf.key"
+cp "$KEYS_EXAMPLE/pki/chain.pem" "$work/pki/chain.pem"
+cp -r "$KEYS_EXAMPLE/trust" "$work/trust"
+
+step "2. bcpublish init"
+pub init --repo "$work/repo" --keys "$work/keys"
+
+make_release() { # version
+  local v=$1 d="$work/build/$1"
+  mkdir -p "$d/bin"
+  printf '#!/bin/sh\necho "notification-client %s"\n' "$v" > "$d/bin/notification-client"
+  chmod 755 "$d/bin/notification-client"
+  printf 'notification-client %s\n' "$v" > "$d/VERSION"
+  tar -C "$d" -czf "$work/notification-client-$v.tar.gz" bin VERSION
+  pub codesign sign --cert "$work/pki/chain.pem" --key "$work/pki/leaf.key" \
+    --file "$work/notification-client-$v.tar.gz"
+  pub release add --repo "$work/repo" --keys "$work/keys" --trust "$work/trust" \
+    --component notification-client --version "$v" --platform linux-amd64 \
+    --file "$work/notification-client-$v.tar.gz" --channel stable \
+    --health-check "bin/notification-client --version"
+}
+
+step "3. publish notification-client 1.0.0 (signed .tar.gz + detached .p7s)"
+make_release 1.0.0
+
+step "4. bcpublish serve on a random 127.0.0.1 port"
+pub serve --repo "$work/repo" --addr 127.0.0.1:0 > "$work/serve.log" 2>&1 &
+server_pid=$!
+url=""
+for _ in $(seq 1 100); do
+  url=$(sed -n 's/^serving .* at \(https\{0,1\}:\/\/[0-9.:]*\) (.*/\1/p' "$work/serve.log" | head -n1)
+  [ -n "$url" ] && break
+  sleep 0.05
+done
+[ -n "$url" ] || { echo "server did not start:"; cat "$work/serve.log"; exit 1; }
+head -n1 "$work/serve.log"
+
+step "5. bcagent init, check, stage, apply"
+agent init --repo-url "$url" --root "$work/repo/metadata/1.root.json" --trust "$work/trust" \
+  --component notification-client --device-id INST-0042 --device-model "Navios EX" --platform linux-amd64
+agent check
+agent stage
+agent apply
+"$work/agent/install/notification-client/current/bin/notification-client"
+
+step "6. publish 1.1.0; the agent updates"
+make_release 1.1.0
+agent check
+agent stage
+agent apply
+"$work/agent/install/notification-client/current/bin/notification-client"
+
+step "7. bcagent status"
+agent status
+
+step "8. stop the server"
+kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""
+echo "demo finished: notification-client went from 1.0.0 to 1.1.0, verified by TUF and by its code signature"
