@@ -1,0 +1,77 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/beckmanconnect/bcupdate/internal/testutil"
+)
+
+func bcpublish(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), append([]string{"bcpublish"}, args...), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestCLI(t *testing.T) {
+	dir := t.TempDir()
+	pki := testutil.NewPKI(t)
+	keys, repoDir := filepath.Join(dir, "keys"), filepath.Join(dir, "repo")
+	testutil.WriteCerts(t, filepath.Join(dir, "chain.pem"), pki.Leaf.Chain...)
+	testutil.WriteKey(t, filepath.Join(dir, "leaf.key"), pki.Leaf.Key)
+	art := filepath.Join(dir, "nc-1.0.0.tar.gz")
+	os.WriteFile(art, testutil.TarGz(t, testutil.TarEntry{Name: "VERSION", Body: "1.0.0\n"}), 0o644)
+
+	steps := []struct {
+		args []string
+		code int
+		out  string // substring of stdout (or stderr when code != 0)
+	}{
+		{[]string{"keys", "generate", "--out", keys}, 0, "generated ed25519 role keys"},
+		{[]string{"keys", "generate", "--out", keys}, 1, "refusing to overwrite"},
+		{[]string{"init", "--repo", repoDir, "--keys", keys}, 0, "initialized repository"},
+		{[]string{"init", "--repo", repoDir, "--keys", keys}, 1, "already"},
+		{[]string{"codesign", "sign", "--cert", filepath.Join(dir, "chain.pem"), "--key", filepath.Join(dir, "leaf.key"), "--file", art}, 0, "signed"},
+		{[]string{"codesign", "verify", "--trust", pki.TrustDir, "--file", art, "--explain"}, 0, "publisher: matched O=Example Lab Software"},
+		{[]string{"release", "add", "--repo", repoDir, "--keys", keys, "--trust", pki.TrustDir, "--component", "notification-client",
+			"--version", "1.0.0", "--platform", "linux-amd64", "--file", art}, 0, "published notification-client/linux-amd64/1.0.0/nc-1.0.0.tar.gz"},
+		{[]string{"release", "list", "--repo", repoDir}, 0, "notification-client  linux-amd64  1.0.0    stable"},
+		{[]string{"release", "list", "--repo", repoDir, "--json"}, 0, `"channels": [`},
+		{[]string{"status", "--repo", repoDir}, 0, "signatures verified"},
+		{[]string{"refresh", "--repo", repoDir, "--keys", keys}, 0, "timestamp v3"},
+		// Usage errors: exit 2, one line naming the flag.
+		{[]string{"release", "add", "--repo", repoDir}, 2, "--keys is required"},
+		{[]string{"release", "add", "--bogus"}, 2, "flag provided but not defined"},
+		{[]string{"release", "add", "--repo", repoDir, "--keys", keys, "--trust", pki.TrustDir, "--component", "Bad_Name",
+			"--version", "1.0.0", "--platform", "linux-amd64", "--file", art}, 2, "--component"},
+		{[]string{"nope"}, 2, "unknown command"},
+		{[]string{"keys", "generate", "--out", filepath.Join(dir, "k2"), "--type", "rsa"}, 2, "--type"},
+		{[]string{"status", "--repo", filepath.Join(dir, "missing")}, 1, "no repository found"},
+	}
+	for _, s := range steps {
+		code, out, errOut := bcpublish(t, s.args...)
+		where := out
+		if s.code != 0 {
+			where = errOut
+		}
+		if code != s.code || !strings.Contains(where, s.out) {
+			t.Fatalf("bcpublish %v: exit %d (want %d)\nstdout: %s\nstderr: %s\nwant %q", s.args, code, s.code, out, errOut, s.out)
+		}
+		if s.code != 0 && strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+			t.Errorf("bcpublish %v: error is not one line: %q", s.args, errOut)
+		}
+	}
+
+	// A tampered artifact is refused with exit code 3.
+	os.WriteFile(art, []byte("tampered"), 0o644)
+	code, _, errOut := bcpublish(t, "release", "add", "--repo", repoDir, "--keys", keys, "--trust", pki.TrustDir,
+		"--component", "notification-client", "--version", "1.0.1", "--platform", "linux-amd64", "--file", art)
+	if code != 3 || !strings.Contains(errOut, "content does not match the signature") {
+		t.Fatalf("tampered artifact: exit %d, %s", code, errOut)
+	}
+}

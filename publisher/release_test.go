@@ -1,0 +1,227 @@
+package publisher_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/beckmanconnect/bcupdate/internal/testutil"
+	"github.com/beckmanconnect/bcupdate/publisher"
+	"github.com/beckmanconnect/bcupdate/repo"
+	"github.com/beckmanconnect/bcupdate/signer"
+)
+
+type fixture struct {
+	dir   string
+	keys  repo.Keys
+	pki   *testutil.PKI
+	trust *signer.Trust
+	store *publisher.DirStore
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	if _, err := publisher.GenerateKeys(filepath.Join(dir, "keys"), signer.KeyTypeECDSAP256); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := publisher.LoadKeys(filepath.Join(dir, "keys"), repo.TopLevelRoles...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pki := testutil.NewPKI(t)
+	trust, err := signer.LoadTrust(pki.TrustDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &publisher.DirStore{Dir: filepath.Join(dir, "repo")}
+	if _, err := publisher.Init(context.Background(), store, keys, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{dir: dir, keys: keys, pki: pki, trust: trust, store: store}
+}
+
+func (f *fixture) artifact(t *testing.T, name, content string, leaf *testutil.Leaf) string {
+	t.Helper()
+	p := filepath.Join(f.dir, "build", name)
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	os.WriteFile(p, []byte(content), 0o644)
+	sig, err := signer.SignDetached(strings.NewReader(content), leaf.Chain, leaf.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(p+".p7s", sig, 0o644)
+	return p
+}
+
+func (f *fixture) add(o publisher.ReleaseOptions) (*publisher.ReleaseResult, error) {
+	if o.Component == "" {
+		o.Component = "notification-client"
+	}
+	if o.Platform == "" {
+		o.Platform = "windows-amd64"
+	}
+	return publisher.AddRelease(context.Background(), f.store, f.keys, f.trust, o, nil)
+}
+
+func TestInitRefusesExistingRepository(t *testing.T) {
+	f := newFixture(t)
+	if _, err := publisher.Init(context.Background(), f.store, f.keys, time.Now()); !errors.Is(err, publisher.ErrExists) {
+		t.Fatalf("want ErrExists, got %v", err)
+	}
+}
+
+func TestAddReleaseAndList(t *testing.T) {
+	f := newFixture(t)
+	file := f.artifact(t, "nc.zip", "zip bytes", f.pki.Leaf)
+	res, err := f.add(publisher.ReleaseOptions{Version: "1.0.0", File: file, Channels: []string{"stable", "beta"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Path != "notification-client/windows-amd64/1.0.0/nc.zip" || res.TargetsVersion != 2 || res.TimestampVersion != 2 {
+		t.Fatalf("result %+v", res)
+	}
+	// Publishing the identical artifact again changes nothing.
+	before := testutil.HashTree(t, f.store.Dir)
+	res, err = f.add(publisher.ReleaseOptions{Version: "1.0.0", File: file, Channels: []string{"stable", "beta"}})
+	if err != nil || !res.AlreadyPresent {
+		t.Fatalf("re-add: %+v %v", res, err)
+	}
+	if testutil.HashTree(t, f.store.Dir) != before {
+		t.Fatal("idempotent re-add changed the repository")
+	}
+	list, err := publisher.ListReleases(context.Background(), f.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].Version != "1.0.0" || strings.Join(list[0].Channels, ",") != "beta,stable" || list[0].Install != repo.InstallArchive {
+		t.Fatalf("list %+v", list)
+	}
+	st, err := publisher.Status(context.Background(), f.store, time.Now())
+	if err != nil || len(st.Warnings) != 0 || st.Releases != 1 {
+		t.Fatalf("status %+v %v", st, err)
+	}
+	st, err = publisher.Status(context.Background(), f.store, time.Now().Add(36*time.Hour))
+	if err != nil || len(st.Warnings) == 0 || !strings.Contains(st.Warnings[0], "timestamp expired") {
+		t.Fatalf("status of an expired timestamp: %+v %v", st, err)
+	}
+}
+
+// TestFailedAddLeavesRepositoryUnchanged: every refused release add leaves
+// the repository byte for byte as it was.
+func TestFailedAddLeavesRepositoryUnchanged(t *testing.T) {
+	f := newFixture(t)
+	good := f.artifact(t, "nc.zip", "version one", f.pki.Leaf)
+	if _, err := f.add(publisher.ReleaseOptions{Version: "1.0.0", File: good}); err != nil {
+		t.Fatal(err)
+	}
+	evilRoot := testutil.NewRoot(t, "Evil").Intermediate(t, "Evil CA").Leaf(t, testutil.LeafOptions{})
+	other := f.artifact(t, "other/nc.zip", "version one, changed", f.pki.Leaf)
+	untrusted := f.artifact(t, "untrusted/nc.zip", "x", evilRoot)
+	noEKU := f.artifact(t, "noeku/nc.zip", "x", f.pki.Intermediate.Leaf(t, testutil.LeafOptions{NoEKU: true}))
+	tampered := f.artifact(t, "tampered/nc.zip", "x", f.pki.Leaf)
+	os.WriteFile(tampered, []byte("y"), 0o644)
+	badName := f.artifact(t, `bad\name.zip`, "x", f.pki.Leaf)
+	otherName := f.artifact(t, "renamed/nc2.zip", "version one", f.pki.Leaf)
+	wrongKeys := newFixture(t).keys
+
+	cases := []struct {
+		name string
+		opts publisher.ReleaseOptions
+		keys repo.Keys
+		want error
+	}{
+		{"same version, other content", publisher.ReleaseOptions{Version: "1.0.0", File: other}, nil, repo.ErrConflict},
+		{"same version, other file name", publisher.ReleaseOptions{Version: "1.0.0", File: otherName}, nil, repo.ErrConflict},
+		{"untrusted root", publisher.ReleaseOptions{Version: "1.1.0", File: untrusted}, nil, signer.ErrVerification},
+		{"leaf without codeSigning", publisher.ReleaseOptions{Version: "1.1.0", File: noEKU}, nil, signer.ErrVerification},
+		{"content changed after signing", publisher.ReleaseOptions{Version: "1.1.0", File: tampered}, nil, signer.ErrVerification},
+		{"component with ..", publisher.ReleaseOptions{Component: "../etc", Version: "1.1.0", File: good}, nil, publisher.ErrUsage},
+		{"backslash in file name", publisher.ReleaseOptions{Version: "1.1.0", File: badName}, nil, publisher.ErrUsage},
+		{"bad version", publisher.ReleaseOptions{Version: "1.1", File: good}, nil, publisher.ErrUsage},
+		{"bad platform", publisher.ReleaseOptions{Platform: "windows/amd64", Version: "1.1.0", File: good}, nil, publisher.ErrUsage},
+		{"bad channel", publisher.ReleaseOptions{Version: "1.1.0", File: good, Channels: []string{"../stable"}}, nil, publisher.ErrUsage},
+		{"missing signature", publisher.ReleaseOptions{Version: "1.1.0", File: good, Signature: good + ".nope"}, nil, publisher.ErrUsage},
+		{"keys of another repository", publisher.ReleaseOptions{Version: "1.1.0", File: good}, wrongKeys, repo.ErrVerification},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := testutil.HashTree(t, f.store.Dir)
+			keys := f.keys
+			if tc.keys != nil {
+				keys = tc.keys
+			}
+			_, err := publisher.AddRelease(context.Background(), f.store, keys, f.trust, withDefaults(tc.opts), nil)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("want %v, got %v", tc.want, err)
+			}
+			if after := testutil.HashTree(t, f.store.Dir); after != before {
+				t.Fatal("the refused release add changed the repository")
+			}
+		})
+	}
+}
+
+func withDefaults(o publisher.ReleaseOptions) publisher.ReleaseOptions {
+	if o.Component == "" {
+		o.Component = "notification-client"
+	}
+	if o.Platform == "" {
+		o.Platform = "windows-amd64"
+	}
+	return o
+}
+
+func TestHandler(t *testing.T) {
+	f := newFixture(t)
+	file := f.artifact(t, "nc.zip", "zip bytes", f.pki.Leaf)
+	res, err := f.add(publisher.ReleaseOptions{Version: "1.0.0", File: file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(publisher.Handler(f.store, nil))
+	defer srv.Close()
+	cases := []struct {
+		path   string
+		status int
+		body   string
+		cache  string
+	}{
+		{"/metadata/timestamp.json", 200, `"_type": "timestamp"`, "no-cache"},
+		{"/metadata/1.root.json", 200, `"_type": "root"`, "immutable"},
+		{"/targets/" + repo.ConsistentName(res.Path, res.SHA256), 200, "zip bytes", "immutable"},
+		{"/metadata/", 404, "", ""},
+		{"/metadata/9.root.json", 404, "", ""},
+		{"/targets/notification-client/", 404, "", ""},
+		{"/targets/../metadata/timestamp.json", 404, "", ""},
+		{"/keys/root.key", 404, "", ""},
+		{"/", 404, "", ""},
+	}
+	for _, tc := range cases {
+		resp, err := http.Get(srv.URL + tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || !bytes.Contains(b, []byte(tc.body)) || !strings.Contains(resp.Header.Get("Cache-Control"), tc.cache) {
+			t.Errorf("GET %s: %d %q cache=%q", tc.path, resp.StatusCode, b, resp.Header.Get("Cache-Control"))
+		}
+	}
+	resp, err := http.Post(srv.URL+"/metadata/timestamp.json", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST: %d", resp.StatusCode)
+	}
+}
