@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 
 	"github.com/beckmanconnect/bcupdate/internal/atomicfile"
@@ -19,58 +20,147 @@ import (
 // recorded decision; nothing was activated (exit code 4).
 var ErrAuthorizationRequired = errors.New("a person must authorize a feature first")
 
-// Apply installs every staged release (or only's): it verifies the staged
-// file again (sha256 and code signature), unpacks it into
-// <install-root>/<component>/<version>, switches `current` atomically and
-// keeps the previous version. A failure leaves the component on its old
-// version and state.json as it was.
-func (a *Agent) Apply(ctx context.Context, only string) (*CheckReport, error) {
+// Apply installs every staged release (or only's). For each, it first runs
+// the consent gate (decisions from o are recorded in the consent log before
+// anything activates), then verifies the staged file again (sha256 and code
+// signature), unpacks it into <install-root>/<component>/<version>,
+// switches `current` atomically, writes features.json and keeps the
+// previous version. A failure leaves the component on its old version and
+// state.json as it was; a release still waiting for a decision returns
+// ErrAuthorizationRequired.
+func (a *Agent) Apply(ctx context.Context, only string, o ApplyOptions) (*CheckReport, error) {
 	names, err := a.selectComponents(only)
 	if err != nil {
+		return nil, err
+	}
+	if err := o.validate(); err != nil {
 		return nil, err
 	}
 	st, err := a.loadState()
 	if err != nil {
 		return nil, err
 	}
+	if err := a.checkDecisionTargets(st, names, o); err != nil {
+		return nil, err
+	}
+	var waiting error
 	for _, name := range names {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		c := st.Components[name]
 		if c.Staged == nil {
+			if err := a.decideInstalled(ctx, st, name, o); err != nil {
+				return nil, err
+			}
 			continue
 		}
-		if err := a.install(st, name, c); err != nil {
-			return nil, fmt.Errorf("apply %s %s: %w", name, c.Staged.Version, err)
+		version := c.Staged.Version
+		active, err := a.decide(ctx, st, name, c.Staged, o)
+		if errors.Is(err, ErrAuthorizationRequired) {
+			a.markAwaiting(name, c, err)
+			waiting = errors.Join(waiting, err)
+			continue
+		}
+		if err != nil {
+			return nil, a.failed(fmt.Errorf("apply %s %s: %w", name, version, err), name, version)
+		}
+		if err := a.install(name, c, active); err != nil {
+			return nil, a.failed(fmt.Errorf("apply %s %s: %w", name, version, err), name, version)
 		}
 		// Persist after each component: current already points at it.
 		if err := a.saveState(st); err != nil {
 			return nil, err
 		}
+		a.audit(AuditEvent{Event: EventInstalled, Component: name, Version: version, Detail: "active features: " + strings.Join(active, ",")})
+		a.resolve(name, NoteUpdateAvailable, NoteStaged, NoteAwaitingAuthorization, NoteFailed, NoteRolledBack, NoteVerificationFailure)
+		a.raise(NoteInstalled, "info", name, version, fmt.Sprintf("%s %s was installed", name, version))
 		a.log.Info("installed", "component", name, "version", c.Installed)
+	}
+	if err := a.saveState(st); err != nil {
+		return nil, err
+	}
+	if waiting != nil {
+		return a.report(nil, st), waiting
 	}
 	return a.report(nil, st), nil
 }
 
-// gatedFeatures lists a release's features that need a person's decision
-// on this device.
-func (a *Agent) gatedFeatures(st *State, rel *Release) []string {
-	var ids []string
-	for _, f := range rel.Meta.Features {
-		if f.Consent == repo.ConsentRequired || (f.Consent == repo.ConsentPHIDevices && a.isPHIDevice(st)) {
-			ids = append(ids, f.ID)
+// checkDecisionTargets refuses --authorize/--decline IDs that name no
+// gated feature of a staged or installed release of the selected components.
+func (a *Agent) checkDecisionTargets(st *State, names []string, o ApplyOptions) error {
+	for _, id := range append(append([]string{}, o.Authorize...), o.Decline...) {
+		found := false
+		for _, name := range names {
+			c := st.Components[name]
+			for _, rel := range []*Release{c.Staged, c.InstalledRelease} {
+				for _, f := range a.gatedFeatures(st, rel) {
+					found = found || f.ID == id
+				}
+			}
+		}
+		if !found {
+			return usagef("feature %q is not a gated feature of any staged or installed release on this device", id)
 		}
 	}
-	return ids
+	return nil
 }
 
-func (a *Agent) install(st *State, name string, c *ComponentState) error {
-	rel := c.Staged
-	if ids := a.gatedFeatures(st, rel); len(ids) > 0 {
-		return fmt.Errorf("%w: %s %s turns on %s, which this agent version cannot ask consent for; it was not installed",
-			ErrAuthorizationRequired, name, rel.Version, strings.Join(ids, ", "))
+// decideInstalled applies --authorize/--decline to the installed release
+// (to turn a feature back on after a revoke, or off), with nothing staged.
+func (a *Agent) decideInstalled(ctx context.Context, st *State, name string, o ApplyOptions) error {
+	c := st.Components[name]
+	if c.InstalledRelease == nil || len(o.Authorize)+len(o.Decline) == 0 {
+		return nil
 	}
+	touches := false
+	for _, f := range a.gatedFeatures(st, c.InstalledRelease) {
+		touches = touches || slices.Contains(o.Authorize, f.ID) || slices.Contains(o.Decline, f.ID)
+	}
+	if !touches {
+		return nil
+	}
+	o.Prompter = nil
+	active, err := a.decide(ctx, st, name, c.InstalledRelease, o)
+	if err != nil && !errors.Is(err, ErrAuthorizationRequired) {
+		return err
+	}
+	if err != nil {
+		// Other features still wait: activate only what was decided.
+		active = a.decidedActive(st, name, c.InstalledRelease)
+	}
+	return a.writeFeatures(name, active)
+}
+
+// decidedActive lists the features of rel active under standing decisions.
+func (a *Agent) decidedActive(st *State, name string, rel *Release) []string {
+	decs, err := a.decisions()
+	if err != nil {
+		decs = nil
+	}
+	gated := a.gatedFeatures(st, rel)
+	var active []string
+	for _, f := range rel.Meta.Features {
+		isGated := slices.ContainsFunc(gated, func(g repo.Feature) bool { return g.ID == f.ID })
+		if !isGated || decisionFor(decs, name, f) == DecisionGranted {
+			active = append(active, f.ID)
+		}
+	}
+	return active
+}
+
+func (a *Agent) markAwaiting(name string, c *ComponentState, err error) {
+	first := c.State != StateAwaitingAuthorization
+	c.State = StateAwaitingAuthorization
+	a.raise(NoteAwaitingAuthorization, "warning", name, c.Staged.Version,
+		fmt.Sprintf("%s %s is staged and waits for a person to authorize its new features: %v", name, c.Staged.Version, strings.TrimPrefix(err.Error(), ErrAuthorizationRequired.Error()+": ")))
+	if first {
+		a.audit(AuditEvent{Event: EventAwaitingAuthorization, Component: name, Version: c.Staged.Version, Detail: err.Error()})
+	}
+}
+
+func (a *Agent) install(name string, c *ComponentState, active []string) error {
+	rel := c.Staged
 	sig, err := readFileLimited(rel.File+repo.SignatureSuffix, 1<<20)
 	if err != nil {
 		return fmt.Errorf("staged signature: %w", err)
@@ -84,6 +174,9 @@ func (a *Agent) install(st *State, name string, c *ComponentState) error {
 	}
 	if rel.Version == "current" || strings.HasPrefix(rel.Version, ".") {
 		return verifyf("version %q cannot be installed", rel.Version)
+	}
+	if rel.Version == c.Installed {
+		return fmt.Errorf("%s %s is already the installed version", name, rel.Version)
 	}
 	incoming := filepath.Join(compDir, ".incoming-"+rel.Version)
 	if err := os.RemoveAll(incoming); err != nil {
@@ -102,9 +195,6 @@ func (a *Agent) install(st *State, name string, c *ComponentState) error {
 		return classifyTUF(err)
 	}
 	dest := filepath.Join(compDir, rel.Version)
-	if rel.Version == c.Installed {
-		return fmt.Errorf("%s %s is already the installed version", name, rel.Version)
-	}
 	if err := os.RemoveAll(dest); err != nil {
 		return err
 	}
@@ -112,10 +202,31 @@ func (a *Agent) install(st *State, name string, c *ComponentState) error {
 		return err
 	}
 	ok = true
+	// Never let a feature be active for a version that has no decision for
+	// it: while switching, only features active before and after stay on.
+	before, err := a.ActiveFeatures(name)
+	if err != nil {
+		return err
+	}
+	var both []string
+	for _, id := range before {
+		if slices.Contains(active, id) {
+			both = append(both, id)
+		}
+	}
+	if err := a.writeFeatures(name, both); err != nil {
+		return err
+	}
 	if err := switchCurrent(compDir, rel.Version); err != nil {
 		return err
 	}
+	if err := a.writeFeatures(name, active); err != nil {
+		return err
+	}
+	installed := *rel
+	installed.File = ""
 	c.Previous, c.Installed = c.Installed, rel.Version
+	c.PreviousRelease, c.InstalledRelease = c.InstalledRelease, &installed
 	c.Staged, c.Available = nil, nil
 	c.State, c.LastError = StateUpToDate, ""
 	a.dropStaged(name, c)
@@ -234,10 +345,19 @@ func (a *Agent) Rollback(ctx context.Context, name string) (*CheckReport, error)
 	if err := switchCurrent(compDir, c.Previous); err != nil {
 		return nil, err
 	}
+	from := c.Installed
 	c.Installed, c.Previous = c.Previous, c.Installed
+	c.InstalledRelease, c.PreviousRelease = c.PreviousRelease, c.InstalledRelease
 	updateComponentState(c)
 	if err := a.saveState(st); err != nil {
 		return nil, err
 	}
+	if c.InstalledRelease != nil {
+		if err := a.writeFeatures(name, a.decidedActive(st, name, c.InstalledRelease)); err != nil {
+			return nil, err
+		}
+	}
+	a.audit(AuditEvent{Event: EventRollback, Component: name, Version: c.Installed, Detail: "rolled back from " + from})
+	a.raise(NoteRolledBack, "warning", name, c.Installed, fmt.Sprintf("%s was rolled back from %s to %s", name, from, c.Installed))
 	return a.report(nil, st), nil
 }

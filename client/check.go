@@ -2,9 +2,12 @@ package client
 
 import (
 	"context"
+	"time"
+
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"path"
 	"slices"
 
@@ -38,7 +41,7 @@ func (a *Agent) Check(ctx context.Context) (*CheckReport, error) {
 	}
 	s, err := a.check(ctx, st)
 	if err != nil {
-		return nil, err
+		return nil, a.failed(err, "", "")
 	}
 	if err := a.saveState(st); err != nil {
 		return nil, err
@@ -75,12 +78,25 @@ func (a *Agent) check(ctx context.Context, st *State) (*session, error) {
 	} else if classes != nil {
 		st.PHIClasses = classes
 	}
+	type found struct {
+		name string
+		rel  *Release
+	}
+	var all []found
 	for _, name := range a.cfg.Components {
 		rel, err := a.channelRelease(ctx, s, name)
 		if err != nil {
 			return nil, fmt.Errorf("component %s: %w", name, err)
 		}
+		all = append(all, found{name, rel})
+	}
+	// Everything verified: now update state, the audit log and notifications.
+	a.resolve("", NoteMetadataExpired, NoteVerificationFailure)
+	a.noteExpiry(s)
+	for _, f := range all {
+		name, rel := f.name, f.rel
 		c := st.Components[name]
+		prev := c.Available
 		c.Available = nil
 		if rel != nil && (c.Installed == "" || repo.CompareVersions(rel.Version, c.Installed) > 0) {
 			c.Available = rel
@@ -88,10 +104,61 @@ func (a *Agent) check(ctx context.Context, st *State) (*session, error) {
 		if c.Staged != nil && (c.Available == nil || c.Staged.SHA256 != c.Available.SHA256) {
 			// The channel moved on (or back): the staged file is stale.
 			a.dropStaged(name, c)
+			a.resolve(name, NoteStaged, NoteAwaitingAuthorization)
 		}
 		updateComponentState(c)
+		a.refreshGate(st, name, c)
+		switch {
+		case c.Available == nil:
+			a.resolve(name, NoteUpdateAvailable)
+		case c.Staged == nil:
+			if prev == nil || prev.SHA256 != c.Available.SHA256 {
+				a.audit(AuditEvent{Event: EventUpdateAvailable, Component: name, Version: c.Available.Version, Detail: c.Available.Path})
+			}
+			a.raise(NoteUpdateAvailable, "info", name, c.Available.Version,
+				fmt.Sprintf("%s %s is available (installed: %s)", name, c.Available.Version, orNone(c.Installed)))
+		}
 	}
 	return s, nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// expiringWithin is how close to expiry root, targets or snapshot must be
+// for the agent to warn (timestamp is short-lived by design).
+const expiringWithin = 3 * 24 * time.Hour
+
+func (a *Agent) noteExpiry(s *session) {
+	tm := s.up.GetTrustedMetadataSet()
+	soonest, role := tm.Root.Signed.Expires, "root"
+	if t := tm.Targets[metadata.TARGETS]; t != nil && t.Signed.Expires.Before(soonest) {
+		soonest, role = t.Signed.Expires, "targets"
+	}
+	if tm.Snapshot != nil && tm.Snapshot.Signed.Expires.Before(soonest) {
+		soonest, role = tm.Snapshot.Signed.Expires, "snapshot"
+	}
+	if time.Until(soonest) < expiringWithin {
+		a.raise(NoteMetadataExpiring, "warning", "", "", fmt.Sprintf("the repository's %s metadata expires at %s; after that no update can be installed until the publisher re-signs it", role, soonest.UTC().Format(time.RFC3339)))
+		return
+	}
+	a.resolve("", NoteMetadataExpiring)
+}
+
+// refreshGate marks a staged release whose gated features have no
+// decision as awaiting authorization.
+func (a *Agent) refreshGate(st *State, name string, c *ComponentState) {
+	if c.Staged == nil {
+		return
+	}
+	pending, err := a.pendingFeatures(st, name, c.Staged)
+	if len(pending) > 0 || err != nil {
+		c.State = StateAwaitingAuthorization
+	}
 }
 
 func updateComponentState(c *ComponentState) {

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,6 +32,8 @@ type Config struct {
 	// PHIDeviceClasses adds local classes to the signed policy's; it can
 	// never remove one.
 	PHIDeviceClasses []string `json:"phi_device_classes,omitempty"`
+	// NotifyCommand is run with each new notification as JSON on stdin.
+	NotifyCommand []string `json:"notify_command,omitempty"`
 }
 
 const maxConfigSize = 1 << 20
@@ -81,6 +84,11 @@ func (c *Config) Validate() error {
 	if c.InstallRoot == "" || !filepath.IsAbs(c.InstallRoot) {
 		return usagef("install root %q must be an absolute path", c.InstallRoot)
 	}
+	for _, m := range c.PHIDeviceClasses {
+		if strings.TrimSpace(m) == "" {
+			return usagef("--phi-device-class must not be empty")
+		}
+	}
 	for _, h := range c.AllowedHosts {
 		if h == "" || strings.ContainsAny(h, "/ ") {
 			return usagef("--allow-host %q: want a host name or host:port", h)
@@ -107,7 +115,9 @@ func loadConfig(stateDir string) (*Config, error) {
 		return nil, err
 	}
 	var c Config
-	if err := json.Unmarshal(data, &c); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields() // e.g. an attempt to remove PHI classes is an error, not ignored
+	if err := dec.Decode(&c); err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
 	}
 	if err := c.Validate(); err != nil {

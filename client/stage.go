@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/beckmanconnect/bcupdate/internal/atomicfile"
 	"github.com/beckmanconnect/bcupdate/repo"
@@ -40,26 +41,47 @@ func (a *Agent) Stage(ctx context.Context, only string) (*CheckReport, error) {
 	}
 	s, err := a.check(ctx, st)
 	if err != nil {
-		return nil, err
+		return nil, a.failed(err, "", "")
 	}
+	var waiting error
 	for _, name := range names {
 		c := st.Components[name]
-		if c.Available == nil || c.Staged != nil {
+		if c.Available == nil {
 			continue
 		}
-		staged, err := a.stage(ctx, s, name, c.Available)
-		if err != nil {
-			return nil, fmt.Errorf("stage %s %s: %w", name, c.Available.Version, err)
+		if c.Staged == nil {
+			staged, err := a.stage(ctx, s, name, c.Available)
+			if err != nil {
+				return nil, a.failed(fmt.Errorf("stage %s %s: %w", name, c.Available.Version, err), name, c.Available.Version)
+			}
+			c.Staged = staged
+			c.State, c.LastError = "", ""
+			updateComponentState(c)
+			a.audit(AuditEvent{Event: EventStaged, Component: name, Version: staged.Version, Detail: staged.Path})
+			a.resolve(name, NoteUpdateAvailable, NoteVerificationFailure)
+			a.log.Info("staged", "component", name, "version", staged.Version)
 		}
-		c.Staged = staged
-		c.State, c.LastError = "", ""
-		updateComponentState(c)
-		a.log.Info("staged", "component", name, "version", staged.Version)
+		pending, perr := a.pendingFeatures(st, name, c.Staged)
+		if len(pending) > 0 || perr != nil {
+			var ids []string
+			for _, f := range pending {
+				ids = append(ids, f.ID)
+			}
+			why := fmt.Errorf("%w: %s %s turns on %s on %s (%s); run bcagent apply at a terminal, or bcagent apply --authorize ID (or --decline ID) --by NAME",
+				ErrAuthorizationRequired, name, c.Staged.Version, strings.Join(ids, ", "), a.cfg.DeviceID, a.cfg.DeviceModel)
+			if perr != nil {
+				why = fmt.Errorf("%w: %w", ErrAuthorizationRequired, perr)
+			}
+			a.markAwaiting(name, c, why)
+			waiting = errors.Join(waiting, why)
+			continue
+		}
+		a.raise(NoteStaged, "info", name, c.Staged.Version, fmt.Sprintf("%s %s is downloaded, verified and ready to install", name, c.Staged.Version))
 	}
 	if err := a.saveState(st); err != nil {
 		return nil, err
 	}
-	return a.report(s, st), nil
+	return a.report(s, st), waiting
 }
 
 func (a *Agent) stagingDir(component string) string {

@@ -39,12 +39,16 @@ type RepositoryState struct {
 
 // ComponentState is one component's installed, staged and available release.
 type ComponentState struct {
-	Installed string   `json:"installed,omitempty"`
-	Previous  string   `json:"previous,omitempty"`
-	Available *Release `json:"available,omitempty"`
-	Staged    *Release `json:"staged,omitempty"`
-	State     string   `json:"state"`
-	LastError string   `json:"last_error,omitempty"`
+	Installed string `json:"installed,omitempty"`
+	Previous  string `json:"previous,omitempty"`
+	// InstalledRelease and PreviousRelease keep the metadata (features)
+	// of what is on disk.
+	InstalledRelease *Release `json:"installed_release,omitempty"`
+	PreviousRelease  *Release `json:"previous_release,omitempty"`
+	Available        *Release `json:"available,omitempty"`
+	Staged           *Release `json:"staged,omitempty"`
+	State            string   `json:"state"`
+	LastError        string   `json:"last_error,omitempty"`
 }
 
 // Release is a release the agent has seen in verified metadata.
@@ -100,6 +104,8 @@ func (a *Agent) saveState(st *State) error {
 	a.stateBytes = data
 	return nil
 }
+
+func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
 
 func ensureDir(p string) error {
 	if err := os.MkdirAll(p, 0o700); err != nil {

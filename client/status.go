@@ -1,7 +1,10 @@
 package client
 
 import (
+	"slices"
 	"time"
+
+	"github.com/beckmanconnect/bcupdate/repo"
 )
 
 // StatusReport is `bcagent status --json` (DESIGN.md).
@@ -74,15 +77,31 @@ func (a *Agent) Status() (*StatusReport, error) {
 		if c.Available != nil {
 			cs.Available = opt(c.Available.Version)
 		}
-		if pending != nil && pending.Meta != nil {
-			gated := map[string]bool{}
-			for _, id := range a.gatedFeatures(st, pending) {
-				gated[id] = true
+		rel, installed := pending, false
+		if rel == nil {
+			rel, installed = c.InstalledRelease, true
+		}
+		if rel != nil && rel.Meta != nil {
+			var active []string
+			if installed {
+				active, _ = a.ActiveFeatures(name)
 			}
-			for _, f := range pending.Meta.Features {
-				fs := FeatureStatus{ID: f.ID, Consent: "not-required"}
-				if gated[f.ID] {
-					fs.Consent = "pending"
+			decs, derr := a.decisions()
+			gated := a.gatedFeatures(st, rel)
+			for _, f := range rel.Meta.Features {
+				fs := FeatureStatus{ID: f.ID, Active: slices.Contains(active, f.ID), Consent: ConsentNotRequired}
+				if slices.ContainsFunc(gated, func(g repo.Feature) bool { return g.ID == f.ID }) {
+					fs.Consent = ConsentPending
+					if derr == nil {
+						switch decisionFor(decs, name, f) {
+						case DecisionGranted:
+							fs.Consent = ConsentGranted
+						case DecisionDeclined:
+							fs.Consent = ConsentDeclined
+						case DecisionRevoked:
+							fs.Consent = ConsentRevoked
+						}
+					}
 				}
 				cs.Features = append(cs.Features, fs)
 			}

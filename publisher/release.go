@@ -78,6 +78,7 @@ type ReleaseOptions struct {
 	Channels    []string
 	Install     string // default: archive for .tar.gz/.tgz/.zip, else file
 	HealthCheck []string
+	Features    []repo.Feature
 	Now         time.Time
 }
 
@@ -211,7 +212,7 @@ func AddRelease(ctx context.Context, s Store, keys repo.Keys, trust *signer.Trus
 	artPath := repo.ArtifactPath(o.Component, o.Platform, o.Version, filepath.Base(o.File))
 	rel := &repo.Release{
 		Component: o.Component, Version: o.Version, Platform: o.Platform,
-		Install: o.Install, Codesign: repo.CodesignCMS, HealthCheck: o.HealthCheck,
+		Install: o.Install, Codesign: repo.CodesignCMS, HealthCheck: o.HealthCheck, Features: o.Features,
 		Released: o.Now.UTC().Truncate(time.Second).Format(time.RFC3339),
 	}
 	if err := rel.Validate(); err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 )
 
 // Install kinds and code-signing kinds of a release.
@@ -86,6 +87,9 @@ func (r *Release) Validate() error {
 		if !slices.Contains([]string{ConsentRequired, ConsentPHIDevices, ConsentNone}, f.Consent) {
 			return fmt.Errorf("feature %q: consent %q: want required, phi-devices or none", f.ID, f.Consent)
 		}
+		if f.Consent != ConsentNone && (strings.TrimSpace(f.Title) == "" || strings.TrimSpace(f.Description) == "") {
+			return fmt.Errorf("feature %q needs a title and a full description: a person must read what they authorize", f.ID)
+		}
 	}
 	return nil
 }
@@ -144,6 +148,28 @@ func ParsePointer(data []byte) (*Pointer, error) {
 // DevicePolicy is policy/devices.json.
 type DevicePolicy struct {
 	PHIDeviceClasses []string `json:"phi_device_classes"`
+}
+
+// ParseDevicePolicy reads policy/devices.json strictly.
+func ParseDevicePolicy(data []byte) (*DevicePolicy, error) {
+	var p DevicePolicy
+	if err := decodeStrict(data, &p); err != nil {
+		return nil, fmt.Errorf("device policy: %w", err)
+	}
+	if p.PHIDeviceClasses == nil {
+		return nil, errors.New(`device policy: "phi_device_classes" is missing`)
+	}
+	seen := map[string]bool{}
+	for _, c := range p.PHIDeviceClasses {
+		if strings.TrimSpace(c) == "" || len(c) > 128 {
+			return nil, fmt.Errorf("device policy: device class %q must be 1 to 128 characters", c)
+		}
+		if seen[c] {
+			return nil, fmt.Errorf("device policy: device class %q listed twice", c)
+		}
+		seen[c] = true
+	}
+	return &p, nil
 }
 
 // DefaultPHIDeviceClasses seeds policy/devices.json: the instrument PCs the

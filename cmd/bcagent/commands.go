@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -31,11 +32,33 @@ func describe(w io.Writer, verb string, rep *client.CheckReport) {
 			fmt.Fprintf(w, "%s: %s staged and verified, ready to apply (installed: %s)\n", c.Name, c.Staged, installed)
 		case client.StateUpToDate:
 			fmt.Fprintf(w, "%s: up to date (installed: %s)\n", c.Name, installed)
+		case client.StateAwaitingAuthorization:
+			fmt.Fprintf(w, "%s: %s staged; waits for a person to authorize its new features (installed: %s)\n", c.Name, c.Staged, installed)
 		default:
 			fmt.Fprintf(w, "%s: %s (installed: %s)\n", c.Name, c.State, installed)
 		}
 	}
 	_ = verb
+}
+
+func stageOutput(c *cli.Context, rep *client.CheckReport, err error) error {
+	if rep == nil {
+		return err
+	}
+	if c.Bool("json") {
+		if jerr := printJSON(c.App.Writer, rep); jerr != nil {
+			return jerr
+		}
+		return err
+	}
+	for _, cr := range rep.Components {
+		if cr.State == client.StateAwaitingAuthorization {
+			fmt.Fprintf(c.App.Writer, "%s: %s staged and verified; it waits for a person to authorize its new features (bcagent apply)\n", cr.Name, cr.Staged)
+			continue
+		}
+		describe(c.App.Writer, "", &client.CheckReport{Components: []client.ComponentReport{cr}})
+	}
+	return err
 }
 
 func checkCommand() *cli.Command {
@@ -67,14 +90,7 @@ func stageCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			return withAgent(c, func(a *client.Agent) error {
 				rep, err := a.Stage(c.Context, c.String("component"))
-				if err != nil {
-					return err
-				}
-				if c.Bool("json") {
-					return printJSON(c.App.Writer, rep)
-				}
-				describe(c.App.Writer, "stage", rep)
-				return nil
+				return stageOutput(c, rep, err)
 			})
 		},
 	}
@@ -83,20 +99,32 @@ func stageCommand() *cli.Command {
 func applyCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "apply",
-		Usage: "install staged updates, after verifying them again",
-		Flags: []cli.Flag{componentFlag(), jsonFlag()},
+		Usage: "install staged updates after verifying them again; asks a person to authorize gated features",
+		Flags: []cli.Flag{componentFlag(), jsonFlag(),
+			&cli.StringSliceFlag{Name: "authorize", Usage: "authorize feature `ID` (repeatable; needs --by)", EnvVars: []string{"BCAGENT_AUTHORIZE"}},
+			&cli.StringSliceFlag{Name: "decline", Usage: "decline feature `ID`: install with it off (repeatable; needs --by)", EnvVars: []string{"BCAGENT_DECLINE"}},
+			&cli.StringFlag{Name: "by", Usage: "`NAME` of the person deciding, recorded in the consent log", EnvVars: []string{"BCAGENT_BY"}},
+			&cli.BoolFlag{Name: "no-prompt", Usage: "never ask at the terminal (a release waiting for a decision exits 4)", EnvVars: []string{"BCAGENT_NO_PROMPT"}},
+		},
 		Action: func(c *cli.Context) error {
 			return withAgent(c, func(a *client.Agent) error {
 				before, err := a.Status()
 				if err != nil {
 					return err
 				}
-				rep, err := a.Apply(c.Context, c.String("component"))
-				if err != nil {
+				o := client.ApplyOptions{Authorize: c.StringSlice("authorize"), Decline: c.StringSlice("decline"), By: c.String("by")}
+				if !c.Bool("no-prompt") && !c.Bool("json") && isTerminal(os.Stdin) {
+					o.Prompter = &client.TerminalPrompter{In: os.Stdin, Out: c.App.Writer, By: c.String("by")}
+				}
+				rep, err := a.Apply(c.Context, c.String("component"), o)
+				if rep == nil {
 					return err
 				}
 				if c.Bool("json") {
-					return printJSON(c.App.Writer, rep)
+					if jerr := printJSON(c.App.Writer, rep); jerr != nil {
+						return jerr
+					}
+					return err
 				}
 				old := map[string]string{}
 				for _, cs := range before.Components {
@@ -104,22 +132,43 @@ func applyCommand() *cli.Command {
 						old[cs.Name] = *cs.Installed
 					}
 				}
-				for _, cr := range rep.Components {
+				after, _ := a.Status()
+				for i, cr := range rep.Components {
 					switch {
 					case cr.Installed != old[cr.Name]:
-						from := old[cr.Name]
-						if from == "" {
-							from = "nothing"
-						}
-						fmt.Fprintf(c.App.Writer, "%s: installed %s (was %s)\n", cr.Name, cr.Installed, from)
+						fmt.Fprintf(c.App.Writer, "%s: installed %s (was %s)%s\n", cr.Name, cr.Installed, orNothing(old[cr.Name]), featureLine(after, i))
+					case cr.State == client.StateAwaitingAuthorization:
+						fmt.Fprintf(c.App.Writer, "%s: %s is staged and waits for authorization; nothing was activated\n", cr.Name, cr.Staged)
 					default:
-						fmt.Fprintf(c.App.Writer, "%s: nothing staged to apply (installed: %s)\n", cr.Name, orNothing(cr.Installed))
+						fmt.Fprintf(c.App.Writer, "%s: nothing staged to apply (installed: %s)%s\n", cr.Name, orNothing(cr.Installed), featureLine(after, i))
 					}
 				}
-				return nil
+				return err
 			})
 		},
 	}
+}
+
+func featureLine(st *client.StatusReport, i int) string {
+	if st == nil || i >= len(st.Components) || len(st.Components[i].Features) == 0 {
+		return ""
+	}
+	var on, off []string
+	for _, f := range st.Components[i].Features {
+		if f.Active {
+			on = append(on, f.ID)
+		} else {
+			off = append(off, f.ID+" ("+f.Consent+")")
+		}
+	}
+	s := ""
+	if len(on) > 0 {
+		s += "; active: " + strings.Join(on, ", ")
+	}
+	if len(off) > 0 {
+		s += "; off: " + strings.Join(off, ", ")
+	}
+	return s
 }
 
 func orNothing(s string) string {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -22,6 +23,8 @@ func initCommand() *cli.Command {
 			&cli.StringFlag{Name: "platform", Usage: "`OS-ARCH` (default: this machine's)", EnvVars: []string{"BCAGENT_PLATFORM"}},
 			&cli.StringFlag{Name: "channel", Value: "stable", Usage: "release `CHANNEL`", EnvVars: []string{"BCAGENT_CHANNEL"}},
 			&cli.StringSliceFlag{Name: "allow-host", Usage: "another `HOST` the agent may connect to, e.g. a CDN (repeatable)", EnvVars: []string{"BCAGENT_ALLOW_HOST"}},
+			&cli.StringSliceFlag{Name: "phi-device-class", Usage: "another device `MODEL` to treat as holding PHI (adds to the signed policy; repeatable)", EnvVars: []string{"BCAGENT_PHI_DEVICE_CLASS"}},
+			&cli.StringFlag{Name: "notify-command", Usage: "`COMMAND` run with each new notification as JSON on stdin", EnvVars: []string{"BCAGENT_NOTIFY_COMMAND"}},
 			&cli.StringFlag{Name: "install-root", Usage: "where components are installed (default: STATE/install)", EnvVars: []string{"BCAGENT_INSTALL_ROOT"}},
 		},
 		Action: func(c *cli.Context) error {
@@ -36,15 +39,17 @@ func initCommand() *cli.Command {
 			err := client.Init(c.String("state"), client.InitOptions{
 				RootFile: c.String("root"),
 				Config: client.Config{
-					RepositoryURL: c.String("repo-url"),
-					Components:    c.StringSlice("component"),
-					Platform:      c.String("platform"),
-					Channel:       c.String("channel"),
-					DeviceID:      c.String("device-id"),
-					DeviceModel:   c.String("device-model"),
-					TrustDir:      c.String("trust"),
-					AllowedHosts:  c.StringSlice("allow-host"),
-					InstallRoot:   c.String("install-root"),
+					RepositoryURL:    c.String("repo-url"),
+					Components:       c.StringSlice("component"),
+					Platform:         c.String("platform"),
+					Channel:          c.String("channel"),
+					DeviceID:         c.String("device-id"),
+					DeviceModel:      c.String("device-model"),
+					TrustDir:         c.String("trust"),
+					AllowedHosts:     c.StringSlice("allow-host"),
+					InstallRoot:      c.String("install-root"),
+					PHIDeviceClasses: c.StringSlice("phi-device-class"),
+					NotifyCommand:    strings.Fields(c.String("notify-command")),
 				},
 			})
 			if err != nil {

@@ -114,11 +114,19 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			applyCommand(),
 			statusCommand(),
 			rollbackCommand(),
+			consentCommand(),
+			auditCommand(),
+			notificationsCommand(),
 		},
 	}
-	for _, c := range app.Commands {
-		c.OnUsageError = onUsage
+	var set func([]*cli.Command)
+	set = func(cmds []*cli.Command) {
+		for _, c := range cmds {
+			c.OnUsageError = onUsage
+			set(c.Subcommands)
+		}
 	}
+	set(app.Commands)
 	return app
 }
 

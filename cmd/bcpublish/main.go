@@ -94,6 +94,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			keysCommand(),
 			initCommand(),
 			releaseCommand(),
+			policyCommand(),
 			refreshCommand(),
 			statusCommand(),
 			serveCommand(),

@@ -34,6 +34,8 @@ func releaseAddCommand() *cli.Command {
 			&cli.StringFlag{Name: "signature", Usage: "detached CMS signature `FILE.p7s` (default: ARTIFACT.p7s)", EnvVars: []string{"BCPUBLISH_SIGNATURE"}},
 			&cli.StringSliceFlag{Name: "channel", Usage: "channel `NAME` to point at this release (repeatable; default stable)", EnvVars: []string{"BCPUBLISH_CHANNEL"}},
 			&cli.StringFlag{Name: "install", Usage: "install kind: archive or file (default: from the file name)", EnvVars: []string{"BCPUBLISH_INSTALL"}},
+			&cli.StringSliceFlag{Name: "feature", Usage: "feature `ID[:required|phi-devices|none]` the release turns on (repeatable; default consent: required)", EnvVars: []string{"BCPUBLISH_FEATURE"}},
+			&cli.StringSliceFlag{Name: "feature-text", Usage: "`ID=FILE`: the feature's title (first line) and full description, shown to the person who authorizes it", EnvVars: []string{"BCPUBLISH_FEATURE_TEXT"}},
 			&cli.StringFlag{Name: "health-check", Usage: "command the agent runs after installing, e.g. \"bin/nc --version\"", EnvVars: []string{"BCPUBLISH_HEALTH_CHECK"}},
 		},
 		Action: func(c *cli.Context) error {
@@ -52,7 +54,12 @@ func releaseAddCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			features, err := publisher.ParseFeatures(c.StringSlice("feature"), c.StringSlice("feature-text"))
+			if err != nil {
+				return err
+			}
 			res, err := publisher.AddRelease(c.Context, s, keys, trust, publisher.ReleaseOptions{
+				Features:    features,
 				Component:   c.String("component"),
 				Version:     c.String("version"),
 				Platform:    c.String("platform"),

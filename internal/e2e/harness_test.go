@@ -210,7 +210,7 @@ func (e *env) stage() error {
 	return e.do(func(a *client.Agent) error { _, err := a.Stage(context.Background(), ""); return err })
 }
 func (e *env) apply() error {
-	return e.do(func(a *client.Agent) error { _, err := a.Apply(context.Background(), ""); return err })
+	return e.do(func(a *client.Agent) error { _, err := a.Apply(context.Background(), "", client.ApplyOptions{}); return err })
 }
 
 func (e *env) mustInstall(v string) {

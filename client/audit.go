@@ -1,0 +1,105 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+)
+
+// Audit events.
+const (
+	EventUpdateAvailable       = "update-available"
+	EventStaged                = "staged"
+	EventAwaitingAuthorization = "awaiting-authorization"
+	EventInstalled             = "installed"
+	EventRollback              = "rollback"
+	EventVerificationFailure   = "verification-failure"
+	EventConsentDecision       = "consent-decision"
+	EventConsentRevoked        = "consent-revoked"
+	EventFailed                = "failed"
+)
+
+// AuditEvent is one entry of audit.jsonl.
+type AuditEvent struct {
+	Time      time.Time `json:"time"`
+	Event     string    `json:"event"`
+	Device    string    `json:"device"`
+	Component string    `json:"component,omitempty"`
+	Version   string    `json:"version,omitempty"`
+	Feature   string    `json:"feature,omitempty"`
+	Decision  string    `json:"decision,omitempty"`
+	By        string    `json:"by,omitempty"`
+	Detail    string    `json:"detail,omitempty"`
+}
+
+func (a *Agent) auditLog() *chainLog   { return &chainLog{path: filepath.Join(a.dir, "audit.jsonl")} }
+func (a *Agent) consentLog() *chainLog { return &chainLog{path: filepath.Join(a.dir, "consent.jsonl")} }
+
+// audit appends an event. A damaged audit log does not stop updates (a
+// security fix must still install) but is raised as a critical notification.
+func (a *Agent) audit(ev AuditEvent) {
+	ev.Time = time.Now().UTC()
+	ev.Device = a.cfg.DeviceID
+	if err := a.auditLog().Append(ev); err != nil {
+		a.log.Error("audit log", "err", err)
+		a.raise(NoteLogDamaged, "critical", "", "", fmt.Sprintf("the audit log cannot be appended to: %v; run bcagent audit verify", err))
+	}
+}
+
+// failed records a failure of a step on a component: verification
+// failures (possible attacks) are audited and raised as critical.
+func (a *Agent) failed(err error, component, version string) error {
+	if err == nil {
+		return nil
+	}
+	var expired *metadata.ErrExpiredMetadata
+	switch {
+	case errors.Is(err, ErrAuthorizationRequired):
+	case errors.As(err, &expired):
+		a.audit(AuditEvent{Event: EventVerificationFailure, Component: component, Version: version, Detail: err.Error()})
+		a.raise(NoteMetadataExpired, "critical", "", "", "the repository's metadata has expired: nothing new will be installed until the publisher refreshes it (or someone is replaying old metadata)")
+	case errors.Is(err, ErrVerification):
+		a.audit(AuditEvent{Event: EventVerificationFailure, Component: component, Version: version, Detail: err.Error()})
+		a.raise(NoteVerificationFailure, "critical", component, version, "an update failed verification and was refused; this may be an attack: "+err.Error())
+	case component != "":
+		a.audit(AuditEvent{Event: EventFailed, Component: component, Version: version, Detail: err.Error()})
+	}
+	return err
+}
+
+// AuditReport is the result of VerifyLogs.
+type AuditReport struct {
+	AuditEntries   int `json:"audit_entries"`
+	ConsentEntries int `json:"consent_entries"`
+}
+
+// VerifyLogs checks both hash-chained logs; the error names the first bad
+// entry.
+func (a *Agent) VerifyLogs() (*AuditReport, error) {
+	au, err := a.auditLog().Verify()
+	if err != nil {
+		return nil, err
+	}
+	co, err := a.consentLog().Verify()
+	if err != nil {
+		return nil, err
+	}
+	return &AuditReport{AuditEntries: len(au), ConsentEntries: len(co)}, nil
+}
+
+// ExportLogs returns the verified entries of both logs.
+func (a *Agent) ExportLogs() (audit, consent []LogEntry, err error) {
+	if audit, err = a.auditLog().Verify(); err != nil {
+		return nil, nil, err
+	}
+	if consent, err = a.consentLog().Verify(); err != nil {
+		return nil, nil, err
+	}
+	return audit, consent, nil
+}
+
+// DescribeEntry is a one-line human summary of a log entry.
+func DescribeEntry(e LogEntry) string { return describeEntry(e) }

@@ -1,0 +1,344 @@
+package client
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/beckmanconnect/bcupdate/repo"
+)
+
+// Consent decisions.
+const (
+	DecisionGranted  = "granted"
+	DecisionDeclined = "declined"
+	DecisionRevoked  = "revoked"
+)
+
+// Feature consent states in status (DESIGN.md).
+const (
+	ConsentNotRequired = "not-required"
+	ConsentPending     = "pending"
+	ConsentGranted     = "granted"
+	ConsentDeclined    = "declined"
+	ConsentRevoked     = "revoked"
+)
+
+// ConsentRecord is one entry of consent.jsonl.
+type ConsentRecord struct {
+	Time        time.Time `json:"time"`
+	Decision    string    `json:"decision"`
+	By          string    `json:"by"`
+	OSUser      string    `json:"os_user"`
+	DeviceID    string    `json:"device_id"`
+	DeviceModel string    `json:"device_model"`
+	Component   string    `json:"component"`
+	Version     string    `json:"version"`
+	Feature     string    `json:"feature"`
+	TextSHA256  string    `json:"text_sha256"`
+	Interactive bool      `json:"interactive"`
+}
+
+// FeatureText is exactly what a person is shown for a feature: its title,
+// a blank line, its full description. Its sha256 ties a decision to it.
+func FeatureText(f repo.Feature) string { return f.Title + "\n\n" + f.Description }
+
+// FeatureTextSHA256 is the hex sha256 of FeatureText.
+func FeatureTextSHA256(f repo.Feature) string {
+	s := sha256.Sum256([]byte(FeatureText(f)))
+	return hex.EncodeToString(s[:])
+}
+
+// ConsentRequest is what a Prompter shows.
+type ConsentRequest struct {
+	Component   string
+	Version     string
+	DeviceID    string
+	DeviceModel string
+	Feature     repo.Feature
+	Text        string
+}
+
+// Prompter asks a person at a terminal to authorize a feature. It returns
+// whether they typed the confirmation, and who they are.
+type Prompter interface {
+	Confirm(ctx context.Context, req ConsentRequest) (granted bool, by string, err error)
+}
+
+// ApplyOptions carry the decisions given on the command line and, at a
+// terminal, the prompter.
+type ApplyOptions struct {
+	Authorize []string
+	Decline   []string
+	By        string
+	Prompter  Prompter
+}
+
+func (o *ApplyOptions) validate() error {
+	for _, id := range o.Authorize {
+		if slices.Contains(o.Decline, id) {
+			return usagef("--authorize %s and --decline %s contradict each other", id, id)
+		}
+	}
+	if len(o.Authorize)+len(o.Decline) > 0 && strings.TrimSpace(o.By) == "" {
+		return usagef("--by NAME is required with --authorize and --decline (who made the decision)")
+	}
+	return nil
+}
+
+// decisions reads the consent log (which must verify) and returns this
+// device's latest decision per component and feature.
+func (a *Agent) decisions() (map[string]ConsentRecord, error) {
+	entries, err := a.consentLog().Verify()
+	if err != nil {
+		return nil, fmt.Errorf("consent log does not verify, so no consent in it can be trusted and nothing gated is activated: %w", err)
+	}
+	out := map[string]ConsentRecord{}
+	for _, e := range entries {
+		var r ConsentRecord
+		if err := json.Unmarshal(e.Entry, &r); err != nil {
+			return nil, fmt.Errorf("%w: consent log entry %d: %v", ErrLogDamaged, e.Seq, err)
+		}
+		if r.DeviceID != a.cfg.DeviceID {
+			continue // a record copied from another PC grants nothing here
+		}
+		out[r.Component+"\x00"+r.Feature] = r
+	}
+	return out, nil
+}
+
+// decisionFor is the standing decision for a feature of a component: a
+// decision counts only for the exact text it was made on.
+func decisionFor(decs map[string]ConsentRecord, component string, f repo.Feature) string {
+	r, ok := decs[component+"\x00"+f.ID]
+	if !ok || r.TextSHA256 != FeatureTextSHA256(f) {
+		return ""
+	}
+	return r.Decision
+}
+
+func osUser() string {
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return "unknown"
+}
+
+// recordDecision appends a decision to the consent log (fsynced) and the
+// audit log. It is always called before anything is activated.
+func (a *Agent) recordDecision(component, version string, f repo.Feature, decision, by string, interactive bool) error {
+	r := ConsentRecord{
+		Time: time.Now().UTC(), Decision: decision, By: by, OSUser: osUser(),
+		DeviceID: a.cfg.DeviceID, DeviceModel: a.cfg.DeviceModel,
+		Component: component, Version: version, Feature: f.ID,
+		TextSHA256: FeatureTextSHA256(f), Interactive: interactive,
+	}
+	if err := a.consentLog().Append(r); err != nil {
+		return fmt.Errorf("record consent: %w", err)
+	}
+	ev := EventConsentDecision
+	if decision == DecisionRevoked {
+		ev = EventConsentRevoked
+	}
+	a.audit(AuditEvent{Event: ev, Component: component, Version: version, Feature: f.ID, Decision: decision, By: by})
+	return nil
+}
+
+// pendingFeatures lists the gated features of rel with no standing decision.
+func (a *Agent) pendingFeatures(st *State, component string, rel *Release) ([]repo.Feature, error) {
+	gated := a.gatedFeatures(st, rel)
+	if len(gated) == 0 {
+		return nil, nil
+	}
+	decs, err := a.decisions()
+	if err != nil {
+		return gated, err
+	}
+	var pending []repo.Feature
+	for _, f := range gated {
+		if decisionFor(decs, component, f) == "" {
+			pending = append(pending, f)
+		}
+	}
+	return pending, nil
+}
+
+// gatedFeatures lists a release's features that need a person's decision
+// on this device: consent "required", or "phi-devices" on a PHI-class
+// device.
+func (a *Agent) gatedFeatures(st *State, rel *Release) []repo.Feature {
+	var out []repo.Feature
+	if rel == nil || rel.Meta == nil {
+		return nil
+	}
+	for _, f := range rel.Meta.Features {
+		if f.Consent == repo.ConsentRequired || (f.Consent == repo.ConsentPHIDevices && a.isPHIDevice(st)) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// decide runs the gate for one staged release: it records the decisions
+// given (flags or prompt) and returns the features to activate, or
+// ErrAuthorizationRequired naming what still waits.
+func (a *Agent) decide(ctx context.Context, st *State, component string, rel *Release, o ApplyOptions) ([]string, error) {
+	gated := a.gatedFeatures(st, rel)
+	decs := map[string]ConsentRecord{}
+	if len(gated) > 0 {
+		var err error
+		if decs, err = a.decisions(); err != nil {
+			return nil, err
+		}
+	}
+	var active []string
+	var pending []string
+	for _, f := range rel.Meta.Features {
+		if !slices.ContainsFunc(gated, func(g repo.Feature) bool { return g.ID == f.ID }) {
+			active = append(active, f.ID) // not gated on this device
+			continue
+		}
+		d := decisionFor(decs, component, f)
+		switch {
+		case slices.Contains(o.Authorize, f.ID):
+			d = DecisionGranted
+			if err := a.recordDecision(component, rel.Version, f, d, o.By, false); err != nil {
+				return nil, err
+			}
+		case slices.Contains(o.Decline, f.ID):
+			d = DecisionDeclined
+			if err := a.recordDecision(component, rel.Version, f, d, o.By, false); err != nil {
+				return nil, err
+			}
+		case d == "" && o.Prompter != nil:
+			granted, by, err := o.Prompter.Confirm(ctx, ConsentRequest{
+				Component: component, Version: rel.Version, DeviceID: a.cfg.DeviceID,
+				DeviceModel: a.cfg.DeviceModel, Feature: f, Text: FeatureText(f)})
+			if err != nil {
+				return nil, err
+			}
+			if strings.TrimSpace(by) == "" {
+				return nil, usagef("a name is needed to record the decision")
+			}
+			d = DecisionDeclined
+			if granted {
+				d = DecisionGranted
+			}
+			if err := a.recordDecision(component, rel.Version, f, d, by, true); err != nil {
+				return nil, err
+			}
+		}
+		switch d {
+		case DecisionGranted:
+			active = append(active, f.ID)
+		case "":
+			pending = append(pending, f.ID)
+		}
+	}
+	if len(pending) > 0 {
+		return nil, fmt.Errorf("%w: %s %s turns on %s on %s (%s); run bcagent apply at a terminal, or bcagent apply --authorize ID (or --decline ID) --by NAME",
+			ErrAuthorizationRequired, component, rel.Version, strings.Join(pending, ", "), a.cfg.DeviceID, a.cfg.DeviceModel)
+	}
+	sort.Strings(active)
+	return active, nil
+}
+
+// FeaturesFile is <install-root>/<component>/features.json.
+type FeaturesFile struct {
+	Active []string `json:"active"`
+}
+
+func (a *Agent) featuresPath(component string) string {
+	return filepath.Join(a.cfg.InstallRoot, component, "features.json")
+}
+
+// ActiveFeatures reads a component's features.json.
+func (a *Agent) ActiveFeatures(component string) ([]string, error) {
+	data, err := readFileLimited(a.featuresPath(component), 1<<20)
+	if err != nil {
+		if isNotExist(err) {
+			return []string{}, nil
+		}
+		return nil, err
+	}
+	var ff FeaturesFile
+	if err := json.Unmarshal(data, &ff); err != nil {
+		return nil, fmt.Errorf("%s: %w", a.featuresPath(component), err)
+	}
+	return ff.Active, nil
+}
+
+func (a *Agent) writeFeatures(component string, active []string) error {
+	if active == nil {
+		active = []string{}
+	}
+	return writeJSON(a.featuresPath(component), FeaturesFile{Active: active}, 0o644)
+}
+
+// ConsentStatus is one standing decision, for `consent list`.
+type ConsentStatus struct {
+	ConsentRecord
+	Active bool `json:"active"`
+}
+
+// ConsentList returns this device's standing decision per component and
+// feature, verifying the consent log first.
+func (a *Agent) ConsentList() ([]ConsentStatus, error) {
+	decs, err := a.decisions()
+	if err != nil {
+		return nil, err
+	}
+	var out []ConsentStatus
+	for _, r := range decs {
+		active, _ := a.ActiveFeatures(r.Component)
+		out = append(out, ConsentStatus{ConsentRecord: r, Active: slices.Contains(active, r.Feature)})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Component != out[j].Component {
+			return out[i].Component < out[j].Component
+		}
+		return out[i].Feature < out[j].Feature
+	})
+	return out, nil
+}
+
+// Revoke withdraws consent for a feature of the installed release: the
+// decision is recorded and the feature is deactivated at once, without
+// reinstalling.
+func (a *Agent) Revoke(component, feature, by string) error {
+	if _, err := a.selectComponents(component); err != nil || component == "" {
+		return usagef("--component: give one of %v", a.cfg.Components)
+	}
+	if strings.TrimSpace(by) == "" {
+		return usagef("--by NAME is required")
+	}
+	st, err := a.loadState()
+	if err != nil {
+		return err
+	}
+	c := st.Components[component]
+	rel := c.InstalledRelease
+	if rel == nil || rel.Meta == nil {
+		return usagef("%s has no installed release with features", component)
+	}
+	i := slices.IndexFunc(rel.Meta.Features, func(f repo.Feature) bool { return f.ID == feature })
+	if i < 0 {
+		return usagef("--feature %s: %s %s has no such feature", feature, component, rel.Version)
+	}
+	if err := a.recordDecision(component, rel.Version, rel.Meta.Features[i], DecisionRevoked, by, false); err != nil {
+		return err
+	}
+	active, err := a.ActiveFeatures(component)
+	if err != nil {
+		return err
+	}
+	return a.writeFeatures(component, slices.DeleteFunc(active, func(id string) bool { return id == feature }))
+}

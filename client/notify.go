@@ -1,0 +1,143 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"time"
+)
+
+// Notification kinds.
+const (
+	NoteUpdateAvailable       = "update-available"
+	NoteStaged                = "staged"
+	NoteAwaitingAuthorization = "awaiting-authorization"
+	NoteInstalled             = "installed"
+	NoteFailed                = "failed"
+	NoteRolledBack            = "rolled-back"
+	NoteMetadataExpiring      = "metadata-expiring"
+	NoteMetadataExpired       = "metadata-expired"
+	NoteVerificationFailure   = "verification-failure"
+	NoteLogDamaged            = "log-damaged"
+)
+
+// Notification is one active notice for the people at the PC.
+type Notification struct {
+	ID        string    `json:"id"`
+	Kind      string    `json:"kind"`
+	Severity  string    `json:"severity"` // info, warning, critical
+	Component string    `json:"component,omitempty"`
+	Version   string    `json:"version,omitempty"`
+	Message   string    `json:"message"`
+	Since     time.Time `json:"since"`
+}
+
+type notificationFile struct {
+	Active []Notification `json:"active"`
+}
+
+const notifyCommandTimeout = 10 * time.Second
+
+func (a *Agent) notificationsPath() string { return filepath.Join(a.dir, "notifications.json") }
+
+// Notifications returns the active notifications, oldest first.
+func (a *Agent) Notifications() ([]Notification, error) {
+	data, err := readFileLimited(a.notificationsPath(), 4<<20)
+	if errors.Is(err, fs.ErrNotExist) {
+		return []Notification{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var nf notificationFile
+	if err := json.Unmarshal(data, &nf); err != nil {
+		return nil, err
+	}
+	if nf.Active == nil {
+		nf.Active = []Notification{}
+	}
+	return nf.Active, nil
+}
+
+func (a *Agent) saveNotifications(list []Notification) error {
+	sort.SliceStable(list, func(i, j int) bool { return list[i].Since.Before(list[j].Since) })
+	return writeJSON(a.notificationsPath(), notificationFile{Active: list}, 0o600)
+}
+
+// raise adds a notification unless the same one is already active; a new
+// or changed one is handed to notify_command.
+func (a *Agent) raise(kind, severity, component, version, message string) {
+	list, err := a.Notifications()
+	if err != nil {
+		a.log.Error("notifications", "err", err)
+		list = []Notification{}
+	}
+	id := kind
+	if component != "" {
+		id += ":" + component
+	}
+	n := Notification{ID: id, Kind: kind, Severity: severity, Component: component, Version: version, Message: message, Since: time.Now().UTC().Truncate(time.Second)}
+	for i, old := range list {
+		if old.ID == id {
+			if old.Version == version && old.Message == message {
+				return // already shown: do not repeat
+			}
+			list = append(list[:i], list[i+1:]...)
+			break
+		}
+	}
+	list = append(list, n)
+	if err := a.saveNotifications(list); err != nil {
+		a.log.Error("notifications", "err", err)
+		return
+	}
+	a.runNotifyCommand(n)
+}
+
+// resolve clears notifications of the given kinds for a component
+// ("" component: repository-wide ones).
+func (a *Agent) resolve(component string, kinds ...string) {
+	list, err := a.Notifications()
+	if err != nil || len(list) == 0 {
+		return
+	}
+	kept := list[:0:0]
+	for _, n := range list {
+		drop := false
+		for _, k := range kinds {
+			if n.Kind == k && n.Component == component {
+				drop = true
+			}
+		}
+		if !drop {
+			kept = append(kept, n)
+		}
+	}
+	if len(kept) != len(list) {
+		if err := a.saveNotifications(kept); err != nil {
+			a.log.Error("notifications", "err", err)
+		}
+	}
+}
+
+// runNotifyCommand hands a notification to the site's hook as JSON on stdin.
+func (a *Agent) runNotifyCommand(n Notification) {
+	if len(a.cfg.NotifyCommand) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), notifyCommandTimeout)
+	defer cancel()
+	body, _ := json.Marshal(n)
+	cmd := exec.CommandContext(ctx, a.cfg.NotifyCommand[0], a.cfg.NotifyCommand[1:]...)
+	cmd.Stdin = bytes.NewReader(body)
+	cmd.Env = append(os.Environ(), "BCAGENT_NOTIFICATION_KIND="+n.Kind)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		a.log.Error("notify_command failed", "err", err, "output", string(out))
+	}
+}

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+
+	"github.com/beckmanconnect/bcupdate/client"
+)
+
+func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
+
+func consentCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "consent",
+		Usage: "list and revoke consent decisions for gated features",
+		Subcommands: []*cli.Command{
+			{
+				Name:  "list",
+				Usage: "this device's standing decision for each feature (the consent log must verify)",
+				Flags: []cli.Flag{jsonFlag()},
+				Action: func(c *cli.Context) error {
+					return withAgent(c, func(a *client.Agent) error {
+						list, err := a.ConsentList()
+						if err != nil {
+							return err
+						}
+						if c.Bool("json") {
+							if list == nil {
+								list = []client.ConsentStatus{}
+							}
+							return printJSON(c.App.Writer, list)
+						}
+						if len(list) == 0 {
+							fmt.Fprintln(c.App.Writer, "no consent decisions recorded on this device")
+							return nil
+						}
+						tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+						fmt.Fprintln(tw, "COMPONENT\tFEATURE\tDECISION\tACTIVE\tBY\tOS USER\tWHEN\tVERSION")
+						for _, r := range list {
+							fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%s\t%s\t%s\n", r.Component, r.Feature, r.Decision, r.Active, r.By, r.OSUser, r.Time.Format(time.RFC3339), r.Version)
+						}
+						return tw.Flush()
+					})
+				},
+			},
+			{
+				Name:  "revoke",
+				Usage: "withdraw consent: the feature is deactivated at once, without reinstalling",
+				Flags: []cli.Flag{componentFlag(),
+					&cli.StringFlag{Name: "feature", Usage: "feature `ID`", EnvVars: []string{"BCAGENT_FEATURE"}},
+					&cli.StringFlag{Name: "by", Usage: "`NAME` of the person revoking", EnvVars: []string{"BCAGENT_BY"}},
+				},
+				Action: func(c *cli.Context) error {
+					for _, f := range []string{"component", "feature", "by"} {
+						if c.String(f) == "" {
+							return usageErr("--%s is required", f)
+						}
+					}
+					return withAgent(c, func(a *client.Agent) error {
+						if err := a.Revoke(c.String("component"), c.String("feature"), c.String("by")); err != nil {
+							return err
+						}
+						fmt.Fprintf(c.App.Writer, "%s: %s revoked by %s and deactivated\n", c.String("component"), c.String("feature"), c.String("by"))
+						return nil
+					})
+				},
+			},
+		},
+	}
+}
+
+func auditCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "audit",
+		Usage: "verify and export the tamper-evident audit and consent logs",
+		Subcommands: []*cli.Command{
+			{
+				Name:  "verify",
+				Usage: "check the hash chains of audit.jsonl and consent.jsonl; exit 3 naming the first bad entry",
+				Action: func(c *cli.Context) error {
+					return withAgent(c, func(a *client.Agent) error {
+						rep, err := a.VerifyLogs()
+						if err != nil {
+							return err
+						}
+						fmt.Fprintf(c.App.Writer, "audit log verified: %d audit entries, %d consent entries, hash chains intact\n", rep.AuditEntries, rep.ConsentEntries)
+						return nil
+					})
+				},
+			},
+			{
+				Name:  "export",
+				Usage: "print both logs after verifying them",
+				Flags: []cli.Flag{jsonFlag()},
+				Action: func(c *cli.Context) error {
+					return withAgent(c, func(a *client.Agent) error {
+						audit, consent, err := a.ExportLogs()
+						if err != nil {
+							return err
+						}
+						if c.Bool("json") {
+							if audit == nil {
+								audit = []client.LogEntry{}
+							}
+							if consent == nil {
+								consent = []client.LogEntry{}
+							}
+							return printJSON(c.App.Writer, map[string]any{"audit": audit, "consent": consent})
+						}
+						fmt.Fprintln(c.App.Writer, "# audit.jsonl")
+						for _, e := range audit {
+							fmt.Fprintln(c.App.Writer, client.DescribeEntry(e))
+						}
+						fmt.Fprintln(c.App.Writer, "# consent.jsonl")
+						for _, e := range consent {
+							fmt.Fprintln(c.App.Writer, client.DescribeEntry(e))
+						}
+						return nil
+					})
+				},
+			},
+		},
+	}
+}
+
+func notificationsCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "notifications",
+		Usage: "show active notifications",
+		Flags: []cli.Flag{jsonFlag()},
+		Action: func(c *cli.Context) error {
+			return withAgent(c, func(a *client.Agent) error {
+				list, err := a.Notifications()
+				if err != nil {
+					return err
+				}
+				if c.Bool("json") {
+					return printJSON(c.App.Writer, list)
+				}
+				if len(list) == 0 {
+					fmt.Fprintln(c.App.Writer, "no active notifications")
+				}
+				for _, n := range list {
+					fmt.Fprintf(c.App.Writer, "[%s] %s %s\n", n.Severity, n.Since.Format(time.RFC3339), n.Message)
+				}
+				return nil
+			})
+		},
+	}
+}

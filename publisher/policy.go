@@ -1,0 +1,107 @@
+package publisher
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/beckmanconnect/bcupdate/repo"
+)
+
+// maxFeatureText bounds a feature text file.
+const maxFeatureText = 64 << 10
+
+// SetPolicy publishes a device policy file as policy/devices.json.
+func SetPolicy(ctx context.Context, s Store, keys repo.Keys, file string, now time.Time) (*repo.DevicePolicy, bool, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, false, usagef("--file: %v", err)
+	}
+	p, err := repo.ParseDevicePolicy(data)
+	if err != nil {
+		return nil, false, usagef("--file %s: %v", file, err)
+	}
+	r, err := loadRepo(ctx, s)
+	if err != nil {
+		return nil, false, err
+	}
+	t := repo.NewTarget(repo.DevicePolicyPath, data, nil)
+	if old, ok := r.Lookup(t.Path); ok && fmt.Sprintf("%x", []byte(old.Hashes["sha256"])) == t.SHA256 {
+		return p, false, nil
+	}
+	if err := r.Set(t); err != nil {
+		return nil, false, err
+	}
+	files, err := r.Commit(keys, now)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := putBytesIfAbsent(ctx, s, "targets/"+t.StorageName(), data); err != nil {
+		return nil, false, err
+	}
+	if err := writeMetadata(ctx, s, files); err != nil {
+		return nil, false, err
+	}
+	return p, true, nil
+}
+
+// ParseFeatures turns --feature ID[:consent] and --feature-text ID=FILE
+// flags into features. A text file holds the title on its first line and
+// the full description after it. Consent defaults to "required".
+func ParseFeatures(specs, texts []string) ([]repo.Feature, error) {
+	var out []repo.Feature
+	index := map[string]int{}
+	for _, spec := range specs {
+		id, consent, found := strings.Cut(spec, ":")
+		if !found {
+			consent = repo.ConsentRequired
+		}
+		if err := repo.ValidateName("feature", id); err != nil {
+			return nil, usagef("--feature %s: %v", spec, err)
+		}
+		switch consent {
+		case repo.ConsentRequired, repo.ConsentPHIDevices, repo.ConsentNone:
+		default:
+			return nil, usagef("--feature %s: consent %q: want required, phi-devices or none", spec, consent)
+		}
+		if _, dup := index[id]; dup {
+			return nil, usagef("--feature %s given twice", id)
+		}
+		index[id] = len(out)
+		out = append(out, repo.Feature{ID: id, Consent: consent, Title: id})
+	}
+	for _, t := range texts {
+		id, file, ok := strings.Cut(t, "=")
+		if !ok || file == "" {
+			return nil, usagef("--feature-text %q: want ID=FILE", t)
+		}
+		i, known := index[id]
+		if !known {
+			return nil, usagef("--feature-text %s: no --feature %s", t, id)
+		}
+		fi, err := os.Stat(file)
+		if err != nil {
+			return nil, usagef("--feature-text %s: %v", t, err)
+		}
+		if fi.Size() > maxFeatureText {
+			return nil, usagef("--feature-text %s: larger than %d bytes", t, maxFeatureText)
+		}
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return nil, usagef("--feature-text %s: %v", t, err)
+		}
+		data = bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n"))
+		title, desc, _ := strings.Cut(string(data), "\n")
+		out[i].Title = strings.TrimSpace(title)
+		out[i].Description = strings.TrimSpace(desc)
+	}
+	for _, f := range out {
+		if f.Consent != repo.ConsentNone && f.Description == "" {
+			return nil, usagef("--feature %s (consent %s) needs --feature-text %s=FILE with a title line and a full description: a person must read what they authorize", f.ID, f.Consent, f.ID)
+		}
+	}
+	return out, nil
+}
