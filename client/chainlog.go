@@ -61,27 +61,37 @@ func lineHash(b []byte) string {
 // read parses and verifies the whole log. It returns the entries and, if
 // the log is damaged, an error naming the first bad entry.
 func (l *chainLog) read() ([]LogEntry, error) {
+	entries, _, err := l.readAt()
+	return entries, err
+}
+
+// readAt is read that also returns the length of the complete lines. A
+// torn last line (a crash during an append that was never acknowledged:
+// the head does not name it) is not damage; Append cuts it off.
+func (l *chainLog) readAt() ([]LogEntry, int64, error) {
 	var head *logHead
 	if b, err := os.ReadFile(l.path + ".head"); err == nil {
 		head = &logHead{}
 		if err := json.Unmarshal(b, head); err != nil {
-			return nil, fmt.Errorf("%w: %s.head: %v", ErrLogDamaged, l.path, err)
+			return nil, 0, fmt.Errorf("%w: %s.head: %v", ErrLogDamaged, l.path, err)
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
+		return nil, 0, err
 	}
 	f, err := os.Open(l.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		if head != nil && head.Seq > 0 {
-			return nil, fmt.Errorf("%w: %s is missing but %d entries were written", ErrLogDamaged, l.path, head.Seq)
+			return nil, 0, fmt.Errorf("%w: %s is missing but %d entries were written", ErrLogDamaged, l.path, head.Seq)
 		}
-		return nil, nil
+		return nil, 0, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer f.Close()
 	var entries []LogEntry
+	var good int64
+	torn := false
 	prev := ""
 	r := bufio.NewReaderSize(f, 64<<10)
 	for n := int64(1); ; n++ {
@@ -90,40 +100,46 @@ func (l *chainLog) read() ([]LogEntry, error) {
 			break
 		}
 		if err != nil && err != io.EOF {
-			return nil, err
+			return nil, 0, err
 		}
 		if err == io.EOF {
-			return entries, fmt.Errorf("%w: %s entry %d is incomplete (no end of line)", ErrLogDamaged, l.path, n)
+			torn = true
+			break
 		}
+		lineLen := int64(len(line))
 		line = bytes.TrimSuffix(line, []byte("\n"))
 		if len(line) > maxLogLine {
-			return entries, fmt.Errorf("%w: %s entry %d is too long", ErrLogDamaged, l.path, n)
+			return entries, good, fmt.Errorf("%w: %s entry %d is too long", ErrLogDamaged, l.path, n)
 		}
 		var ll logLine
 		if err := json.Unmarshal(line, &ll); err != nil {
-			return entries, fmt.Errorf("%w: %s entry %d is not valid JSON", ErrLogDamaged, l.path, n)
+			return entries, good, fmt.Errorf("%w: %s entry %d is not valid JSON", ErrLogDamaged, l.path, n)
 		}
 		if ll.Seq != n {
-			return entries, fmt.Errorf("%w: %s entry %d has sequence number %d (deleted or reordered entries)", ErrLogDamaged, l.path, n, ll.Seq)
+			return entries, good, fmt.Errorf("%w: %s entry %d has sequence number %d (deleted or reordered entries)", ErrLogDamaged, l.path, n, ll.Seq)
 		}
 		if ll.Prev != prev {
-			return entries, fmt.Errorf("%w: %s entry %d does not follow entry %d (edited, deleted or reordered)", ErrLogDamaged, l.path, n, n-1)
+			return entries, good, fmt.Errorf("%w: %s entry %d does not follow entry %d (edited, deleted or reordered)", ErrLogDamaged, l.path, n, n-1)
 		}
 		prev = lineHash(line)
+		good += lineLen
 		entries = append(entries, LogEntry{Seq: n, Hash: prev, Entry: ll.Entry})
+	}
+	if torn && (head == nil || head.Seq != int64(len(entries))) {
+		return entries, good, fmt.Errorf("%w: %s entry %d is incomplete (no end of line)", ErrLogDamaged, l.path, len(entries)+1)
 	}
 	switch {
 	case head == nil && len(entries) > 0:
-		return entries, fmt.Errorf("%w: %s.head is missing", ErrLogDamaged, l.path)
+		return entries, good, fmt.Errorf("%w: %s.head is missing", ErrLogDamaged, l.path)
 	case head == nil:
 	case head.Seq > int64(len(entries)):
-		return entries, fmt.Errorf("%w: %s ends at entry %d but %d were written (truncated)", ErrLogDamaged, l.path, len(entries), head.Seq)
+		return entries, good, fmt.Errorf("%w: %s ends at entry %d but %d were written (truncated)", ErrLogDamaged, l.path, len(entries), head.Seq)
 	case head.Seq > 0 && entries[head.Seq-1].Hash != head.Hash:
-		return entries, fmt.Errorf("%w: %s entry %d was changed after it was written", ErrLogDamaged, l.path, head.Seq)
+		return entries, good, fmt.Errorf("%w: %s entry %d was changed after it was written", ErrLogDamaged, l.path, head.Seq)
 	}
 	// Entries past the head are appends whose head update a crash cut
 	// short; they chain correctly, so they are kept.
-	return entries, nil
+	return entries, good, nil
 }
 
 // Verify checks the log and returns its entries.
@@ -132,9 +148,15 @@ func (l *chainLog) Verify() ([]LogEntry, error) { return l.read() }
 // Append adds an entry after verifying the log. It refuses to append to a
 // damaged log, so damage is never buried under new entries.
 func (l *chainLog) Append(entry any) error {
-	entries, err := l.read()
+	entries, good, err := l.readAt()
 	if err != nil {
 		return err
+	}
+	if fi, err := os.Stat(l.path); err == nil && fi.Size() > good {
+		// Cut off a torn, unacknowledged tail before appending.
+		if err := os.Truncate(l.path, good); err != nil {
+			return fmt.Errorf("repair %s: %w", l.path, err)
+		}
 	}
 	body, err := json.Marshal(entry)
 	if err != nil {

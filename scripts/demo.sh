@@ -26,8 +26,9 @@ cp -r "$KEYS_EXAMPLE/trust" "$work/trust"
 step "2. bcpublish init"
 pub init --repo "$work/repo" --keys "$work/keys"
 
-make_release() { # version
+make_release() { # version [extra release add flags...]
   local v=$1 d="$work/build/$1"
+  shift
   mkdir -p "$d/bin"
   printf '#!/bin/sh\necho "notification-client %s"\n' "$v" > "$d/bin/notification-client"
   chmod 755 "$d/bin/notification-client"
@@ -38,7 +39,14 @@ make_release() { # version
   pub release add --repo "$work/repo" --keys "$work/keys" --trust "$work/trust" \
     --component notification-client --version "$v" --platform linux-amd64 \
     --file "$work/notification-client-$v.tar.gz" --channel stable \
-    --health-check "bin/notification-client --version"
+    --health-check "bin/notification-client --version" "$@"
+}
+expect_exit() { # code command...
+  local want=$1 rc=0
+  shift
+  "$@" || rc=$?
+  if [ "$rc" -ne "$want" ]; then echo "expected exit $want, got $rc: $*"; exit 1; fi
+  echo "(exit $rc, as expected)"
 }
 
 step "3. publish notification-client 1.0.0 (signed .tar.gz + detached .p7s)"
@@ -71,9 +79,25 @@ agent stage
 agent apply
 "$work/agent/install/notification-client/current/bin/notification-client"
 
-step "7. bcagent status"
+step "7. publish 1.2.0, which turns on phi-file-transfer; this Navios EX holds PHI, so a person must authorize it"
+cat > "$work/phi-file-transfer.txt" <<'TXT'
+File transfer during remote support sessions
+Lets a Beckman Coulter support representative copy files to and from this PC during a
+remote support session that you have approved. Files on this PC may contain personal
+health information. Each transfer still needs your approval in the TeamViewer client.
+TXT
+make_release 1.2.0 --feature phi-file-transfer:phi-devices --feature-text "phi-file-transfer=$work/phi-file-transfer.txt"
+agent check
+expect_exit 4 agent stage
+expect_exit 4 agent apply --no-prompt
+agent apply --authorize phi-file-transfer --by "Lab Supervisor"
+echo "features.json: $(cat "$work/agent/install/notification-client/features.json" | tr -d ' \n')"
+agent consent list
+agent audit verify
+
+step "8. bcagent status"
 agent status
 
-step "8. stop the server"
+step "9. stop the server"
 kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""
-echo "demo finished: notification-client went from 1.0.0 to 1.1.0, verified by TUF and by its code signature"
+echo "demo finished: notification-client went 1.0.0 -> 1.1.0 -> 1.2.0, each verified by TUF and by its code signature; phi-file-transfer turned on only after a recorded authorization"

@@ -212,7 +212,11 @@ func statusCommand() *cli.Command {
 						parts = append(parts, "available "+*cs.Available)
 					}
 					for _, f := range cs.Features {
-						parts = append(parts, fmt.Sprintf("feature %s %s", f.ID, f.Consent))
+						onOff := "off"
+						if f.Active {
+							onOff = "active"
+						}
+						parts = append(parts, fmt.Sprintf("feature %s %s (consent %s)", f.ID, onOff, f.Consent))
 					}
 					fmt.Fprintf(w, "%s: %s (%s)\n", cs.Name, cs.State, strings.Join(parts, ", "))
 				}

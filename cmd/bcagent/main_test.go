@@ -38,14 +38,14 @@ func TestCLI(t *testing.T) {
 	if _, err := publisher.Init(ctx, store, keys, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	publish := func(v string) *publisher.ReleaseResult {
+	publish := func(v string, features ...repo.Feature) *publisher.ReleaseResult {
 		data := testutil.TarGz(t, testutil.TarEntry{Name: "VERSION", Body: v + "\n"})
 		f := filepath.Join(dir, "nc-"+v+".tar.gz")
 		os.WriteFile(f, data, 0o644)
 		sig, _ := signer.SignDetached(bytes.NewReader(data), pki.Leaf.Chain, pki.Leaf.Key)
 		os.WriteFile(f+".p7s", sig, 0o644)
 		res, err := publisher.AddRelease(ctx, store, keys, trust, publisher.ReleaseOptions{
-			Component: "notification-client", Version: v, Platform: "linux-amd64", File: f}, nil)
+			Component: "notification-client", Version: v, Platform: "linux-amd64", File: f, Features: features}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -109,5 +109,67 @@ func TestCLI(t *testing.T) {
 	}
 	if _, out, _ := bcagent(t, "--state", state, "status"); !strings.Contains(out, "installed 1.0.0") {
 		t.Fatalf("status after refused stage: %s", out)
+	}
+}
+
+func TestCLIConsent(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	publisher.GenerateKeys(filepath.Join(dir, "keys"), signer.KeyTypeEd25519)
+	keys, _ := publisher.LoadKeys(filepath.Join(dir, "keys"), repo.TopLevelRoles...)
+	pki := testutil.NewPKI(t)
+	trust, _ := signer.LoadTrust(pki.TrustDir)
+	store := &publisher.DirStore{Dir: filepath.Join(dir, "repo")}
+	publisher.Init(ctx, store, keys, time.Now())
+	data := testutil.TarGz(t, testutil.TarEntry{Name: "VERSION", Body: "1.2.0\n"})
+	f := filepath.Join(dir, "nc-1.2.0.tar.gz")
+	os.WriteFile(f, data, 0o644)
+	sig, _ := signer.SignDetached(bytes.NewReader(data), pki.Leaf.Chain, pki.Leaf.Key)
+	os.WriteFile(f+".p7s", sig, 0o644)
+	feature := repo.Feature{ID: "phi-file-transfer", Title: "File transfer", Description: "Files may hold PHI.", Consent: repo.ConsentPHIDevices}
+	if _, err := publisher.AddRelease(ctx, store, keys, trust, publisher.ReleaseOptions{
+		Component: "notification-client", Version: "1.2.0", Platform: "linux-amd64", File: f, Features: []repo.Feature{feature}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(publisher.Handler(store, nil))
+	defer srv.Close()
+	state := filepath.Join(dir, "agent")
+	steps := []struct {
+		args []string
+		code int
+		out  string
+	}{
+		{[]string{"--state", state, "init", "--repo-url", srv.URL, "--root", filepath.Join(store.Dir, "metadata", "1.root.json"),
+			"--trust", pki.TrustDir, "--component", "notification-client", "--device-id", "INST-7", "--device-model", "AQUIOS CL", "--platform", "linux-amd64"}, 0, "initialized"},
+		{[]string{"--state", state, "stage"}, 4, "a person must authorize a feature first"},
+		{[]string{"--state", state, "status"}, 0, "awaiting-authorization"},
+		{[]string{"--state", state, "notifications"}, 0, "waits for a person to authorize"},
+		{[]string{"--state", state, "apply", "--no-prompt"}, 4, "phi-file-transfer"},
+		{[]string{"--state", state, "apply", "--authorize", "phi-file-transfer"}, 2, "--by NAME is required"},
+		{[]string{"--state", state, "apply", "--authorize", "remote-control", "--by", "Ann"}, 2, "not a gated feature"},
+		{[]string{"--state", state, "apply", "--authorize", "phi-file-transfer", "--by", "Ann"}, 0, "installed 1.2.0 (was nothing); active: phi-file-transfer"},
+		{[]string{"--state", state, "consent", "list"}, 0, "granted   true"},
+		{[]string{"--state", state, "consent", "revoke", "--component", "notification-client", "--feature", "phi-file-transfer", "--by", "Ann"}, 0, "revoked by Ann and deactivated"},
+		{[]string{"--state", state, "status"}, 0, "feature phi-file-transfer off (consent revoked)"},
+		{[]string{"--state", state, "audit", "verify"}, 0, "2 consent entries"},
+		{[]string{"--state", state, "audit", "export"}, 0, "event=consent-revoked"},
+	}
+	for _, s := range steps {
+		code, out, errOut := bcagent(t, s.args...)
+		where := out
+		if s.code != 0 {
+			where = errOut
+		}
+		if code != s.code || !strings.Contains(where, s.out) {
+			t.Fatalf("bcagent %v: exit %d (want %d)\nstdout: %s\nstderr: %s\nwant %q", s.args, code, s.code, out, errOut, s.out)
+		}
+	}
+	// Tamper with the consent log: audit verify names the entry and exits 3.
+	p := filepath.Join(state, "consent.jsonl")
+	b, _ := os.ReadFile(p)
+	os.WriteFile(p, bytes.Replace(b, []byte(`"by":"Ann"`), []byte(`"by":"Bob"`), 1), 0o600)
+	code, _, errOut := bcagent(t, "--state", state, "audit", "verify")
+	if code != 3 || !strings.Contains(errOut, "entry 2 does not follow entry 1") {
+		t.Fatalf("tampered consent log: exit %d: %s", code, errOut)
 	}
 }

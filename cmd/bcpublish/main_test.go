@@ -26,6 +26,10 @@ func TestCLI(t *testing.T) {
 	testutil.WriteKey(t, filepath.Join(dir, "leaf.key"), pki.Leaf.Key)
 	art := filepath.Join(dir, "nc-1.0.0.tar.gz")
 	os.WriteFile(art, testutil.TarGz(t, testutil.TarEntry{Name: "VERSION", Body: "1.0.0\n"}), 0o644)
+	policy, badPolicy, featureText := filepath.Join(dir, "devices.json"), filepath.Join(dir, "bad.json"), filepath.Join(dir, "ft.txt")
+	os.WriteFile(policy, []byte(`{"phi_device_classes": ["Navios EX", "DxFLEx", "Navios"]}`), 0o644)
+	os.WriteFile(badPolicy, []byte(`{"phi_device_classes": ["Navios", "Navios"]}`), 0o644)
+	os.WriteFile(featureText, []byte("File transfer\nLets support copy files; they may hold PHI.\n"), 0o644)
 
 	steps := []struct {
 		args []string
@@ -43,7 +47,16 @@ func TestCLI(t *testing.T) {
 		{[]string{"release", "list", "--repo", repoDir}, 0, "notification-client  linux-amd64  1.0.0    stable"},
 		{[]string{"release", "list", "--repo", repoDir, "--json"}, 0, `"channels": [`},
 		{[]string{"status", "--repo", repoDir}, 0, "signatures verified"},
-		{[]string{"refresh", "--repo", repoDir, "--keys", keys}, 0, "timestamp v3"},
+		{[]string{"policy", "set", "--repo", repoDir, "--keys", keys, "--file", policy}, 0, "3 PHI device classes"},
+		{[]string{"policy", "set", "--repo", repoDir, "--keys", keys, "--file", badPolicy}, 2, "listed twice"},
+		{[]string{"release", "add", "--repo", repoDir, "--keys", keys, "--trust", pki.TrustDir, "--component", "notification-client",
+			"--version", "1.1.0", "--platform", "linux-amd64", "--file", art, "--feature", "phi-file-transfer:phi-devices"}, 2, "needs --feature-text"},
+		{[]string{"release", "add", "--repo", repoDir, "--keys", keys, "--trust", pki.TrustDir, "--component", "notification-client",
+			"--version", "1.1.0", "--platform", "linux-amd64", "--file", art, "--feature", "phi-file-transfer:sometimes"}, 2, "want required, phi-devices or none"},
+		{[]string{"release", "add", "--repo", repoDir, "--keys", keys, "--trust", pki.TrustDir, "--component", "notification-client",
+			"--version", "1.1.0", "--platform", "linux-amd64", "--file", art, "--feature", "phi-file-transfer:phi-devices",
+			"--feature-text", "phi-file-transfer=" + featureText}, 0, "published notification-client/linux-amd64/1.1.0"},
+		{[]string{"refresh", "--repo", repoDir, "--keys", keys}, 0, "timestamp v5"},
 		// Usage errors: exit 2, one line naming the flag.
 		{[]string{"release", "add", "--repo", repoDir}, 2, "--keys is required"},
 		{[]string{"release", "add", "--bogus"}, 2, "flag provided but not defined"},

@@ -37,7 +37,10 @@ type env struct {
 	install string
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvWith(t, nil) }
+
+// newEnvWith lets a test change the agent's configuration before init.
+func newEnvWith(t *testing.T, mutate func(*client.Config)) *env {
 	t.Helper()
 	dir := t.TempDir()
 	keysDir := filepath.Join(dir, "keys")
@@ -61,13 +64,14 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(srv.Close)
 	e := &env{t: t, dir: dir, keys: keys, pki: pki, trust: trust, store: store, srv: srv,
 		state: filepath.Join(dir, "agent"), install: filepath.Join(dir, "agent", "install")}
-	err = client.Init(e.state, client.InitOptions{
-		RootFile: filepath.Join(store.Dir, "metadata", "1.root.json"),
-		Config: client.Config{
-			RepositoryURL: srv.URL, Components: []string{component}, Platform: platform,
-			Channel: "stable", DeviceID: "INST-0042", DeviceModel: "Navios EX", TrustDir: pki.TrustDir,
-		},
-	})
+	cfg := client.Config{
+		RepositoryURL: srv.URL, Components: []string{component}, Platform: platform,
+		Channel: "stable", DeviceID: "INST-0042", DeviceModel: "Navios EX", TrustDir: pki.TrustDir,
+	}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	err = client.Init(e.state, client.InitOptions{RootFile: filepath.Join(store.Dir, "metadata", "1.root.json"), Config: cfg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +98,10 @@ func sign(t *testing.T, data []byte, leaf *testutil.Leaf) []byte {
 }
 
 // publish releases version v the proper way, through publisher.AddRelease.
-func (e *env) publish(v string) *publisher.ReleaseResult {
+func (e *env) publish(v string) *publisher.ReleaseResult { return e.publishFeatures(v, nil) }
+
+// publishFeatures releases version v turning on features.
+func (e *env) publishFeatures(v string, features []repo.Feature) *publisher.ReleaseResult {
 	e.t.Helper()
 	data := tarball(e.t, v)
 	f := filepath.Join(e.dir, "build", artifactName(v))
@@ -102,7 +109,7 @@ func (e *env) publish(v string) *publisher.ReleaseResult {
 	os.WriteFile(f, data, 0o644)
 	os.WriteFile(f+".p7s", sign(e.t, data, e.pki.Leaf), 0o644)
 	res, err := publisher.AddRelease(context.Background(), e.store, e.keys, e.trust, publisher.ReleaseOptions{
-		Component: component, Version: v, Platform: platform, File: f,
+		Component: component, Version: v, Platform: platform, File: f, Features: features,
 	}, nil)
 	if err != nil {
 		e.t.Fatal(err)
@@ -210,7 +217,10 @@ func (e *env) stage() error {
 	return e.do(func(a *client.Agent) error { _, err := a.Stage(context.Background(), ""); return err })
 }
 func (e *env) apply() error {
-	return e.do(func(a *client.Agent) error { _, err := a.Apply(context.Background(), "", client.ApplyOptions{}); return err })
+	return e.do(func(a *client.Agent) error {
+		_, err := a.Apply(context.Background(), "", client.ApplyOptions{})
+		return err
+	})
 }
 
 func (e *env) mustInstall(v string) {
