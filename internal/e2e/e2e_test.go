@@ -8,6 +8,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -249,6 +250,21 @@ func TestAttacks(t *testing.T) {
 					}
 					if _, err := os.Stat(filepath.Join(e.dir, "evil")); err == nil {
 						t.Fatal("a file was written outside the install root")
+					}
+					var notes []client.Notification
+					var audit []client.LogEntry
+					e.do(func(a *client.Agent) error {
+						notes, _ = a.Notifications()
+						audit, _, err = a.ExportLogs()
+						return err
+					})
+					if !slices.ContainsFunc(notes, func(n client.Notification) bool {
+						return n.Kind == client.NoteVerificationFailure || n.Kind == client.NoteMetadataExpired
+					}) {
+						t.Errorf("no critical notification for the refused attack: %+v", notes)
+					}
+					if len(audit) == 0 || !strings.Contains(string(audit[len(audit)-1].Entry), `"event":"verification-failure"`) {
+						t.Errorf("the refused attack was not audited")
 					}
 					return
 				}
