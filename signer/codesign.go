@@ -3,6 +3,8 @@ package signer
 import (
 	"bytes"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
 	"crypto/hmac"
 	"crypto/x509"
 	"encoding/asn1"
@@ -17,6 +19,7 @@ import (
 	_ "crypto/sha512"
 
 	"github.com/sassoftware/relic/v8/lib/pkcs7"
+	"github.com/sassoftware/relic/v8/lib/pkcs9"
 	"github.com/sassoftware/relic/v8/lib/x509tools"
 )
 
@@ -29,6 +32,8 @@ const MaxSignatureSize = 1 << 20
 
 // Result describes a signature that verified.
 type Result struct {
+	// Format is "detached CMS", "Authenticode (PE)" or "Authenticode (MSI)".
+	Format string
 	// Chain is the verified chain, leaf first, pinned root last.
 	Chain []*x509.Certificate
 	// Publisher is the pinned identity that matched.
@@ -38,35 +43,62 @@ type Result struct {
 	// Timestamped says whether CheckedAt comes from a trusted RFC 3161
 	// timestamp (false: it is the verifier's clock).
 	Timestamped bool
+	// TSAChain is the timestamp authority's verified chain, if any.
+	TSAChain []*x509.Certificate
 	// Digest is the content digest algorithm of the signature.
 	Digest crypto.Hash
+	// Revocation says what the CRLs said about each certificate.
+	Revocation []string
+	// Notes are other decisions worth showing (e.g. an ignored timestamp).
+	Notes []string
 }
 
-// Explain renders the result for people: the chain, the time it was checked
-// at and the pinned identity that matched.
-func (r *Result) Explain() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "signature: detached CMS, digest %s\n", x509tools.HashShortName(r.Digest))
-	for i, c := range r.Chain {
+func describeChain(b *strings.Builder, title string, chain []*x509.Certificate) {
+	for i, c := range chain {
 		role := "intermediate"
 		switch {
 		case i == 0:
 			role = "leaf"
-		case i == len(r.Chain)-1:
+		case i == len(chain)-1:
 			role = "root (pinned)"
 		}
-		fmt.Fprintf(&b, "chain[%d] %s\n  subject: %s\n  issuer:  %s\n  valid:   %s to %s\n  eku:     %s\n  spki-sha256: %s\n",
-			i, role, x509tools.FormatSubject(c), x509tools.FormatIssuer(c),
-			c.NotBefore.UTC().Format(time.RFC3339), c.NotAfter.UTC().Format(time.RFC3339), ekuString(c), SPKIHash(c))
+		fmt.Fprintf(b, "%s[%d] %s\n  subject: %s\n  issuer:  %s\n  valid:   %s to %s\n  eku:     %s\n  key:     %s\n  spki-sha256: %s\n",
+			title, i, role, x509tools.FormatSubject(c), x509tools.FormatIssuer(c),
+			c.NotBefore.UTC().Format(time.RFC3339), c.NotAfter.UTC().Format(time.RFC3339), ekuString(c), keyString(c), SPKIHash(c))
 	}
-	src := "verifier clock (no trusted timestamp)"
+}
+
+// Explain renders the result for people: the chain, the timestamp and its
+// authority, the revocation decision and the pinned identity that matched.
+func (r *Result) Explain() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "signature: %s, digest %s\n", r.Format, x509tools.HashShortName(r.Digest))
+	describeChain(&b, "chain", r.Chain)
 	if r.Timestamped {
-		src = "trusted RFC 3161 timestamp"
+		fmt.Fprintf(&b, "timestamp: %s (trusted RFC 3161 timestamp)\n", r.CheckedAt.UTC().Format(time.RFC3339))
+		describeChain(&b, "tsa", r.TSAChain)
+	} else {
+		fmt.Fprintf(&b, "timestamp: none trusted; chain checked at %s (verifier clock)\n", r.CheckedAt.UTC().Format(time.RFC3339))
 	}
-	fmt.Fprintf(&b, "checked at: %s (%s)\n", r.CheckedAt.UTC().Format(time.RFC3339), src)
-	b.WriteString("revocation: not checked (no CRL support yet)\n")
+	for _, n := range r.Notes {
+		fmt.Fprintf(&b, "note: %s\n", n)
+	}
+	for _, n := range r.Revocation {
+		fmt.Fprintf(&b, "revocation: %s\n", n)
+	}
 	fmt.Fprintf(&b, "publisher: matched %s\n", r.Publisher)
 	return b.String()
+}
+
+func keyString(c *x509.Certificate) string {
+	switch k := c.PublicKey.(type) {
+	case *rsa.PublicKey:
+		return fmt.Sprintf("RSA-%d, signed with %s", k.N.BitLen(), c.SignatureAlgorithm)
+	case *ecdsa.PublicKey:
+		return fmt.Sprintf("ECDSA %s, signed with %s", k.Curve.Params().Name, c.SignatureAlgorithm)
+	default:
+		return fmt.Sprintf("%T, signed with %s", k, c.SignatureAlgorithm)
+	}
 }
 
 func ekuString(c *x509.Certificate) string {
@@ -144,8 +176,8 @@ func (t *Trust) VerifyDetached(content io.Reader, sig []byte) (*Result, error) {
 	if err != nil {
 		return nil, verr("unsupported digest algorithm %s", si.DigestAlgorithm.Algorithm)
 	}
-	if hash != crypto.SHA256 && hash != crypto.SHA384 && hash != crypto.SHA512 {
-		return nil, verr("digest %s is not allowed (use sha256 or stronger)", x509tools.HashShortName(hash))
+	if err := checkDigest(hash, "signature digest"); err != nil {
+		return nil, err
 	}
 	// Without signed attributes, relic's skipDigests mode would check no
 	// signature at all; every signtool and openssl signature has them.
@@ -173,30 +205,74 @@ func (t *Trust) VerifyDetached(content io.Reader, sig []byte) (*Result, error) {
 	if err := si.AuthenticatedAttributes.GetOne(pkcs7.OidAttributeContentType, &ct); err != nil || !ct.Equal(pkcs7.OidData) {
 		return nil, verr("signature content type is not data")
 	}
-	res, err := t.verifyChain(sv.Certificate, sv.Intermediates)
+	ts, err := pkcs9.VerifyOptionalTimestamp(sv)
 	if err != nil {
-		return nil, err
+		return nil, verr("timestamp does not verify or does not match this signature: %v", err)
 	}
-	res.Digest = hash
-	return res, nil
+	return t.finish(ts, hash, "detached CMS")
 }
 
-// verifyChain applies the leaf rules, builds a chain to a pinned root at the
-// trusted time and matches a pinned publisher.
-func (t *Trust) verifyChain(leaf *x509.Certificate, intermediates []*x509.Certificate) (*Result, error) {
+func checkDigest(h crypto.Hash, what string) error {
+	switch h {
+	case crypto.SHA256, crypto.SHA384, crypto.SHA512:
+		return nil
+	case crypto.SHA1:
+		return verr("%s is SHA-1, which is refused (use SHA-256 or stronger)", what)
+	default:
+		return verr("%s %s is not allowed (use SHA-256 or stronger)", what, x509tools.HashShortName(h))
+	}
+}
+
+// finish is the part every format shares: algorithm policy, the trusted
+// timestamp, the leaf rules, the chain to a pinned root at the trusted
+// time, revocation and the pinned publisher.
+func (t *Trust) finish(sig pkcs9.TimestampedSignature, contentDigest crypto.Hash, format string) (*Result, error) {
+	leaf := sig.Certificate
+	if leaf == nil {
+		return nil, verr("signature has no signer certificate")
+	}
+	res := &Result{Format: format, Digest: contentDigest, CheckedAt: t.now()}
+	signerDigest, err := x509tools.PkixDigestToHashE(sig.SignerInfo.DigestAlgorithm)
+	if err != nil {
+		return nil, verr("unsupported signer digest algorithm %s", sig.SignerInfo.DigestAlgorithm.Algorithm)
+	}
+	if err := checkDigest(signerDigest, "signer digest"); err != nil {
+		return nil, err
+	}
+	if err := checkDigest(contentDigest, "content digest"); err != nil {
+		return nil, err
+	}
+	if cs := sig.CounterSignature; cs != nil {
+		if len(t.TSARootCerts) == 0 {
+			res.Notes = append(res.Notes, fmt.Sprintf("the signature has a timestamp from %s, but %s/tsa-roots pins no timestamp authority: ignored, checked at the verifier clock", x509tools.FormatSubject(cs.Certificate), t.Dir))
+		} else {
+			chain, err := t.verifyTimestamp(cs)
+			if err != nil {
+				return nil, err
+			}
+			res.TSAChain, res.CheckedAt, res.Timestamped = chain, cs.SigningTime, true
+		}
+	}
+	at := res.CheckedAt
+	when := "at the trusted timestamp"
+	if !res.Timestamped {
+		when = "now, no trusted timestamp"
+	}
 	who := x509tools.FormatSubject(leaf)
 	if err := checkLeaf(leaf); err != nil {
 		return nil, verr("signer %s: %v; refusing (this may be an attack)", who, err)
 	}
-	at := t.now()
+	if err := checkAlgorithms(append([]*x509.Certificate{leaf}, sig.Intermediates...)); err != nil {
+		return nil, err
+	}
 	if at.Before(leaf.NotBefore) {
-		return nil, verr("signer %s is not valid before %s (checked at %s)", who, leaf.NotBefore.UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339))
+		return nil, verr("signer %s is not valid before %s (checked at %s, %s)", who, leaf.NotBefore.UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339), when)
 	}
 	if at.After(leaf.NotAfter) {
-		return nil, verr("signer %s expired at %s (checked at %s, no trusted timestamp)", who, leaf.NotAfter.UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339))
+		return nil, verr("signer %s expired at %s (checked at %s, %s)", who, leaf.NotAfter.UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339), when)
 	}
 	pool := x509.NewCertPool()
-	for _, c := range intermediates {
+	for _, c := range sig.Intermediates {
 		if !bytes.Equal(c.Raw, leaf.Raw) {
 			pool.AddCert(c)
 		}
@@ -208,15 +284,115 @@ func (t *Trust) verifyChain(leaf *x509.Certificate, intermediates []*x509.Certif
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
 	})
 	if err != nil {
-		return nil, verr("signer %s does not chain to a pinned root in %s: %v (this may be an attack)", who, t.Dir, err)
+		return nil, verr("signer %s: %s (this may be an attack)", who, chainError(err, t.Dir, "codeSigning"))
+	}
+	var lastErr error
+	for _, chain := range chains {
+		if err := checkAlgorithms(chain); err != nil {
+			lastErr = err
+			continue
+		}
+		revocation, err := t.checkRevocation(chain, at, res.Timestamped)
+		if err != nil {
+			lastErr = verr("%v", err)
+			continue
+		}
+		if id, ok := t.matchPublisher(chain); ok {
+			res.Chain, res.Publisher, res.Revocation = chain, id, revocation
+			return res, nil
+		}
+		lastErr = verr("signer %s (O=%s) is not an allowed publisher in %s/publishers (this may be an attack)",
+			who, strings.Join(leaf.Subject.Organization, ","), t.Dir)
+	}
+	return nil, lastErr
+}
+
+// verifyTimestamp checks an RFC 3161 timestamp's authority: its leaf lists
+// timeStamping explicitly, and its chain reaches a pinned TSA root, valid at
+// the time it stamped, under the same algorithm and revocation rules.
+func (t *Trust) verifyTimestamp(cs *pkcs9.CounterSignature) ([]*x509.Certificate, error) {
+	tsa := cs.Certificate
+	who := x509tools.FormatSubject(tsa)
+	if err := checkDigest(cs.Hash, "timestamp imprint digest"); err != nil {
+		return nil, err
+	}
+	if d, err := x509tools.PkixDigestToHashE(cs.SignerInfo.DigestAlgorithm); err != nil {
+		return nil, verr("timestamp: unsupported digest algorithm")
+	} else if err := checkDigest(d, "timestamp signature digest"); err != nil {
+		return nil, err
+	}
+	if !slices.Contains(tsa.ExtKeyUsage, x509.ExtKeyUsageTimeStamping) {
+		return nil, verr("timestamp authority %s does not list timeStamping in its extended key usage", who)
+	}
+	if err := checkAlgorithms(append([]*x509.Certificate{tsa}, cs.Intermediates...)); err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	for _, c := range cs.Intermediates {
+		pool.AddCert(c)
+	}
+	chains, err := tsa.Verify(x509.VerifyOptions{
+		Roots:         t.TSARoots,
+		Intermediates: pool,
+		CurrentTime:   cs.SigningTime,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageTimeStamping},
+	})
+	if err != nil {
+		return nil, verr("timestamp authority %s is not trusted: %s (pinned TSA roots are in %s/tsa-roots)", who, chainError(err, t.Dir, "timeStamping"), t.Dir)
 	}
 	for _, chain := range chains {
-		if id, ok := t.matchPublisher(chain); ok {
-			return &Result{Chain: chain, Publisher: id, CheckedAt: at}, nil
+		if err := checkAlgorithms(chain); err != nil {
+			return nil, err
+		}
+		if _, err := t.checkRevocation(chain, cs.SigningTime, false); err != nil {
+			return nil, verr("timestamp authority: %v", err)
+		}
+		return chain, nil
+	}
+	return nil, verr("timestamp authority %s is not trusted", who)
+}
+
+// chainError turns an x509 verification error into a sentence.
+func chainError(err error, dir, usage string) string {
+	var ua x509.UnknownAuthorityError
+	var ci x509.CertificateInvalidError
+	switch {
+	case errors.As(err, &ua):
+		return "does not chain to a pinned root in " + dir
+	case errors.As(err, &ci) && ci.Reason == x509.IncompatibleUsage:
+		return "a certificate in its chain does not allow " + usage + " in its extended key usage"
+	case errors.As(err, &ci) && ci.Reason == x509.Expired:
+		return "a certificate in its chain is expired or not yet valid at the signing time: " + ci.Error()
+	default:
+		return err.Error()
+	}
+}
+
+// checkAlgorithms refuses RSA keys under 2048 bits, SHA-1 certificate
+// signatures (except a self-signed root's, which nobody relies on) and
+// unknown critical extensions.
+func checkAlgorithms(certs []*x509.Certificate) error {
+	for _, c := range certs {
+		who := x509tools.FormatSubject(c)
+		if k, ok := c.PublicKey.(*rsa.PublicKey); ok && k.N.BitLen() < 2048 {
+			return verr("%s has an RSA-%d key; at least 2048 bits are required", who, k.N.BitLen())
+		}
+		isRoot := bytes.Equal(c.RawIssuer, c.RawSubject) && c.IsCA
+		switch c.SignatureAlgorithm {
+		case x509.SHA1WithRSA, x509.ECDSAWithSHA1, x509.DSAWithSHA1, x509.MD5WithRSA, x509.MD2WithRSA:
+			if !isRoot {
+				return verr("%s is signed with %s; SHA-1 and MD5 are refused", who, c.SignatureAlgorithm)
+			}
+		}
+		if len(c.UnhandledCriticalExtensions) > 0 {
+			var oids []string
+			for _, o := range c.UnhandledCriticalExtensions {
+				oids = append(oids, o.String())
+			}
+			return verr("%s has unknown critical extension %s", who, strings.Join(oids, ", "))
 		}
 	}
-	return nil, verr("signer %s (O=%s) is not an allowed publisher in %s/publishers (this may be an attack)",
-		who, strings.Join(leaf.Subject.Organization, ","), t.Dir)
+	return nil
 }
 
 // checkLeaf enforces what Go's x509 does not: an explicit codeSigning EKU

@@ -31,8 +31,18 @@ type Trust struct {
 	// Roots holds the pinned code-signing roots, and nothing else.
 	Roots     *x509.CertPool
 	RootCerts []*x509.Certificate
+	// TSARoots holds the pinned timestamp-authority roots (may be empty:
+	// then timestamps are ignored and certificates are checked at "now").
+	TSARoots     *x509.CertPool
+	TSARootCerts []*x509.Certificate
 	// Publishers are the allowed signer identities; at least one must match.
 	Publishers []Identity
+	// CRLs are the revocation lists in use: DIR/crl/*.crl and any added
+	// with WithCRLs (the repository's trust/crl/ targets).
+	CRLs []*CRL
+	// CRLGrace is how long past its NextUpdate a CRL is still used. Zero
+	// means DefaultCRLGrace.
+	CRLGrace time.Duration
 	// Now returns the time certificates are checked at when a signature has
 	// no trusted timestamp. Nil means time.Now.
 	Now func() time.Time
@@ -94,7 +104,7 @@ func SPKIHash(cert *x509.Certificate) string {
 // LoadTrust reads a trust directory. It fails if there is no root or no
 // publisher, because such a directory would accept nothing or anything.
 func LoadTrust(dir string) (*Trust, error) {
-	t := &Trust{Dir: dir, Roots: x509.NewCertPool()}
+	t := &Trust{Dir: dir, Roots: x509.NewCertPool(), TSARoots: x509.NewCertPool()}
 	rootFiles, err := listFiles(filepath.Join(dir, "roots"), ".pem")
 	if err != nil {
 		return nil, fmt.Errorf("trust directory %s: %w", dir, err)
@@ -114,6 +124,38 @@ func LoadTrust(dir string) (*Trust, error) {
 	}
 	if len(t.RootCerts) == 0 {
 		return nil, fmt.Errorf("trust directory %s: no root certificates in roots/*.pem", dir)
+	}
+	tsaFiles, err := listFiles(filepath.Join(dir, "tsa-roots"), ".pem")
+	if err != nil {
+		return nil, fmt.Errorf("trust directory %s: %w", dir, err)
+	}
+	for _, f := range tsaFiles {
+		certs, err := LoadCertificates(f)
+		if err != nil {
+			return nil, fmt.Errorf("trust directory: %w", err)
+		}
+		for _, c := range certs {
+			if !c.IsCA || !c.BasicConstraintsValid {
+				return nil, fmt.Errorf("trust directory: %s: %s is not a CA certificate", f, c.Subject)
+			}
+			t.TSARoots.AddCert(c)
+			t.TSARootCerts = append(t.TSARootCerts, c)
+		}
+	}
+	crlFiles, err := listFiles(filepath.Join(dir, "crl"), ".crl")
+	if err != nil {
+		return nil, fmt.Errorf("trust directory %s: %w", dir, err)
+	}
+	for _, f := range crlFiles {
+		data, err := readLimited(f)
+		if err != nil {
+			return nil, fmt.Errorf("trust directory: %w", err)
+		}
+		c, err := ParseCRL(data, f)
+		if err != nil {
+			return nil, fmt.Errorf("trust directory: %w", err)
+		}
+		t.CRLs = append(t.CRLs, c)
 	}
 	pubFile := filepath.Join(dir, "publishers")
 	data, err := readLimited(pubFile)
@@ -196,6 +238,26 @@ func listFiles(dir, ext string) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// WithCRLs returns a copy of t that also uses the given CRLs (DER or PEM),
+// keyed by a name for messages.
+func (t *Trust) WithCRLs(named map[string][]byte) (*Trust, error) {
+	c := *t
+	c.CRLs = append([]*CRL(nil), t.CRLs...)
+	names := make([]string, 0, len(named))
+	for n := range named {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		crl, err := ParseCRL(named[n], n)
+		if err != nil {
+			return nil, err
+		}
+		c.CRLs = append(c.CRLs, crl)
+	}
+	return &c, nil
 }
 
 func (t *Trust) now() time.Time {

@@ -7,9 +7,11 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/hex"
 	"encoding/pem"
 	"io/fs"
@@ -47,6 +49,10 @@ type LeafOptions struct {
 	IsCA         bool
 	NotBefore    time.Time
 	NotAfter     time.Time
+	// RSABits makes an RSA key of that size instead of ECDSA P-256.
+	RSABits int
+	// CriticalExtension adds an unknown critical extension.
+	CriticalExtension bool
 }
 
 func newKey(t testing.TB) *ecdsa.PrivateKey {
@@ -74,7 +80,7 @@ func NewRoot(t testing.TB, cn string) *CA {
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial(t),
 		Subject:               pkix.Name{CommonName: cn, Organization: []string{"Example Trust Services"}},
-		NotBefore:             time.Now().Add(-24 * time.Hour),
+		NotBefore:             time.Now().Add(-10 * 365 * 24 * time.Hour),
 		NotAfter:              time.Now().Add(10 * 365 * 24 * time.Hour),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 		BasicConstraintsValid: true,
@@ -94,14 +100,20 @@ func NewRoot(t testing.TB, cn string) *CA {
 // Intermediate makes a code-signing intermediate CA under ca.
 func (ca *CA) Intermediate(t testing.TB, cn string) *CA {
 	t.Helper()
+	return ca.IntermediateEKU(t, cn, []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning})
+}
+
+// IntermediateEKU makes an intermediate CA restricted to the given EKUs.
+func (ca *CA) IntermediateEKU(t testing.TB, cn string, eku []x509.ExtKeyUsage) *CA {
+	t.Helper()
 	key := newKey(t)
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial(t),
 		Subject:               pkix.Name{CommonName: cn, Organization: []string{"Example Trust Services"}},
-		NotBefore:             time.Now().Add(-24 * time.Hour),
+		NotBefore:             time.Now().Add(-8 * 365 * 24 * time.Hour),
 		NotAfter:              time.Now().Add(5 * 365 * 24 * time.Hour),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
+		ExtKeyUsage:           eku,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 		MaxPathLen:            0,
@@ -144,7 +156,14 @@ func (ca *CA) Leaf(t testing.TB, o LeafOptions) *Leaf {
 	if o.NotAfter.IsZero() {
 		o.NotAfter = time.Now().Add(365 * 24 * time.Hour)
 	}
-	key := newKey(t)
+	var key crypto.Signer = newKey(t)
+	if o.RSABits > 0 {
+		k, err := rsa.GenerateKey(rand.Reader, o.RSABits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key = k
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial(t),
 		Subject:               pkix.Name{CommonName: o.CommonName, Organization: []string{o.Organization}},
@@ -154,6 +173,9 @@ func (ca *CA) Leaf(t testing.TB, o LeafOptions) *Leaf {
 		ExtKeyUsage:           eku,
 		BasicConstraintsValid: true,
 		IsCA:                  o.IsCA,
+	}
+	if o.CriticalExtension {
+		tmpl.ExtraExtensions = []pkix.Extension{{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1}, Critical: true, Value: []byte{0x05, 0x00}}}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
 	if err != nil {
