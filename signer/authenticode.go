@@ -40,7 +40,14 @@ func KindFor(name string) string {
 // (.exe, .dll) or MSI file: the file's digest, the signature, its RFC 3161
 // timestamp, and then the same chain, revocation and publisher rules as
 // detached signatures.
-func (t *Trust) VerifyAuthenticode(f *os.File) (*Result, error) {
+func (t *Trust) VerifyAuthenticode(f *os.File) (res *Result, err error) {
+	// relic's PE and compound-document parsers can panic on hostile input
+	// (found by FuzzVerifyAuthenticode): a panic is a refusal, not a crash.
+	defer func() {
+		if p := recover(); p != nil {
+			res, err = nil, verr("%s is malformed (parser failed: %v)", filepath.Base(f.Name()), p)
+		}
+	}()
 	head := make([]byte, 8)
 	if _, err := f.ReadAt(head, 0); err != nil {
 		return nil, verr("%s is not a signed PE or MSI file: %v", f.Name(), err)
@@ -59,6 +66,13 @@ func (t *Trust) VerifyAuthenticode(f *os.File) (*Result, error) {
 		}
 		return t.finish(sigs[0].TimestampedSignature, sigs[0].ImageHashFunc, "Authenticode (PE)")
 	case bytes.Equal(head, msiMagic):
+		fi, err := f.Stat()
+		if err != nil {
+			return nil, err
+		}
+		if err := checkCFB(f, fi.Size()); err != nil {
+			return nil, err
+		}
 		sig, err := authenticode.VerifyMSI(f, false)
 		if err != nil {
 			return nil, verr("Authenticode signature of %s does not verify (changed after signing, or not signed): %v", filepath.Base(f.Name()), err)

@@ -142,6 +142,7 @@ func (ca *CA) Impostor(t testing.TB) *CA {
 	tmpl.SerialNumber = serial(t)
 	tmpl.SubjectKeyId = nil
 	tmpl.AuthorityKeyId = nil
+	tmpl.PublicKey = key.Public()
 	der, err := x509.CreateCertificate(rand.Reader, &tmpl, &tmpl, key.Public(), key)
 	if err != nil {
 		t.Fatal(err)
@@ -151,4 +152,28 @@ func (ca *CA) Impostor(t testing.TB) *CA {
 		t.Fatal(err)
 	}
 	return &CA{Cert: cert, Key: key}
+}
+
+// SelfSignedLeaf is a code-signing certificate that signed itself.
+func SelfSignedLeaf(t testing.TB) *Leaf {
+	t.Helper()
+	key := newKey(t)
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial(t),
+		Subject:               pkix.Name{CommonName: "Example Lab Software Release Signing", Organization: []string{"Example Lab Software"}},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(365 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Leaf{Cert: cert, Key: key, Chain: []*x509.Certificate{cert}}
 }
