@@ -161,9 +161,12 @@ func (a *Agent) markAwaiting(name string, c *ComponentState, err error) {
 
 func (a *Agent) install(name string, c *ComponentState, active []string) error {
 	rel := c.Staged
-	sig, err := readFileLimited(rel.File+repo.SignatureSuffix, 1<<20)
-	if err != nil {
-		return fmt.Errorf("staged signature: %w", err)
+	var sig []byte
+	if rel.Meta.Codesign == repo.CodesignCMS {
+		var err error
+		if sig, err = readFileLimited(rel.File+repo.SignatureSuffix, 1<<20); err != nil {
+			return fmt.Errorf("staged signature: %w", err)
+		}
 	}
 	if _, err := a.verifyCode(rel.File, sig, rel); err != nil {
 		return err

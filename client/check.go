@@ -90,6 +90,9 @@ func (a *Agent) check(ctx context.Context, st *State) (*session, error) {
 		}
 		all = append(all, found{name, rel})
 	}
+	if err := a.saveCRLs(ctx, s); err != nil {
+		return nil, err
+	}
 	// Everything verified: now update state, the audit log and notifications.
 	a.resolve("", NoteMetadataExpired, NoteVerificationFailure)
 	a.noteExpiry(s)

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
 	"github.com/beckmanconnect/bcupdate/internal/atomicfile"
 	"github.com/beckmanconnect/bcupdate/repo"
 	"github.com/beckmanconnect/bcupdate/signer"
@@ -95,9 +97,6 @@ func (a *Agent) dropStaged(component string, c *ComponentState) {
 
 // stage downloads and verifies one release into staging/<component>/<version>/.
 func (a *Agent) stage(ctx context.Context, s *session, component string, rel *Release) (_ *Release, err error) {
-	if rel.Meta.Codesign != repo.CodesignCMS {
-		return nil, fmt.Errorf("%s: code signature kind %q is not supported by this agent version", rel.Path, rel.Meta.Codesign)
-	}
 	dir := filepath.Join(a.stagingDir(component), rel.Version)
 	if err := os.RemoveAll(a.stagingDir(component)); err != nil {
 		return nil, err
@@ -134,18 +133,23 @@ func (a *Agent) stage(ctx context.Context, s *session, component string, rel *Re
 	if err != nil {
 		return nil, err
 	}
-	sig, _, err := s.fetchSmall(ctx, repo.SignaturePath(rel.Path), signer.MaxSignatureSize)
-	if errors.Is(err, errTargetNotFound) {
-		return nil, verifyf("%s has no signed code signature %s", rel.Path, repo.SignaturePath(rel.Path))
-	}
-	if err != nil {
-		return nil, err
+	var sig []byte
+	if rel.Meta.Codesign == repo.CodesignCMS {
+		sig, _, err = s.fetchSmall(ctx, repo.SignaturePath(rel.Path), signer.MaxSignatureSize)
+		if errors.Is(err, errTargetNotFound) {
+			return nil, verifyf("%s has no signed code signature %s", rel.Path, repo.SignaturePath(rel.Path))
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	if _, err := a.verifyCode(tmp, sig, rel); err != nil {
 		return nil, err
 	}
-	if err := atomicfile.WriteFile(final+repo.SignatureSuffix, sig, 0o600); err != nil {
-		return nil, err
+	if sig != nil {
+		if err := atomicfile.WriteFile(final+repo.SignatureSuffix, sig, 0o600); err != nil {
+			return nil, err
+		}
 	}
 	if err := atomicfile.Rename(tmp, final); err != nil {
 		return nil, err
@@ -156,20 +160,93 @@ func (a *Agent) stage(ctx context.Context, s *session, component string, rel *Re
 }
 
 // verifyCode checks a local file against the release's sha256 and length
-// and its code signature, in a single pass over the bytes.
+// and then its code signature (detached CMS or embedded Authenticode), with
+// the CRLs the repository published.
 func (a *Agent) verifyCode(file string, sig []byte, rel *Release) (*signer.Result, error) {
 	f, err := os.Open(file)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
 	hw := newHashingWriter(io.Discard)
-	res, err := a.trust.VerifyDetached(io.TeeReader(f, hw), sig)
+	_, err = io.Copy(hw, f)
+	f.Close()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrVerification, rel.Path, err)
+		return nil, err
 	}
 	if hw.n != rel.Length || hw.sum() != rel.SHA256 {
 		return nil, verifyf("%s: local file %s does not match the signed sha256 (it was changed on disk?)", rel.Path, file)
 	}
+	trust, err := a.trustWithCRLs()
+	if err != nil {
+		return nil, err
+	}
+	res, err := trust.VerifyFile(file, rel.Meta.Codesign, sig)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrVerification, rel.Path, err)
+	}
 	return res, nil
+}
+
+func (a *Agent) crlDir() string { return filepath.Join(a.dir, "tuf", "crl") }
+
+// trustWithCRLs is the trust directory plus the CRLs the last verified
+// refresh brought (saved by saveCRLs).
+func (a *Agent) trustWithCRLs() (*signer.Trust, error) {
+	entries, err := os.ReadDir(a.crlDir())
+	if err != nil && !isNotExist(err) {
+		return nil, err
+	}
+	crls := map[string][]byte{}
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !strings.HasSuffix(e.Name(), ".crl") {
+			continue
+		}
+		data, err := readFileLimited(filepath.Join(a.crlDir(), e.Name()), signer.MaxCRLSize)
+		if err != nil {
+			return nil, err
+		}
+		crls[repo.CRLPrefix+e.Name()] = data
+	}
+	t, err := a.trust.WithCRLs(crls)
+	if err != nil {
+		return nil, verifyf("%v", err)
+	}
+	return t, nil
+}
+
+// saveCRLs downloads the repository's trust/crl/ targets (verified against
+// their TUF hashes) into tuf/crl/, replacing what was there.
+func (a *Agent) saveCRLs(ctx context.Context, s *session) error {
+	top := s.up.GetTrustedMetadataSet().Targets[metadata.TARGETS]
+	want := map[string]bool{}
+	for p := range top.Signed.Targets {
+		if !strings.HasPrefix(p, repo.CRLPrefix) {
+			continue
+		}
+		name := strings.TrimPrefix(p, repo.CRLPrefix)
+		if strings.Contains(name, "/") || repo.ValidateTargetPath(name) != nil {
+			return verifyf("CRL target %s has a bad name", p)
+		}
+		data, _, err := s.fetchSmall(ctx, p, signer.MaxCRLSize)
+		if err != nil {
+			return err
+		}
+		if _, err := signer.ParseCRL(data, p); err != nil {
+			return verifyf("%v", err)
+		}
+		if err := os.MkdirAll(a.crlDir(), 0o700); err != nil {
+			return err
+		}
+		if err := atomicfile.WriteFile(filepath.Join(a.crlDir(), name), data, 0o600); err != nil {
+			return err
+		}
+		want[name] = true
+	}
+	entries, _ := os.ReadDir(a.crlDir())
+	for _, e := range entries {
+		if !want[e.Name()] {
+			os.Remove(filepath.Join(a.crlDir(), e.Name()))
+		}
+	}
+	return nil
 }

@@ -38,24 +38,26 @@ func SignFile(certPath, keyPath, file, out string) (string, error) {
 }
 
 // VerifyFile checks a file's detached signature against a trust directory.
+// Windows executables and installers are checked for embedded Authenticode.
 func VerifyFile(trustDir, file, sigPath string) (*signer.Result, error) {
-	if sigPath == "" {
-		sigPath = file + ".p7s"
-	}
 	trust, err := signer.LoadTrust(trustDir)
 	if err != nil {
 		return nil, usagef("--trust: %v", err)
 	}
-	sig, err := os.ReadFile(sigPath)
-	if err != nil {
-		return nil, usagef("--signature: %v", err)
-	}
-	f, err := os.Open(file)
-	if err != nil {
+	if _, err := os.Stat(file); err != nil {
 		return nil, usagef("--file: %v", err)
 	}
-	defer f.Close()
-	res, err := trust.VerifyDetached(f, sig)
+	kind := signer.KindFor(file)
+	var sig []byte
+	if kind == signer.KindCMS {
+		if sigPath == "" {
+			sigPath = file + ".p7s"
+		}
+		if sig, err = os.ReadFile(sigPath); err != nil {
+			return nil, usagef("--signature: %v", err)
+		}
+	}
+	res, err := trust.VerifyFile(file, kind, sig)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}

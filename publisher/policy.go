@@ -5,10 +5,12 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/beckmanconnect/bcupdate/repo"
+	"github.com/beckmanconnect/bcupdate/signer"
 )
 
 // maxFeatureText bounds a feature text file.
@@ -104,4 +106,49 @@ func ParseFeatures(specs, texts []string) ([]repo.Feature, error) {
 		}
 	}
 	return out, nil
+}
+
+// AddCRL publishes a certificate revocation list as trust/crl/<name>.crl,
+// so agents get it with TUF's freshness and rollback protection. A CRL
+// already past its nextUpdate is refused: agents would fail closed on it.
+func AddCRL(ctx context.Context, s Store, keys repo.Keys, file, name string, now time.Time) (string, *signer.CRL, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return "", nil, usagef("--crl: %v", err)
+	}
+	crl, err := signer.ParseCRL(data, file)
+	if err != nil {
+		return "", nil, usagef("--crl: %v", err)
+	}
+	if crl.List.NextUpdate.IsZero() || now.After(crl.List.NextUpdate) {
+		return "", nil, usagef("--crl %s: its nextUpdate %s has passed; agents would refuse it, get a fresh CRL from the CA", file, crl.List.NextUpdate.UTC().Format(time.RFC3339))
+	}
+	if name == "" {
+		name = strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
+	}
+	if err := repo.ValidateName("CRL", name); err != nil {
+		return "", nil, usagef("--name: %v", err)
+	}
+	r, err := loadRepo(ctx, s)
+	if err != nil {
+		return "", nil, err
+	}
+	t := repo.NewTarget(repo.CRLPath(name), data, nil)
+	if old, ok := r.Lookup(t.Path); ok && fmt.Sprintf("%x", []byte(old.Hashes["sha256"])) == t.SHA256 {
+		return t.Path, crl, nil
+	}
+	if err := r.Set(t); err != nil {
+		return "", nil, err
+	}
+	files, err := r.Commit(keys, now)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := putBytesIfAbsent(ctx, s, "targets/"+t.StorageName(), data); err != nil {
+		return "", nil, err
+	}
+	if err := writeMetadata(ctx, s, files); err != nil {
+		return "", nil, err
+	}
+	return t.Path, crl, nil
 }

@@ -121,7 +121,11 @@ func (o *ReleaseOptions) validate() error {
 	if err := repo.ValidateFileName(filepath.Base(o.File)); err != nil {
 		return usagef("--file: %v", err)
 	}
-	if o.Signature == "" {
+	if signer.KindFor(o.File) == signer.KindAuthenticode {
+		if o.Signature != "" {
+			return usagef("--signature: %s carries an embedded Authenticode signature; no .p7s is used", filepath.Base(o.File))
+		}
+	} else if o.Signature == "" {
 		o.Signature = o.File + repo.SignatureSuffix
 	}
 	if len(o.Channels) == 0 {
@@ -183,28 +187,34 @@ func AddRelease(ctx context.Context, s Store, keys repo.Keys, trust *signer.Trus
 	if !fi.Mode().IsRegular() {
 		return nil, usagef("--file %s: not a regular file", o.File)
 	}
-	sig, err := os.ReadFile(o.Signature)
+	kind := signer.KindFor(o.File)
+	var sig []byte
+	if kind == signer.KindCMS {
+		if sig, err = os.ReadFile(o.Signature); err != nil {
+			return nil, usagef("--signature: %v (every artifact needs a detached code signature)", err)
+		}
+		if len(sig) > signer.MaxSignatureSize {
+			return nil, fmt.Errorf("%w: %s is larger than %d bytes", signer.ErrVerification, o.Signature, signer.MaxSignatureSize)
+		}
+	}
+	r, err := loadRepo(ctx, s)
 	if err != nil {
-		return nil, usagef("--signature: %v (every artifact needs a detached code signature)", err)
+		return nil, err
 	}
-	if len(sig) > signer.MaxSignatureSize {
-		return nil, fmt.Errorf("%w: %s is larger than %d bytes", signer.ErrVerification, o.Signature, signer.MaxSignatureSize)
-	}
-	f, err := os.Open(o.File)
+	// The same verifier, with the same CRLs, as every agent will use.
+	crls, err := repoCRLs(ctx, s, r)
 	if err != nil {
-		return nil, usagef("--file: %v", err)
+		return nil, err
 	}
-	verified, err := trust.VerifyDetached(f, sig)
-	f.Close()
+	if trust, err = trust.WithCRLs(crls); err != nil {
+		return nil, err
+	}
+	verified, err := trust.VerifyFile(o.File, kind, sig)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", o.File, err)
 	}
 	log.Info("code signature verified", "file", o.File, "publisher", verified.Publisher.String())
 
-	r, err := loadRepo(ctx, s)
-	if err != nil {
-		return nil, err
-	}
 	length, sum, err := fileDigest(o.File)
 	if err != nil {
 		return nil, err
@@ -212,7 +222,7 @@ func AddRelease(ctx context.Context, s Store, keys repo.Keys, trust *signer.Trus
 	artPath := repo.ArtifactPath(o.Component, o.Platform, o.Version, filepath.Base(o.File))
 	rel := &repo.Release{
 		Component: o.Component, Version: o.Version, Platform: o.Platform,
-		Install: o.Install, Codesign: repo.CodesignCMS, HealthCheck: o.HealthCheck, Features: o.Features,
+		Install: o.Install, Codesign: kind, HealthCheck: o.HealthCheck, Features: o.Features,
 		Released: o.Now.UTC().Truncate(time.Second).Format(time.RFC3339),
 	}
 	if err := rel.Validate(); err != nil {
@@ -236,14 +246,17 @@ func AddRelease(ctx context.Context, s Store, keys repo.Keys, trust *signer.Trus
 	if vs := otherVersionFile(r, o.Component, o.Platform, o.Version, artPath); vs != "" {
 		return nil, fmt.Errorf("%w: %s %s for %s is already published as %s", repo.ErrConflict, o.Component, o.Version, o.Platform, vs)
 	}
-	sigT := repo.NewTarget(repo.SignaturePath(artPath), sig, nil)
 	addedArt, err := r.AddImmutable(art)
 	if err != nil {
 		return nil, err
 	}
-	addedSig, err := r.AddImmutable(sigT)
-	if err != nil {
-		return nil, err
+	var sigT repo.Target
+	addedSig := false
+	if kind == signer.KindCMS {
+		sigT = repo.NewTarget(repo.SignaturePath(artPath), sig, nil)
+		if addedSig, err = r.AddImmutable(sigT); err != nil {
+			return nil, err
+		}
 	}
 	ptr, err := json.Marshal(repo.Pointer{Release: artPath})
 	if err != nil {
@@ -279,8 +292,10 @@ func AddRelease(ctx context.Context, s Store, keys repo.Keys, trust *signer.Trus
 			return nil, err
 		}
 	}
-	if err := putBytesIfAbsent(ctx, s, "targets/"+sigT.StorageName(), sig); err != nil {
-		return nil, err
+	if kind == signer.KindCMS {
+		if err := putBytesIfAbsent(ctx, s, "targets/"+sigT.StorageName(), sig); err != nil {
+			return nil, err
+		}
 	}
 	for _, pt := range pointers {
 		if err := putBytesIfAbsent(ctx, s, "targets/"+pt.StorageName(), ptr); err != nil {
@@ -293,6 +308,26 @@ func AddRelease(ctx context.Context, s Store, keys repo.Keys, trust *signer.Trus
 	res.TargetsVersion = r.Targets.Signed.Version
 	res.TimestampVersion = r.Timestamp.Signed.Version
 	return res, nil
+}
+
+// repoCRLs reads the repository's trust/crl/ targets, checked against
+// their signed hashes.
+func repoCRLs(ctx context.Context, s Store, r *repo.Repo) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	for p, tf := range r.Targets.Signed.Targets {
+		if !strings.HasPrefix(p, repo.CRLPrefix) {
+			continue
+		}
+		data, err := readAll(ctx, s, "targets/"+repo.ConsistentName(p, hex.EncodeToString(tf.Hashes["sha256"])), signer.MaxCRLSize)
+		if err != nil {
+			return nil, fmt.Errorf("CRL %s: %w", p, err)
+		}
+		if err := tf.VerifyLengthHashes(data); err != nil {
+			return nil, fmt.Errorf("%w: CRL %s does not match its metadata: %v", repo.ErrVerification, p, err)
+		}
+		out[p] = data
+	}
+	return out, nil
 }
 
 // otherVersionFile returns the path of an artifact already published for

@@ -14,6 +14,8 @@ var ErrBadPath = errors.New("bad target path")
 // Well-known target paths.
 const (
 	DevicePolicyPath = "policy/devices.json"
+	// CRLPrefix is where revocation lists are published: trust/crl/<name>.crl.
+	CRLPrefix = "trust/crl/"
 	SignatureSuffix  = ".p7s"
 	// MaxTargetPathLen bounds a target path.
 	MaxTargetPathLen = 512
@@ -90,6 +92,9 @@ func ArtifactPath(component, platform, version, file string) string {
 func ChannelPath(component, platform, channel string) string {
 	return path.Join(component, platform, "channels", channel+".json")
 }
+
+// CRLPath is the target path of a published CRL.
+func CRLPath(name string) string { return CRLPrefix + name + ".crl" }
 
 // SignaturePath is the detached signature's target path for an artifact.
 func SignaturePath(artifact string) string { return artifact + SignatureSuffix }

@@ -95,6 +95,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			initCommand(),
 			releaseCommand(),
 			policyCommand(),
+			trustCommand(),
 			refreshCommand(),
 			statusCommand(),
 			serveCommand(),

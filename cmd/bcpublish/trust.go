@@ -1,0 +1,46 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/beckmanconnect/bcupdate/publisher"
+	"github.com/beckmanconnect/bcupdate/repo"
+)
+
+func trustCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "trust",
+		Usage: "publish code-signing revocation lists to agents",
+		Subcommands: []*cli.Command{{
+			Name:  "add-crl",
+			Usage: "publish a CRL as the TUF target trust/crl/<name>.crl (replacing an older one of that name)",
+			Flags: []cli.Flag{repoFlag(), keysFlag(),
+				&cli.StringFlag{Name: "crl", Usage: "the CRL `FILE` (DER or PEM) from the code-signing CA", EnvVars: []string{"BCPUBLISH_CRL"}},
+				&cli.StringFlag{Name: "name", Usage: "target `NAME` (default: the file name without extension)", EnvVars: []string{"BCPUBLISH_CRL_NAME"}},
+			},
+			Action: func(c *cli.Context) error {
+				if err := need(c, "repo", "keys", "crl"); err != nil {
+					return err
+				}
+				s, err := openStore(c)
+				if err != nil {
+					return err
+				}
+				keys, err := publisher.LoadKeys(c.String("keys"), repo.RoleTargets, repo.RoleSnapshot, repo.RoleTimestamp)
+				if err != nil {
+					return err
+				}
+				path, crl, err := publisher.AddCRL(c.Context, s, keys, c.String("crl"), c.String("name"), time.Now())
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(c.App.Writer, "published %s: %d revoked certificates, issued by %s, next update %s\n",
+					path, len(crl.List.RevokedCertificateEntries), crl.List.Issuer, crl.List.NextUpdate.UTC().Format(time.RFC3339))
+				return nil
+			},
+		}},
+	}
+}
