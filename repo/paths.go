@@ -15,8 +15,8 @@ var ErrBadPath = errors.New("bad target path")
 const (
 	DevicePolicyPath = "policy/devices.json"
 	// CRLPrefix is where revocation lists are published: trust/crl/<name>.crl.
-	CRLPrefix = "trust/crl/"
-	SignatureSuffix  = ".p7s"
+	CRLPrefix       = "trust/crl/"
+	SignatureSuffix = ".p7s"
 	// MaxTargetPathLen bounds a target path.
 	MaxTargetPathLen = 512
 )

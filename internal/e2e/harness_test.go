@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,6 +30,7 @@ type env struct {
 	t       *testing.T
 	dir     string
 	keys    repo.Keys
+	world   *testutil.World
 	pki     *testutil.PKI
 	trust   *signer.Trust
 	store   *publisher.DirStore
@@ -51,7 +53,9 @@ func newEnvWith(t *testing.T, mutate func(*client.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pki := testutil.NewPKI(t)
+	world := testutil.NewWorld(t)
+	pki := world.PKI
+	pki.TrustDir = world.TrustDir
 	trust, err := signer.LoadTrust(pki.TrustDir)
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +66,7 @@ func newEnvWith(t *testing.T, mutate func(*client.Config)) *env {
 	}
 	srv := httptest.NewServer(publisher.Handler(store, nil))
 	t.Cleanup(srv.Close)
-	e := &env{t: t, dir: dir, keys: keys, pki: pki, trust: trust, store: store, srv: srv,
+	e := &env{t: t, dir: dir, keys: keys, world: world, pki: pki, trust: trust, store: store, srv: srv,
 		state: filepath.Join(dir, "agent"), install: filepath.Join(dir, "agent", "install")}
 	cfg := client.Config{
 		RepositoryURL: srv.URL, Components: []string{component}, Platform: platform,
@@ -156,24 +160,42 @@ type rawRelease struct {
 	pointer string
 	// artPath overrides the artifact's target path (bypassing validation).
 	artPath string
+	// file is the artifact's file name (default notification-client-V.tar.gz)
+	// and codesign its signature kind (default cms).
+	file     string
+	codesign string
 }
 
 func (e *env) publishRaw(rr rawRelease) {
 	e.t.Helper()
 	r := e.loadRepo()
-	artPath := repo.ArtifactPath(component, platform, rr.version, artifactName(rr.version))
+	if rr.file == "" {
+		rr.file = artifactName(rr.version)
+	}
+	if rr.codesign == "" {
+		rr.codesign = repo.CodesignCMS
+	}
+	install := repo.InstallArchive
+	if !strings.HasSuffix(rr.file, ".tar.gz") {
+		install = repo.InstallFile
+	}
+	artPath := repo.ArtifactPath(component, platform, rr.version, rr.file)
 	if rr.artPath != "" {
 		artPath = rr.artPath
 	}
 	rel := &repo.Release{Component: component, Version: rr.version, Platform: platform,
-		Install: repo.InstallArchive, Codesign: repo.CodesignCMS, Released: time.Now().UTC().Format(time.RFC3339)}
+		Install: install, Codesign: rr.codesign, Released: time.Now().UTC().Format(time.RFC3339)}
 	custom, err := rel.Custom()
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	art := repo.NewTarget(artPath, rr.artifact, custom)
 	sigT := repo.NewTarget(artPath+".p7s", rr.sig, nil)
-	for _, tt := range []repo.Target{art, sigT} {
+	targets := []repo.Target{art, sigT}
+	if rr.codesign != repo.CodesignCMS {
+		targets = targets[:1]
+	}
+	for _, tt := range targets {
 		sum, _ := hex.DecodeString(tt.SHA256)
 		tf := metadataTarget(tt.Path, tt.Length, sum, tt.Custom)
 		r.Targets.Signed.Targets[tt.Path] = tf // no path validation: the attacker's tooling
@@ -193,7 +215,9 @@ func (e *env) publishRaw(rr rawRelease) {
 	}
 	if repo.ValidateTargetPath(art.Path) == nil {
 		e.writeTarget(art, rr.artifact)
-		e.writeTarget(sigT, rr.sig)
+		if rr.codesign == repo.CodesignCMS {
+			e.writeTarget(sigT, rr.sig)
+		}
 	}
 	e.writeTarget(pt, ptr)
 	e.writeMetadata(files)

@@ -394,4 +394,3 @@ func GraftTimestamp(t testing.TB, sig, donor []byte) []byte {
 func pemBlock(typ string, der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
 }
-
