@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/beckmanconnect/bcupdate/internal/testutil"
 )
@@ -26,6 +27,9 @@ func TestCLI(t *testing.T) {
 	testutil.WriteKey(t, filepath.Join(dir, "leaf.key"), pki.Leaf.Key)
 	art := filepath.Join(dir, "nc-1.0.0.tar.gz")
 	os.WriteFile(art, testutil.TarGz(t, testutil.TarEntry{Name: "VERSION", Body: "1.0.0\n"}), 0o644)
+	crlFile, staleCRL := filepath.Join(dir, "ca.crl"), filepath.Join(dir, "stale.crl")
+	os.WriteFile(crlFile, pki.Intermediate.CRL(t, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour)), 0o644)
+	os.WriteFile(staleCRL, pki.Intermediate.CRL(t, time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour)), 0o644)
 	policy, badPolicy, featureText := filepath.Join(dir, "devices.json"), filepath.Join(dir, "bad.json"), filepath.Join(dir, "ft.txt")
 	os.WriteFile(policy, []byte(`{"phi_device_classes": ["Navios EX", "DxFLEx", "Navios"]}`), 0o644)
 	os.WriteFile(badPolicy, []byte(`{"phi_device_classes": ["Navios", "Navios"]}`), 0o644)
@@ -57,6 +61,8 @@ func TestCLI(t *testing.T) {
 			"--version", "1.1.0", "--platform", "linux-amd64", "--file", art, "--feature", "phi-file-transfer:phi-devices",
 			"--feature-text", "phi-file-transfer=" + featureText}, 0, "published notification-client/linux-amd64/1.1.0"},
 		{[]string{"refresh", "--repo", repoDir, "--keys", keys}, 0, "timestamp v5"},
+		{[]string{"trust", "add-crl", "--repo", repoDir, "--keys", keys, "--crl", crlFile}, 0, "published trust/crl/ca.crl: 0 revoked certificates"},
+		{[]string{"trust", "add-crl", "--repo", repoDir, "--keys", keys, "--crl", staleCRL}, 2, "nextUpdate"},
 		// Usage errors: exit 2, one line naming the flag.
 		{[]string{"release", "add", "--repo", repoDir}, 2, "--keys is required"},
 		{[]string{"release", "add", "--bogus"}, 2, "flag provided but not defined"},
