@@ -142,7 +142,12 @@ func Open(stateDir string, log *slog.Logger) (*Agent, error) {
 		lock.Close()
 		return nil, err
 	}
-	return &Agent{dir: abs, cfg: cfg, trust: trust, log: log, lock: lock, http: hc}, nil
+	a := &Agent{dir: abs, cfg: cfg, trust: trust, log: log, lock: lock, http: hc}
+	if err := a.recover(); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("recovering an interrupted apply: %w", err)
+	}
+	return a, nil
 }
 
 // Close releases the lock.

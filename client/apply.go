@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/beckmanconnect/bcupdate/internal/atomicfile"
 	"github.com/beckmanconnect/bcupdate/repo"
@@ -65,12 +67,11 @@ func (a *Agent) Apply(ctx context.Context, only string, o ApplyOptions) (*CheckR
 		if err != nil {
 			return nil, a.failed(fmt.Errorf("apply %s %s: %w", name, version, err), name, version)
 		}
-		if err := a.install(name, c, active); err != nil {
+		if err := a.install(st, name, c, active); err != nil {
+			if errors.Is(err, errRolledBack) {
+				return a.report(nil, st), fmt.Errorf("apply %s %s: %w", name, version, err)
+			}
 			return nil, a.failed(fmt.Errorf("apply %s %s: %w", name, version, err), name, version)
-		}
-		// Persist after each component: current already points at it.
-		if err := a.saveState(st); err != nil {
-			return nil, err
 		}
 		a.audit(AuditEvent{Event: EventInstalled, Component: name, Version: version, Detail: "active features: " + strings.Join(active, ",")})
 		a.resolve(name, NoteUpdateAvailable, NoteStaged, NoteAwaitingAuthorization, NoteFailed, NoteRolledBack, NoteVerificationFailure)
@@ -159,7 +160,10 @@ func (a *Agent) markAwaiting(name string, c *ComponentState, err error) {
 	}
 }
 
-func (a *Agent) install(name string, c *ComponentState, active []string) error {
+// install puts a staged, decided release in place under the journal (see
+// journal.go), runs its installer and health check, and commits it to
+// state.json, or undoes everything and marks the release failed.
+func (a *Agent) install(st *State, name string, c *ComponentState, active []string) error {
 	rel := c.Staged
 	var sig []byte
 	if rel.Meta.Codesign == repo.CodesignCMS {
@@ -170,6 +174,9 @@ func (a *Agent) install(name string, c *ComponentState, active []string) error {
 	}
 	if _, err := a.verifyCode(rel.File, sig, rel); err != nil {
 		return err
+	}
+	if rel.Meta.Install == repo.InstallSelf {
+		return a.selfUpdate(st, name, c)
 	}
 	compDir := filepath.Join(a.cfg.InstallRoot, name)
 	if err := os.MkdirAll(compDir, 0o755); err != nil {
@@ -205,12 +212,20 @@ func (a *Agent) install(name string, c *ComponentState, active []string) error {
 		return err
 	}
 	ok = true
-	// Never let a feature be active for a version that has no decision for
-	// it: while switching, only features active before and after stay on.
+
 	before, err := a.ActiveFeatures(name)
 	if err != nil {
 		return err
 	}
+	j := intent{Component: name, From: c.Installed, To: rel.Version, FromFeatures: before}
+	if j.FromFeatures == nil {
+		j.FromFeatures = []string{}
+	}
+	if err := a.writeJournal(j); err != nil {
+		return err
+	}
+	// Never let a feature be active for a version that has no decision for
+	// it: while switching, only features active before and after stay on.
 	var both []string
 	for _, id := range before {
 		if slices.Contains(active, id) {
@@ -223,17 +238,108 @@ func (a *Agent) install(name string, c *ComponentState, active []string) error {
 	if err := switchCurrent(compDir, rel.Version); err != nil {
 		return err
 	}
+	if rel.Meta.Install == repo.InstallInstaller {
+		if err := a.runInstaller(dest, rel); err != nil {
+			return a.abandon(st, name, c, j, fmt.Errorf("installer failed: %w", err))
+		}
+	}
 	if err := a.writeFeatures(name, active); err != nil {
 		return err
 	}
+	if err := a.healthCheck(dest, rel); err != nil {
+		return a.abandon(st, name, c, j, fmt.Errorf("health check failed: %w", err))
+	}
+	// Commit: state.json now says the new version is installed.
 	installed := *rel
 	installed.File = ""
 	c.Previous, c.Installed = c.Installed, rel.Version
 	c.PreviousRelease, c.InstalledRelease = c.InstalledRelease, &installed
-	c.Staged, c.Available = nil, nil
+	c.Staged, c.Available, c.Failed = nil, nil, nil
 	c.State, c.LastError = StateUpToDate, ""
+	if err := a.saveState(st); err != nil {
+		return err
+	}
+	if err := a.clearJournal(); err != nil {
+		return err
+	}
 	a.dropStaged(name, c)
 	pruneVersions(compDir, c.Installed, c.Previous)
+	return nil
+}
+
+// errRolledBack marks an install that was undone after its installer or
+// health check failed; the component is back on its old version.
+var errRolledBack = errors.New("rolled back")
+
+// abandon undoes an install after its installer or health check failed,
+// marks the release failed (it is not retried until a newer one appears),
+// and says so.
+func (a *Agent) abandon(st *State, name string, c *ComponentState, j intent, why error) error {
+	if err := a.undo(j); err != nil {
+		return fmt.Errorf("%v; undoing it also failed: %w", why, err)
+	}
+	failed := *c.Staged
+	failed.File = ""
+	c.Failed = &failed
+	c.State, c.LastError = StateFailed, why.Error()
+	a.dropStaged(name, c)
+	if err := a.saveState(st); err != nil {
+		return err
+	}
+	if err := a.clearJournal(); err != nil {
+		return err
+	}
+	os.RemoveAll(filepath.Join(a.cfg.InstallRoot, name, j.To))
+	a.audit(AuditEvent{Event: EventRollback, Component: name, Version: j.From, Detail: fmt.Sprintf("%s %s: %v", name, j.To, why)})
+	a.raise(NoteFailed, "warning", name, j.To, fmt.Sprintf("%s %s could not be installed (%v) and was rolled back to %s; it will not be retried until a newer release appears", name, j.To, why, orNone(j.From)))
+	return fmt.Errorf("%w to %s: %v", errRolledBack, orNone(j.From), why)
+}
+
+// healthCheck runs the release's health_check in its version directory.
+func (a *Agent) healthCheck(dir string, rel *Release) error {
+	if len(rel.Meta.HealthCheck) == 0 {
+		return nil
+	}
+	return a.runIn(dir, rel.Meta.HealthCheck, nil, durationOr(a.cfg.HealthTimeout, time.Minute), rel)
+}
+
+// runInstaller runs the installer command the release declares.
+func (a *Agent) runInstaller(dir string, rel *Release) error {
+	file := filepath.Join(dir, path.Base(rel.Path))
+	argv := make([]string, len(rel.Meta.Installer))
+	for i, arg := range rel.Meta.Installer {
+		argv[i] = strings.ReplaceAll(arg, "{file}", file)
+	}
+	return a.runIn(dir, argv, []string{"BCUPDATE_INSTALLER=" + file}, durationOr(a.cfg.InstallerTimeout, 30*time.Minute), rel)
+}
+
+// runIn runs argv with dir as working directory and a timeout. A relative
+// program name is resolved inside dir and must stay there.
+func (a *Agent) runIn(dir string, argv, env []string, timeout time.Duration, rel *Release) error {
+	prog := argv[0]
+	if !filepath.IsAbs(prog) && strings.ContainsRune(prog, '/') {
+		clean := filepath.Clean(filepath.FromSlash(prog))
+		if strings.HasPrefix(clean, "..") {
+			return fmt.Errorf("%s leaves the version directory", prog)
+		}
+		prog = filepath.Join(dir, clean)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, prog, argv[1:]...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), append(env, "BCUPDATE_COMPONENT="+rel.Meta.Component, "BCUPDATE_VERSION="+rel.Version)...)
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() == context.DeadlineExceeded {
+		return fmt.Errorf("%s did not finish within %s", strings.Join(argv, " "), timeout)
+	}
+	if err != nil {
+		msg := strings.TrimSpace(string(out))
+		if len(msg) > 300 {
+			msg = msg[len(msg)-300:]
+		}
+		return fmt.Errorf("%s: %v: %s", strings.Join(argv, " "), err, strings.ReplaceAll(msg, "\n", " | "))
+	}
 	return nil
 }
 
@@ -256,7 +362,7 @@ func unpack(rel *Release, dir string) error {
 		default:
 			return fmt.Errorf("%s: archive kind not recognised (want .tar.gz, .tgz or .zip)", name)
 		}
-	case repo.InstallFile:
+	case repo.InstallFile, repo.InstallInstaller:
 		src, err := os.Open(rel.File)
 		if err != nil {
 			return err

@@ -104,6 +104,13 @@ func (a *Agent) check(ctx context.Context, st *State) (*session, error) {
 		if rel != nil && (c.Installed == "" || repo.CompareVersions(rel.Version, c.Installed) > 0) {
 			c.Available = rel
 		}
+		if c.Failed != nil && c.Available != nil {
+			if c.Available.SHA256 == c.Failed.SHA256 {
+				c.Available = nil // rolled back once: not retried
+			} else {
+				c.Failed, c.LastError = nil, "" // a newer release replaces it
+			}
+		}
 		if c.Staged != nil && (c.Available == nil || c.Staged.SHA256 != c.Available.SHA256) {
 			// The channel moved on (or back): the staged file is stale.
 			a.dropStaged(name, c)
@@ -166,8 +173,8 @@ func (a *Agent) refreshGate(st *State, name string, c *ComponentState) {
 
 func updateComponentState(c *ComponentState) {
 	switch {
-	case c.State == StateFailed && c.Available != nil && c.LastError != "":
-		// stays failed until a newer release appears (handled by callers)
+	case c.Failed != nil && c.Available == nil && c.Staged == nil:
+		c.State = StateFailed // until a newer release appears
 	case c.Staged != nil:
 		c.State = StateStaged
 	case c.Available != nil:

@@ -12,7 +12,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/beckmanconnect/bcupdate/internal/atomicfile"
 	"github.com/beckmanconnect/bcupdate/repo"
@@ -34,6 +36,79 @@ type Config struct {
 	PHIDeviceClasses []string `json:"phi_device_classes,omitempty"`
 	// NotifyCommand is run with each new notification as JSON on stdin.
 	NotifyCommand []string `json:"notify_command,omitempty"`
+
+	// The service (bcagent run).
+	PollInterval string            `json:"poll_interval,omitempty"` // default 1h
+	Policies     map[string]string `json:"policies,omitempty"`      // component: notify|stage|auto (default stage)
+	ApplyWindow  string            `json:"apply_window,omitempty"`  // e.g. "02:00-05:00" local time
+	// MaxRate caps downloads, in bytes per second (0: no cap).
+	MaxRate int64 `json:"max_rate,omitempty"`
+	// HealthTimeout and InstallerTimeout bound a release's health check and
+	// installer (defaults 60s and 30m).
+	HealthTimeout    string `json:"health_timeout,omitempty"`
+	InstallerTimeout string `json:"installer_timeout,omitempty"`
+}
+
+// Policies for a component in the service.
+const (
+	PolicyNotify = "notify"
+	PolicyStage  = "stage"
+	PolicyAuto   = "auto"
+)
+
+// Policy is a component's service policy.
+func (c *Config) Policy(component string) string {
+	if p := c.Policies[component]; p != "" {
+		return p
+	}
+	return PolicyStage
+}
+
+func durationOr(s string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(s); err == nil && d > 0 {
+		return d
+	}
+	return def
+}
+
+// Interval is the poll interval.
+func (c *Config) Interval() time.Duration { return durationOr(c.PollInterval, time.Hour) }
+
+// parseWindow parses "HH:MM-HH:MM" into minutes of the day.
+func parseWindow(w string) (from, to int, err error) {
+	a, b, ok := strings.Cut(w, "-")
+	if !ok {
+		return 0, 0, fmt.Errorf("apply window %q: want HH:MM-HH:MM", w)
+	}
+	parse := func(s string) (int, error) {
+		t, err := time.Parse("15:04", strings.TrimSpace(s))
+		if err != nil {
+			return 0, fmt.Errorf("apply window %q: %q is not HH:MM", w, s)
+		}
+		return t.Hour()*60 + t.Minute(), nil
+	}
+	if from, err = parse(a); err != nil {
+		return
+	}
+	to, err = parse(b)
+	return
+}
+
+// InWindow says whether t (local time) is inside the apply window; no
+// window means always.
+func (c *Config) InWindow(t time.Time) bool {
+	if c.ApplyWindow == "" {
+		return true
+	}
+	from, to, err := parseWindow(c.ApplyWindow)
+	if err != nil {
+		return false
+	}
+	m := t.Hour()*60 + t.Minute()
+	if from <= to {
+		return m >= from && m < to
+	}
+	return m >= from || m < to // across midnight
 }
 
 const maxConfigSize = 1 << 20
@@ -88,6 +163,30 @@ func (c *Config) Validate() error {
 		if strings.TrimSpace(m) == "" {
 			return usagef("--phi-device-class must not be empty")
 		}
+	}
+	for _, d := range []struct{ flag, v string }{{"--poll-interval", c.PollInterval}, {"--health-timeout", c.HealthTimeout}, {"--installer-timeout", c.InstallerTimeout}} {
+		if d.v == "" {
+			continue
+		}
+		if v, err := time.ParseDuration(d.v); err != nil || v <= 0 {
+			return usagef("%s %q: want a duration such as 1h or 90s", d.flag, d.v)
+		}
+	}
+	if c.ApplyWindow != "" {
+		if _, _, err := parseWindow(c.ApplyWindow); err != nil {
+			return usagef("--apply-window: %v", err)
+		}
+	}
+	for comp, p := range c.Policies {
+		if !slices.Contains(c.Components, comp) {
+			return usagef("--policy %s=%s: %s is not a configured component", comp, p, comp)
+		}
+		if p != PolicyNotify && p != PolicyStage && p != PolicyAuto {
+			return usagef("--policy %s=%s: want notify, stage or auto", comp, p)
+		}
+	}
+	if c.MaxRate < 0 {
+		return usagef("--max-rate must not be negative")
 	}
 	for _, h := range c.AllowedHosts {
 		if h == "" || strings.ContainsAny(h, "/ ") {

@@ -47,8 +47,11 @@ type ComponentState struct {
 	PreviousRelease  *Release `json:"previous_release,omitempty"`
 	Available        *Release `json:"available,omitempty"`
 	Staged           *Release `json:"staged,omitempty"`
-	State            string   `json:"state"`
-	LastError        string   `json:"last_error,omitempty"`
+	// Failed is a release whose install was rolled back; it is not offered
+	// again until a newer one appears.
+	Failed    *Release `json:"failed,omitempty"`
+	State     string   `json:"state"`
+	LastError string   `json:"last_error,omitempty"`
 }
 
 // Release is a release the agent has seen in verified metadata.

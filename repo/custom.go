@@ -38,6 +38,9 @@ type Release struct {
 	Features        []Feature `json:"features,omitempty"`
 	MinAgentVersion string    `json:"min_agent_version,omitempty"`
 	HealthCheck     []string  `json:"health_check,omitempty"`
+	// Installer is the command an "installer" release runs; "{file}" is
+	// replaced by the installer's path.
+	Installer []string `json:"installer,omitempty"`
 	Released        string    `json:"released"`
 }
 
@@ -69,6 +72,9 @@ func (r *Release) Validate() error {
 	}
 	if !slices.Contains([]string{CodesignCMS, CodesignAuthenticode}, r.Codesign) {
 		return fmt.Errorf("codesign kind %q: want cms or authenticode", r.Codesign)
+	}
+	if r.Install == InstallInstaller && len(r.Installer) == 0 {
+		return fmt.Errorf("install kind installer needs an installer command")
 	}
 	if r.MinAgentVersion != "" {
 		if _, err := ParseVersion(r.MinAgentVersion); err != nil {
