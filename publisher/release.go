@@ -78,8 +78,11 @@ type ReleaseOptions struct {
 	Channels    []string
 	Install     string // default: archive for .tar.gz/.tgz/.zip, else file
 	HealthCheck []string
-	Features    []repo.Feature
-	Now         time.Time
+	// Installer is the command of an "installer" release ("{file}" is the
+	// installer's path); .msi and .exe get msiexec / quiet defaults.
+	Installer []string
+	Features  []repo.Feature
+	Now       time.Time
 }
 
 // ReleaseResult says what release add did.
@@ -140,11 +143,23 @@ func (o *ReleaseOptions) validate() error {
 		o.Install = DefaultInstallKind(o.File)
 	}
 	switch o.Install {
-	case repo.InstallArchive, repo.InstallFile:
-	case repo.InstallSelf, repo.InstallInstaller:
-		return usagef("--install %s: not supported by this version (archive and file are)", o.Install)
+	case repo.InstallArchive, repo.InstallFile, repo.InstallSelf:
+		if len(o.Installer) > 0 {
+			return usagef("--installer is only for --install installer")
+		}
+	case repo.InstallInstaller:
+		if len(o.Installer) == 0 {
+			switch strings.ToLower(filepath.Ext(o.File)) {
+			case ".msi":
+				o.Installer = []string{"msiexec", "/i", "{file}", "/qn", "/norestart"}
+			case ".exe":
+				o.Installer = []string{"{file}", "/quiet", "/norestart"}
+			default:
+				return usagef("--install installer: give the command with --installer \"CMD {file} ARGS\"")
+			}
+		}
 	default:
-		return usagef("--install %q: want archive or file", o.Install)
+		return usagef("--install %q: want archive, file, installer or self", o.Install)
 	}
 	if o.Install == repo.InstallArchive && DefaultInstallKind(o.File) != repo.InstallArchive {
 		return usagef("--install archive: %s is not a .tar.gz or .zip file", o.File)
@@ -222,7 +237,7 @@ func AddRelease(ctx context.Context, s Store, keys repo.Keys, trust *signer.Trus
 	artPath := repo.ArtifactPath(o.Component, o.Platform, o.Version, filepath.Base(o.File))
 	rel := &repo.Release{
 		Component: o.Component, Version: o.Version, Platform: o.Platform,
-		Install: o.Install, Codesign: kind, HealthCheck: o.HealthCheck, Features: o.Features,
+		Install: o.Install, Codesign: kind, HealthCheck: o.HealthCheck, Features: o.Features, Installer: o.Installer,
 		Released: o.Now.UTC().Truncate(time.Second).Format(time.RFC3339),
 	}
 	if err := rel.Validate(); err != nil {

@@ -33,7 +33,8 @@ func releaseAddCommand() *cli.Command {
 			&cli.StringFlag{Name: "file", Usage: "the `ARTIFACT` to publish", EnvVars: []string{"BCPUBLISH_FILE"}},
 			&cli.StringFlag{Name: "signature", Usage: "detached CMS signature `FILE.p7s` (default: ARTIFACT.p7s)", EnvVars: []string{"BCPUBLISH_SIGNATURE"}},
 			&cli.StringSliceFlag{Name: "channel", Usage: "channel `NAME` to point at this release (repeatable; default stable)", EnvVars: []string{"BCPUBLISH_CHANNEL"}},
-			&cli.StringFlag{Name: "install", Usage: "install kind: archive or file (default: from the file name)", EnvVars: []string{"BCPUBLISH_INSTALL"}},
+			&cli.StringFlag{Name: "install", Usage: "install kind: archive, file, installer or self (default: archive for .tar.gz/.zip, else file)", EnvVars: []string{"BCPUBLISH_INSTALL"}},
+			&cli.StringFlag{Name: "installer", Usage: "installer `COMMAND` for --install installer; {file} is the installer (default for .msi: msiexec /i {file} /qn /norestart)", EnvVars: []string{"BCPUBLISH_INSTALLER"}},
 			&cli.StringSliceFlag{Name: "feature", Usage: "feature `ID[:required|phi-devices|none]` the release turns on (repeatable; default consent: required)", EnvVars: []string{"BCPUBLISH_FEATURE"}},
 			&cli.StringSliceFlag{Name: "feature-text", Usage: "`ID=FILE`: the feature's title (first line) and full description, shown to the person who authorizes it", EnvVars: []string{"BCPUBLISH_FEATURE_TEXT"}},
 			&cli.StringFlag{Name: "health-check", Usage: "command the agent runs after installing, e.g. \"bin/nc --version\"", EnvVars: []string{"BCPUBLISH_HEALTH_CHECK"}},
@@ -68,6 +69,7 @@ func releaseAddCommand() *cli.Command {
 				Channels:    c.StringSlice("channel"),
 				Install:     c.String("install"),
 				HealthCheck: strings.Fields(c.String("health-check")),
+				Installer:   strings.Fields(c.String("installer")),
 			}, nil)
 			if err != nil {
 				return err

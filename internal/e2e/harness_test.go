@@ -107,14 +107,22 @@ func (e *env) publish(v string) *publisher.ReleaseResult { return e.publishFeatu
 // publishFeatures releases version v turning on features.
 func (e *env) publishFeatures(v string, features []repo.Feature) *publisher.ReleaseResult {
 	e.t.Helper()
-	data := tarball(e.t, v)
-	f := filepath.Join(e.dir, "build", artifactName(v))
+	return e.publishWith(v, artifactName(v), tarball(e.t, v), func(o *publisher.ReleaseOptions) { o.Features = features })
+}
+
+// publishWith signs data (detached CMS) and publishes it as file name of
+// version v through publisher.AddRelease, after mutate adjusts the options.
+func (e *env) publishWith(v, name string, data []byte, mutate func(*publisher.ReleaseOptions)) *publisher.ReleaseResult {
+	e.t.Helper()
+	f := filepath.Join(e.dir, "build", v, name)
 	os.MkdirAll(filepath.Dir(f), 0o755)
 	os.WriteFile(f, data, 0o644)
 	os.WriteFile(f+".p7s", sign(e.t, data, e.pki.Leaf), 0o644)
-	res, err := publisher.AddRelease(context.Background(), e.store, e.keys, e.trust, publisher.ReleaseOptions{
-		Component: component, Version: v, Platform: platform, File: f, Features: features,
-	}, nil)
+	o := publisher.ReleaseOptions{Component: component, Version: v, Platform: platform, File: f}
+	if mutate != nil {
+		mutate(&o)
+	}
+	res, err := publisher.AddRelease(context.Background(), e.store, e.keys, e.trust, o, nil)
 	if err != nil {
 		e.t.Fatal(err)
 	}
