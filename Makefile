@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN     := bin
 
-.PHONY: help build test demo lint fuzz clean
+.PHONY: help build test demo lint fuzz cross clean
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -26,6 +26,10 @@ lint: ## gofmt check and go vet
 fuzz: ## run each fuzz target for 30s
 	$(GO) test ./repo -run '^$$' -fuzz FuzzValidateTargetPath -fuzztime 30s
 	$(GO) test ./client -run '^$$' -fuzz FuzzExtractTarGz -fuzztime 30s
+
+cross: ## cross-compile for windows-amd64 and linux-arm64
+	GOOS=windows GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/windows-amd64/ ./cmd/bcpublish ./cmd/bcagent
+	GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/linux-arm64/ ./cmd/bcpublish ./cmd/bcagent
 
 clean: ## remove build output
 	rm -rf $(BIN)

@@ -94,7 +94,7 @@ func (a *Agent) check(ctx context.Context, st *State) (*session, error) {
 		return nil, err
 	}
 	// Everything verified: now update state, the audit log and notifications.
-	a.resolve("", NoteMetadataExpired, NoteVerificationFailure)
+	a.resolve("", NoteMetadataExpired, NoteVerificationFailure, NoteRepositoryUnreachable)
 	a.noteExpiry(s)
 	for _, f := range all {
 		name, rel := f.name, f.rel

@@ -25,6 +25,7 @@ const (
 	NoteMetadataExpired       = "metadata-expired"
 	NoteVerificationFailure   = "verification-failure"
 	NoteLogDamaged            = "log-damaged"
+	NoteRepositoryUnreachable = "repository-unreachable"
 )
 
 // Notification is one active notice for the people at the PC.

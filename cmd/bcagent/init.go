@@ -25,6 +25,11 @@ func initCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "allow-host", Usage: "another `HOST` the agent may connect to, e.g. a CDN (repeatable)", EnvVars: []string{"BCAGENT_ALLOW_HOST"}},
 			&cli.StringSliceFlag{Name: "phi-device-class", Usage: "another device `MODEL` to treat as holding PHI (adds to the signed policy; repeatable)", EnvVars: []string{"BCAGENT_PHI_DEVICE_CLASS"}},
 			&cli.StringFlag{Name: "notify-command", Usage: "`COMMAND` run with each new notification as JSON on stdin", EnvVars: []string{"BCAGENT_NOTIFY_COMMAND"}},
+			&cli.StringFlag{Name: "poll-interval", Usage: "service poll `INTERVAL` (default 1h)", EnvVars: []string{"BCAGENT_POLL_INTERVAL"}},
+			&cli.StringSliceFlag{Name: "policy", Usage: "`COMPONENT=POLICY`: notify, stage (default) or auto (repeatable)", EnvVars: []string{"BCAGENT_POLICY"}},
+			&cli.StringFlag{Name: "apply-window", Usage: "apply only between `HH:MM-HH:MM` local time (auto policy)", EnvVars: []string{"BCAGENT_APPLY_WINDOW"}},
+			&cli.Int64Flag{Name: "max-rate", Usage: "cap downloads at `BYTES` per second (0: no cap)", EnvVars: []string{"BCAGENT_MAX_RATE"}},
+			&cli.StringFlag{Name: "health-timeout", Usage: "time a release's health check may take (default 60s)", EnvVars: []string{"BCAGENT_HEALTH_TIMEOUT"}},
 			&cli.StringFlag{Name: "install-root", Usage: "where components are installed (default: STATE/install)", EnvVars: []string{"BCAGENT_INSTALL_ROOT"}},
 		},
 		Action: func(c *cli.Context) error {
@@ -35,6 +40,14 @@ func initCommand() *cli.Command {
 				if c.String(f) == "" {
 					return usageErr("--%s is required", f)
 				}
+			}
+			policies := map[string]string{}
+			for _, p := range c.StringSlice("policy") {
+				comp, pol, ok := strings.Cut(p, "=")
+				if !ok {
+					return usageErr("--policy %q: want COMPONENT=notify|stage|auto", p)
+				}
+				policies[comp] = pol
 			}
 			err := client.Init(c.String("state"), client.InitOptions{
 				RootFile: c.String("root"),
@@ -50,6 +63,11 @@ func initCommand() *cli.Command {
 					InstallRoot:      c.String("install-root"),
 					PHIDeviceClasses: c.StringSlice("phi-device-class"),
 					NotifyCommand:    strings.Fields(c.String("notify-command")),
+					PollInterval:     c.String("poll-interval"),
+					Policies:         policies,
+					ApplyWindow:      c.String("apply-window"),
+					MaxRate:          c.Int64("max-rate"),
+					HealthTimeout:    c.String("health-timeout"),
 				},
 			})
 			if err != nil {

@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -55,6 +56,9 @@ func exitCode(err error) int {
 }
 
 func main() {
+	if state := serviceState(os.Args); state != "" && runAsService(state) {
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args, os.Stdout, os.Stderr)
 	stop()
@@ -81,6 +85,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bcagent: %s\n", strings.ReplaceAll(msg, "\n", " "))
 	}
 	return exitCode(err)
+}
+
+// serviceState finds --state in the arguments the service was registered
+// with (bcagent --state DIR run).
+func serviceState(args []string) string {
+	if len(args) == 0 || args[len(args)-1] != "run" {
+		return ""
+	}
+	for i := 1; i+1 < len(args); i++ {
+		if args[i] == "--state" {
+			return args[i+1]
+		}
+	}
+	return defaultStateDir()
 }
 
 func defaultStateDir() string {
@@ -117,6 +135,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			consentCommand(),
 			auditCommand(),
 			notificationsCommand(),
+			runCommand(),
+			serviceCommand(),
 		},
 	}
 	var set func([]*cli.Command)
@@ -142,7 +162,7 @@ func withAgent(c *cli.Context, fn func(*client.Agent) error) error {
 	if c.Args().Len() > 0 {
 		return usageErr("unexpected argument %q", c.Args().First())
 	}
-	a, err := client.Open(c.String("state"), logger(c))
+	a, err := client.OpenWait(c.Context, c.String("state"), logger(c), 30*time.Second)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,146 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"path/filepath"
+	"time"
+)
+
+// Service loop limits.
+const (
+	minBackoff = 30 * time.Second
+	openWait   = 2 * time.Minute
+)
+
+// RunOptions tune the service loop (tests shorten the waits).
+type RunOptions struct {
+	// Interval overrides the configured poll interval.
+	Interval time.Duration
+	// MinBackoff is the first wait after a failure (doubling up to the
+	// interval).
+	MinBackoff time.Duration
+	// Cycles stops after that many polls (0: until ctx is cancelled).
+	Cycles int
+	// Now is the clock for the apply window.
+	Now func() time.Time
+}
+
+// Run is the service: every poll interval (plus up to 10% jitter) it
+// checks, and per component's policy notifies, stages, or stages and
+// applies inside the apply window, never a release with a gated feature.
+// Failures back off exponentially up to the interval; an expired or
+// unreachable repository leaves what is installed running and is retried.
+// Run returns nil when ctx is cancelled, and an error only if it cannot
+// start (another service holds the state directory, or it is not set up).
+func Run(ctx context.Context, stateDir string, log *slog.Logger, o RunOptions) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	abs, err := filepath.Abs(stateDir)
+	if err != nil {
+		return err
+	}
+	cfg, err := loadConfig(abs)
+	if err != nil {
+		return err
+	}
+	// One service per state directory, for its whole life; commands at the
+	// terminal share the per-operation agent lock with it.
+	svc, err := lockFile(filepath.Join(abs, "service.lock"))
+	if err != nil {
+		return fmt.Errorf("another bcagent run is already serving %s: %w", abs, err)
+	}
+	defer svc.Close()
+	interval := o.Interval
+	if interval <= 0 {
+		interval = cfg.Interval()
+	}
+	backoffMin := o.MinBackoff
+	if backoffMin <= 0 {
+		backoffMin = min(minBackoff, interval)
+	}
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
+	backoff := time.Duration(0)
+	for cycle := 1; ; cycle++ {
+		err := cycleOnce(ctx, abs, log, now)
+		var wait time.Duration
+		if err != nil && ctx.Err() == nil {
+			if backoff == 0 {
+				backoff = backoffMin
+			} else {
+				backoff = min(2*backoff, interval)
+			}
+			wait = backoff
+			log.Error("poll failed; keeping what is installed", "err", err, "retry_in", wait)
+		} else {
+			backoff = 0
+			wait = interval + time.Duration(rand.Int64N(int64(interval)/10+1))
+		}
+		if o.Cycles > 0 && cycle >= o.Cycles {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+// cycleOnce is one poll: open (waiting for a command at the terminal to
+// finish), check, then stage and apply by policy.
+func cycleOnce(ctx context.Context, dir string, log *slog.Logger, now func() time.Time) error {
+	a, err := OpenWait(ctx, dir, log, openWait)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if _, err := a.Check(ctx); err != nil {
+		return err
+	}
+	var errs error
+	for _, name := range a.cfg.Components {
+		switch a.cfg.Policy(name) {
+		case PolicyNotify:
+			continue
+		case PolicyStage, PolicyAuto:
+			if _, err := a.Stage(ctx, name); err != nil && !errors.Is(err, ErrAuthorizationRequired) {
+				errs = errors.Join(errs, err)
+				continue
+			}
+		}
+		if a.cfg.Policy(name) != PolicyAuto || !a.cfg.InWindow(now()) {
+			continue
+		}
+		// No prompter and no decisions: a release with a gated feature
+		// waits for a person (ErrAuthorizationRequired), as it must.
+		if _, err := a.Apply(ctx, name, ApplyOptions{}); err != nil && !errors.Is(err, ErrAuthorizationRequired) {
+			errs = errors.Join(errs, err)
+		}
+	}
+	return errs
+}
+
+// OpenWait is Open, waiting up to wait for another agent to let go of the
+// state directory.
+func OpenWait(ctx context.Context, stateDir string, log *slog.Logger, wait time.Duration) (*Agent, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		a, err := Open(stateDir, log)
+		if !errors.Is(err, ErrLocked) || time.Now().After(deadline) {
+			return a, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}

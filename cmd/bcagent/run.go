@@ -1,0 +1,29 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/beckmanconnect/bcupdate/client"
+)
+
+func runCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "run",
+		Usage: "the service: poll, notify, stage and apply by policy until stopped (SIGTERM, SIGINT, service stop)",
+		Flags: []cli.Flag{
+			&cli.DurationFlag{Name: "interval", Usage: "poll every `DURATION` (default: poll_interval from config.json, else 1h)", EnvVars: []string{"BCAGENT_INTERVAL"}},
+			&cli.IntFlag{Name: "cycles", Usage: "stop after `N` polls (0: run until stopped)", EnvVars: []string{"BCAGENT_CYCLES"}},
+		},
+		Action: func(c *cli.Context) error {
+			if c.Args().Len() > 0 {
+				return usageErr("unexpected argument %q", c.Args().First())
+			}
+			log := slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))
+			fmt.Fprintf(c.App.Writer, "bcagent %s serving %s\n", version, c.String("state"))
+			return client.Run(c.Context, c.String("state"), log, client.RunOptions{Interval: c.Duration("interval"), Cycles: c.Int("cycles")})
+		},
+	}
+}
