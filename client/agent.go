@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -39,7 +41,12 @@ type Agent struct {
 	lock       *os.File
 	http       *http.Client
 	stateBytes []byte
+	progress   func(component string, done, total int64)
 }
+
+// SetProgress sets a callback for download progress (a progress bar at a
+// terminal; the service leaves it unset).
+func (a *Agent) SetProgress(fn func(component string, done, total int64)) { a.progress = fn }
 
 // InitOptions are the inputs of `bcagent init`.
 type InitOptions struct {
@@ -253,34 +260,85 @@ func (s *session) fetchSmall(ctx context.Context, path string, limit int64) ([]b
 	return data, tf, nil
 }
 
-// download streams a target to w, checking length and sha256 as it goes.
-// It never holds the target in memory.
-func (s *session) download(ctx context.Context, tf *metadata.TargetFiles, w io.Writer) error {
+// download streams a target into f, resuming from what f already holds
+// (an earlier, interrupted download of the same target) with an HTTP Range
+// request, and checks the full length and sha256 as it goes: the bytes
+// already on disk are hashed first. It never holds the target in memory and
+// returns the sha256 it computed, for the code signature.
+func (s *session) download(ctx context.Context, tf *metadata.TargetFiles, f *os.File, rate int64, progress func(done, total int64)) ([]byte, error) {
 	sha, err := targetSHA256(tf)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	hw := newHashingWriter(w)
-	err = s.f.withRetries(ctx, s.targetURL(tf, sha), func(resp *http.Response) error {
-		if resp.ContentLength > tf.Length {
-			return &metadata.ErrDownloadLengthMismatch{Msg: fmt.Sprintf("%s: server sends %d bytes, signed length is %d", tf.Path, resp.ContentLength, tf.Length)}
-		}
-		if hw.n > 0 {
-			return permanent{fmt.Errorf("%s: download was interrupted after %d bytes; run stage again", tf.Path, hw.n)}
-		}
-		_, err := io.Copy(hw, io.LimitReader(resp.Body, tf.Length+1))
-		return err
-	})
+	off, err := f.Seek(0, io.SeekEnd)
 	if err != nil {
-		return classifyTUF(fmt.Errorf("download %s: %w", tf.Path, err))
+		return nil, err
 	}
-	if hw.n != tf.Length {
-		return verifyf("%s: got %d bytes, signed length is %d (this may be an attack)", tf.Path, hw.n, tf.Length)
+	h := sha256.New()
+	if off > tf.Length {
+		off = 0
 	}
-	if got := hw.sum(); got != sha {
-		return verifyf("%s: sha256 %s does not match the signed %s (this may be an attack)", tf.Path, got, sha)
+	if off > 0 {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return nil, err
+		}
+		if _, err := io.CopyN(h, f, off); err != nil {
+			return nil, fmt.Errorf("re-reading the partial download: %w", err)
+		}
 	}
-	return nil
+	if err := f.Truncate(off); err != nil {
+		return nil, err
+	}
+	if _, err := f.Seek(off, io.SeekStart); err != nil {
+		return nil, err
+	}
+	url := s.targetURL(tf, sha)
+	var last error
+	for attempt := 0; attempt < maxAttempts && off < tf.Length; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(retryBase << (attempt - 1)):
+			}
+		}
+		n, restarted, err := s.f.fetchRange(ctx, url, off, tf.Length, &meteredWriter{w: io.MultiWriter(f, h), rate: rate, start: time.Now(), base: off, total: tf.Length, progress: progress}, func() error {
+			h.Reset()
+			if err := f.Truncate(0); err != nil {
+				return err
+			}
+			_, err := f.Seek(0, io.SeekStart)
+			return err
+		})
+		if restarted {
+			off = 0
+		}
+		off += n
+		if err == nil {
+			last = nil
+			break
+		}
+		last = err
+		var p permanent
+		if errors.As(err, &p) {
+			last = p.error
+			break
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
+	if last != nil {
+		return nil, classifyTUF(fmt.Errorf("download %s (%d of %d bytes so far, kept to resume): %w", tf.Path, off, tf.Length, last))
+	}
+	if off != tf.Length {
+		return nil, verifyf("%s: got %d bytes, signed length is %d (this may be an attack)", tf.Path, off, tf.Length)
+	}
+	sum := h.Sum(nil)
+	if got := hex.EncodeToString(sum); got != sha {
+		return nil, verifyf("%s: sha256 %s does not match the signed %s (this may be an attack)", tf.Path, got, sha)
+	}
+	return sum, nil
 }
 
 func targetSHA256(tf *metadata.TargetFiles) (string, error) {

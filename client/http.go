@@ -11,7 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
+	neturl "net/url"
 	"strings"
 	"time"
 
@@ -37,7 +37,7 @@ type allowList struct {
 }
 
 func newAllowList(repoURL string, extra []string) (*allowList, error) {
-	u, err := url.Parse(repoURL)
+	u, err := neturl.Parse(repoURL)
 	if err != nil {
 		return nil, err
 	}
@@ -48,7 +48,7 @@ func newAllowList(repoURL string, extra []string) (*allowList, error) {
 	return a, nil
 }
 
-func (a *allowList) check(u *url.URL) error {
+func (a *allowList) check(u *neturl.URL) error {
 	if u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname())) {
 		return fmt.Errorf("refusing %s: only https is allowed (plain http only to loopback)", u.Redacted())
 	}
@@ -171,7 +171,7 @@ func (f *httpFetcher) once(ctx context.Context, u string, read func(*http.Respon
 	req.Header.Set("User-Agent", UserAgent)
 	resp, err := f.client.Do(req)
 	if err != nil {
-		var uerr *url.Error
+		var uerr *neturl.Error
 		if errors.As(err, &uerr) && strings.HasPrefix(uerr.Err.Error(), "refusing ") {
 			return permanent{err}
 		}
@@ -214,3 +214,82 @@ func (hw *hashingWriter) Write(p []byte) (int, error) {
 }
 
 func (hw *hashingWriter) sum() string { return hex.EncodeToString(hw.h.Sum(nil)) }
+
+// fetchRange GETs url from byte offset off (a Range request when off > 0)
+// into w, reading at most length-off bytes. A server that ignores the range
+// and answers 200 makes it call restart and take the whole body. It returns
+// the bytes written since the (re)start.
+func (f *httpFetcher) fetchRange(ctx context.Context, url string, off, length int64, w io.Writer, restart func() error) (n int64, restarted bool, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, false, permanent{err}
+	}
+	req.Header.Set("User-Agent", UserAgent)
+	if off > 0 {
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", off))
+	}
+	resp, err := f.client.Do(req)
+	if err != nil {
+		var uerr *neturl.Error
+		if errors.As(err, &uerr) && strings.HasPrefix(uerr.Err.Error(), "refusing ") {
+			return 0, false, permanent{err}
+		}
+		return 0, false, err
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusPartialContent && off > 0:
+		var start int64
+		if _, err := fmt.Sscanf(resp.Header.Get("Content-Range"), "bytes %d-", &start); err != nil || start != off {
+			return 0, false, permanent{fmt.Errorf("server answered range %d- with %q", off, resp.Header.Get("Content-Range"))}
+		}
+	case resp.StatusCode == http.StatusOK:
+		if off > 0 {
+			if err := restart(); err != nil {
+				return 0, false, permanent{err}
+			}
+			restarted, off = true, 0
+		}
+	case resp.StatusCode >= 500:
+		return 0, false, &metadata.ErrDownloadHTTP{StatusCode: resp.StatusCode, URL: url}
+	default:
+		return 0, false, permanent{&metadata.ErrDownloadHTTP{StatusCode: resp.StatusCode, URL: url}}
+	}
+	if resp.ContentLength > length-off {
+		return 0, restarted, permanent{&metadata.ErrDownloadLengthMismatch{Msg: fmt.Sprintf("server sends %d bytes, %d remain of the signed length", resp.ContentLength, length-off)}}
+	}
+	n, err = io.Copy(w, io.LimitReader(resp.Body, length-off+1))
+	if err == nil && n > length-off {
+		return n, restarted, permanent{&metadata.ErrDownloadLengthMismatch{Msg: "more bytes than the signed length"}}
+	}
+	return n, restarted, err
+}
+
+// meteredWriter caps the write rate (bytes per second, 0: none) and reports
+// progress.
+type meteredWriter struct {
+	w        io.Writer
+	rate     int64
+	start    time.Time
+	n        int64
+	base     int64
+	total    int64
+	progress func(done, total int64)
+	reported int64
+}
+
+func (m *meteredWriter) Write(p []byte) (int, error) {
+	n, err := m.w.Write(p)
+	m.n += int64(n)
+	if m.rate > 0 {
+		want := time.Duration(float64(m.n) / float64(m.rate) * float64(time.Second))
+		if ahead := want - time.Since(m.start); ahead > 0 {
+			time.Sleep(ahead)
+		}
+	}
+	if m.progress != nil && (m.n-m.reported >= 256<<10 || m.base+m.n == m.total) {
+		m.reported = m.n
+		m.progress(m.base+m.n, m.total)
+	}
+	return n, err
+}

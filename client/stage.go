@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"io"
@@ -98,14 +99,24 @@ func (a *Agent) dropStaged(component string, c *ComponentState) {
 // stage downloads and verifies one release into staging/<component>/<version>/.
 func (a *Agent) stage(ctx context.Context, s *session, component string, rel *Release) (_ *Release, err error) {
 	dir := filepath.Join(a.stagingDir(component), rel.Version)
-	if err := os.RemoveAll(a.stagingDir(component)); err != nil {
-		return nil, err
+	marker := filepath.Join(dir, "release.sha256")
+	// Keep a partial download of this very release to resume it; anything
+	// else in staging is stale.
+	if b, rerr := readFileLimited(marker, 128); rerr != nil || strings.TrimSpace(string(b)) != rel.SHA256 {
+		if err := os.RemoveAll(a.stagingDir(component)); err != nil {
+			return nil, err
+		}
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
+	if err := atomicfile.WriteFile(marker, []byte(rel.SHA256+"\n"), 0o600); err != nil {
+		return nil, err
+	}
 	defer func() {
-		if err != nil {
+		// A network failure keeps the partial file to resume; anything
+		// that did not verify goes.
+		if err != nil && errors.Is(err, ErrVerification) {
 			os.RemoveAll(a.stagingDir(component))
 		}
 	}()
@@ -118,12 +129,16 @@ func (a *Agent) stage(ctx context.Context, s *session, component string, rel *Re
 	}
 	name := path.Base(rel.Path)
 	final := filepath.Join(dir, name)
-	tmp := final + ".unverified"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	partial := final + ".partial"
+	f, err := os.OpenFile(partial, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	err = s.download(ctx, tf, f)
+	var progress func(done, total int64)
+	if a.progress != nil {
+		progress = func(done, total int64) { a.progress(component, done, total) }
+	}
+	sum, err := s.download(ctx, tf, f, a.cfg.MaxRate, progress)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -143,7 +158,9 @@ func (a *Agent) stage(ctx context.Context, s *session, component string, rel *Re
 			return nil, err
 		}
 	}
-	if _, err := a.verifyCode(tmp, sig, rel); err != nil {
+	// One pass over the bytes: the sha256 computed while downloading is
+	// both the TUF check and, for a sha256 CMS signature, its digest.
+	if _, err := a.verifyCodeDigest(partial, sig, rel, sum); err != nil {
 		return nil, err
 	}
 	if sig != nil {
@@ -151,7 +168,7 @@ func (a *Agent) stage(ctx context.Context, s *session, component string, rel *Re
 			return nil, err
 		}
 	}
-	if err := atomicfile.Rename(tmp, final); err != nil {
+	if err := atomicfile.Rename(partial, final); err != nil {
 		return nil, err
 	}
 	out := *rel
@@ -161,7 +178,7 @@ func (a *Agent) stage(ctx context.Context, s *session, component string, rel *Re
 
 // verifyCode checks a local file against the release's sha256 and length
 // and then its code signature (detached CMS or embedded Authenticode), with
-// the CRLs the repository published.
+// the CRLs the repository published, reading the file once for CMS.
 func (a *Agent) verifyCode(file string, sig []byte, rel *Release) (*signer.Result, error) {
 	f, err := os.Open(file)
 	if err != nil {
@@ -176,11 +193,36 @@ func (a *Agent) verifyCode(file string, sig []byte, rel *Release) (*signer.Resul
 	if hw.n != rel.Length || hw.sum() != rel.SHA256 {
 		return nil, verifyf("%s: local file %s does not match the signed sha256 (it was changed on disk?)", rel.Path, file)
 	}
+	return a.verifyCodeDigest(file, sig, rel, hw.h.Sum(nil))
+}
+
+// verifyCodeDigest verifies the code signature of file whose sha256 (equal
+// to the signed one) is already known.
+func (a *Agent) verifyCodeDigest(file string, sig []byte, rel *Release, sha []byte) (*signer.Result, error) {
 	trust, err := a.trustWithCRLs()
 	if err != nil {
 		return nil, err
 	}
-	res, err := trust.VerifyFile(file, rel.Meta.Codesign, sig)
+	var res *signer.Result
+	if rel.Meta.Codesign == repo.CodesignCMS {
+		res, err = trust.VerifyDetachedDigest(func(h crypto.Hash) ([]byte, error) {
+			if h == crypto.SHA256 {
+				return sha, nil
+			}
+			f, err := os.Open(file)
+			if err != nil {
+				return nil, err
+			}
+			defer f.Close()
+			d := h.New()
+			if _, err := io.Copy(d, f); err != nil {
+				return nil, err
+			}
+			return d.Sum(nil), nil
+		}, sig)
+	} else {
+		res, err = trust.VerifyFile(file, rel.Meta.Codesign, sig)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrVerification, rel.Path, err)
 	}

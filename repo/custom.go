@@ -41,7 +41,7 @@ type Release struct {
 	// Installer is the command an "installer" release runs; "{file}" is
 	// replaced by the installer's path.
 	Installer []string `json:"installer,omitempty"`
-	Released        string    `json:"released"`
+	Released  string   `json:"released"`
 }
 
 // Feature is a capability a release turns on.

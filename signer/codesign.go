@@ -157,6 +157,20 @@ func verr(format string, args ...any) error {
 // VerifyDetached checks a detached CMS signature over content, which is
 // streamed once and never held in memory.
 func (t *Trust) VerifyDetached(content io.Reader, sig []byte) (*Result, error) {
+	return t.VerifyDetachedDigest(func(h crypto.Hash) ([]byte, error) {
+		d := h.New()
+		if _, err := io.Copy(d, content); err != nil {
+			return nil, fmt.Errorf("read signed content: %w", err)
+		}
+		return d.Sum(nil), nil
+	}, sig)
+}
+
+// VerifyDetachedDigest is VerifyDetached for a caller that already hashed
+// the content while streaming it (the agent's download computes the sha256
+// TUF needs, which is also what signtool and openssl sign): digest is asked
+// for the content's digest under the signature's algorithm.
+func (t *Trust) VerifyDetachedDigest(digest func(crypto.Hash) ([]byte, error), sig []byte) (*Result, error) {
 	if len(sig) > MaxSignatureSize {
 		return nil, verr("signature is larger than %d bytes", MaxSignatureSize)
 	}
@@ -184,9 +198,9 @@ func (t *Trust) VerifyDetached(content io.Reader, sig []byte) (*Result, error) {
 	if len(si.AuthenticatedAttributes) == 0 {
 		return nil, verr("signature has no signed attributes")
 	}
-	h := hash.New()
-	if _, err := io.Copy(h, content); err != nil {
-		return nil, fmt.Errorf("read signed content: %w", err)
+	sum, err := digest(hash)
+	if err != nil {
+		return nil, err
 	}
 	// Check the signature over the signed attributes, then the content's
 	// digest against the messageDigest attribute.
@@ -198,7 +212,7 @@ func (t *Trust) VerifyDetached(content io.Reader, sig []byte) (*Result, error) {
 	if err := si.AuthenticatedAttributes.GetOne(pkcs7.OidAttributeMessageDigest, &md); err != nil {
 		return nil, verr("signature has no message digest: %v", err)
 	}
-	if !hmac.Equal(md, h.Sum(nil)) {
+	if !hmac.Equal(md, sum) {
 		return nil, verr("content does not match the signature (digest differs): the file was changed after signing")
 	}
 	var ct asn1.ObjectIdentifier

@@ -282,3 +282,18 @@ func (e *env) snap() string {
 }
 
 func storageOf(p, sha string) string { return path.Join("targets", repo.ConsistentName(p, sha)) }
+
+// repoURL points the agent at another server address (same repository).
+func (e *env) repoURL(url string) {
+	e.t.Helper()
+	p := filepath.Join(e.state, "config.json")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var cfg map[string]any
+	json.Unmarshal(b, &cfg)
+	cfg["repository_url"] = url
+	b, _ = json.MarshalIndent(cfg, "", "  ")
+	os.WriteFile(p, b, 0o600)
+}

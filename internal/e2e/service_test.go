@@ -21,7 +21,9 @@ func script(t *testing.T, v string, code int) []byte {
 		testutil.TarEntry{Name: "VERSION", Body: v + "\n"})
 }
 
-func healthCheck(o *publisher.ReleaseOptions) { o.HealthCheck = []string{"bin/notification-client", "--version"} }
+func healthCheck(o *publisher.ReleaseOptions) {
+	o.HealthCheck = []string{"bin/notification-client", "--version"}
+}
 
 func TestHealthCheckFailureRollsBack(t *testing.T) {
 	e := newEnv(t)
