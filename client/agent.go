@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,6 +43,8 @@ type Agent struct {
 	http       *http.Client
 	stateBytes []byte
 	progress   func(component string, done, total int64)
+	selfPath   string
+	restart    bool
 }
 
 // SetProgress sets a callback for download progress (a progress bar at a
@@ -52,6 +55,9 @@ func (a *Agent) SetProgress(fn func(component string, done, total int64)) { a.pr
 type InitOptions struct {
 	Config
 	RootFile string // the repository's trusted root.json
+	// AgentVersion is the running agent's version: if the agent manages
+	// itself (component "bcagent"), it starts as installed.
+	AgentVersion string
 }
 
 // Init creates a state directory (0700) with config.json and the trusted
@@ -119,8 +125,18 @@ func Init(stateDir string, o InitOptions) error {
 	if err := atomicfile.WriteFile(filepath.Join(abs, "tuf", "root.json"), rootBytes, 0o600); err != nil {
 		return err
 	}
-	return writeJSON(filepath.Join(abs, "config.json"), &c, 0o600)
+	if err := writeJSON(filepath.Join(abs, "config.json"), &c, 0o600); err != nil {
+		return err
+	}
+	if _, err := repo.ParseVersion(o.AgentVersion); err == nil && slices.Contains(c.Components, SelfComponent) {
+		st := State{Components: map[string]*ComponentState{SelfComponent: {Installed: o.AgentVersion, State: StateUpToDate}}}
+		return writeJSON(filepath.Join(abs, "state.json"), &st, 0o600)
+	}
+	return nil
 }
+
+// SelfComponent is the component name of the agent itself.
+const SelfComponent = "bcagent"
 
 // Open opens an initialized state directory and takes its lock.
 func Open(stateDir string, log *slog.Logger) (*Agent, error) {

@@ -27,6 +27,8 @@ type RunOptions struct {
 	Cycles int
 	// Now is the clock for the apply window.
 	Now func() time.Time
+	// SelfPath is the agent's own executable, for self-updates.
+	SelfPath string
 }
 
 // Run is the service: every poll interval (plus up to 10% jitter) it
@@ -69,7 +71,11 @@ func Run(ctx context.Context, stateDir string, log *slog.Logger, o RunOptions) e
 	}
 	backoff := time.Duration(0)
 	for cycle := 1; ; cycle++ {
-		err := cycleOnce(ctx, abs, log, now)
+		err := cycleOnce(ctx, abs, log, now, o.SelfPath)
+		if errors.Is(err, ErrRestart) {
+			log.Info("updated itself; exiting for the service manager to start the new binary")
+			return ErrRestart
+		}
 		var wait time.Duration
 		if err != nil && ctx.Err() == nil {
 			if backoff == 0 {
@@ -96,12 +102,13 @@ func Run(ctx context.Context, stateDir string, log *slog.Logger, o RunOptions) e
 
 // cycleOnce is one poll: open (waiting for a command at the terminal to
 // finish), check, then stage and apply by policy.
-func cycleOnce(ctx context.Context, dir string, log *slog.Logger, now func() time.Time) error {
+func cycleOnce(ctx context.Context, dir string, log *slog.Logger, now func() time.Time, self string) error {
 	a, err := OpenWait(ctx, dir, log, openWait)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
+	a.SetSelfPath(self)
 	if _, err := a.Check(ctx); err != nil {
 		return err
 	}
@@ -123,6 +130,9 @@ func cycleOnce(ctx context.Context, dir string, log *slog.Logger, now func() tim
 		// waits for a person (ErrAuthorizationRequired), as it must.
 		if _, err := a.Apply(ctx, name, ApplyOptions{}); err != nil && !errors.Is(err, ErrAuthorizationRequired) {
 			errs = errors.Join(errs, err)
+		}
+		if a.RestartRequired() {
+			return ErrRestart
 		}
 	}
 	return errs

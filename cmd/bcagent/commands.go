@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
 
 	"github.com/beckmanconnect/bcupdate/client"
@@ -89,6 +90,17 @@ func stageCommand() *cli.Command {
 		Flags: []cli.Flag{componentFlag(), jsonFlag()},
 		Action: func(c *cli.Context) error {
 			return withAgent(c, func(a *client.Agent) error {
+				if !c.Bool("json") && isTerminal(os.Stdout) {
+					bars := map[string]*progressbar.ProgressBar{}
+					a.SetProgress(func(component string, done, total int64) {
+						bar := bars[component]
+						if bar == nil {
+							bar = progressbar.DefaultBytes(total, "downloading "+component)
+							bars[component] = bar
+						}
+						bar.Set64(done)
+					})
+				}
 				rep, err := a.Stage(c.Context, c.String("component"))
 				return stageOutput(c, rep, err)
 			})

@@ -50,7 +50,8 @@ func initCommand() *cli.Command {
 				policies[comp] = pol
 			}
 			err := client.Init(c.String("state"), client.InitOptions{
-				RootFile: c.String("root"),
+				RootFile:     c.String("root"),
+				AgentVersion: version,
 				Config: client.Config{
 					RepositoryURL:    c.String("repo-url"),
 					Components:       c.StringSlice("component"),

@@ -65,8 +65,15 @@ func main() {
 	os.Exit(code)
 }
 
+// selfPath is the agent's own executable, resolved at start-up: after a
+// self-update os.Executable() would name the old file.
+var selfPath string
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	client.UserAgent = "bcagent/" + version
+	if p, err := client.SelfPath(); err == nil {
+		selfPath = p
+	}
 	app := newApp(stdout, stderr)
 	unknown := false
 	app.CommandNotFound = func(c *cli.Context, name string) {
@@ -76,6 +83,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	err := app.RunContext(ctx, args)
 	if err == nil && unknown {
 		return exitUsage
+	}
+	if errors.Is(err, client.ErrRestart) {
+		fmt.Fprintln(stdout, "bcagent updated itself; exiting so that the service manager starts the new binary")
+		return exitOK
 	}
 	if err != nil {
 		msg := err.Error()
@@ -167,6 +178,7 @@ func withAgent(c *cli.Context, fn func(*client.Agent) error) error {
 		return err
 	}
 	defer a.Close()
+	a.SetSelfPath(selfPath)
 	return fn(a)
 }
 

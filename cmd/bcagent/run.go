@@ -23,7 +23,7 @@ func runCommand() *cli.Command {
 			}
 			log := slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))
 			fmt.Fprintf(c.App.Writer, "bcagent %s serving %s\n", version, c.String("state"))
-			return client.Run(c.Context, c.String("state"), log, client.RunOptions{Interval: c.Duration("interval"), Cycles: c.Int("cycles")})
+			return client.Run(c.Context, c.String("state"), log, client.RunOptions{Interval: c.Duration("interval"), Cycles: c.Int("cycles"), SelfPath: selfPath})
 		},
 	}
 }

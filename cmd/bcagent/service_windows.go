@@ -25,6 +25,9 @@ func runAsService(stateDir string) bool {
 	if err != nil || !is {
 		return false
 	}
+	if p, err := client.SelfPath(); err == nil {
+		selfPath = p
+	}
 	_ = svc.Run(serviceName, &handler{state: stateDir})
 	return true
 }
@@ -35,7 +38,7 @@ func (h *handler) Execute(args []string, r <-chan svc.ChangeRequest, s chan<- sv
 	s <- svc.Status{State: svc.StartPending}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- client.Run(ctx, h.state, slog.Default(), client.RunOptions{}) }()
+	go func() { done <- client.Run(ctx, h.state, slog.Default(), client.RunOptions{SelfPath: selfPath}) }()
 	s <- svc.Status{State: svc.Running, Accepts: svc.AcceptStop | svc.AcceptShutdown}
 	for {
 		select {
