@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN     := bin
 
-.PHONY: help build test demo lint fuzz cross clean
+.PHONY: help build test demo lint fuzz cross bench clean
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -26,6 +26,9 @@ lint: ## gofmt check and go vet
 fuzz: ## run each fuzz target for 30s
 	$(GO) test ./repo -run '^$$' -fuzz FuzzValidateTargetPath -fuzztime 30s
 	$(GO) test ./client -run '^$$' -fuzz FuzzExtractTarGz -fuzztime 30s
+
+bench: build ## benchmarks with the real binaries; writes docs/performance.md
+	$(GO) run ./internal/benchtool -bin $(BIN) -size 512 -out docs/performance.md
 
 cross: ## cross-compile for windows-amd64 and linux-arm64
 	GOOS=windows GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/windows-amd64/ ./cmd/bcpublish ./cmd/bcagent

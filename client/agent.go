@@ -318,7 +318,7 @@ func (s *session) download(ctx context.Context, tf *metadata.TargetFiles, f *os.
 			case <-time.After(retryBase << (attempt - 1)):
 			}
 		}
-		n, restarted, err := s.f.fetchRange(ctx, url, off, tf.Length, &meteredWriter{w: io.MultiWriter(f, h), rate: rate, start: time.Now(), base: off, total: tf.Length, progress: progress}, func() error {
+		n, restarted, err := s.f.fetchRange(ctx, url, off, tf.Length, &meteredWriter{w: &parallelWriter{file: f, hash: h}, rate: rate, start: time.Now(), base: off, total: tf.Length, progress: progress}, func() error {
 			h.Reset()
 			if err := f.Truncate(0); err != nil {
 				return err

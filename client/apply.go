@@ -363,18 +363,24 @@ func unpack(rel *Release, dir string) error {
 			return fmt.Errorf("%s: archive kind not recognised (want .tar.gz, .tgz or .zip)", name)
 		}
 	case repo.InstallFile, repo.InstallInstaller:
+		// The staged file is verified and fsynced: link it in place (no
+		// second copy of the bytes), or copy it across file systems.
+		dst := filepath.Join(dir, name)
+		if err := os.Link(rel.File, dst); err == nil {
+			if err := os.Chmod(dst, 0o755); err != nil {
+				return err
+			}
+			return atomicfile.SyncDir(dir)
+		}
 		src, err := os.Open(rel.File)
 		if err != nil {
 			return err
 		}
 		defer src.Close()
-		if err := atomicfile.Write(filepath.Join(dir, name), 0o755, func(w io.Writer) error {
-			_, err := io.Copy(w, src)
+		return atomicfile.Write(dst, 0o755, func(w io.Writer) error {
+			_, err := io.CopyBuffer(w, src, make([]byte, 1<<20))
 			return err
-		}); err != nil {
-			return err
-		}
-		return nil
+		})
 	default:
 		return fmt.Errorf("install kind %q is not supported by this agent version; nothing was installed", rel.Meta.Install)
 	}

@@ -258,7 +258,7 @@ func (f *httpFetcher) fetchRange(ctx context.Context, url string, off, length in
 	if resp.ContentLength > length-off {
 		return 0, restarted, permanent{&metadata.ErrDownloadLengthMismatch{Msg: fmt.Sprintf("server sends %d bytes, %d remain of the signed length", resp.ContentLength, length-off)}}
 	}
-	n, err = io.Copy(w, io.LimitReader(resp.Body, length-off+1))
+	n, err = io.CopyBuffer(w, io.LimitReader(resp.Body, length-off+1), make([]byte, 1<<20))
 	if err == nil && n > length-off {
 		return n, restarted, permanent{&metadata.ErrDownloadLengthMismatch{Msg: "more bytes than the signed length"}}
 	}
@@ -291,5 +291,24 @@ func (m *meteredWriter) Write(p []byte) (int, error) {
 		m.reported = m.n
 		m.progress(m.base+m.n, m.total)
 	}
+	return n, err
+}
+
+// parallelWriter writes each chunk to the file and to the hash at the same
+// time: on a machine whose disk is the bottleneck, hashing costs no time.
+type parallelWriter struct {
+	file io.Writer
+	hash io.Writer
+}
+
+func (p *parallelWriter) Write(b []byte) (int, error) {
+	if len(b) < 64<<10 {
+		p.hash.Write(b)
+		return p.file.Write(b)
+	}
+	done := make(chan struct{})
+	go func() { p.hash.Write(b); close(done) }()
+	n, err := p.file.Write(b)
+	<-done
 	return n, err
 }
