@@ -20,6 +20,8 @@ const (
 	EventConsentDecision       = "consent-decision"
 	EventConsentRevoked        = "consent-revoked"
 	EventFailed                = "failed"
+	EventPinned                = "pinned"
+	EventUnpinned              = "unpinned"
 )
 
 // AuditEvent is one entry of audit.jsonl.

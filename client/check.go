@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"encoding/json"
@@ -84,7 +85,13 @@ func (a *Agent) check(ctx context.Context, st *State) (*session, error) {
 	}
 	var all []found
 	for _, name := range a.cfg.Components {
-		rel, err := a.channelRelease(ctx, s, name)
+		var rel *Release
+		var err error
+		if pin := st.Components[name].Pinned; pin != "" {
+			rel, err = a.pinnedRelease(s, name, pin)
+		} else {
+			rel, err = a.channelRelease(ctx, s, name)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("component %s: %w", name, err)
 		}
@@ -101,9 +108,11 @@ func (a *Agent) check(ctx context.Context, st *State) (*session, error) {
 		c := st.Components[name]
 		prev := c.Available
 		c.Available = nil
-		if rel != nil && (c.Installed == "" || repo.CompareVersions(rel.Version, c.Installed) > 0) {
-			c.Available = rel
+		if rel != nil && (c.Installed == "" || repo.CompareVersions(rel.Version, c.Installed) > 0 ||
+			(c.Pinned != "" && rel.Version != c.Installed)) {
+			c.Available = rel // a pin may also go back to an older version
 		}
+		a.noteYanked(s, name, c)
 		if c.Failed != nil && c.Available != nil {
 			if c.Available.SHA256 == c.Failed.SHA256 {
 				c.Available = nil // rolled back once: not retried
@@ -224,6 +233,14 @@ func (a *Agent) channelRelease(ctx context.Context, s *session, component string
 	if err != nil {
 		return nil, verifyf("%s: %v", ptr.Release, err)
 	}
+	if meta.Yanked {
+		a.log.Info("channel names a yanked release; ignored", "release", ptr.Release)
+		return nil, nil
+	}
+	if !repo.InRollout(a.cfg.DeviceID, component, meta.Version, ptr.Percent) {
+		a.log.Info("not in this release's staged rollout yet", "release", ptr.Release, "percent", ptr.Percent)
+		return nil, nil
+	}
 	want := repo.ArtifactPath(component, a.cfg.Platform, meta.Version, path.Base(ptr.Release))
 	if meta.Component != component || meta.Platform != a.cfg.Platform || want != ptr.Release {
 		return nil, verifyf("%s names %s, whose metadata says %s %s for %s (mix-and-match?)",
@@ -234,6 +251,92 @@ func (a *Agent) channelRelease(ctx context.Context, s *session, component string
 		return nil, err
 	}
 	return &Release{Path: ptr.Release, Version: meta.Version, SHA256: sha, Length: tf.Length, Meta: meta}, nil
+}
+
+// pinnedRelease finds the release of a pinned version in the verified
+// metadata, whatever the channel says.
+func (a *Agent) pinnedRelease(s *session, component, version string) (*Release, error) {
+	top := s.up.GetTrustedMetadataSet().Targets[metadata.TARGETS]
+	prefix := component + "/" + a.cfg.Platform + "/" + version + "/"
+	for p, tf := range top.Signed.Targets {
+		if !strings.HasPrefix(p, prefix) || strings.HasSuffix(p, repo.SignatureSuffix) || tf.Custom == nil {
+			continue
+		}
+		meta, err := repo.ParseRelease(tf.Custom)
+		if err != nil {
+			return nil, verifyf("%s: %v", p, err)
+		}
+		if meta.Component != component || meta.Version != version || meta.Platform != a.cfg.Platform {
+			return nil, verifyf("%s: metadata says %s %s for %s (mix-and-match?)", p, meta.Component, meta.Version, meta.Platform)
+		}
+		if meta.Yanked {
+			return nil, nil
+		}
+		sha, err := targetSHA256(tf)
+		if err != nil {
+			return nil, err
+		}
+		tf.Path = p
+		return &Release{Path: p, Version: meta.Version, SHA256: sha, Length: tf.Length, Meta: meta}, nil
+	}
+	a.log.Info("pinned version is not published", "component", component, "version", version)
+	return nil, nil
+}
+
+// noteYanked warns when the installed release has been yanked.
+func (a *Agent) noteYanked(s *session, name string, c *ComponentState) {
+	if c.InstalledRelease == nil {
+		return
+	}
+	top := s.up.GetTrustedMetadataSet().Targets[metadata.TARGETS]
+	tf, ok := top.Signed.Targets[c.InstalledRelease.Path]
+	if !ok || tf.Custom == nil {
+		return
+	}
+	meta, err := repo.ParseRelease(tf.Custom)
+	if err != nil || !meta.Yanked {
+		a.resolve(name, NoteYanked)
+		return
+	}
+	a.raise(NoteYanked, "warning", name, c.Installed, fmt.Sprintf("the installed %s %s was withdrawn by its publisher (%s); the agent installs the release the channel names when there is one", name, c.Installed, orNone(meta.YankReason)))
+}
+
+// Pin holds a component on a version (which may be older than the
+// installed one) until Unpin.
+func (a *Agent) Pin(component, version string) error {
+	if _, err := a.selectComponents(component); err != nil || component == "" {
+		return usagef("--component: give one of %v", a.cfg.Components)
+	}
+	if _, err := repo.ParseVersion(version); err != nil {
+		return usagef("--version: %v", err)
+	}
+	st, err := a.loadState()
+	if err != nil {
+		return err
+	}
+	st.Components[component].Pinned = version
+	if err := a.saveState(st); err != nil {
+		return err
+	}
+	a.audit(AuditEvent{Event: EventPinned, Component: component, Version: version})
+	return nil
+}
+
+// Unpin lets a component follow its channel again.
+func (a *Agent) Unpin(component string) error {
+	if _, err := a.selectComponents(component); err != nil || component == "" {
+		return usagef("--component: give one of %v", a.cfg.Components)
+	}
+	st, err := a.loadState()
+	if err != nil {
+		return err
+	}
+	st.Components[component].Pinned = ""
+	if err := a.saveState(st); err != nil {
+		return err
+	}
+	a.audit(AuditEvent{Event: EventUnpinned, Component: component})
+	return nil
 }
 
 // IsPHIDevice says whether the device model is in a PHI device class: the

@@ -26,6 +26,7 @@ const (
 	NoteVerificationFailure   = "verification-failure"
 	NoteLogDamaged            = "log-damaged"
 	NoteRepositoryUnreachable = "repository-unreachable"
+	NoteYanked                = "yanked"
 )
 
 // Notification is one active notice for the people at the PC.

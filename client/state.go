@@ -49,9 +49,11 @@ type ComponentState struct {
 	Staged           *Release `json:"staged,omitempty"`
 	// Failed is a release whose install was rolled back; it is not offered
 	// again until a newer one appears.
-	Failed    *Release `json:"failed,omitempty"`
-	State     string   `json:"state"`
-	LastError string   `json:"last_error,omitempty"`
+	Failed *Release `json:"failed,omitempty"`
+	// Pinned holds the component on a version (bcagent pin).
+	Pinned    string `json:"pinned,omitempty"`
+	State     string `json:"state"`
+	LastError string `json:"last_error,omitempty"`
 }
 
 // Release is a release the agent has seen in verified metadata.

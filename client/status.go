@@ -37,6 +37,7 @@ type ComponentStatus struct {
 	State     string          `json:"state"`
 	Features  []FeatureStatus `json:"features"`
 	LastError string          `json:"last_error,omitempty"`
+	Pinned    string          `json:"pinned,omitempty"`
 }
 
 // FeatureStatus is one feature of the installed or pending release.
@@ -68,7 +69,7 @@ func (a *Agent) Status() (*StatusReport, error) {
 	}
 	for _, name := range a.cfg.Components {
 		c := st.Components[name]
-		cs := ComponentStatus{Name: name, Installed: opt(c.Installed), State: c.State, Features: []FeatureStatus{}, LastError: c.LastError}
+		cs := ComponentStatus{Name: name, Installed: opt(c.Installed), State: c.State, Features: []FeatureStatus{}, LastError: c.LastError, Pinned: c.Pinned}
 		pending := c.Available
 		if c.Staged != nil {
 			cs.Staged = opt(c.Staged.Version)

@@ -82,7 +82,9 @@ type ReleaseOptions struct {
 	// installer's path); .msi and .exe get msiexec / quiet defaults.
 	Installer []string
 	Features  []repo.Feature
-	Now       time.Time
+	// Percent limits the release to that share of devices (0 or 100: all).
+	Percent int
+	Now     time.Time
 }
 
 // ReleaseResult says what release add did.
@@ -163,6 +165,9 @@ func (o *ReleaseOptions) validate() error {
 	}
 	if o.Install == repo.InstallArchive && DefaultInstallKind(o.File) != repo.InstallArchive {
 		return usagef("--install archive: %s is not a .tar.gz or .zip file", o.File)
+	}
+	if err := validPercent(o.Percent); err != nil {
+		return err
 	}
 	if o.Now.IsZero() {
 		o.Now = time.Now()
@@ -273,14 +278,13 @@ func AddRelease(ctx context.Context, s Store, keys repo.Keys, trust *signer.Trus
 			return nil, err
 		}
 	}
-	ptr, err := json.Marshal(repo.Pointer{Release: artPath})
-	if err != nil {
-		return nil, err
-	}
-	ptr = append(ptr, '\n')
 	var pointers []repo.Target
+	var ptr []byte
 	for _, ch := range o.Channels {
-		pt := repo.NewTarget(repo.ChannelPath(o.Component, o.Platform, ch), ptr, nil)
+		var pt repo.Target
+		if pt, ptr, err = pointerTarget(o.Component, o.Platform, ch, artPath, o.Percent); err != nil {
+			return nil, err
+		}
 		if old, ok := r.Lookup(pt.Path); ok && hex.EncodeToString(old.Hashes["sha256"]) == pt.SHA256 {
 			continue
 		}

@@ -2,6 +2,8 @@ package repo
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,6 +44,10 @@ type Release struct {
 	// replaced by the installer's path.
 	Installer []string `json:"installer,omitempty"`
 	Released  string   `json:"released"`
+	// Yanked withdraws a published release: agents never install it and
+	// warn where it is installed.
+	Yanked     bool   `json:"yanked,omitempty"`
+	YankReason string `json:"yank_reason,omitempty"`
 }
 
 // Feature is a capability a release turns on.
@@ -131,6 +137,21 @@ func ParseRelease(custom *json.RawMessage) (*Release, error) {
 // Pointer is a channel pointer: the artifact path a channel points at.
 type Pointer struct {
 	Release string `json:"release"`
+	// Percent, if set (1-99), limits the release to that share of devices
+	// (see InRollout); absent means every device.
+	Percent int `json:"percent,omitempty"`
+}
+
+// InRollout says whether a device takes a release rolled out to percent of
+// devices: the first two bytes of sha256(device id | component | version),
+// as a big-endian number mod 100, are below percent. Deterministic, so a
+// device never flaps in and out.
+func InRollout(deviceID, component, version string, percent int) bool {
+	if percent <= 0 || percent >= 100 {
+		return percent >= 100 || percent == 0
+	}
+	sum := sha256.Sum256([]byte(deviceID + "|" + component + "|" + version))
+	return int(binary.BigEndian.Uint16(sum[:2]))%100 < percent
 }
 
 // MaxPointerSize bounds a channel pointer file.
@@ -147,6 +168,9 @@ func ParsePointer(data []byte) (*Pointer, error) {
 	}
 	if _, _, _, _, err := ParseArtifactPath(p.Release); err != nil {
 		return nil, fmt.Errorf("channel pointer: %w", err)
+	}
+	if p.Percent < 0 || p.Percent > 100 {
+		return nil, fmt.Errorf("channel pointer: percent %d is not 0-100", p.Percent)
 	}
 	return &p, nil
 }

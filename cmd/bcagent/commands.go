@@ -269,3 +269,43 @@ func rollbackCommand() *cli.Command {
 		},
 	}
 }
+
+func pinCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "pin",
+		Usage: "hold a component on a version (also an older one) whatever its channel says",
+		Flags: []cli.Flag{componentFlag(), &cli.StringFlag{Name: "version", Usage: "the `VERSION` to hold", EnvVars: []string{"BCAGENT_VERSION"}}},
+		Action: func(c *cli.Context) error {
+			if c.String("component") == "" || c.String("version") == "" {
+				return usageErr("--component and --version are required")
+			}
+			return withAgent(c, func(a *client.Agent) error {
+				if err := a.Pin(c.String("component"), c.String("version")); err != nil {
+					return err
+				}
+				fmt.Fprintf(c.App.Writer, "%s: pinned to %s (bcagent unpin to follow the channel again)\n", c.String("component"), c.String("version"))
+				return nil
+			})
+		},
+	}
+}
+
+func unpinCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "unpin",
+		Usage: "let a pinned component follow its channel again",
+		Flags: []cli.Flag{componentFlag()},
+		Action: func(c *cli.Context) error {
+			if c.String("component") == "" {
+				return usageErr("--component is required")
+			}
+			return withAgent(c, func(a *client.Agent) error {
+				if err := a.Unpin(c.String("component")); err != nil {
+					return err
+				}
+				fmt.Fprintf(c.App.Writer, "%s: follows its channel again\n", c.String("component"))
+				return nil
+			})
+		},
+	}
+}

@@ -147,6 +147,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			auditCommand(),
 			notificationsCommand(),
 			runCommand(),
+			pinCommand(),
+			unpinCommand(),
 			serviceCommand(),
 		},
 	}

@@ -17,7 +17,7 @@ func releaseCommand() *cli.Command {
 	return &cli.Command{
 		Name:        "release",
 		Usage:       "add and list releases",
-		Subcommands: []*cli.Command{releaseAddCommand(), releaseListCommand()},
+		Subcommands: []*cli.Command{releaseAddCommand(), releaseListCommand(), releasePromoteCommand(), releaseYankCommand()},
 	}
 }
 
@@ -33,6 +33,7 @@ func releaseAddCommand() *cli.Command {
 			&cli.StringFlag{Name: "file", Usage: "the `ARTIFACT` to publish", EnvVars: []string{"BCPUBLISH_FILE"}},
 			&cli.StringFlag{Name: "signature", Usage: "detached CMS signature `FILE.p7s` (default: ARTIFACT.p7s)", EnvVars: []string{"BCPUBLISH_SIGNATURE"}},
 			&cli.StringSliceFlag{Name: "channel", Usage: "channel `NAME` to point at this release (repeatable; default stable)", EnvVars: []string{"BCPUBLISH_CHANNEL"}},
+			&cli.IntFlag{Name: "percent", Usage: "staged rollout: only `P` percent of devices take it (default: all)", EnvVars: []string{"BCPUBLISH_PERCENT"}},
 			&cli.StringFlag{Name: "install", Usage: "install kind: archive, file, installer or self (default: archive for .tar.gz/.zip, else file)", EnvVars: []string{"BCPUBLISH_INSTALL"}},
 			&cli.StringFlag{Name: "installer", Usage: "installer `COMMAND` for --install installer; {file} is the installer (default for .msi: msiexec /i {file} /qn /norestart)", EnvVars: []string{"BCPUBLISH_INSTALLER"}},
 			&cli.StringSliceFlag{Name: "feature", Usage: "feature `ID[:required|phi-devices|none]` the release turns on (repeatable; default consent: required)", EnvVars: []string{"BCPUBLISH_FEATURE"}},
@@ -70,6 +71,7 @@ func releaseAddCommand() *cli.Command {
 				Install:     c.String("install"),
 				HealthCheck: strings.Fields(c.String("health-check")),
 				Installer:   strings.Fields(c.String("installer")),
+				Percent:     c.Int("percent"),
 			}, nil)
 			if err != nil {
 				return err
@@ -124,6 +126,78 @@ func releaseListCommand() *cli.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.Component, r.Platform, r.Version, ch, r.Released, r.Length, r.Path)
 			}
 			return tw.Flush()
+		},
+	}
+}
+
+func releasePromoteCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "promote",
+		Usage: "point a channel at the release another names (or change a channel's rollout share)",
+		Flags: []cli.Flag{repoFlag(), keysFlag(),
+			&cli.StringFlag{Name: "component", Usage: "component `NAME`", EnvVars: []string{"BCPUBLISH_COMPONENT"}},
+			&cli.StringFlag{Name: "platform", Usage: "`OS-ARCH`", EnvVars: []string{"BCPUBLISH_PLATFORM"}},
+			&cli.StringFlag{Name: "from", Usage: "source `CHANNEL`", EnvVars: []string{"BCPUBLISH_FROM"}},
+			&cli.StringFlag{Name: "to", Usage: "target `CHANNEL`", EnvVars: []string{"BCPUBLISH_TO"}},
+			&cli.IntFlag{Name: "percent", Value: 100, Usage: "share of devices, `P` percent (staged rollout)", EnvVars: []string{"BCPUBLISH_PERCENT"}},
+		},
+		Action: func(c *cli.Context) error {
+			if err := need(c, "repo", "keys", "component", "platform", "from", "to"); err != nil {
+				return err
+			}
+			s, err := openStore(c)
+			if err != nil {
+				return err
+			}
+			keys, err := publisher.LoadKeys(c.String("keys"), repo.RoleTargets, repo.RoleSnapshot, repo.RoleTimestamp)
+			if err != nil {
+				return err
+			}
+			rel, err := publisher.Promote(c.Context, s, keys, c.String("component"), c.String("platform"), c.String("from"), c.String("to"), c.Int("percent"), timeNow())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.Writer, "channel %s now names %s for %d%% of devices\n", c.String("to"), rel, c.Int("percent"))
+			return nil
+		},
+	}
+}
+
+func releaseYankCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "yank",
+		Usage: "withdraw a release: agents never install it, and channels go back to the newest older release",
+		Flags: []cli.Flag{repoFlag(), keysFlag(),
+			&cli.StringFlag{Name: "component", Usage: "component `NAME`", EnvVars: []string{"BCPUBLISH_COMPONENT"}},
+			&cli.StringFlag{Name: "platform", Usage: "`OS-ARCH`", EnvVars: []string{"BCPUBLISH_PLATFORM"}},
+			&cli.StringFlag{Name: "version", Usage: "the `VERSION` to withdraw", EnvVars: []string{"BCPUBLISH_VERSION"}},
+			&cli.StringFlag{Name: "reason", Usage: "why, shown to the people at the PCs that have it", EnvVars: []string{"BCPUBLISH_REASON"}},
+		},
+		Action: func(c *cli.Context) error {
+			if err := need(c, "repo", "keys", "component", "platform", "version", "reason"); err != nil {
+				return err
+			}
+			s, err := openStore(c)
+			if err != nil {
+				return err
+			}
+			keys, err := publisher.LoadKeys(c.String("keys"), repo.RoleTargets, repo.RoleSnapshot, repo.RoleTimestamp)
+			if err != nil {
+				return err
+			}
+			res, err := publisher.Yank(c.Context, s, keys, c.String("component"), c.String("platform"), c.String("version"), c.String("reason"), timeNow())
+			if err != nil {
+				return err
+			}
+			var moved []string
+			for ch, to := range res.Moved {
+				if to == "" {
+					to = "nothing (no older release)"
+				}
+				moved = append(moved, ch+" -> "+to)
+			}
+			fmt.Fprintf(c.App.Writer, "yanked %s; channels: %s\n", res.Release, strings.Join(moved, ", "))
+			return nil
 		},
 	}
 }

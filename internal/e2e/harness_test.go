@@ -286,6 +286,17 @@ func storageOf(p, sha string) string { return path.Join("targets", repo.Consiste
 // repoURL points the agent at another server address (same repository).
 func (e *env) repoURL(url string) {
 	e.t.Helper()
+	e.editConfig(func(cfg map[string]any) { cfg["repository_url"] = url })
+}
+
+// setChannel changes the agent's channel in config.json.
+func (e *env) setChannel(t *testing.T, channel string) {
+	t.Helper()
+	e.editConfig(func(cfg map[string]any) { cfg["channel"] = channel })
+}
+
+func (e *env) editConfig(fn func(map[string]any)) {
+	e.t.Helper()
 	p := filepath.Join(e.state, "config.json")
 	b, err := os.ReadFile(p)
 	if err != nil {
@@ -293,7 +304,23 @@ func (e *env) repoURL(url string) {
 	}
 	var cfg map[string]any
 	json.Unmarshal(b, &cfg)
-	cfg["repository_url"] = url
+	fn(cfg)
 	b, _ = json.MarshalIndent(cfg, "", "  ")
 	os.WriteFile(p, b, 0o600)
+}
+
+// secondAgent is another agent (another device id) on the same repository.
+func (e *env) secondAgent(t *testing.T, deviceID string) *env {
+	t.Helper()
+	o := *e
+	o.t = t
+	o.state = filepath.Join(t.TempDir(), "agent2")
+	o.install = filepath.Join(o.state, "install")
+	err := client.Init(o.state, client.InitOptions{RootFile: filepath.Join(e.store.Dir, "metadata", "1.root.json"), Config: client.Config{
+		RepositoryURL: e.srv.URL, Components: []string{component}, Platform: platform, Channel: "stable",
+		DeviceID: deviceID, DeviceModel: "DxH 900", TrustDir: e.world.TrustDir}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &o
 }
