@@ -23,7 +23,7 @@ func initCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			keys, err := publisher.LoadKeys(c.String("keys"), repo.TopLevelRoles...)
+			keys, err := loadKeys(c, repo.TopLevelRoles...)
 			if err != nil {
 				return err
 			}

@@ -96,6 +96,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			releaseCommand(),
 			policyCommand(),
 			trustCommand(),
+			rootCommand(),
 			refreshCommand(),
 			statusCommand(),
 			serveCommand(),
@@ -103,7 +104,22 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		},
 	}
 	setUsageHandler(app.Commands, onUsage)
+	addRoleKeyFlags(app.Commands)
 	return app
+}
+
+// addRoleKeyFlags gives every command that takes --keys the per-role
+// --ROLE-key references too.
+func addRoleKeyFlags(cmds []*cli.Command) {
+	for _, c := range cmds {
+		for _, f := range c.Flags {
+			if f.Names()[0] == "keys" {
+				c.Flags = append(c.Flags, roleKeyFlags()...)
+				break
+			}
+		}
+		addRoleKeyFlags(c.Subcommands)
+	}
 }
 
 func setUsageHandler(cmds []*cli.Command, h cli.OnUsageErrorFunc) {
@@ -132,6 +148,9 @@ func jsonFlag() cli.Flag {
 
 func need(c *cli.Context, names ...string) error {
 	for _, n := range names {
+		if n == "keys" && hasRoleKeyRefs(c) {
+			continue
+		}
 		if c.String(n) == "" {
 			return usageErr("--%s is required", n)
 		}
@@ -140,6 +159,15 @@ func need(c *cli.Context, names ...string) error {
 		return usageErr("unexpected argument %q", c.Args().First())
 	}
 	return nil
+}
+
+func hasRoleKeyRefs(c *cli.Context) bool {
+	for _, role := range repo.TopLevelRoles {
+		if len(c.StringSlice(role+"-key")) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func openStore(c *cli.Context) (publisher.Store, error) {

@@ -28,7 +28,7 @@ func policyCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
-				keys, err := publisher.LoadKeys(c.String("keys"), repo.RoleTargets, repo.RoleSnapshot, repo.RoleTimestamp)
+				keys, err := loadKeys(c, repo.RoleTargets, repo.RoleSnapshot, repo.RoleTimestamp)
 				if err != nil {
 					return err
 				}

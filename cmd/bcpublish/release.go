@@ -52,7 +52,7 @@ func releaseAddCommand() *cli.Command {
 			if err != nil {
 				return usageErr("--trust: %v", err)
 			}
-			keys, err := publisher.LoadKeys(c.String("keys"), repo.RoleTargets, repo.RoleSnapshot, repo.RoleTimestamp)
+			keys, err := loadKeys(c, repo.RoleTargets, repo.RoleSnapshot, repo.RoleTimestamp)
 			if err != nil {
 				return err
 			}
@@ -149,7 +149,7 @@ func releasePromoteCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			keys, err := publisher.LoadKeys(c.String("keys"), repo.RoleTargets, repo.RoleSnapshot, repo.RoleTimestamp)
+			keys, err := loadKeys(c, repo.RoleTargets, repo.RoleSnapshot, repo.RoleTimestamp)
 			if err != nil {
 				return err
 			}
@@ -181,7 +181,7 @@ func releaseYankCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			keys, err := publisher.LoadKeys(c.String("keys"), repo.RoleTargets, repo.RoleSnapshot, repo.RoleTimestamp)
+			keys, err := loadKeys(c, repo.RoleTargets, repo.RoleSnapshot, repo.RoleTimestamp)
 			if err != nil {
 				return err
 			}

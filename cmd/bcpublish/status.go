@@ -62,7 +62,7 @@ func refreshCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			keys, err := publisher.LoadKeys(c.String("keys"), repo.RoleSnapshot, repo.RoleTimestamp)
+			keys, err := loadKeys(c, repo.RoleSnapshot, repo.RoleTimestamp)
 			if err != nil {
 				return err
 			}

@@ -1,7 +1,13 @@
 package e2e
 
 import (
+	"crypto"
 	"encoding/json"
+	"testing"
+
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
+
+	"github.com/beckmanconnect/bcupdate/internal/testutil"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
@@ -14,3 +20,9 @@ func metadataTarget(p string, length int64, sum []byte, custom *json.RawMessage)
 	tf.Custom = custom
 	return tf
 }
+
+func cryptoutilsMarshal(pub crypto.PublicKey) ([]byte, error) {
+	return cryptoutils.MarshalPublicKeyToPEM(pub)
+}
+
+func hashTree(t *testing.T, dir string) string { return testutil.HashTree(t, dir) }

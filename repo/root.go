@@ -1,0 +1,214 @@
+package repo
+
+import (
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+)
+
+// RootEdit changes one role in a staged root.
+type RootEdit struct {
+	Role      string
+	Add       []*metadata.Key
+	Remove    []string // key ids
+	Threshold int      // 0: unchanged
+}
+
+// NextRoot returns an unsigned copy of the current root as version N+1,
+// expiring DefaultExpiry from now.
+func (r *Repo) NextRoot(now time.Time) (*metadata.Metadata[metadata.RootType], error) {
+	b, err := r.Root.ToBytes(false)
+	if err != nil {
+		return nil, err
+	}
+	next, err := metadata.Root().FromBytes(b)
+	if err != nil {
+		return nil, err
+	}
+	next.Signed.Version++
+	next.Signed.Expires = expiry(RoleRoot, now)
+	next.ClearSignatures()
+	return next, nil
+}
+
+// EditRoot applies an edit to a staged root and checks that every role can
+// still reach its threshold. It clears the signatures: they covered the
+// old content.
+func EditRoot(root *metadata.Metadata[metadata.RootType], e RootEdit) error {
+	role, ok := root.Signed.Roles[e.Role]
+	if !ok {
+		return fmt.Errorf("role %q: want root, targets, snapshot or timestamp", e.Role)
+	}
+	for _, k := range e.Add {
+		if err := root.Signed.AddKey(k, e.Role); err != nil {
+			return fmt.Errorf("add key to %s: %w", e.Role, err)
+		}
+	}
+	for _, id := range e.Remove {
+		if !slices.Contains(role.KeyIDs, id) {
+			return fmt.Errorf("key %s is not a %s key", id, e.Role)
+		}
+		if err := root.Signed.RevokeKey(id, e.Role); err != nil {
+			return fmt.Errorf("remove key from %s: %w", e.Role, err)
+		}
+	}
+	role = root.Signed.Roles[e.Role]
+	if e.Threshold > 0 {
+		role.Threshold = e.Threshold
+	}
+	for name, r := range root.Signed.Roles {
+		if r.Threshold < 1 || r.Threshold > len(r.KeyIDs) {
+			return fmt.Errorf("role %s would need %d signatures from %d keys", name, r.Threshold, len(r.KeyIDs))
+		}
+	}
+	root.ClearSignatures()
+	return nil
+}
+
+// SignRoot adds s's signature to a staged root, replacing an earlier one
+// by the same key.
+func SignRoot(root *metadata.Metadata[metadata.RootType], s signature.Signer) (string, error) {
+	pub, err := s.PublicKey()
+	if err != nil {
+		return "", err
+	}
+	k, err := metadata.KeyFromPublicKey(pub)
+	if err != nil {
+		return "", err
+	}
+	id, err := k.ID()
+	if err != nil {
+		return "", err
+	}
+	root.Signatures = slices.DeleteFunc(root.Signatures, func(sig metadata.Signature) bool { return sig.KeyID == id })
+	if _, err := root.Sign(s); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// KeyID returns a public key's TUF key id.
+func KeyID(k *metadata.Key) (string, error) { return k.ID() }
+
+// signedBy lists the key ids of delegator's role whose signature on md
+// verifies.
+func signedBy(delegator *metadata.Metadata[metadata.RootType], role string, md *metadata.Metadata[metadata.RootType]) []string {
+	var ok []string
+	for _, id := range delegator.Signed.Roles[role].KeyIDs {
+		one := *delegator
+		signed := one.Signed
+		signed.Roles = map[string]*metadata.Role{}
+		for n, r := range delegator.Signed.Roles {
+			signed.Roles[n] = r
+		}
+		signed.Roles[role] = &metadata.Role{KeyIDs: []string{id}, Threshold: 1}
+		one.Signed = signed
+		if one.VerifyDelegate(role, md) == nil {
+			ok = append(ok, id)
+		}
+	}
+	return ok
+}
+
+// CheckNextRoot says whether next may follow prev: version prev+1, signed by
+// prev's root threshold and by its own. The error names what is missing.
+func CheckNextRoot(prev, next *metadata.Metadata[metadata.RootType]) error {
+	if next.Signed.Version != prev.Signed.Version+1 {
+		return fmt.Errorf("staged root is version %d; the repository's root is version %d, so the next must be %d",
+			next.Signed.Version, prev.Signed.Version, prev.Signed.Version+1)
+	}
+	var missing []string
+	for _, c := range []struct {
+		name string
+		by   *metadata.Metadata[metadata.RootType]
+	}{{fmt.Sprintf("the current root (v%d)", prev.Signed.Version), prev}, {fmt.Sprintf("the new root (v%d) itself", next.Signed.Version), next}} {
+		role := c.by.Signed.Roles[RoleRoot]
+		have := signedBy(c.by, RoleRoot, next)
+		if len(have) >= role.Threshold {
+			continue
+		}
+		var lacking []string
+		for _, id := range role.KeyIDs {
+			if !slices.Contains(have, id) {
+				lacking = append(lacking, short(id))
+			}
+		}
+		sort.Strings(lacking)
+		missing = append(missing, fmt.Sprintf("%d of %d signatures required by %s (%d more from keys %s)",
+			len(have), role.Threshold, c.name, role.Threshold-len(have), strings.Join(lacking, ", ")))
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: staged root has %s; sign it with bcpublish root sign --key KEY", ErrVerification, strings.Join(missing, "; and "))
+	}
+	return nil
+}
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+// ChangedRoles lists the non-root roles whose keys or threshold differ.
+func ChangedRoles(prev, next *metadata.Metadata[metadata.RootType]) []string {
+	var out []string
+	for _, role := range []string{RoleTargets, RoleSnapshot, RoleTimestamp} {
+		a, b := prev.Signed.Roles[role], next.Signed.Roles[role]
+		ka, kb := slices.Clone(a.KeyIDs), slices.Clone(b.KeyIDs)
+		sort.Strings(ka)
+		sort.Strings(kb)
+		if a.Threshold != b.Threshold || !slices.Equal(ka, kb) {
+			out = append(out, role)
+		}
+	}
+	return out
+}
+
+// PublishRoot makes next the repository's root and, when the targets,
+// snapshot or timestamp keys changed, re-signs what they sign with keys.
+// It returns the files to write, in order: the versioned metadata first,
+// then N.root.json, then timestamp.json.
+func (r *Repo) PublishRoot(next *metadata.Metadata[metadata.RootType], keys Keys, now time.Time) ([]File, error) {
+	if err := CheckNextRoot(r.Root, next); err != nil {
+		return nil, err
+	}
+	changed := ChangedRoles(r.Root, next)
+	rootBytes, err := next.ToBytes(true)
+	if err != nil {
+		return nil, err
+	}
+	r.Root = next
+	rootFile := File{Name: fmt.Sprintf("%d.root.json", next.Signed.Version), Data: rootBytes}
+	var files []File
+	switch {
+	case slices.Contains(changed, RoleTargets):
+		files, err = r.Commit(keys, now)
+	case len(changed) > 0:
+		files, err = r.Refresh(keys, now)
+	default:
+		return []File{rootFile}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("the new root changes the %s keys, so their metadata must be re-signed with the new keys (give them with --keys): %w", strings.Join(changed, ", "), err)
+	}
+	// Versioned files, then the root, then timestamp.json (the last file).
+	out := append([]File{}, files[:len(files)-1]...)
+	out = append(out, rootFile, files[len(files)-1])
+	return out, nil
+}
+
+// KeyIDFromHex accepts a key id as given on the command line.
+func KeyIDFromHex(s string) (string, error) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	if b, err := hex.DecodeString(s); err != nil || len(b) != 32 {
+		return "", fmt.Errorf("%q is not a key id (64 hex digits) or a public key file", s)
+	}
+	return s, nil
+}
