@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -110,7 +111,7 @@ func TestAddReleaseAndList(t *testing.T) {
 		t.Fatalf("status %+v %v", st, err)
 	}
 	st, err = publisher.Status(context.Background(), f.store, time.Now().Add(36*time.Hour))
-	if err != nil || len(st.Warnings) == 0 || !strings.Contains(st.Warnings[0], "timestamp expired") {
+	if err != nil || len(st.Warnings) == 0 || !strings.Contains(st.Warnings[0], "timestamp v2 expired") {
 		t.Fatalf("status of an expired timestamp: %+v %v", st, err)
 	}
 }
@@ -150,7 +151,7 @@ func TestFailedAddLeavesRepositoryUnchanged(t *testing.T) {
 		{"bad platform", publisher.ReleaseOptions{Platform: "windows/amd64", Version: "1.1.0", File: good}, nil, publisher.ErrUsage},
 		{"bad channel", publisher.ReleaseOptions{Version: "1.1.0", File: good, Channels: []string{"../stable"}}, nil, publisher.ErrUsage},
 		{"missing signature", publisher.ReleaseOptions{Version: "1.1.0", File: good, Signature: good + ".nope"}, nil, publisher.ErrUsage},
-		{"keys of another repository", publisher.ReleaseOptions{Version: "1.1.0", File: good}, wrongKeys, repo.ErrVerification},
+		{"keys of another repository", publisher.ReleaseOptions{Version: "1.1.0", File: good}, wrongKeys, repo.ErrWrongKey},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -223,5 +224,52 @@ func TestHandler(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("POST: %d", resp.StatusCode)
+	}
+}
+
+// TestExpiryWindowEdges: a role is named exactly when it expires within the
+// window; snapshot and timestamp keep their own refresh-timer thresholds.
+func TestExpiryWindowEdges(t *testing.T) {
+	f := newFixture(t)
+	r, err := publisher.Status(context.Background(), f.store, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var targets time.Time
+	for _, rs := range r.Roles {
+		if rs.Role == repo.RoleTargets {
+			targets = rs.Expires
+		}
+	}
+	window := 14 * 24 * time.Hour
+	names := func(at time.Time) []string {
+		st, err := publisher.Status(context.Background(), f.store, at, window)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, rs := range st.Roles {
+			if rs.Warning != "" {
+				out = append(out, rs.Role)
+			}
+		}
+		return out
+	}
+	if got := names(targets.Add(-window - time.Second)); slices.Contains(got, repo.RoleTargets) {
+		t.Errorf("one second outside the window: %v", got)
+	}
+	if got := names(targets.Add(-window + time.Second)); !slices.Contains(got, repo.RoleTargets) {
+		t.Errorf("one second inside the window: %v", got)
+	}
+	// A fresh repository has no warning with a 14-day window: timestamp and
+	// snapshot are judged by their refresh timer, not the window.
+	if got := names(time.Now()); len(got) != 0 {
+		t.Errorf("fresh repository warns: %v", got)
+	}
+	if w, err := publisher.ParseWindow("14d"); err != nil || w != window {
+		t.Errorf("14d = %v, %v", w, err)
+	}
+	if _, err := publisher.ParseWindow("two weeks"); err == nil {
+		t.Error("accepted a bad window")
 	}
 }

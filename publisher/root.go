@@ -15,6 +15,8 @@ import (
 
 // RootChange is what `root stage` and `root rotate` change in one role.
 type RootChange struct {
+	// Extend only re-issues the root with a new expiry (Role may be empty).
+	Extend    bool
 	Role      string
 	Add       []string // public keys: files or KMS URIs
 	Remove    []string // public key files or key ids
@@ -88,13 +90,16 @@ func StageRoot(ctx context.Context, s Store, from string, change RootChange, out
 	} else if next, err = r.NextRoot(now); err != nil {
 		return nil, err
 	}
-	e, err := change.edit(ctx)
-	if err != nil {
-		return nil, err
+	if !change.Extend || change.Role != "" {
+		e, err := change.edit(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if err := repo.EditRoot(next, e); err != nil {
+			return nil, usagef("%v", err)
+		}
 	}
-	if err := repo.EditRoot(next, e); err != nil {
-		return nil, usagef("%v", err)
-	}
+	next.Signed.Expires = now.UTC().Add(repo.DefaultExpiry[repo.RoleRoot]).Truncate(time.Second)
 	if out == "" {
 		return nil, usagef("--out FILE is required")
 	}

@@ -3,6 +3,8 @@ package publisher
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/beckmanconnect/bcupdate/repo"
@@ -34,7 +36,11 @@ type RepoStatus struct {
 
 // Status loads and verifies the repository and reports versions, expiries
 // and a warning for every role expired or about to expire.
-func Status(ctx context.Context, s Store, now time.Time) (*RepoStatus, error) {
+//
+// window, if positive, replaces the warning window of root and targets
+// (the roles a person re-signs); snapshot and timestamp, which a timer
+// re-signs, warn when the timer has visibly stopped (2 days, 6 hours).
+func Status(ctx context.Context, s Store, now time.Time, window ...time.Duration) (*RepoStatus, error) {
 	r, err := loadRepo(ctx, s)
 	if err != nil {
 		return nil, err
@@ -45,13 +51,23 @@ func Status(ctx context.Context, s Store, now time.Time) (*RepoStatus, error) {
 			st.Releases++
 		}
 	}
+	fix := map[string]string{
+		repo.RoleRoot:      "bcpublish root rotate --extend",
+		repo.RoleTargets:   "bcpublish refresh --targets",
+		repo.RoleSnapshot:  "bcpublish refresh",
+		repo.RoleTimestamp: "bcpublish refresh",
+	}
 	add := func(role string, version int64, expires time.Time) {
 		rs := RoleStatus{Role: role, Version: version, Expires: expires.UTC()}
+		within := WarnWithin[role]
+		if len(window) > 0 && window[0] > 0 && (role == repo.RoleRoot || role == repo.RoleTargets) {
+			within = window[0]
+		}
 		switch left := expires.Sub(now); {
 		case left <= 0:
-			rs.Warning = fmt.Sprintf("%s expired at %s: agents refuse this repository until it is re-signed (bcpublish refresh)", role, rs.Expires.Format(time.RFC3339))
-		case left < WarnWithin[role]:
-			rs.Warning = fmt.Sprintf("%s expires in %s, at %s", role, left.Round(time.Minute), rs.Expires.Format(time.RFC3339))
+			rs.Warning = fmt.Sprintf("%s v%d expired at %s: agents refuse this repository until it is re-signed (%s)", role, version, rs.Expires.Format(time.RFC3339), fix[role])
+		case left < within:
+			rs.Warning = fmt.Sprintf("%s v%d expires in %s, at %s (%s)", role, version, humanDuration(left), rs.Expires.Format(time.RFC3339), fix[role])
 		}
 		if rs.Warning != "" {
 			st.Warnings = append(st.Warnings, rs.Warning)
@@ -65,13 +81,43 @@ func Status(ctx context.Context, s Store, now time.Time) (*RepoStatus, error) {
 	return st, nil
 }
 
-// Refresh re-signs snapshot and timestamp so they do not expire.
-func Refresh(ctx context.Context, s Store, keys repo.Keys, now time.Time) (*repo.Repo, error) {
+func humanDuration(d time.Duration) string {
+	if d >= 48*time.Hour {
+		return fmt.Sprintf("%d days", int(d.Hours()/24))
+	}
+	return d.Round(time.Minute).String()
+}
+
+// ParseWindow parses a duration that may use days, such as 14d or 36h.
+func ParseWindow(s string) (time.Duration, error) {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days < 0 {
+			return 0, usagef("%q: want a duration such as 14d or 36h", s)
+		}
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, usagef("%q: want a duration such as 14d or 36h", s)
+	}
+	return d, nil
+}
+
+// Refresh re-signs snapshot and timestamp so they do not expire; with
+// targets it re-signs targets too (its 90 days run out on a quiet
+// repository).
+func Refresh(ctx context.Context, s Store, keys repo.Keys, now time.Time, targets ...bool) (*repo.Repo, error) {
 	r, err := loadRepo(ctx, s)
 	if err != nil {
 		return nil, err
 	}
-	files, err := r.Refresh(keys, now)
+	var files []repo.File
+	if len(targets) > 0 && targets[0] {
+		files, err = r.Commit(keys, now)
+	} else {
+		files, err = r.Refresh(keys, now)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -48,6 +48,9 @@ var (
 	// ErrVerification: the repository's own metadata does not verify, or a
 	// key does not belong to the role it is used for.
 	ErrVerification = errors.New("repository metadata verification failed")
+	// ErrWrongKey: a key given to sign a role is not that role's key in
+	// the repository's root (an operator mistake, not an attack).
+	ErrWrongKey = errors.New("wrong signing key")
 	// ErrNotFound: no repository (no timestamp.json) at the location.
 	ErrNotFound = errors.New("no repository found")
 )
@@ -389,7 +392,7 @@ func signChecked[T metadata.Roles](r *Repo, role string, md *metadata.Metadata[T
 	}
 	if err := r.Root.VerifyDelegate(role, md); err != nil {
 		return fmt.Errorf("%w: the %s key given is not one of the repository root's %s keys (or too few of them): %v",
-			ErrVerification, role, role, err)
+			ErrWrongKey, role, role, err)
 	}
 	return nil
 }

@@ -151,7 +151,7 @@ func TestCommitWithWrongKey(t *testing.T) {
 	}
 	wrong := newKeys(t)
 	keys[repo.RoleTargets] = wrong[repo.RoleTargets]
-	if _, err := r.Commit(keys, time.Now()); !errors.Is(err, repo.ErrVerification) {
+	if _, err := r.Commit(keys, time.Now()); !errors.Is(err, repo.ErrWrongKey) {
 		t.Fatalf("want ErrVerification, got %v", err)
 	}
 }

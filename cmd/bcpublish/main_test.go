@@ -94,3 +94,41 @@ func TestCLI(t *testing.T) {
 		t.Fatalf("tampered artifact: exit %d, %s", code, errOut)
 	}
 }
+
+func TestCLIRootAndExpiry(t *testing.T) {
+	dir := t.TempDir()
+	keys, keys2, repoDir, staged := filepath.Join(dir, "keys"), filepath.Join(dir, "keys2"), filepath.Join(dir, "repo"), filepath.Join(dir, "root.json")
+	steps := []struct {
+		args []string
+		code int
+		out  string
+	}{
+		{[]string{"keys", "generate", "--out", keys}, 0, "generated"},
+		{[]string{"keys", "generate", "--out", keys2}, 0, "generated"},
+		{[]string{"init", "--repo", repoDir, "--keys", keys}, 0, "initialized"},
+		{[]string{"root", "stage", "--repo", repoDir, "--out", staged}, 2, "--role is required"},
+		{[]string{"root", "stage", "--repo", repoDir, "--role", "timestamp", "--out", staged}, 2, "nothing to change"},
+		{[]string{"root", "stage", "--repo", repoDir, "--role", "timestamp", "--add-key", filepath.Join(keys2, "timestamp.pub"),
+			"--remove-key", filepath.Join(keys, "timestamp.pub"), "--out", staged}, 0, "staged root v2"},
+		{[]string{"root", "publish", "--repo", repoDir, "--keys", keys, staged}, 3, "0 of 1 signatures required by the current root (v1)"},
+		{[]string{"root", "sign", "--key", filepath.Join(keys, "root.key"), staged}, 0, "(1 signatures)"},
+		{[]string{"root", "publish", "--repo", repoDir, "--keys", keys, staged}, 1, "timestamp key given is not one of the repository root's timestamp keys"},
+		{[]string{"root", "publish", "--repo", repoDir, "--keys", keys, "--timestamp-key", filepath.Join(keys2, "timestamp.key"), staged}, 0, "published root v2"},
+		{[]string{"refresh", "--repo", repoDir, "--keys", keys, "--timestamp-key", "file://" + filepath.Join(keys2, "timestamp.key")}, 0, "refreshed"},
+		{[]string{"refresh", "--repo", repoDir, "--keys", keys}, 1, "not one of the repository root's timestamp keys"},
+		{[]string{"status", "--repo", repoDir, "--check"}, 0, "signatures verified"},
+		{[]string{"status", "--repo", repoDir, "--check", "--warn-within", "400d"}, 1, "root v2 expires in"},
+		{[]string{"status", "--repo", repoDir, "--check", "--warn-within", "soon"}, 2, "--warn-within"},
+		{[]string{"root", "rotate", "--repo", repoDir, "--keys", keys, "--extend"}, 0, "published root v3"},
+	}
+	for _, s := range steps {
+		code, out, errOut := bcpublish(t, s.args...)
+		where := out
+		if s.code != 0 {
+			where = errOut
+		}
+		if code != s.code || !strings.Contains(where, s.out) {
+			t.Fatalf("bcpublish %v: exit %d (want %d)\nstdout: %s\nstderr: %s\nwant %q", s.args, code, s.code, out, errOut, s.out)
+		}
+	}
+}

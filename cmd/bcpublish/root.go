@@ -35,11 +35,15 @@ func changeFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "add-key", Usage: "add a public key: `PUB` file or KMS URI (repeatable)", EnvVars: []string{"BCPUBLISH_ADD_KEY"}},
 		&cli.StringSliceFlag{Name: "remove-key", Usage: "remove a key: `PUB` file or key id (repeatable)", EnvVars: []string{"BCPUBLISH_REMOVE_KEY"}},
 		&cli.IntFlag{Name: "threshold", Usage: "signatures the role needs, `N`", EnvVars: []string{"BCPUBLISH_THRESHOLD"}},
+		&cli.BoolFlag{Name: "extend", Usage: "re-issue the root with a new expiry (365 days), keys unchanged", EnvVars: []string{"BCPUBLISH_EXTEND"}},
 	}
 }
 
 func change(c *cli.Context) (publisher.RootChange, error) {
-	rc := publisher.RootChange{Role: c.String("role"), Add: c.StringSlice("add-key"), Remove: c.StringSlice("remove-key"), Threshold: c.Int("threshold")}
+	rc := publisher.RootChange{Extend: c.Bool("extend"), Role: c.String("role"), Add: c.StringSlice("add-key"), Remove: c.StringSlice("remove-key"), Threshold: c.Int("threshold")}
+	if rc.Extend && rc.Role == "" {
+		return rc, nil
+	}
 	if rc.Role == "" {
 		return rc, usageErr("--role is required")
 	}
@@ -77,9 +81,9 @@ func rootCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					role := md.Signed.Roles[rc.Role]
-					fmt.Fprintf(c.App.Writer, "staged root v%d in %s: %s has %d keys, threshold %d; now sign it with bcpublish root sign --key KEY %s\n",
-						md.Signed.Version, c.String("out"), rc.Role, len(role.KeyIDs), role.Threshold, c.String("out"))
+					root := md.Signed.Roles[repo.RoleRoot]
+					fmt.Fprintf(c.App.Writer, "staged root v%d in %s (expires %s); it needs %d root signatures of its own and the current root's threshold: bcpublish root sign --key KEY %s\n",
+						md.Signed.Version, c.String("out"), md.Signed.Expires.Format("2006-01-02"), root.Threshold, c.String("out"))
 					return nil
 				},
 			},
@@ -144,8 +148,7 @@ func rootCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					fmt.Fprintf(c.App.Writer, "published root v%d (%s: %d keys, threshold %d)\n", md.Signed.Version, rc.Role,
-						len(md.Signed.Roles[rc.Role].KeyIDs), md.Signed.Roles[rc.Role].Threshold)
+					fmt.Fprintf(c.App.Writer, "published root v%d, expires %s\n", md.Signed.Version, md.Signed.Expires.Format("2006-01-02"))
 					return nil
 				},
 			},

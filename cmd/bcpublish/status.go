@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -16,16 +17,23 @@ func statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "status",
 		Usage: "verify the repository and show role versions and expiries, with warnings",
-		Flags: []cli.Flag{repoFlag(), jsonFlag()},
+		Flags: []cli.Flag{repoFlag(), jsonFlag(),
+			&cli.BoolFlag{Name: "check", Usage: "exit 1 if any role expires within the window (for monitoring)", EnvVars: []string{"BCPUBLISH_CHECK"}},
+			&cli.StringFlag{Name: "warn-within", Value: "14d", Usage: "warn when root or targets expire within `DURATION` (14d, 36h); snapshot and timestamp warn when their refresh timer has stopped", EnvVars: []string{"BCPUBLISH_WARN_WITHIN"}},
+		},
 		Action: func(c *cli.Context) error {
 			if err := need(c, "repo"); err != nil {
 				return err
+			}
+			window, err := publisher.ParseWindow(c.String("warn-within"))
+			if err != nil {
+				return usageErr("--warn-within %v", err)
 			}
 			s, err := openStore(c)
 			if err != nil {
 				return err
 			}
-			st, err := publisher.Status(c.Context, s, time.Now())
+			st, err := publisher.Status(c.Context, s, time.Now(), window)
 			if err != nil {
 				return err
 			}
@@ -44,8 +52,23 @@ func statusCommand() *cli.Command {
 			for _, w := range st.Warnings {
 				fmt.Fprintf(c.App.ErrWriter, "warning: %s\n", w)
 			}
+			if c.Bool("check") && len(st.Warnings) > 0 {
+				return fmt.Errorf("%d role(s) expire within the window: %s", len(st.Warnings), strings.Join(st.Warnings, "; "))
+			}
 			return nil
 		},
+	}
+}
+
+// warnExpiry prints a warning for every role expiring within 14 days
+// (root, targets) or whose refresh timer looks stopped, after a publish.
+func warnExpiry(c *cli.Context, s publisher.Store) {
+	st, err := publisher.Status(c.Context, s, time.Now(), 14*24*time.Hour)
+	if err != nil {
+		return
+	}
+	for _, w := range st.Warnings {
+		fmt.Fprintf(c.App.ErrWriter, "warning: %s\n", w)
 	}
 }
 
@@ -53,7 +76,9 @@ func refreshCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "refresh",
 		Usage: "re-sign snapshot and timestamp so the repository does not expire (run from a timer)",
-		Flags: []cli.Flag{repoFlag(), keysFlag()},
+		Flags: []cli.Flag{repoFlag(), keysFlag(),
+			&cli.BoolFlag{Name: "targets", Usage: "re-sign targets too (needs the targets key)", EnvVars: []string{"BCPUBLISH_REFRESH_TARGETS"}},
+		},
 		Action: func(c *cli.Context) error {
 			if err := need(c, "repo", "keys"); err != nil {
 				return err
@@ -62,14 +87,19 @@ func refreshCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			keys, err := loadKeys(c, repo.RoleSnapshot, repo.RoleTimestamp)
+			roles := []string{repo.RoleSnapshot, repo.RoleTimestamp}
+			if c.Bool("targets") {
+				roles = append(roles, repo.RoleTargets)
+			}
+			keys, err := loadKeys(c, roles...)
 			if err != nil {
 				return err
 			}
-			r, err := publisher.Refresh(c.Context, s, keys, time.Now())
+			r, err := publisher.Refresh(c.Context, s, keys, time.Now(), c.Bool("targets"))
 			if err != nil {
 				return err
 			}
+			defer warnExpiry(c, s)
 			fmt.Fprintf(c.App.Writer, "refreshed %s: snapshot v%d, timestamp v%d expires %s\n", c.String("repo"),
 				r.Snapshot.Signed.Version, r.Timestamp.Signed.Version, r.Timestamp.Signed.Expires.Format(time.RFC3339))
 			return nil
