@@ -75,6 +75,10 @@ func TestCLI(t *testing.T) {
 		{[]string{"--state", state, "status"}, 0, "notification-client: up-to-date (installed 1.0.0)"},
 		{[]string{"--state", state, "check", "--bogus"}, 2, "flag provided but not defined"},
 		{[]string{"--state", state, "rollback", "--component", "notification-client"}, 1, "no previous version"},
+		{[]string{"--state", state, "pin", "--component", "notification-client", "--version", "1.0"}, 2, "--version"},
+		{[]string{"--state", state, "pin", "--component", "notification-client", "--version", "1.0.0"}, 0, "pinned to 1.0.0"},
+		{[]string{"--state", state, "status", "--json"}, 0, `"pinned": "1.0.0"`},
+		{[]string{"--state", state, "unpin", "--component", "notification-client"}, 0, "follows its channel again"},
 	}
 	for _, s := range steps {
 		code, out, errOut := bcagent(t, s.args...)
