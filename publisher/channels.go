@@ -60,7 +60,7 @@ func commitTargets(ctx context.Context, s Store, r *repo.Repo, keys repo.Keys, n
 			return err
 		}
 	}
-	return writeMetadata(ctx, s, files)
+	return writeMetadata(ctx, s, r, files)
 }
 
 // Promote points channel `to` at the release channel `from` names, for
@@ -75,7 +75,7 @@ func Promote(ctx context.Context, s Store, keys repo.Keys, component, platform, 
 	if err := validPercent(percent); err != nil {
 		return "", err
 	}
-	r, err := loadRepo(ctx, s)
+	r, err := loadForWrite(ctx, s)
 	if err != nil {
 		return "", err
 	}
@@ -105,7 +105,7 @@ type YankResult struct {
 // never install it and warn where it is installed), and every channel that
 // named it is moved back to the newest older release that is not yanked.
 func Yank(ctx context.Context, s Store, keys repo.Keys, component, platform, version, reason string, now time.Time) (*YankResult, error) {
-	r, err := loadRepo(ctx, s)
+	r, err := loadForWrite(ctx, s)
 	if err != nil {
 		return nil, err
 	}

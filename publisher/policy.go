@@ -26,7 +26,7 @@ func SetPolicy(ctx context.Context, s Store, keys repo.Keys, file string, now ti
 	if err != nil {
 		return nil, false, usagef("--file %s: %v", file, err)
 	}
-	r, err := loadRepo(ctx, s)
+	r, err := loadForWrite(ctx, s)
 	if err != nil {
 		return nil, false, err
 	}
@@ -44,7 +44,7 @@ func SetPolicy(ctx context.Context, s Store, keys repo.Keys, file string, now ti
 	if err := putBytesIfAbsent(ctx, s, "targets/"+t.StorageName(), data); err != nil {
 		return nil, false, err
 	}
-	if err := writeMetadata(ctx, s, files); err != nil {
+	if err := writeMetadata(ctx, s, r, files); err != nil {
 		return nil, false, err
 	}
 	return p, true, nil
@@ -129,7 +129,7 @@ func AddCRL(ctx context.Context, s Store, keys repo.Keys, file, name string, now
 	if err := repo.ValidateName("CRL", name); err != nil {
 		return "", nil, usagef("--name: %v", err)
 	}
-	r, err := loadRepo(ctx, s)
+	r, err := loadForWrite(ctx, s)
 	if err != nil {
 		return "", nil, err
 	}
@@ -147,7 +147,7 @@ func AddCRL(ctx context.Context, s Store, keys repo.Keys, file, name string, now
 	if err := putBytesIfAbsent(ctx, s, "targets/"+t.StorageName(), data); err != nil {
 		return "", nil, err
 	}
-	if err := writeMetadata(ctx, s, files); err != nil {
+	if err := writeMetadata(ctx, s, r, files); err != nil {
 		return "", nil, err
 	}
 	return t.Path, crl, nil

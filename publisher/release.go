@@ -1,7 +1,6 @@
 package publisher
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -23,8 +22,8 @@ import (
 // ErrUsage marks bad input from the user (exit code 2).
 var ErrUsage = errors.New("usage error")
 
-// ErrExists: init found a repository already there.
-var ErrExists = errors.New("repository already exists")
+// ErrRepoExists: init found a repository already there.
+var ErrRepoExists = errors.New("repository already exists")
 
 func usagef(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrUsage}, args...)...)
@@ -36,12 +35,12 @@ func Init(ctx context.Context, s Store, keys repo.Keys, now time.Time) (*repo.Re
 	if ok, err := s.Exists(ctx, "metadata/timestamp.json"); err != nil {
 		return nil, err
 	} else if ok {
-		return nil, fmt.Errorf("%w: metadata/timestamp.json is already there", ErrExists)
+		return nil, fmt.Errorf("%w: metadata/timestamp.json is already there", ErrRepoExists)
 	}
 	if ok, err := s.Exists(ctx, "metadata/1.root.json"); err != nil {
 		return nil, err
 	} else if ok {
-		return nil, fmt.Errorf("%w: metadata/1.root.json is already there", ErrExists)
+		return nil, fmt.Errorf("%w: metadata/1.root.json is already there", ErrRepoExists)
 	}
 	r, rootFile, err := repo.New(keys, now)
 	if err != nil {
@@ -59,10 +58,10 @@ func Init(ctx context.Context, s Store, keys repo.Keys, now time.Time) (*repo.Re
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Put(ctx, "targets/"+t.StorageName(), bytes.NewReader(append(policy, '\n'))); err != nil {
+	if err := putBytesIfAbsent(ctx, s, "targets/"+t.StorageName(), append(policy, '\n')); err != nil {
 		return nil, err
 	}
-	if err := writeMetadata(ctx, s, append([]repo.File{rootFile}, files...)); err != nil {
+	if err := writeMetadata(ctx, s, r, append([]repo.File{rootFile}, files...)); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -217,7 +216,7 @@ func AddRelease(ctx context.Context, s Store, keys repo.Keys, trust *signer.Trus
 			return nil, fmt.Errorf("%w: %s is larger than %d bytes", signer.ErrVerification, o.Signature, signer.MaxSignatureSize)
 		}
 	}
-	r, err := loadRepo(ctx, s)
+	r, err := loadForWrite(ctx, s)
 	if err != nil {
 		return nil, err
 	}
@@ -321,7 +320,7 @@ func AddRelease(ctx context.Context, s Store, keys repo.Keys, trust *signer.Trus
 			return nil, err
 		}
 	}
-	if err := writeMetadata(ctx, s, files); err != nil {
+	if err := writeMetadata(ctx, s, r, files); err != nil {
 		return nil, err
 	}
 	res.TargetsVersion = r.Targets.Signed.Version
@@ -364,30 +363,28 @@ func otherVersionFile(r *repo.Repo, component, platform, version, artPath string
 // putFileIfAbsent streams a file into the store unless the hash-named
 // object is already there; the name carries its hash, so it never changes.
 func putFileIfAbsent(ctx context.Context, s Store, name, path, sum string) error {
-	if ok, err := s.Exists(ctx, name); err != nil || ok {
-		return err
-	}
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	h := sha256.New()
-	if err := s.Put(ctx, name, io.TeeReader(f, h)); err != nil {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if err := s.PutIfAbsent(ctx, name, f, fi.Size()); err != nil && !errors.Is(err, ErrExists) {
 		return fmt.Errorf("publish %s: %w", name, err)
+	}
+	// The file must not have changed since it was verified and hashed.
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return err
 	}
 	if hex.EncodeToString(h.Sum(nil)) != sum {
 		return fmt.Errorf("publish %s: %s changed while it was being published", name, path)
-	}
-	return nil
-}
-
-func putBytesIfAbsent(ctx context.Context, s Store, name string, data []byte) error {
-	if ok, err := s.Exists(ctx, name); err != nil || ok {
-		return err
-	}
-	if err := s.Put(ctx, name, bytes.NewReader(data)); err != nil {
-		return fmt.Errorf("publish %s: %w", name, err)
 	}
 	return nil
 }

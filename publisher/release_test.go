@@ -75,7 +75,7 @@ func (f *fixture) add(o publisher.ReleaseOptions) (*publisher.ReleaseResult, err
 
 func TestInitRefusesExistingRepository(t *testing.T) {
 	f := newFixture(t)
-	if _, err := publisher.Init(context.Background(), f.store, f.keys, time.Now()); !errors.Is(err, publisher.ErrExists) {
+	if _, err := publisher.Init(context.Background(), f.store, f.keys, time.Now()); !errors.Is(err, publisher.ErrRepoExists) {
 		t.Fatalf("want ErrExists, got %v", err)
 	}
 }

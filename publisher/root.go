@@ -129,7 +129,7 @@ func PublishRoot(ctx context.Context, s Store, file string, keys repo.Keys, now 
 	if err != nil {
 		return nil, err
 	}
-	r, err := loadRepo(ctx, s)
+	r, err := loadForWrite(ctx, s)
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +143,7 @@ func PublishRoot(ctx context.Context, s Store, file string, keys repo.Keys, now 
 	if err != nil {
 		return nil, err
 	}
-	return next, writeMetadata(ctx, s, files)
+	return next, writeMetadata(ctx, s, r, files)
 }
 
 // RotateRoot stages, signs and publishes in one step when the keys are at

@@ -108,7 +108,7 @@ func ParseWindow(s string) (time.Duration, error) {
 // targets it re-signs targets too (its 90 days run out on a quiet
 // repository).
 func Refresh(ctx context.Context, s Store, keys repo.Keys, now time.Time, targets ...bool) (*repo.Repo, error) {
-	r, err := loadRepo(ctx, s)
+	r, err := loadForWrite(ctx, s)
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +121,7 @@ func Refresh(ctx context.Context, s Store, keys repo.Keys, now time.Time, target
 	if err != nil {
 		return nil, err
 	}
-	if err := writeMetadata(ctx, s, files); err != nil {
+	if err := writeMetadata(ctx, s, r, files); err != nil {
 		return nil, err
 	}
 	return r, nil

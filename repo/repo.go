@@ -71,6 +71,22 @@ type Repo struct {
 	Targets   *metadata.Metadata[metadata.TargetsType]
 	Snapshot  *metadata.Metadata[metadata.SnapshotType]
 	Timestamp *metadata.Metadata[metadata.TimestampType]
+	// TimestampTag is the store's opaque version tag (an ETag) of the
+	// timestamp.json this state was loaded from: publishing replaces
+	// timestamp.json only if it still has this tag (compare-and-swap).
+	TimestampTag string
+}
+
+// SkipVersions makes the next Commit use versions above those given: an
+// interrupted publish may have left unreferenced N.targets.json and
+// N.snapshot.json behind, and immutable files are never overwritten.
+func (r *Repo) SkipVersions(targets, snapshot int64) {
+	if targets > r.Targets.Signed.Version {
+		r.Targets.Signed.Version = targets
+	}
+	if snapshot > r.Snapshot.Signed.Version {
+		r.Snapshot.Signed.Version = snapshot
+	}
 }
 
 // Expires returns the expiry a role would get if signed at now.

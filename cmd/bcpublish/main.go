@@ -105,6 +105,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 	}
 	setUsageHandler(app.Commands, onUsage)
 	addRoleKeyFlags(app.Commands)
+	addS3Flags(app.Commands)
 	return app
 }
 
@@ -171,7 +172,39 @@ func hasRoleKeyRefs(c *cli.Context) bool {
 }
 
 func openStore(c *cli.Context) (publisher.Store, error) {
-	s, err := publisher.OpenStore(c.String("repo"))
+	return openStoreFlag(c, "repo")
+}
+
+// s3Flags configure an s3:// repository; the standard AWS environment
+// (AWS_PROFILE, AWS_ACCESS_KEY_ID, AWS_REGION, AWS_ENDPOINT_URL_S3, …) applies too.
+func s3Flags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "s3-endpoint", Usage: "S3-compatible endpoint `URL` (default: AWS, or AWS_ENDPOINT_URL_S3)", EnvVars: []string{"BCPUBLISH_S3_ENDPOINT"}},
+		&cli.StringFlag{Name: "s3-region", Usage: "S3 `REGION` (default: AWS_REGION or the profile's)", EnvVars: []string{"BCPUBLISH_S3_REGION"}},
+		&cli.BoolFlag{Name: "s3-path-style", Usage: "path-style S3 addressing (most S3-compatible servers)", EnvVars: []string{"BCPUBLISH_S3_PATH_STYLE"}},
+		&cli.StringFlag{Name: "sse", Value: "AES256", Usage: "server-side encryption of uploads: AES256 or aws:kms", EnvVars: []string{"BCPUBLISH_SSE"}},
+		&cli.StringFlag{Name: "sse-kms-key-id", Usage: "KMS `KEY` for --sse aws:kms (default: the bucket's)", EnvVars: []string{"BCPUBLISH_SSE_KMS_KEY_ID"}},
+	}
+}
+
+// addS3Flags gives every command that takes a repository the S3 options.
+func addS3Flags(cmds []*cli.Command) {
+	for _, c := range cmds {
+		for _, f := range c.Flags {
+			if n := f.Names()[0]; n == "repo" || n == "from" && c.Name == "copy" {
+				c.Flags = append(c.Flags, s3Flags()...)
+				break
+			}
+		}
+		addS3Flags(c.Subcommands)
+	}
+}
+
+func openStoreFlag(c *cli.Context, flag string) (publisher.Store, error) {
+	s, err := publisher.OpenStore(c.Context, c.String(flag), publisher.S3Options{
+		Endpoint: c.String("s3-endpoint"), Region: c.String("s3-region"), PathStyle: c.Bool("s3-path-style"),
+		SSE: c.String("sse"), SSEKMSKeyID: c.String("sse-kms-key-id"),
+	})
 	if err != nil {
 		return nil, usageErr("%v", err)
 	}
