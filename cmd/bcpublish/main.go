@@ -97,6 +97,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			policyCommand(),
 			trustCommand(),
 			rootCommand(),
+			copyCommand(),
 			refreshCommand(),
 			statusCommand(),
 			serveCommand(),
@@ -109,6 +110,12 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 	return app
 }
 
+// retrying runs a publish, again after losing a race with another
+// publisher, up to --retry times.
+func retrying(c *cli.Context, fn func() error) error {
+	return publisher.Retry(c.Context, c.Int("retry"), fn)
+}
+
 // addRoleKeyFlags gives every command that takes --keys the per-role
 // --ROLE-key references too.
 func addRoleKeyFlags(cmds []*cli.Command) {
@@ -116,6 +123,9 @@ func addRoleKeyFlags(cmds []*cli.Command) {
 		for _, f := range c.Flags {
 			if f.Names()[0] == "keys" {
 				c.Flags = append(c.Flags, roleKeyFlags()...)
+				if c.Name != "init" {
+					c.Flags = append(c.Flags, &cli.IntFlag{Name: "retry", Usage: "if another publisher wins a race, reload and try again up to `N` times", EnvVars: []string{"BCPUBLISH_RETRY"}})
+				}
 				break
 			}
 		}

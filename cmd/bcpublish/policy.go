@@ -32,7 +32,12 @@ func policyCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
-				p, changed, err := publisher.SetPolicy(c.Context, s, keys, c.String("file"), time.Now())
+				var p *repo.DevicePolicy
+				var changed bool
+				err = retrying(c, func() (err error) {
+					p, changed, err = publisher.SetPolicy(c.Context, s, keys, c.String("file"), time.Now())
+					return err
+				})
 				if err != nil {
 					return err
 				}

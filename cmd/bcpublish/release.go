@@ -60,19 +60,23 @@ func releaseAddCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			res, err := publisher.AddRelease(c.Context, s, keys, trust, publisher.ReleaseOptions{
-				Features:    features,
-				Component:   c.String("component"),
-				Version:     c.String("version"),
-				Platform:    c.String("platform"),
-				File:        c.String("file"),
-				Signature:   c.String("signature"),
-				Channels:    c.StringSlice("channel"),
-				Install:     c.String("install"),
-				HealthCheck: strings.Fields(c.String("health-check")),
-				Installer:   strings.Fields(c.String("installer")),
-				Percent:     c.Int("percent"),
-			}, nil)
+			var res *publisher.ReleaseResult
+			err = retrying(c, func() (err error) {
+				res, err = publisher.AddRelease(c.Context, s, keys, trust, publisher.ReleaseOptions{
+					Features:    features,
+					Component:   c.String("component"),
+					Version:     c.String("version"),
+					Platform:    c.String("platform"),
+					File:        c.String("file"),
+					Signature:   c.String("signature"),
+					Channels:    c.StringSlice("channel"),
+					Install:     c.String("install"),
+					HealthCheck: strings.Fields(c.String("health-check")),
+					Installer:   strings.Fields(c.String("installer")),
+					Percent:     c.Int("percent"),
+				}, nil)
+				return err
+			})
 			if err != nil {
 				return err
 			}
@@ -154,7 +158,11 @@ func releasePromoteCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			rel, err := publisher.Promote(c.Context, s, keys, c.String("component"), c.String("platform"), c.String("from"), c.String("to"), c.Int("percent"), timeNow())
+			var rel string
+			err = retrying(c, func() (err error) {
+				rel, err = publisher.Promote(c.Context, s, keys, c.String("component"), c.String("platform"), c.String("from"), c.String("to"), c.Int("percent"), timeNow())
+				return err
+			})
 			if err != nil {
 				return err
 			}
@@ -186,7 +194,11 @@ func releaseYankCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			res, err := publisher.Yank(c.Context, s, keys, c.String("component"), c.String("platform"), c.String("version"), c.String("reason"), timeNow())
+			var res *publisher.YankResult
+			err = retrying(c, func() (err error) {
+				res, err = publisher.Yank(c.Context, s, keys, c.String("component"), c.String("platform"), c.String("version"), c.String("reason"), timeNow())
+				return err
+			})
 			if err != nil {
 				return err
 			}

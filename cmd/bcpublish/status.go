@@ -95,7 +95,11 @@ func refreshCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			r, err := publisher.Refresh(c.Context, s, keys, time.Now(), c.Bool("targets"))
+			var r *repo.Repo
+			err = retrying(c, func() (err error) {
+				r, err = publisher.Refresh(c.Context, s, keys, time.Now(), c.Bool("targets"))
+				return err
+			})
 			if err != nil {
 				return err
 			}

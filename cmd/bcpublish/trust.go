@@ -8,6 +8,7 @@ import (
 
 	"github.com/beckmanconnect/bcupdate/publisher"
 	"github.com/beckmanconnect/bcupdate/repo"
+	"github.com/beckmanconnect/bcupdate/signer"
 )
 
 func trustCommand() *cli.Command {
@@ -33,7 +34,12 @@ func trustCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
-				path, crl, err := publisher.AddCRL(c.Context, s, keys, c.String("crl"), c.String("name"), time.Now())
+				var path string
+				var crl *signer.CRL
+				err = retrying(c, func() (err error) {
+					path, crl, err = publisher.AddCRL(c.Context, s, keys, c.String("crl"), c.String("name"), time.Now())
+					return err
+				})
 				if err != nil {
 					return err
 				}
