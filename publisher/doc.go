@@ -2,6 +2,12 @@
 // repository stores, `init`, `release add`, listing and status, code-signing
 // helpers, and serving a repository over HTTP.
 //
+// Stores: a directory (DirStore) or an S3 bucket (S3Store), behind one
+// Store interface with write-if-absent and compare-and-swap; every publish
+// writes immutable objects if absent and swaps timestamp.json only if it is
+// still the one the publish started from, so concurrent publishers and
+// killed publishes never lose or half-publish anything.
+//
 // Publishing order is what keeps agents safe from half-published states:
 // every check (inputs, the artifact's code signature, the repository's own
 // signatures, immutability of published paths) runs before anything is

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -271,5 +272,51 @@ func TestExpiryWindowEdges(t *testing.T) {
 	}
 	if _, err := publisher.ParseWindow("two weeks"); err == nil {
 		t.Error("accepted a bad window")
+	}
+}
+
+// racingStore lets another publish win just before this one swaps
+// timestamp.json, as a concurrent publisher would.
+type racingStore struct {
+	publisher.Store
+	once  sync.Once
+	other func()
+}
+
+func (r *racingStore) Swap(ctx context.Context, name, tag string, data []byte) error {
+	if name == "metadata/timestamp.json" {
+		r.once.Do(r.other)
+	}
+	return r.Store.Swap(ctx, name, tag, data)
+}
+
+func TestLoserOfARaceFailsClearlyOrRetries(t *testing.T) {
+	f := newFixture(t)
+	mine := f.artifact(t, "mine/nc.zip", "mine", f.pki.Leaf)
+	theirs := f.artifact(t, "theirs/nc.zip", "theirs", f.pki.Leaf)
+	rs := &racingStore{Store: f.store, other: func() {
+		if _, err := f.add(publisher.ReleaseOptions{Version: "2.0.0", File: theirs}); err != nil {
+			t.Fatal(err)
+		}
+	}}
+	_, err := publisher.AddRelease(context.Background(), rs, f.keys, f.trust, withDefaults(publisher.ReleaseOptions{Version: "1.0.0", File: mine}), nil)
+	if !errors.Is(err, publisher.ErrChanged) || !strings.Contains(err.Error(), "repository changed while publishing; run again") {
+		t.Fatalf("the loser must fail clearly, got %v", err)
+	}
+	// Nothing of the winner was lost, and the repository verifies.
+	list, err := publisher.ListReleases(context.Background(), f.store)
+	if err != nil || len(list) != 1 || list[0].Version != "2.0.0" {
+		t.Fatalf("after the race: %+v %v", list, err)
+	}
+	// With retries the loser gets in too.
+	err = publisher.Retry(context.Background(), 3, func() error {
+		_, err := publisher.AddRelease(context.Background(), f.store, f.keys, f.trust, withDefaults(publisher.ReleaseOptions{Version: "1.0.0", File: mine}), nil)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if list, _ := publisher.ListReleases(context.Background(), f.store); len(list) != 2 {
+		t.Fatalf("after the retry: %+v", list)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 
 	"github.com/beckmanconnect/bcupdate/internal/testutil"
@@ -26,3 +28,14 @@ func cryptoutilsMarshal(pub crypto.PublicKey) ([]byte, error) {
 }
 
 func hashTree(t *testing.T, dir string) string { return testutil.HashTree(t, dir) }
+
+func headInput(bucket, key string) *s3.HeadObjectInput {
+	return &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
