@@ -221,6 +221,9 @@ func (a *Agent) refresh(ctx context.Context) (*session, error) {
 		}
 		return nil, fmt.Errorf("refresh %s: %w", base, classifyTUF(err))
 	}
+	// go-tuf writes its cache without fsync; the cached versions are the
+	// rollback protection, so make them durable.
+	syncCache(cfg.LocalMetadataDir)
 	return &session{up: up, f: f, url: base}, nil
 }
 
@@ -245,6 +248,22 @@ func (s *session) lookup(p string) (*metadata.TargetFiles, error) {
 		return nil, classifyTUF(err)
 	}
 	return tf, nil
+}
+
+func syncCache(dir string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if e.Type().IsRegular() && strings.HasSuffix(e.Name(), ".json") {
+			if f, err := os.Open(filepath.Join(dir, e.Name())); err == nil {
+				f.Sync()
+				f.Close()
+			}
+		}
+	}
+	atomicfile.SyncDir(dir)
 }
 
 // targetURL is where a target's bytes live (consistent snapshots).

@@ -105,42 +105,15 @@ func SPKIHash(cert *x509.Certificate) string {
 // publisher, because such a directory would accept nothing or anything.
 func LoadTrust(dir string) (*Trust, error) {
 	t := &Trust{Dir: dir, Roots: x509.NewCertPool(), TSARoots: x509.NewCertPool()}
-	rootFiles, err := listFiles(filepath.Join(dir, "roots"), ".pem")
-	if err != nil {
-		return nil, fmt.Errorf("trust directory %s: %w", dir, err)
-	}
-	for _, f := range rootFiles {
-		certs, err := LoadCertificates(f)
-		if err != nil {
-			return nil, fmt.Errorf("trust directory: %w", err)
-		}
-		for _, c := range certs {
-			if !c.IsCA || !c.BasicConstraintsValid {
-				return nil, fmt.Errorf("trust directory: %s: %s is not a CA certificate", f, c.Subject)
-			}
-			t.Roots.AddCert(c)
-			t.RootCerts = append(t.RootCerts, c)
-		}
+	var err error
+	if t.RootCerts, err = loadCAs(dir, "roots", t.Roots); err != nil {
+		return nil, err
 	}
 	if len(t.RootCerts) == 0 {
 		return nil, fmt.Errorf("trust directory %s: no root certificates in roots/*.pem", dir)
 	}
-	tsaFiles, err := listFiles(filepath.Join(dir, "tsa-roots"), ".pem")
-	if err != nil {
-		return nil, fmt.Errorf("trust directory %s: %w", dir, err)
-	}
-	for _, f := range tsaFiles {
-		certs, err := LoadCertificates(f)
-		if err != nil {
-			return nil, fmt.Errorf("trust directory: %w", err)
-		}
-		for _, c := range certs {
-			if !c.IsCA || !c.BasicConstraintsValid {
-				return nil, fmt.Errorf("trust directory: %s: %s is not a CA certificate", f, c.Subject)
-			}
-			t.TSARoots.AddCert(c)
-			t.TSARootCerts = append(t.TSARootCerts, c)
-		}
+	if t.TSARootCerts, err = loadCAs(dir, "tsa-roots", t.TSARoots); err != nil {
+		return nil, err
 	}
 	crlFiles, err := listFiles(filepath.Join(dir, "crl"), ".crl")
 	if err != nil {
@@ -178,6 +151,29 @@ func LoadTrust(dir string) (*Trust, error) {
 		return nil, fmt.Errorf("trust directory: %s lists no publisher; add a line such as O=Beckman Coulter, Inc.", pubFile)
 	}
 	return t, nil
+}
+
+// loadCAs adds every certificate of DIR/sub/*.pem to pool; each must be a CA.
+func loadCAs(dir, sub string, pool *x509.CertPool) ([]*x509.Certificate, error) {
+	files, err := listFiles(filepath.Join(dir, sub), ".pem")
+	if err != nil {
+		return nil, fmt.Errorf("trust directory %s: %w", dir, err)
+	}
+	var out []*x509.Certificate
+	for _, f := range files {
+		certs, err := LoadCertificates(f)
+		if err != nil {
+			return nil, fmt.Errorf("trust directory: %w", err)
+		}
+		for _, c := range certs {
+			if !c.IsCA || !c.BasicConstraintsValid {
+				return nil, fmt.Errorf("trust directory: %s: %s is not a CA certificate", f, c.Subject)
+			}
+			pool.AddCert(c)
+			out = append(out, c)
+		}
+	}
+	return out, nil
 }
 
 // LoadCertificates reads every CERTIFICATE block of a PEM file, in order.

@@ -24,7 +24,16 @@ func bcagent(t *testing.T, args ...string) (int, string, string) {
 	return code, out.String(), errOut.String()
 }
 
-func TestCLI(t *testing.T) {
+// fixture is a directory repository and a way to publish into it.
+type fixture struct {
+	dir     string
+	pki     *testutil.PKI
+	store   *publisher.DirStore
+	publish func(v string, features ...repo.Feature) *publisher.ReleaseResult
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	publisher.GenerateKeys(filepath.Join(dir, "keys"), signer.KeyTypeEd25519)
@@ -38,7 +47,7 @@ func TestCLI(t *testing.T) {
 	if _, err := publisher.Init(ctx, store, keys, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	publish := func(v string, features ...repo.Feature) *publisher.ReleaseResult {
+	return &fixture{dir: dir, pki: pki, store: store, publish: func(v string, features ...repo.Feature) *publisher.ReleaseResult {
 		data := testutil.TarGz(t, testutil.TarEntry{Name: "VERSION", Body: v + "\n"})
 		f := filepath.Join(dir, "nc-"+v+".tar.gz")
 		os.WriteFile(f, data, 0o644)
@@ -50,7 +59,12 @@ func TestCLI(t *testing.T) {
 			t.Fatal(err)
 		}
 		return res
-	}
+	}}
+}
+
+func TestCLI(t *testing.T) {
+	fx := newFixture(t)
+	dir, pki, store, publish := fx.dir, fx.pki, fx.store, fx.publish
 	publish("1.0.0")
 	srv := httptest.NewServer(publisher.Handler(store, nil))
 	defer srv.Close()
@@ -117,24 +131,10 @@ func TestCLI(t *testing.T) {
 }
 
 func TestCLIConsent(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
-	publisher.GenerateKeys(filepath.Join(dir, "keys"), signer.KeyTypeEd25519)
-	keys, _ := publisher.LoadKeys(filepath.Join(dir, "keys"), repo.TopLevelRoles...)
-	pki := testutil.NewPKI(t)
-	trust, _ := signer.LoadTrust(pki.TrustDir)
-	store := &publisher.DirStore{Dir: filepath.Join(dir, "repo")}
-	publisher.Init(ctx, store, keys, time.Now())
-	data := testutil.TarGz(t, testutil.TarEntry{Name: "VERSION", Body: "1.2.0\n"})
-	f := filepath.Join(dir, "nc-1.2.0.tar.gz")
-	os.WriteFile(f, data, 0o644)
-	sig, _ := signer.SignDetached(bytes.NewReader(data), pki.Leaf.Chain, pki.Leaf.Key)
-	os.WriteFile(f+".p7s", sig, 0o644)
+	fx := newFixture(t)
+	dir, pki, store := fx.dir, fx.pki, fx.store
 	feature := repo.Feature{ID: "phi-file-transfer", Title: "File transfer", Description: "Files may hold PHI.", Consent: repo.ConsentPHIDevices}
-	if _, err := publisher.AddRelease(ctx, store, keys, trust, publisher.ReleaseOptions{
-		Component: "notification-client", Version: "1.2.0", Platform: "linux-amd64", File: f, Features: []repo.Feature{feature}}, nil); err != nil {
-		t.Fatal(err)
-	}
+	fx.publish("1.2.0", feature)
 	srv := httptest.NewServer(publisher.Handler(store, nil))
 	defer srv.Close()
 	state := filepath.Join(dir, "agent")
