@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -243,11 +244,34 @@ func (s *session) lookup(p string) (*metadata.TargetFiles, error) {
 	if top.Signed.Delegations == nil {
 		return nil, fmt.Errorf("%s: %w", p, errTargetNotFound)
 	}
+	// Hashed bins: go-tuf downloads (and verifies) only the bin p lives in.
 	tf, err := s.up.GetTargetInfo(p)
 	if err != nil {
-		return nil, classifyTUF(err)
+		if walkFailed(err) {
+			return nil, classifyTUF(err)
+		}
+		return nil, fmt.Errorf("%s: %w", p, errTargetNotFound)
 	}
 	return tf, nil
+}
+
+// walkFailed tells a failed delegation walk from a target that is not
+// there: go-tuf reports the latter with an untyped error, and every real
+// failure (verification, download, network) with a typed one.
+func walkFailed(err error) bool {
+	var (
+		repoErr *metadata.ErrRepository
+		dl      *metadata.ErrDownload
+		dlHTTP  *metadata.ErrDownloadHTTP
+		dlLen   *metadata.ErrDownloadLengthMismatch
+		val     *metadata.ErrValue
+		typ     *metadata.ErrType
+		rt      *metadata.ErrRuntime
+		uerr    *neturl.Error
+	)
+	return errors.As(err, &repoErr) || errors.As(err, &dl) || errors.As(err, &dlHTTP) || errors.As(err, &dlLen) ||
+		errors.As(err, &val) || errors.As(err, &typ) || errors.As(err, &rt) || errors.As(err, &uerr) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
 func syncCache(dir string) {

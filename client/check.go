@@ -88,7 +88,7 @@ func (a *Agent) check(ctx context.Context, st *State) (*session, error) {
 		var rel *Release
 		var err error
 		if pin := st.Components[name].Pinned; pin != "" {
-			rel, err = a.pinnedRelease(s, name, pin)
+			rel, err = a.pinnedRelease(s, name, pin, st.Components[name])
 		} else {
 			rel, err = a.channelRelease(ctx, s, name)
 		}
@@ -255,10 +255,29 @@ func (a *Agent) channelRelease(ctx context.Context, s *session, component string
 
 // pinnedRelease finds the release of a pinned version in the verified
 // metadata, whatever the channel says.
-func (a *Agent) pinnedRelease(s *session, component, version string) (*Release, error) {
+func (a *Agent) pinnedRelease(s *session, component, version string, c *ComponentState) (*Release, error) {
 	top := s.up.GetTrustedMetadataSet().Targets[metadata.TARGETS]
 	prefix := component + "/" + a.cfg.Platform + "/" + version + "/"
-	for p, tf := range top.Signed.Targets {
+	candidates := top.Signed.Targets
+	if top.Signed.Delegations != nil {
+		// Hashed bins cannot be listed without downloading them all: look
+		// for the pinned version under the file name the known releases
+		// use, with the version in it replaced.
+		candidates = map[string]*metadata.TargetFiles{}
+		for _, known := range []*Release{c.InstalledRelease, c.Available, c.PreviousRelease} {
+			if known == nil || known.Meta == nil {
+				continue
+			}
+			name := strings.ReplaceAll(path.Base(known.Path), known.Version, version)
+			p := repo.ArtifactPath(component, a.cfg.Platform, version, name)
+			if tf, err := s.lookup(p); err == nil {
+				candidates[p] = tf
+			} else if !errors.Is(err, errTargetNotFound) {
+				return nil, err
+			}
+		}
+	}
+	for p, tf := range candidates {
 		if !strings.HasPrefix(p, prefix) || strings.HasSuffix(p, repo.SignatureSuffix) || tf.Custom == nil {
 			continue
 		}
@@ -288,9 +307,8 @@ func (a *Agent) noteYanked(s *session, name string, c *ComponentState) {
 	if c.InstalledRelease == nil {
 		return
 	}
-	top := s.up.GetTrustedMetadataSet().Targets[metadata.TARGETS]
-	tf, ok := top.Signed.Targets[c.InstalledRelease.Path]
-	if !ok || tf.Custom == nil {
+	tf, err := s.lookup(c.InstalledRelease.Path)
+	if err != nil || tf.Custom == nil {
 		return
 	}
 	meta, err := repo.ParseRelease(tf.Custom)

@@ -35,7 +35,10 @@ func pointerTarget(component, platform, channel, release string, percent int) (r
 // readPointer reads a channel pointer from the repository.
 func readPointer(ctx context.Context, s Store, r *repo.Repo, component, platform, channel string) (*repo.Pointer, error) {
 	p := repo.ChannelPath(component, platform, channel)
-	tf, ok := r.Lookup(p)
+	tf, ok, err := r.Lookup(p)
+	if err != nil {
+		return nil, err
+	}
 	if !ok {
 		return nil, usagef("channel %s has no release for %s %s", channel, component, platform)
 	}
@@ -115,7 +118,11 @@ func Yank(ctx context.Context, s Store, keys repo.Keys, component, platform, ver
 	}
 	var target *rel
 	var older []rel
-	for p, tf := range r.Targets.Signed.Targets {
+	all, err := r.AllTargets()
+	if err != nil {
+		return nil, err
+	}
+	for p, tf := range all {
 		if tf.Custom == nil || !strings.HasPrefix(p, component+"/"+platform+"/") {
 			continue
 		}
@@ -139,11 +146,13 @@ func Yank(ctx context.Context, s Store, keys repo.Keys, component, platform, ver
 	if err != nil {
 		return nil, err
 	}
-	r.Targets.Signed.Targets[target.path].Custom = custom
+	if err := r.SetCustom(target.path, custom); err != nil {
+		return nil, err
+	}
 	res := &YankResult{Release: target.path, Moved: map[string]string{}}
 	blobs := map[repo.Target][]byte{}
 	prefix := component + "/" + platform + "/channels/"
-	for p := range r.Targets.Signed.Targets {
+	for p := range all {
 		if !strings.HasPrefix(p, prefix) || !strings.HasSuffix(p, ".json") {
 			continue
 		}
@@ -156,7 +165,9 @@ func Yank(ctx context.Context, s Store, keys repo.Keys, component, platform, ver
 			continue
 		}
 		if len(older) == 0 {
-			delete(r.Targets.Signed.Targets, p)
+			if err := r.Remove(p); err != nil {
+				return nil, err
+			}
 			res.Moved[channel] = ""
 			continue
 		}

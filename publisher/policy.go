@@ -31,7 +31,9 @@ func SetPolicy(ctx context.Context, s Store, keys repo.Keys, file string, now ti
 		return nil, false, err
 	}
 	t := repo.NewTarget(repo.DevicePolicyPath, data, nil)
-	if old, ok := r.Lookup(t.Path); ok && fmt.Sprintf("%x", []byte(old.Hashes["sha256"])) == t.SHA256 {
+	if old, ok, err := r.Lookup(t.Path); err != nil {
+		return nil, false, err
+	} else if ok && fmt.Sprintf("%x", []byte(old.Hashes["sha256"])) == t.SHA256 {
 		return p, false, nil
 	}
 	if err := r.Set(t); err != nil {
@@ -134,7 +136,9 @@ func AddCRL(ctx context.Context, s Store, keys repo.Keys, file, name string, now
 		return "", nil, err
 	}
 	t := repo.NewTarget(repo.CRLPath(name), data, nil)
-	if old, ok := r.Lookup(t.Path); ok && fmt.Sprintf("%x", []byte(old.Hashes["sha256"])) == t.SHA256 {
+	if old, ok, err := r.Lookup(t.Path); err != nil {
+		return "", nil, err
+	} else if ok && fmt.Sprintf("%x", []byte(old.Hashes["sha256"])) == t.SHA256 {
 		return t.Path, crl, nil
 	}
 	if err := r.Set(t); err != nil {

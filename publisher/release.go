@@ -32,6 +32,12 @@ func usagef(format string, args ...any) error {
 // Init creates a new repository in an empty store: root, the seeded device
 // policy target, and version 1 of targets, snapshot and timestamp.
 func Init(ctx context.Context, s Store, keys repo.Keys, now time.Time) (*repo.Repo, error) {
+	return InitBins(ctx, s, keys, now, 0)
+}
+
+// InitBins is Init with targets delegated to bins hashed bins (TAP 15):
+// choose about the square root of the number of targets you expect.
+func InitBins(ctx context.Context, s Store, keys repo.Keys, now time.Time, bins int) (*repo.Repo, error) {
 	if ok, err := s.Exists(ctx, "metadata/timestamp.json"); err != nil {
 		return nil, err
 	} else if ok {
@@ -42,9 +48,9 @@ func Init(ctx context.Context, s Store, keys repo.Keys, now time.Time) (*repo.Re
 	} else if ok {
 		return nil, fmt.Errorf("%w: metadata/1.root.json is already there", ErrRepoExists)
 	}
-	r, rootFile, err := repo.New(keys, now)
+	r, rootFile, err := repo.NewBins(keys, now, bins)
 	if err != nil {
-		return nil, err
+		return nil, usagef("--bins: %v", err)
 	}
 	policy, err := json.MarshalIndent(repo.DevicePolicy{PHIDeviceClasses: repo.DefaultPHIDeviceClasses}, "", "  ")
 	if err != nil {
@@ -253,7 +259,11 @@ func AddRelease(ctx context.Context, s Store, keys repo.Keys, trust *signer.Trus
 	}
 	art := repo.Target{Path: artPath, Length: length, SHA256: sum, Custom: custom}
 	// Publishing the identical artifact again keeps its first release time.
-	if old, ok := r.Lookup(artPath); ok && old.Length == length && hex.EncodeToString(old.Hashes["sha256"]) == sum {
+	old, ok, err := r.Lookup(artPath)
+	if err != nil {
+		return nil, err
+	}
+	if ok && old.Length == length && hex.EncodeToString(old.Hashes["sha256"]) == sum {
 		if oldRel, err := repo.ParseRelease(old.Custom); err == nil {
 			same := *rel
 			same.Released = oldRel.Released
@@ -284,7 +294,9 @@ func AddRelease(ctx context.Context, s Store, keys repo.Keys, trust *signer.Trus
 		if pt, ptr, err = pointerTarget(o.Component, o.Platform, ch, artPath, o.Percent); err != nil {
 			return nil, err
 		}
-		if old, ok := r.Lookup(pt.Path); ok && hex.EncodeToString(old.Hashes["sha256"]) == pt.SHA256 {
+		if old, ok, err := r.Lookup(pt.Path); err != nil {
+			return nil, err
+		} else if ok && hex.EncodeToString(old.Hashes["sha256"]) == pt.SHA256 {
 			continue
 		}
 		if err := r.Set(pt); err != nil {
@@ -349,8 +361,12 @@ func repoCRLs(ctx context.Context, s Store, r *repo.Repo) (map[string][]byte, er
 }
 
 // otherVersionFile returns the path of an artifact already published for
-// the same component, platform and version under another file name.
+// the same component, platform and version under another file name. With
+// hashed bins the check would need every bin, so it is not made there.
 func otherVersionFile(r *repo.Repo, component, platform, version, artPath string) string {
+	if r.Bins() > 0 {
+		return ""
+	}
 	prefix := component + "/" + platform + "/" + version + "/"
 	for p := range r.Targets.Signed.Targets {
 		if strings.HasPrefix(p, prefix) && p != artPath && !strings.HasSuffix(p, repo.SignatureSuffix) {
@@ -410,7 +426,11 @@ func ListReleases(ctx context.Context, s Store) ([]ReleaseInfo, error) {
 	}
 	byPath := map[string]*ReleaseInfo{}
 	var out []*ReleaseInfo
-	for p, tf := range r.Targets.Signed.Targets {
+	all, err := r.AllTargets()
+	if err != nil {
+		return nil, err
+	}
+	for p, tf := range all {
 		if tf.Custom == nil {
 			continue
 		}
@@ -424,7 +444,7 @@ func ListReleases(ctx context.Context, s Store) ([]ReleaseInfo, error) {
 		byPath[p] = info
 		out = append(out, info)
 	}
-	for p, tf := range r.Targets.Signed.Targets {
+	for p, tf := range all {
 		dir, file := filepath.Split(filepath.FromSlash(p))
 		if filepath.Base(dir) != "channels" || !strings.HasSuffix(file, ".json") {
 			continue

@@ -30,6 +30,7 @@ type RoleStatus struct {
 type RepoStatus struct {
 	Roles    []RoleStatus `json:"roles"`
 	Targets  int          `json:"targets"`
+	Bins     int          `json:"bins,omitempty"`
 	Releases int          `json:"releases"`
 	Warnings []string     `json:"warnings"`
 }
@@ -45,8 +46,12 @@ func Status(ctx context.Context, s Store, now time.Time, window ...time.Duration
 	if err != nil {
 		return nil, err
 	}
-	st := &RepoStatus{Targets: len(r.Targets.Signed.Targets), Warnings: []string{}}
-	for _, tf := range r.Targets.Signed.Targets {
+	all, err := r.AllTargets()
+	if err != nil {
+		return nil, err
+	}
+	st := &RepoStatus{Targets: len(all), Bins: r.Bins(), Warnings: []string{}}
+	for _, tf := range all {
 		if tf.Custom != nil {
 			st.Releases++
 		}
@@ -114,6 +119,9 @@ func Refresh(ctx context.Context, s Store, keys repo.Keys, now time.Time, target
 	}
 	var files []repo.File
 	if len(targets) > 0 && targets[0] {
+		if err := r.MarkAllDirty(); err != nil {
+			return nil, err
+		}
 		files, err = r.Commit(keys, now)
 	} else {
 		files, err = r.Refresh(keys, now)

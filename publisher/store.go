@@ -287,6 +287,7 @@ func loadForWrite(ctx context.Context, s Store) (*repo.Repo, error) {
 		return nil, err
 	}
 	var maxT, maxS int64
+	bins := map[string]int64{}
 	for _, n := range names {
 		base := strings.TrimPrefix(n, "metadata/")
 		v, role, ok := strings.Cut(base, ".")
@@ -294,14 +295,17 @@ func loadForWrite(ctx context.Context, s Store) (*repo.Repo, error) {
 		if !ok || err != nil {
 			continue
 		}
-		switch role {
-		case "targets.json":
+		switch {
+		case role == "targets.json":
 			maxT = max(maxT, num)
-		case "snapshot.json":
+		case role == "snapshot.json":
 			maxS = max(maxS, num)
+		case strings.HasPrefix(role, repo.BinsPrefix+"-"):
+			name := strings.TrimSuffix(role, ".json")
+			bins[name] = max(bins[name], num)
 		}
 	}
-	r.SkipVersions(maxT, maxS)
+	r.SkipVersions(maxT, maxS, bins)
 	return r, nil
 }
 

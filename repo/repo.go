@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/bits"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/sigstore/sigstore/pkg/signature"
@@ -75,18 +78,27 @@ type Repo struct {
 	// timestamp.json this state was loaded from: publishing replaces
 	// timestamp.json only if it still has this tag (compare-and-swap).
 	TimestampTag string
+
+	// Hashed bins (TAP 15), when targets delegates to them: loaded on
+	// demand, and only the changed ones are re-signed.
+	read     ReadFunc
+	bins     map[string]*metadata.Metadata[metadata.TargetsType]
+	dirty    map[string]bool
+	topDirty bool
+	binFloor map[string]int64
 }
 
 // SkipVersions makes the next Commit use versions above those given: an
 // interrupted publish may have left unreferenced N.targets.json and
 // N.snapshot.json behind, and immutable files are never overwritten.
-func (r *Repo) SkipVersions(targets, snapshot int64) {
+func (r *Repo) SkipVersions(targets, snapshot int64, bins map[string]int64) {
 	if targets > r.Targets.Signed.Version {
 		r.Targets.Signed.Version = targets
 	}
 	if snapshot > r.Snapshot.Signed.Version {
 		r.Snapshot.Signed.Version = snapshot
 	}
+	r.binFloor = bins
 }
 
 // Expires returns the expiry a role would get if signed at now.
@@ -98,7 +110,19 @@ func expiry(role string, now time.Time) time.Time {
 // halves and threshold 1 for each role, signed by the root keys. Targets,
 // snapshot and timestamp start empty at version 0: add targets, then Commit
 // makes version 1 of each. Write 1.root.json (returned) before those files.
-func New(keys Keys, now time.Time) (*Repo, File, error) {
+func New(keys Keys, now time.Time) (*Repo, File, error) { return NewBins(keys, now, 0) }
+
+// MaxBins bounds hashed bins (the snapshot lists each one).
+const MaxBins = 1 << 14
+
+// NewBins is New with targets delegated to bins hashed bins (a power of
+// two, 0 for a flat repository), signed with the targets keys. Artifacts,
+// signatures and channel pointers go to the bins; policy/ and trust/ stay
+// in targets.
+func NewBins(keys Keys, now time.Time, bins int) (*Repo, File, error) {
+	if bins != 0 && (bins < 2 || bins > MaxBins || bins&(bins-1) != 0) {
+		return nil, File{}, fmt.Errorf("bins %d: want a power of two from 2 to %d", bins, MaxBins)
+	}
 	root := metadata.Root(expiry(RoleRoot, now))
 	root.Signed.ConsistentSnapshot = true
 	for _, role := range TopLevelRoles {
@@ -135,7 +159,191 @@ func New(keys Keys, now time.Time) (*Repo, File, error) {
 	r.Targets.Signed.Version = 0
 	r.Snapshot.Signed.Version = 0
 	r.Timestamp.Signed.Version = 0
+	r.topDirty = true
+	if bins > 0 {
+		d := &metadata.Delegations{Keys: map[string]*metadata.Key{}, SuccinctRoles: &metadata.SuccinctRoles{
+			Threshold: 1, BitLength: bits.TrailingZeros(uint(bins)), NamePrefix: BinsPrefix}}
+		for _, s := range keys[RoleTargets] {
+			pub, err := s.PublicKey()
+			if err != nil {
+				return nil, File{}, err
+			}
+			k, err := metadata.KeyFromPublicKey(pub)
+			if err != nil {
+				return nil, File{}, err
+			}
+			id, _ := k.ID()
+			d.Keys[id] = k
+			d.SuccinctRoles.KeyIDs = append(d.SuccinctRoles.KeyIDs, id)
+		}
+		r.Targets.Signed.Delegations = d
+		r.bins, r.dirty = map[string]*metadata.Metadata[metadata.TargetsType]{}, map[string]bool{}
+		for _, name := range d.SuccinctRoles.GetRoles() {
+			b := metadata.Targets()
+			b.Signed.Version = 0
+			r.bins[name], r.dirty[name] = b, true
+		}
+	}
 	return r, File{Name: "1.root.json", Data: rootBytes}, nil
+}
+
+// BinsPrefix names the hashed bins: bins-00, bins-01, ….
+const BinsPrefix = "bins"
+
+// Bins is the number of hashed bins (0: a flat repository).
+func (r *Repo) Bins() int {
+	if sr := r.succinct(); sr != nil {
+		return 1 << sr.BitLength
+	}
+	return 0
+}
+
+func (r *Repo) succinct() *metadata.SuccinctRoles {
+	if d := r.Targets.Signed.Delegations; d != nil {
+		return d.SuccinctRoles
+	}
+	return nil
+}
+
+// binned says whether a target path lives in a bin (when there are bins):
+// everything but the device policy and the revocation lists.
+func binned(p string) bool {
+	return !strings.HasPrefix(p, "policy/") && !strings.HasPrefix(p, CRLPrefix)
+}
+
+// BinFor returns the bin a target path belongs to ("" in a flat repository
+// or for a path kept in targets).
+func (r *Repo) BinFor(p string) string {
+	sr := r.succinct()
+	if sr == nil || !binned(p) {
+		return ""
+	}
+	return sr.GetRolesForTarget(p)[0].Name
+}
+
+// bin loads a bin's metadata, verified against the targets delegation and
+// the snapshot's version.
+func (r *Repo) bin(name string) (*metadata.Metadata[metadata.TargetsType], error) {
+	if b, ok := r.bins[name]; ok {
+		return b, nil
+	}
+	meta := r.Snapshot.Signed.Meta[name+".json"]
+	if meta == nil || r.read == nil {
+		return nil, fmt.Errorf("%w: the snapshot does not list %s.json", ErrVerification, name)
+	}
+	file := fmt.Sprintf("%d.%s.json", meta.Version, name)
+	data, err := readLimited(r.read, file, MaxTargetsSize)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", file, err)
+	}
+	if err := meta.VerifyLengthHashes(data); err != nil {
+		return nil, fmt.Errorf("%w: %s does not match the snapshot: %v", ErrVerification, file, err)
+	}
+	b, err := metadata.Targets().FromBytes(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrVerification, file, err)
+	}
+	if err := r.Targets.VerifyDelegate(name, b); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrVerification, file, err)
+	}
+	if b.Signed.Version != meta.Version {
+		return nil, fmt.Errorf("%w: %s has version %d", ErrVerification, file, b.Signed.Version)
+	}
+	for p := range b.Signed.Targets {
+		if err := ValidateTargetPath(p); err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrVerification, file, err)
+		}
+		if r.BinFor(p) != name {
+			return nil, fmt.Errorf("%w: %s holds %s, which belongs to %s", ErrVerification, file, p, r.BinFor(p))
+		}
+	}
+	if r.bins == nil {
+		r.bins, r.dirty = map[string]*metadata.Metadata[metadata.TargetsType]{}, map[string]bool{}
+	}
+	r.bins[name] = b
+	return b, nil
+}
+
+// targetsOf returns the target map that holds (or will hold) path.
+func (r *Repo) targetsOf(path string) (map[string]*metadata.TargetFiles, string, error) {
+	name := r.BinFor(path)
+	if name == "" {
+		return r.Targets.Signed.Targets, "", nil
+	}
+	b, err := r.bin(name)
+	if err != nil {
+		return nil, "", err
+	}
+	return b.Signed.Targets, name, nil
+}
+
+func (r *Repo) markDirty(bin string) {
+	if bin == "" {
+		r.topDirty = true
+	} else {
+		r.dirty[bin] = true
+	}
+}
+
+// AllTargets returns every target, loading every bin.
+func (r *Repo) AllTargets() (map[string]*metadata.TargetFiles, error) {
+	out := map[string]*metadata.TargetFiles{}
+	for p, tf := range r.Targets.Signed.Targets {
+		out[p] = tf
+	}
+	if sr := r.succinct(); sr != nil {
+		for _, name := range sr.GetRoles() {
+			b, err := r.bin(name)
+			if err != nil {
+				return nil, err
+			}
+			for p, tf := range b.Signed.Targets {
+				out[p] = tf
+			}
+		}
+	}
+	return out, nil
+}
+
+// SetCustom replaces a target's custom metadata (to yank a release).
+func (r *Repo) SetCustom(path string, custom *json.RawMessage) error {
+	m, bin, err := r.targetsOf(path)
+	if err != nil {
+		return err
+	}
+	tf, ok := m[path]
+	if !ok {
+		return fmt.Errorf("no target %s", path)
+	}
+	tf.Custom = custom
+	r.markDirty(bin)
+	return nil
+}
+
+// Remove deletes a mutable target (a channel pointer).
+func (r *Repo) Remove(path string) error {
+	m, bin, err := r.targetsOf(path)
+	if err != nil {
+		return err
+	}
+	delete(m, path)
+	r.markDirty(bin)
+	return nil
+}
+
+// MarkAllDirty makes the next Commit re-sign targets and every bin (their
+// expiry runs out on a quiet repository).
+func (r *Repo) MarkAllDirty() error {
+	r.topDirty = true
+	if sr := r.succinct(); sr != nil {
+		for _, name := range sr.GetRoles() {
+			if _, err := r.bin(name); err != nil {
+				return err
+			}
+			r.dirty[name] = true
+		}
+	}
+	return nil
 }
 
 func signRole[T metadata.Roles](md *metadata.Metadata[T], signers []signature.Signer) error {
@@ -259,6 +467,7 @@ func Load(read ReadFunc) (*Repo, error) {
 			return nil, fmt.Errorf("%w: targets metadata: %v", ErrVerification, err)
 		}
 	}
+	r.read = read
 	return r, nil
 }
 
@@ -280,9 +489,13 @@ func NewTarget(path string, data []byte, custom *json.RawMessage) Target {
 }
 
 // Lookup returns the target at path, if any.
-func (r *Repo) Lookup(path string) (*metadata.TargetFiles, bool) {
-	tf, ok := r.Targets.Signed.Targets[path]
-	return tf, ok
+func (r *Repo) Lookup(path string) (*metadata.TargetFiles, bool, error) {
+	m, _, err := r.targetsOf(path)
+	if err != nil {
+		return nil, false, err
+	}
+	tf, ok := m[path]
+	return tf, ok, nil
 }
 
 // AddImmutable adds a target that must never change. Adding the same path
@@ -292,15 +505,18 @@ func (r *Repo) AddImmutable(t Target) (added bool, err error) {
 	if err := ValidateTargetPath(t.Path); err != nil {
 		return false, err
 	}
-	if old, ok := r.Targets.Signed.Targets[t.Path]; ok {
+	m, _, err := r.targetsOf(t.Path)
+	if err != nil {
+		return false, err
+	}
+	if old, ok := m[t.Path]; ok {
 		if old.Length == t.Length && hex.EncodeToString(old.Hashes["sha256"]) == t.SHA256 && sameCustom(old.Custom, t.Custom) {
 			return false, nil
 		}
 		return false, fmt.Errorf("%w: %s (published sha256 %s, this one %s); publish a new version instead",
 			ErrConflict, t.Path, hex.EncodeToString(old.Hashes["sha256"]), t.SHA256)
 	}
-	r.set(t)
-	return true, nil
+	return true, r.set(t)
 }
 
 // Set adds or replaces a mutable target (a channel pointer, the device policy).
@@ -308,18 +524,23 @@ func (r *Repo) Set(t Target) error {
 	if err := ValidateTargetPath(t.Path); err != nil {
 		return err
 	}
-	r.set(t)
-	return nil
+	return r.set(t)
 }
 
-func (r *Repo) set(t Target) {
+func (r *Repo) set(t Target) error {
+	m, bin, err := r.targetsOf(t.Path)
+	if err != nil {
+		return err
+	}
 	sum, _ := hex.DecodeString(t.SHA256)
 	tf := metadata.TargetFile()
 	tf.Path = t.Path
 	tf.Length = t.Length
 	tf.Hashes = metadata.Hashes{"sha256": sum}
 	tf.Custom = t.Custom
-	r.Targets.Signed.Targets[t.Path] = tf
+	m[t.Path] = tf
+	r.markDirty(bin)
+	return nil
 }
 
 func sameCustom(a, b *json.RawMessage) bool {
@@ -339,17 +560,48 @@ func sameCustom(a, b *json.RawMessage) bool {
 // their files in the order they must be written: targets, snapshot, then
 // timestamp.json, the switch that makes the new state visible.
 func (r *Repo) Commit(keys Keys, now time.Time) ([]File, error) {
-	r.Targets.Signed.Version++
-	r.Targets.Signed.Expires = expiry(RoleTargets, now)
-	if err := signChecked(r, RoleTargets, r.Targets, keys); err != nil {
-		return nil, err
+	var files []File
+	// Changed bins first (a flat repository has none).
+	names := make([]string, 0, len(r.dirty))
+	for name := range r.dirty {
+		names = append(names, name)
 	}
-	tBytes, err := r.Targets.ToBytes(true)
-	if err != nil {
-		return nil, err
+	sort.Strings(names)
+	for _, name := range names {
+		b := r.bins[name]
+		b.Signed.Version = max(b.Signed.Version, r.binFloor[name]) + 1
+		b.Signed.Expires = expiry(RoleTargets, now)
+		b.ClearSignatures()
+		for _, s := range keys[RoleTargets] {
+			if _, err := b.Sign(s); err != nil {
+				return nil, fmt.Errorf("sign %s: %w", name, err)
+			}
+		}
+		if err := r.Targets.VerifyDelegate(name, b); err != nil {
+			return nil, fmt.Errorf("%w: the targets key given does not sign the bins: %v", ErrWrongKey, err)
+		}
+		data, err := b.ToBytes(false)
+		if err != nil {
+			return nil, err
+		}
+		r.Snapshot.Signed.Meta[name+".json"] = metadata.MetaFile(b.Signed.Version)
+		files = append(files, File{Name: fmt.Sprintf("%d.%s.json", b.Signed.Version, name), Data: data})
 	}
-	r.Snapshot.Signed.Meta["targets.json"] = metaFile(r.Targets.Signed.Version, tBytes)
-	files := []File{{Name: fmt.Sprintf("%d.targets.json", r.Targets.Signed.Version), Data: tBytes}}
+	r.dirty = map[string]bool{}
+	if r.succinct() == nil || r.topDirty {
+		r.Targets.Signed.Version++
+		r.Targets.Signed.Expires = expiry(RoleTargets, now)
+		if err := signChecked(r, RoleTargets, r.Targets, keys); err != nil {
+			return nil, err
+		}
+		tBytes, err := r.Targets.ToBytes(true)
+		if err != nil {
+			return nil, err
+		}
+		r.Snapshot.Signed.Meta["targets.json"] = metaFile(r.Targets.Signed.Version, tBytes)
+		files = append(files, File{Name: fmt.Sprintf("%d.targets.json", r.Targets.Signed.Version), Data: tBytes})
+		r.topDirty = false
+	}
 	snap, err := r.commitSnapshotTimestamp(keys, now)
 	if err != nil {
 		return nil, err
@@ -410,5 +662,27 @@ func signChecked[T metadata.Roles](r *Repo, role string, md *metadata.Metadata[T
 		return fmt.Errorf("%w: the %s key given is not one of the repository root's %s keys (or too few of them): %v",
 			ErrWrongKey, role, role, err)
 	}
+	return nil
+}
+
+// MoveTargetForTest moves a target from one bin to another without the
+// checks Set makes, to test that agents refuse misplaced targets. Never
+// used by bcpublish.
+func (r *Repo) MoveTargetForTest(path, from, to string) error {
+	a, err := r.bin(from)
+	if err != nil {
+		return err
+	}
+	b, err := r.bin(to)
+	if err != nil {
+		return err
+	}
+	tf, ok := a.Signed.Targets[path]
+	if !ok {
+		return fmt.Errorf("%s is not in %s", path, from)
+	}
+	delete(a.Signed.Targets, path)
+	b.Signed.Targets[path] = tf
+	r.dirty[from], r.dirty[to] = true, true
 	return nil
 }

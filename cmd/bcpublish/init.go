@@ -14,7 +14,9 @@ func initCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "init",
 		Usage: "create a new TUF repository (root, targets, snapshot, timestamp, device policy)",
-		Flags: []cli.Flag{repoFlag(), keysFlag()},
+		Flags: []cli.Flag{repoFlag(), keysFlag(),
+			&cli.IntFlag{Name: "bins", Usage: "delegate targets to `N` hashed bins (a power of two; about the square root of the targets you expect)", EnvVars: []string{"BCPUBLISH_BINS"}},
+		},
 		Action: func(c *cli.Context) error {
 			if err := need(c, "repo", "keys"); err != nil {
 				return err
@@ -27,7 +29,7 @@ func initCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			r, err := publisher.Init(c.Context, s, keys, time.Now())
+			r, err := publisher.InitBins(c.Context, s, keys, time.Now(), c.Int("bins"))
 			if err != nil {
 				return err
 			}

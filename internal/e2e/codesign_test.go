@@ -114,7 +114,7 @@ func TestAuthenticodeRelease(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, ok := e.loadRepo().Lookup(res.Path + ".p7s"); ok {
+		if _, ok, _ := e.loadRepo().Lookup(res.Path + ".p7s"); ok {
 			t.Fatal("an Authenticode release must not get a .p7s")
 		}
 		e.mustInstall(version)

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"bytes"
+	"net/http"
+	"sync"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -44,6 +46,12 @@ func newEnv(t *testing.T) *env { return newEnvWith(t, nil) }
 // newEnvWith lets a test change the agent's configuration before init.
 func newEnvWith(t *testing.T, mutate func(*client.Config)) *env {
 	t.Helper()
+	return newEnvBins(t, 0, mutate)
+}
+
+// newEnvBins makes an environment whose repository has hashed bins.
+func newEnvBins(t *testing.T, bins int, mutate func(*client.Config)) *env {
+	t.Helper()
 	dir := t.TempDir()
 	keysDir := filepath.Join(dir, "keys")
 	if _, err := publisher.GenerateKeys(keysDir, signer.KeyTypeEd25519); err != nil {
@@ -61,10 +69,10 @@ func newEnvWith(t *testing.T, mutate func(*client.Config)) *env {
 		t.Fatal(err)
 	}
 	store := &publisher.DirStore{Dir: filepath.Join(dir, "repo")}
-	if _, err := publisher.Init(context.Background(), store, keys, time.Now()); err != nil {
+	if _, err := publisher.InitBins(context.Background(), store, keys, time.Now(), bins); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(publisher.Handler(store, nil))
+	srv := httptest.NewServer(recorder{publisher.Handler(store, nil), &requests})
 	t.Cleanup(srv.Close)
 	e := &env{t: t, dir: dir, keys: keys, world: world, pki: pki, trust: trust, store: store, srv: srv,
 		state: filepath.Join(dir, "agent"), install: filepath.Join(dir, "agent", "install")}
@@ -80,6 +88,36 @@ func newEnvWith(t *testing.T, mutate func(*client.Config)) *env {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// requests records the paths the repository server was asked for.
+var requests struct {
+	sync.Mutex
+	paths []string
+}
+
+type recorder struct {
+	next http.Handler
+	log  *struct {
+		sync.Mutex
+		paths []string
+	}
+}
+
+func (rc recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rc.log.Lock()
+	rc.log.paths = append(rc.log.paths, r.URL.Path)
+	rc.log.Unlock()
+	rc.next.ServeHTTP(w, r)
+}
+
+// takeRequests returns and forgets the recorded paths.
+func takeRequests() []string {
+	requests.Lock()
+	defer requests.Unlock()
+	p := requests.paths
+	requests.paths = nil
+	return p
 }
 
 // tarball is a well-formed release of version v.

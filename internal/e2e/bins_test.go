@@ -1,0 +1,128 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/beckmanconnect/bcupdate/client"
+	"github.com/beckmanconnect/bcupdate/repo"
+)
+
+func metadataFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(dir, "metadata"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+// TestHashedBins: with bins, release add re-signs only the bins it
+// touches (plus snapshot and timestamp), the agent fetches only the bins
+// its targets live in, and a target placed in another bin is refused.
+func TestHashedBins(t *testing.T) {
+	e := newEnvBins(t, 16, nil)
+	if n := len(metadataFiles(t, e.store.Dir)); n != 16+4 {
+		t.Fatalf("a 16-bin repository starts with %d metadata files", n)
+	}
+	e.publish("1.0.0")
+	e.mustInstall("1.0.0")
+
+	before := metadataFiles(t, e.store.Dir)
+	res := e.publish("1.1.0")
+	var added []string
+	for _, f := range metadataFiles(t, e.store.Dir) {
+		if !slices.Contains(before, f) {
+			added = append(added, f)
+		}
+	}
+	r := e.loadRepo()
+	want := map[string]bool{}
+	for _, p := range []string{res.Path, res.Path + ".p7s", repo.ChannelPath(component, platform, "stable")} {
+		want[r.BinFor(p)] = true
+	}
+	for _, f := range added {
+		switch {
+		case strings.HasSuffix(f, ".snapshot.json"), f == "timestamp.json":
+		case strings.Contains(f, ".bins-"):
+			if !want[strings.TrimSuffix(f[strings.Index(f, ".")+1:], ".json")] {
+				t.Errorf("release add re-signed an unrelated bin: %s", f)
+			}
+		default:
+			t.Errorf("release add re-signed %s", f)
+		}
+	}
+	if len(added) > len(want)+1 {
+		t.Errorf("release add wrote %v", added)
+	}
+
+	takeRequests()
+	e.mustInstall("1.1.0")
+	for _, p := range takeRequests() {
+		if i := strings.Index(p, ".bins-"); i >= 0 {
+			name := strings.TrimSuffix(p[i+1:], ".json")
+			if !want[name] {
+				t.Errorf("the agent fetched %s, which holds none of its targets", p)
+			}
+		}
+	}
+
+	// A bin that holds a target belonging to another bin is refused.
+	r = e.loadRepo()
+	art := r.BinFor(res.Path)
+	var wrong string
+	for i := 0; i < 16 && wrong == ""; i++ {
+		if name := r.BinFor(strings.Repeat("x", i+1)); name != art {
+			wrong = name
+		}
+	}
+	e.publish("1.2.0")
+	r = e.loadRepo()
+	p2 := repo.ArtifactPath(component, platform, "1.2.0", artifactName("1.2.0"))
+	tf, ok, err := r.Lookup(p2)
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	right := r.BinFor(p2)
+	if wrong == right {
+		for i := 0; wrong == right; i++ {
+			wrong = r.BinFor(strings.Repeat("y", i+1))
+		}
+	}
+	moveToBin(t, e, r, p2, tf, right, wrong)
+	e.check() // the pointer names 1.2.0; its bin no longer has it
+	if err := e.stage(); err == nil {
+		t.Fatal("a target placed in another bin was accepted")
+	} else if !strings.Contains(err.Error(), "not found") && !strings.Contains(err.Error(), "verification") {
+		t.Fatalf("unexpected error: %v", err)
+	}
+	if e.current() != "1.1.0" {
+		t.Fatal("current moved")
+	}
+	st := e.status()
+	if st.Components[0].State == client.StateStaged {
+		t.Fatal("staged a target from the wrong bin")
+	}
+}
+
+// moveToBin re-signs the repository with a target moved from its bin to
+// another (what a confused or malicious publisher could do).
+func moveToBin(t *testing.T, e *env, r *repo.Repo, p string, tf any, from, to string) {
+	t.Helper()
+	if err := r.MoveTargetForTest(p, from, to); err != nil {
+		t.Fatal(err)
+	}
+	files, err := r.Commit(e.keys, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.writeMetadata(files)
+}
