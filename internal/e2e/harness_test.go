@@ -2,17 +2,17 @@ package e2e
 
 import (
 	"bytes"
-	"net/http"
-	"sync"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
