@@ -262,6 +262,7 @@ func (a *Agent) install(st *State, name string, c *ComponentState, active []stri
 	if err := a.clearJournal(); err != nil {
 		return err
 	}
+	a.cacheArtifact(name, rel)
 	a.dropStaged(name, c)
 	pruneVersions(compDir, c.Installed, c.Previous)
 	return nil

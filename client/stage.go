@@ -138,7 +138,10 @@ func (a *Agent) stage(ctx context.Context, s *session, component string, rel *Re
 	if a.progress != nil {
 		progress = func(done, total int64) { a.progress(component, done, total) }
 	}
-	sum, err := s.download(ctx, tf, f, a.cfg.MaxRate, progress)
+	sum, ok := a.tryDelta(ctx, s, component, rel, dir, f)
+	if !ok {
+		sum, err = s.download(ctx, tf, f, a.cfg.MaxRate, progress)
+	}
 	if err == nil {
 		err = f.Sync()
 	}

@@ -87,6 +87,8 @@ type ReleaseOptions struct {
 	// installer's path); .msi and .exe get msiexec / quiet defaults.
 	Installer []string
 	Features  []repo.Feature
+	// DeltaFrom lists earlier versions to publish bsdiff patches from.
+	DeltaFrom []string
 	// Percent limits the release to that share of devices (0 or 100: all).
 	Percent int
 	Now     time.Time
@@ -253,6 +255,15 @@ func AddRelease(ctx context.Context, s Store, keys repo.Keys, trust *signer.Trus
 	if err := rel.Validate(); err != nil {
 		return nil, usagef("%v", err)
 	}
+	patches, err := makeDeltas(ctx, s, r, o, artPath, sum, rel)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		for _, p := range patches {
+			os.Remove(p.file)
+		}
+	}()
 	custom, err := rel.Custom()
 	if err != nil {
 		return nil, err
@@ -278,6 +289,11 @@ func AddRelease(ctx context.Context, s Store, keys repo.Keys, trust *signer.Trus
 	addedArt, err := r.AddImmutable(art)
 	if err != nil {
 		return nil, err
+	}
+	for _, p := range patches {
+		if _, err := r.AddImmutable(p.target); err != nil {
+			return nil, err
+		}
 	}
 	var sigT repo.Target
 	addedSig := false
@@ -319,6 +335,11 @@ func AddRelease(ctx context.Context, s Store, keys repo.Keys, trust *signer.Trus
 	// Nothing has been written so far. Now: targets, metadata, timestamp.
 	if addedArt {
 		if err := putFileIfAbsent(ctx, s, "targets/"+art.StorageName(), o.File, sum); err != nil {
+			return nil, err
+		}
+	}
+	for _, p := range patches {
+		if err := putFileIfAbsent(ctx, s, "targets/"+p.target.StorageName(), p.file, p.target.SHA256); err != nil {
 			return nil, err
 		}
 	}
@@ -369,7 +390,7 @@ func otherVersionFile(r *repo.Repo, component, platform, version, artPath string
 	}
 	prefix := component + "/" + platform + "/" + version + "/"
 	for p := range r.Targets.Signed.Targets {
-		if strings.HasPrefix(p, prefix) && p != artPath && !strings.HasSuffix(p, repo.SignatureSuffix) {
+		if strings.HasPrefix(p, prefix) && p != artPath && !strings.HasSuffix(p, repo.SignatureSuffix) && !strings.HasSuffix(p, ".bsdiff") {
 			return p
 		}
 	}

@@ -40,6 +40,8 @@ type Release struct {
 	Features        []Feature `json:"features,omitempty"`
 	MinAgentVersion string    `json:"min_agent_version,omitempty"`
 	HealthCheck     []string  `json:"health_check,omitempty"`
+	// Deltas are bsdiff patches from earlier releases to this one.
+	Deltas []Delta `json:"deltas,omitempty"`
 	// Installer is the command an "installer" release runs; "{file}" is
 	// replaced by the installer's path.
 	Installer []string `json:"installer,omitempty"`
@@ -48,6 +50,15 @@ type Release struct {
 	// warn where it is installed.
 	Yanked     bool   `json:"yanked,omitempty"`
 	YankReason string `json:"yank_reason,omitempty"`
+}
+
+// Delta links a release to a bsdiff patch (its own TUF target) that turns
+// the artifact of an earlier version into this one.
+type Delta struct {
+	From         string `json:"from"`
+	BaseSHA256   string `json:"base_sha256"`
+	Patch        string `json:"patch"`
+	ResultSHA256 string `json:"result_sha256"`
 }
 
 // Feature is a capability a release turns on.

@@ -33,6 +33,7 @@ func releaseAddCommand() *cli.Command {
 			&cli.StringFlag{Name: "file", Usage: "the `ARTIFACT` to publish", EnvVars: []string{"BCPUBLISH_FILE"}},
 			&cli.StringFlag{Name: "signature", Usage: "detached CMS signature `FILE.p7s` (default: ARTIFACT.p7s)", EnvVars: []string{"BCPUBLISH_SIGNATURE"}},
 			&cli.StringSliceFlag{Name: "channel", Usage: "channel `NAME` to point at this release (repeatable; default stable)", EnvVars: []string{"BCPUBLISH_CHANNEL"}},
+			&cli.StringSliceFlag{Name: "delta-from", Usage: "also publish a bsdiff patch from earlier `VERSION` (repeatable; needs bsdiff)", EnvVars: []string{"BCPUBLISH_DELTA_FROM"}},
 			&cli.IntFlag{Name: "percent", Usage: "staged rollout: only `P` percent of devices take it (default: all)", EnvVars: []string{"BCPUBLISH_PERCENT"}},
 			&cli.StringFlag{Name: "install", Usage: "install kind: archive, file, installer or self (default: archive for .tar.gz/.zip, else file)", EnvVars: []string{"BCPUBLISH_INSTALL"}},
 			&cli.StringFlag{Name: "installer", Usage: "installer `COMMAND` for --install installer; {file} is the installer (default for .msi: msiexec /i {file} /qn /norestart)", EnvVars: []string{"BCPUBLISH_INSTALLER"}},
@@ -74,6 +75,7 @@ func releaseAddCommand() *cli.Command {
 					HealthCheck: strings.Fields(c.String("health-check")),
 					Installer:   strings.Fields(c.String("installer")),
 					Percent:     c.Int("percent"),
+					DeltaFrom:   c.StringSlice("delta-from"),
 				}, nil)
 				return err
 			})

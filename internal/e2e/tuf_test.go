@@ -3,6 +3,7 @@ package e2e
 import (
 	"crypto"
 	"encoding/json"
+	"fmt"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -39,3 +40,5 @@ func deref(s *string) string {
 	}
 	return *s
 }
+
+func hexOf(b []byte) string { return fmt.Sprintf("%x", b) }
