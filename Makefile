@@ -27,8 +27,8 @@ fuzz: ## run each fuzz target for 30s
 	$(GO) test ./repo -run '^$$' -fuzz FuzzValidateTargetPath -fuzztime 30s
 	$(GO) test ./client -run '^$$' -fuzz FuzzExtractTarGz -fuzztime 30s
 
-bench: build ## benchmarks with the real binaries; writes docs/performance.md
-	$(GO) run ./internal/benchtool -bin $(BIN) -size 512 -out docs/performance.md
+bench: build ## benchmarks with the real binaries (needs bsdiff, wrk, nginx); writes docs/performance.md
+	$(GO) run ./internal/benchtool -bin $(BIN) -size 512 -targets 1000,10000,100000 -out docs/performance.md
 
 cross: ## cross-compile for windows-amd64 and linux-arm64
 	GOOS=windows GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/windows-amd64/ ./cmd/bcpublish ./cmd/bcagent

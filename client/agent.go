@@ -187,9 +187,10 @@ func (a *Agent) SetHTTPClient(c *http.Client) { a.http = c }
 // session is one verified view of the repository: a fresh go-tuf Updater
 // (it does a single Refresh and is not safe for concurrent use).
 type session struct {
-	up  *updater.Updater
-	f   *httpFetcher
-	url string
+	up       *updater.Updater
+	f        *httpFetcher
+	url      string
+	cacheDir string // small targets by sha256
 }
 
 func (a *Agent) refresh(ctx context.Context) (*session, error) {
@@ -225,7 +226,7 @@ func (a *Agent) refresh(ctx context.Context) (*session, error) {
 	// go-tuf writes its cache without fsync; the cached versions are the
 	// rollback protection, so make them durable.
 	syncCache(cfg.LocalMetadataDir)
-	return &session{up: up, f: f, url: base}, nil
+	return &session{up: up, f: f, url: base, cacheDir: filepath.Join(a.dir, "tuf", "cache")}, nil
 }
 
 // errTargetNotFound: verified metadata has no such target.
@@ -309,12 +310,22 @@ func (s *session) fetchSmall(ctx context.Context, path string, limit int64) ([]b
 	if err != nil {
 		return nil, nil, err
 	}
+	// Small targets (channel pointers, the device policy, CRLs) are cached
+	// by their signed sha256: a check that finds nothing new downloads
+	// only the root probe and timestamp.json.
+	cached := filepath.Join(s.cacheDir, sha)
+	if data, err := readFileLimited(cached, limit); err == nil && tf.VerifyLengthHashes(data) == nil {
+		return data, tf, nil
+	}
 	data, err := s.f.DownloadFile(s.targetURL(tf, sha), tf.Length, 0)
 	if err != nil {
 		return nil, nil, classifyTUF(fmt.Errorf("download %s: %w", path, err))
 	}
 	if err := tf.VerifyLengthHashes(data); err != nil {
 		return nil, nil, verifyf("%s does not match its signed length and sha256 (this may be an attack): %v", path, err)
+	}
+	if os.MkdirAll(s.cacheDir, 0o700) == nil {
+		atomicfile.WriteFile(cached, data, 0o600)
 	}
 	return data, tf, nil
 }

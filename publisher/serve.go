@@ -10,18 +10,39 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/beckmanconnect/bcupdate/repo"
 )
 
+// metaCacheMax bounds the metadata kept in memory by the handler.
+const (
+	metaCacheMax     = 64 << 10 // per file
+	metaCacheEntries = 4096
+	// timestampFresh is how long the handler serves timestamp.json from
+	// memory before reading it again (a CDN caches far longer).
+	timestampFresh = time.Second
+)
+
+type cached struct {
+	data []byte
+	at   time.Time
+}
+
 // Handler serves a store's metadata/ and targets/ over HTTP GET and HEAD,
-// with real 404s and no directory listings.
+// with real 404s and no directory listings. Small metadata is served from
+// memory: versioned files never change, timestamp.json is re-read at most
+// once a second.
 func Handler(s Store, log *slog.Logger) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	var cache sync.Map
+	var entries atomic.Int64
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if req.Method != http.MethodGet && req.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
@@ -29,6 +50,15 @@ func Handler(s Store, log *slog.Logger) http.Handler {
 			return
 		}
 		p := req.URL.Path
+		// Fast path: metadata already in memory (it passed the checks below
+		// when it was first served).
+		if v, ok := cache.Load(p); ok {
+			c := v.(cached)
+			if p != "/metadata/timestamp.json" || time.Since(c.at) < timestampFresh {
+				writeMeta(w, req, p, c.data)
+				return
+			}
+		}
 		var name string
 		switch {
 		case strings.HasPrefix(p, "/metadata/"):
@@ -42,6 +72,22 @@ func Handler(s Store, log *slog.Logger) http.Handler {
 		if repo.ValidateTargetPath(name) != nil {
 			http.NotFound(w, req)
 			return
+		}
+		if strings.HasPrefix(p, "/metadata/") {
+			data, _, err := s.Read(req.Context(), strings.TrimPrefix(p, "/"), metaCacheMax)
+			if err == nil {
+				if _, had := cache.Swap(p, cached{data: data, at: time.Now()}); !had && entries.Add(1) > metaCacheEntries {
+					cache.Clear()
+					entries.Store(0)
+				}
+				writeMeta(w, req, p, data)
+				return
+			}
+			if errors.Is(err, fs.ErrNotExist) {
+				http.NotFound(w, req)
+				return
+			}
+			// Too large for the cache: stream it below.
 		}
 		rc, err := s.Get(req.Context(), strings.TrimPrefix(p, "/"))
 		if errors.Is(err, fs.ErrNotExist) {
@@ -74,6 +120,26 @@ func Handler(s Store, log *slog.Logger) http.Handler {
 			io.Copy(w, rc)
 		}
 	})
+}
+
+var (
+	jsonType  = []string{"application/json"}
+	noCache   = []string{"no-cache"}
+	immutable = []string{"public, max-age=31536000, immutable"}
+)
+
+func writeMeta(w http.ResponseWriter, req *http.Request, p string, data []byte) {
+	h := w.Header()
+	h["Content-Type"] = jsonType
+	if p == "/metadata/timestamp.json" {
+		h["Cache-Control"] = noCache
+	} else {
+		h["Cache-Control"] = immutable
+	}
+	h["Content-Length"] = []string{strconv.Itoa(len(data))}
+	if req.Method == http.MethodGet {
+		w.Write(data)
+	}
 }
 
 // ServeOptions configure Serve.

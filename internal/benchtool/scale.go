@@ -1,0 +1,207 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata/config"
+	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
+)
+
+// noopBench: a no-op `bcagent check` (nothing new): requests and bytes,
+// against go-tuf's default fetcher refreshing the same repository.
+func noopBench(o options) (string, error) {
+	w, err := newWorld(0)
+	if err != nil {
+		return "", err
+	}
+	defer w.close()
+	f, err := w.artifact("notification-client-1.0.0.tar.gz", []byte("release"))
+	if err != nil {
+		return "", err
+	}
+	pub := filepath.Join(o.bin, "bcpublish")
+	if _, out, err := timed(pub, "release", "add", "--repo", w.store.Dir, "--keys", filepath.Join(w.dir, "keys"), "--trust", "keys.example/trust",
+		"--component", "notification-client", "--version", "1.0.0", "--platform", "linux-amd64", "--file", f); err != nil {
+		return "", fmt.Errorf("%v %s", err, out)
+	}
+	url, c, stop, err := w.serve()
+	if err != nil {
+		return "", err
+	}
+	defer stop()
+	state := filepath.Join(w.dir, "agent")
+	if err := w.agentInit(o.bin, url, state); err != nil {
+		return "", err
+	}
+	agent := filepath.Join(o.bin, "bcagent")
+	if _, _, err := timed(agent, "--state", state, "check"); err != nil {
+		return "", err
+	}
+	c.reset()
+	if _, _, err := timed(agent, "--state", state, "check"); err != nil {
+		return "", err
+	}
+	ours, oursBytes := c.requests.Load(), c.bytes.Load()
+
+	// go-tuf's default fetcher, from the same cached state.
+	cache := filepath.Join(w.dir, "gotuf")
+	if err := copyDir(filepath.Join(state, "tuf"), cache); err != nil {
+		return "", err
+	}
+	root, err := os.ReadFile(filepath.Join(cache, "root.json"))
+	if err != nil {
+		return "", err
+	}
+	cfg, err := config.New(url+"/metadata", root)
+	if err != nil {
+		return "", err
+	}
+	cfg.LocalMetadataDir, cfg.LocalTargetsDir, cfg.RemoteTargetsURL = cache, filepath.Join(cache, "t"), url+"/targets"
+	up, err := updater.New(cfg)
+	if err != nil {
+		return "", err
+	}
+	c.reset()
+	if err := up.Refresh(); err != nil {
+		return "", err
+	}
+	def, defBytes := c.requests.Load(), c.bytes.Load()
+	var b strings.Builder
+	fmt.Fprintf(&b, "| client | HTTP requests | bytes | target |\n|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| `bcagent check`, nothing new | %d | %s | root probe and timestamp.json only, ≤ 2 KiB |\n", ours, kib(oursBytes))
+	fmt.Fprintf(&b, "| go-tuf default fetcher, same refresh | %d | %s | |\n", def, kib(defBytes))
+	return b.String(), nil
+}
+
+// scaleBench: a check that finds one new release, and release add, in
+// repositories of growing size, flat and with hashed bins.
+func scaleBench(o options) (string, error) {
+	type row struct {
+		n, bins    int
+		add, check time.Duration
+		bytes      int64
+		metadata   int64
+		note       string
+	}
+	var rows []row
+	for _, n := range o.targets {
+		for _, bins := range []int{0, binsFor(n)} {
+			r := row{n: n, bins: bins}
+			if err := func() error {
+				w, err := newWorld(bins)
+				if err != nil {
+					return err
+				}
+				defer w.close()
+				if err := w.fill(n); err != nil {
+					return err
+				}
+				f, err := w.artifact("notification-client-1.0.0.tar.gz", []byte("new release"))
+				if err != nil {
+					return err
+				}
+				m, out, err := timed(filepath.Join(o.bin, "bcpublish"), "release", "add", "--repo", w.store.Dir, "--keys", filepath.Join(w.dir, "keys"),
+					"--trust", "keys.example/trust", "--component", "notification-client", "--version", "1.0.0", "--platform", "linux-amd64", "--file", f)
+				if err != nil {
+					if strings.Contains(out, "larger than") {
+						r.note = "targets.json exceeds the 16 MiB bound: use bins"
+						return nil
+					}
+					return err
+				}
+				r.add = m.wall
+				url, c, stop, err := w.serve()
+				if err != nil {
+					return err
+				}
+				defer stop()
+				state := filepath.Join(w.dir, "agent")
+				if err := w.agentInit(o.bin, url, state); err != nil {
+					return err
+				}
+				c.reset()
+				cm, out, err := timed(filepath.Join(o.bin, "bcagent"), "--state", state, "check")
+				if err != nil {
+					return fmt.Errorf("%v %s", err, out)
+				}
+				if !strings.Contains(out, "1.0.0 available") {
+					return fmt.Errorf("check did not find the release: %s", out)
+				}
+				r.check, r.bytes = cm.wall, c.bytes.Load()
+				r.metadata = dirSize(filepath.Join(w.store.Dir, "metadata"))
+				return nil
+			}(); err != nil {
+				return "", fmt.Errorf("%d targets, %d bins: %w", n, bins, err)
+			}
+			rows = append(rows, r)
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "| targets | layout | `release add` | `bcagent check` (finds it) | bytes downloaded | note |\n|---|---|---|---|---|---|\n")
+	flat := map[int]int64{}
+	var addFirst, addLast time.Duration
+	for _, r := range rows {
+		layout := "flat"
+		if r.bins > 0 {
+			layout = fmt.Sprintf("%d bins", r.bins)
+			if addFirst == 0 {
+				addFirst = r.add
+			}
+			addLast = r.add
+		} else {
+			flat[r.n] = r.bytes
+		}
+		note := r.note
+		if r.bins > 0 && flat[r.n] > 0 {
+			note = fmt.Sprintf("%.2f%% of the flat bytes", 100*float64(r.bytes)/float64(flat[r.n]))
+		}
+		if r.note != "" {
+			fmt.Fprintf(&b, "| %d | %s | n/a | n/a | n/a | %s |\n", r.n, layout, note)
+			continue
+		}
+		fmt.Fprintf(&b, "| %d | %s | %.2fs | %.2fs | %s | %s |\n", r.n, layout, r.add.Seconds(), r.check.Seconds(), kib(r.bytes), note)
+	}
+	if addFirst > 0 {
+		fmt.Fprintf(&b, "\nWith bins, `release add` at %d targets takes %.1fx its time at %d targets (target: within 3x). Target for bytes: bins under 2%% of flat at 100,000 targets (flat cannot go there: its targets.json passes the 16 MiB bound).\n",
+			o.targets[len(o.targets)-1], addLast.Seconds()/addFirst.Seconds(), o.targets[0])
+	}
+	return b.String(), nil
+}
+
+func dirSize(dir string) int64 {
+	var n int64
+	filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			n += fi.Size()
+		}
+		return nil
+	})
+	return n
+}
+
+func copyDir(src, dst string) error {
+	if err := os.MkdirAll(dst, 0o700); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
