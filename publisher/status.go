@@ -42,18 +42,35 @@ type RepoStatus struct {
 // (the roles a person re-signs); snapshot and timestamp, which a timer
 // re-signs, warn when the timer has visibly stopped (2 days, 6 hours).
 func Status(ctx context.Context, s Store, now time.Time, window ...time.Duration) (*RepoStatus, error) {
+	return status(ctx, s, now, true, window...)
+}
+
+// ExpiryWarnings is Status without counting targets (which, with bins,
+// reads every bin): what `release add` and `refresh` warn about.
+func ExpiryWarnings(ctx context.Context, s Store, now time.Time, window time.Duration) ([]string, error) {
+	st, err := status(ctx, s, now, false, window)
+	if err != nil {
+		return nil, err
+	}
+	return st.Warnings, nil
+}
+
+func status(ctx context.Context, s Store, now time.Time, count bool, window ...time.Duration) (*RepoStatus, error) {
 	r, err := loadRepo(ctx, s)
 	if err != nil {
 		return nil, err
 	}
-	all, err := r.AllTargets()
-	if err != nil {
-		return nil, err
-	}
-	st := &RepoStatus{Targets: len(all), Bins: r.Bins(), Warnings: []string{}}
-	for _, tf := range all {
-		if tf.Custom != nil {
-			st.Releases++
+	st := &RepoStatus{Bins: r.Bins(), Warnings: []string{}}
+	if count {
+		all, err := r.AllTargets()
+		if err != nil {
+			return nil, err
+		}
+		st.Targets = len(all)
+		for _, tf := range all {
+			if tf.Custom != nil {
+				st.Releases++
+			}
 		}
 	}
 	fix := map[string]string{

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math/bits"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -283,6 +284,31 @@ func (r *Repo) markDirty(bin string) {
 	} else {
 		r.dirty[bin] = true
 	}
+}
+
+// checkBinKeys makes sure the keys given can sign the bins (enough of
+// them are the delegation's keys), once, instead of verifying every bin
+// after signing it.
+func (r *Repo) checkBinKeys(keys Keys) error {
+	sr := r.succinct()
+	have := 0
+	for _, s := range keys[RoleTargets] {
+		pub, err := s.PublicKey()
+		if err != nil {
+			return err
+		}
+		k, err := metadata.KeyFromPublicKey(pub)
+		if err != nil {
+			return err
+		}
+		if id, _ := k.ID(); slices.Contains(sr.KeyIDs, id) {
+			have++
+		}
+	}
+	if have < sr.Threshold {
+		return fmt.Errorf("%w: the targets key given is not a key of the bins (%d of %d)", ErrWrongKey, have, sr.Threshold)
+	}
+	return nil
 }
 
 // AllTargets returns every target, loading every bin.
@@ -567,6 +593,11 @@ func (r *Repo) Commit(keys Keys, now time.Time) ([]File, error) {
 		names = append(names, name)
 	}
 	sort.Strings(names)
+	if len(names) > 0 {
+		if err := r.checkBinKeys(keys); err != nil {
+			return nil, err
+		}
+	}
 	for _, name := range names {
 		b := r.bins[name]
 		b.Signed.Version = max(b.Signed.Version, r.binFloor[name]) + 1
@@ -576,9 +607,6 @@ func (r *Repo) Commit(keys Keys, now time.Time) ([]File, error) {
 			if _, err := b.Sign(s); err != nil {
 				return nil, fmt.Errorf("sign %s: %w", name, err)
 			}
-		}
-		if err := r.Targets.VerifyDelegate(name, b); err != nil {
-			return nil, fmt.Errorf("%w: the targets key given does not sign the bins: %v", ErrWrongKey, err)
 		}
 		data, err := b.ToBytes(false)
 		if err != nil {

@@ -63,11 +63,11 @@ func statusCommand() *cli.Command {
 // warnExpiry prints a warning for every role expiring within 14 days
 // (root, targets) or whose refresh timer looks stopped, after a publish.
 func warnExpiry(c *cli.Context, s publisher.Store) {
-	st, err := publisher.Status(c.Context, s, time.Now(), 14*24*time.Hour)
+	warnings, err := publisher.ExpiryWarnings(c.Context, s, time.Now(), 14*24*time.Hour)
 	if err != nil {
 		return
 	}
-	for _, w := range st.Warnings {
+	for _, w := range warnings {
 		fmt.Fprintf(c.App.ErrWriter, "warning: %s\n", w)
 	}
 }
