@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,20 +24,51 @@ import (
 const (
 	metaCacheMax     = 64 << 10 // per file
 	metaCacheEntries = 4096
-	// timestampFresh is how long the handler serves timestamp.json from
-	// memory before reading it again (a CDN caches far longer).
-	timestampFresh = time.Second
 )
 
 type cached struct {
 	data []byte
 	at   time.Time
+	// version of timestamp.json in a store that can tell it cheaply
+	mod  time.Time
+	size int64
+}
+
+// stater is a store that can tell an object's modification time and size
+// without reading it (DirStore): timestamp.json is then always fresh.
+type stater interface {
+	stat(name string) (time.Time, int64, error)
+}
+
+func (d *DirStore) stat(name string) (time.Time, int64, error) {
+	p, err := d.path(name)
+	if err != nil {
+		return time.Time{}, 0, err
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return time.Time{}, 0, err
+	}
+	return fi.ModTime(), fi.Size(), nil
+}
+
+// fresh says whether a cached metadata file may be served as is.
+func fresh(s Store, p string, c cached) bool {
+	if p != "/metadata/timestamp.json" {
+		return true // versioned metadata never changes
+	}
+	if st, ok := s.(stater); ok {
+		mod, size, err := st.stat(strings.TrimPrefix(p, "/"))
+		return err == nil && mod.Equal(c.mod) && size == c.size
+	}
+	return false // no cheap way to know: read it every time
 }
 
 // Handler serves a store's metadata/ and targets/ over HTTP GET and HEAD,
 // with real 404s and no directory listings. Small metadata is served from
-// memory: versioned files never change, timestamp.json is re-read at most
-// once a second.
+// memory: versioned files never change, and timestamp.json is served from
+// memory only while the store says (by modification time and size) that
+// it has not changed.
 func Handler(s Store, log *slog.Logger) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -53,8 +85,7 @@ func Handler(s Store, log *slog.Logger) http.Handler {
 		// Fast path: metadata already in memory (it passed the checks below
 		// when it was first served).
 		if v, ok := cache.Load(p); ok {
-			c := v.(cached)
-			if p != "/metadata/timestamp.json" || time.Since(c.at) < timestampFresh {
+			if c := v.(cached); fresh(s, p, c) {
 				writeMeta(w, req, p, c.data)
 				return
 			}
@@ -74,9 +105,17 @@ func Handler(s Store, log *slog.Logger) http.Handler {
 			return
 		}
 		if strings.HasPrefix(p, "/metadata/") {
+			c := cached{at: time.Now()}
+			if st, ok := s.(stater); ok && p == "/metadata/timestamp.json" {
+				c.mod, c.size, _ = st.stat(strings.TrimPrefix(p, "/"))
+			}
 			data, _, err := s.Read(req.Context(), strings.TrimPrefix(p, "/"), metaCacheMax)
+			if err == nil && c.size != 0 && int64(len(data)) != c.size {
+				c.size = -1 // replaced while reading: do not trust the stat
+			}
+			c.data = data
 			if err == nil {
-				if _, had := cache.Swap(p, cached{data: data, at: time.Now()}); !had && entries.Add(1) > metaCacheEntries {
+				if _, had := cache.Swap(p, c); !had && entries.Add(1) > metaCacheEntries {
 					cache.Clear()
 					entries.Store(0)
 				}
