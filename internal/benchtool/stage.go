@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -81,8 +82,8 @@ func stageBench(bin string, size int64) (string, error) {
 	}
 	// Serve on loopback.
 	srv := exec.Command(pub, "serve", "--repo", filepath.Join(work, "repo"), "--addr", "127.0.0.1:0")
-	var srvOut bytes.Buffer
-	srv.Stdout = &srvOut
+	srvOut := &syncBuffer{}
+	srv.Stdout = srvOut
 	if err := srv.Start(); err != nil {
 		return "", err
 	}
@@ -185,4 +186,22 @@ func copySync(src, dst string) error {
 		return err
 	}
 	return out.Close()
+}
+
+// syncBuffer is a bytes.Buffer a child process may write while we read.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
