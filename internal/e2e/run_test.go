@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -78,7 +80,13 @@ func TestServiceStopsAndIsExclusive(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- client.Run(ctx, e.state, nil, client.RunOptions{Interval: time.Hour}) }()
-	time.Sleep(300 * time.Millisecond)
+	// Wait for its first poll (it writes state.json), so it surely holds the lock.
+	for i := 0; i < 100; i++ {
+		if _, err := os.Stat(filepath.Join(e.state, "state.json")); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	err := client.Run(context.Background(), e.state, nil, client.RunOptions{Cycles: 1})
 	if !errors.Is(err, client.ErrLocked) {
 		t.Fatalf("a second service must fail at once, got %v", err)
