@@ -91,9 +91,15 @@ func TestServiceStopsAndIsExclusive(t *testing.T) {
 	if !errors.Is(err, client.ErrLocked) {
 		t.Fatalf("a second service must fail at once, got %v", err)
 	}
-	// Commands at the terminal still work between polls.
-	if st := e.status(); st.Device.ID != "INST-0042" {
-		t.Fatal(st)
+	// Commands at the terminal still work: they wait for the poll to end.
+	a, err := client.OpenWait(context.Background(), e.state, nil, 10*time.Second)
+	if err != nil {
+		t.Fatalf("a command at the terminal while the service runs: %v", err)
+	}
+	st, err := a.Status()
+	a.Close()
+	if err != nil || st.Device.ID != "INST-0042" {
+		t.Fatal(st, err)
 	}
 	cancel()
 	select {
