@@ -50,7 +50,7 @@ func LoadKeys(dir string, roles ...string) (repo.Keys, error) {
 		p := filepath.Join(dir, role+".key")
 		s, err := signer.LoadRoleSigner(p)
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("--keys %s: no %s.key (make keys with bcpublish keys generate)", dir, role)
+			return nil, usagef("--keys %s: no %s.key (make keys with bcpublish keys generate)", dir, role)
 		}
 		if err != nil {
 			return nil, err
