@@ -172,6 +172,24 @@ func need(c *cli.Context, names ...string) error {
 	return nil
 }
 
+// openForPublish checks the flags a publish needs (--repo, keys, and
+// required), opens the repository and loads the online keys (targets,
+// snapshot, timestamp).
+func openForPublish(c *cli.Context, required ...string) (publisher.Store, repo.Keys, error) {
+	if err := need(c, append([]string{"repo", "keys"}, required...)...); err != nil {
+		return nil, nil, err
+	}
+	s, err := openStore(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	keys, err := loadKeys(c, repo.RoleTargets, repo.RoleSnapshot, repo.RoleTimestamp)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, keys, nil
+}
+
 func hasRoleKeyRefs(c *cli.Context) bool {
 	for _, role := range repo.TopLevelRoles {
 		if len(c.StringSlice(role+"-key")) > 0 {

@@ -21,14 +21,7 @@ func policyCommand() *cli.Command {
 			Flags: []cli.Flag{repoFlag(), keysFlag(),
 				&cli.StringFlag{Name: "file", Usage: "the policy `FILE` (devices.json)", EnvVars: []string{"BCPUBLISH_FILE"}}},
 			Action: func(c *cli.Context) error {
-				if err := need(c, "repo", "keys", "file"); err != nil {
-					return err
-				}
-				s, err := openStore(c)
-				if err != nil {
-					return err
-				}
-				keys, err := loadKeys(c, repo.RoleTargets, repo.RoleSnapshot, repo.RoleTimestamp)
+				s, keys, err := openForPublish(c, "file")
 				if err != nil {
 					return err
 				}

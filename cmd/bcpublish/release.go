@@ -149,14 +149,7 @@ func releasePromoteCommand() *cli.Command {
 			&cli.IntFlag{Name: "percent", Value: 100, Usage: "share of devices, `P` percent (staged rollout)", EnvVars: []string{"BCPUBLISH_PERCENT"}},
 		},
 		Action: func(c *cli.Context) error {
-			if err := need(c, "repo", "keys", "component", "platform", "from", "to"); err != nil {
-				return err
-			}
-			s, err := openStore(c)
-			if err != nil {
-				return err
-			}
-			keys, err := loadKeys(c, repo.RoleTargets, repo.RoleSnapshot, repo.RoleTimestamp)
+			s, keys, err := openForPublish(c, "component", "platform", "from", "to")
 			if err != nil {
 				return err
 			}
@@ -185,14 +178,7 @@ func releaseYankCommand() *cli.Command {
 			&cli.StringFlag{Name: "reason", Usage: "why, shown to the people at the PCs that have it", EnvVars: []string{"BCPUBLISH_REASON"}},
 		},
 		Action: func(c *cli.Context) error {
-			if err := need(c, "repo", "keys", "component", "platform", "version", "reason"); err != nil {
-				return err
-			}
-			s, err := openStore(c)
-			if err != nil {
-				return err
-			}
-			keys, err := loadKeys(c, repo.RoleTargets, repo.RoleSnapshot, repo.RoleTimestamp)
+			s, keys, err := openForPublish(c, "component", "platform", "version", "reason")
 			if err != nil {
 				return err
 			}

@@ -7,7 +7,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/beckmanconnect/bcupdate/publisher"
-	"github.com/beckmanconnect/bcupdate/repo"
 	"github.com/beckmanconnect/bcupdate/signer"
 )
 
@@ -23,14 +22,7 @@ func trustCommand() *cli.Command {
 				&cli.StringFlag{Name: "name", Usage: "target `NAME` (default: the file name without extension)", EnvVars: []string{"BCPUBLISH_CRL_NAME"}},
 			},
 			Action: func(c *cli.Context) error {
-				if err := need(c, "repo", "keys", "crl"); err != nil {
-					return err
-				}
-				s, err := openStore(c)
-				if err != nil {
-					return err
-				}
-				keys, err := loadKeys(c, repo.RoleTargets, repo.RoleSnapshot, repo.RoleTimestamp)
+				s, keys, err := openForPublish(c, "crl")
 				if err != nil {
 					return err
 				}
