@@ -26,6 +26,9 @@ lint: ## gofmt check and go vet
 fuzz: ## run each fuzz target for 30s
 	$(GO) test ./repo -run '^$$' -fuzz FuzzValidateTargetPath -fuzztime 30s
 	$(GO) test ./client -run '^$$' -fuzz FuzzExtractTarGz -fuzztime 30s
+	$(GO) test ./client -run '^$$' -fuzz FuzzBspatch -fuzztime 30s
+	$(GO) test ./signer -run '^$$' -fuzz FuzzVerifyDetached -fuzztime 30s
+	$(GO) test ./signer -run '^$$' -fuzz FuzzVerifyAuthenticode -fuzztime 30s
 
 bench: build ## benchmarks with the real binaries (needs bsdiff, wrk, nginx); writes docs/performance.md
 	$(GO) run ./internal/benchtool -bin $(BIN) -size 512 -targets 1000,10000,100000 -out docs/performance.md
