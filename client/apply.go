@@ -301,11 +301,20 @@ func (a *Agent) healthCheck(dir string, rel *Release) error {
 	if len(rel.Meta.HealthCheck) == 0 {
 		return nil
 	}
-	return a.runIn(dir, rel.Meta.HealthCheck, nil, durationOr(a.cfg.HealthTimeout, time.Minute), rel)
+	// The program is always one of the release's own files (never a name
+	// looked up in PATH): release metadata cannot run anything unsigned.
+	argv := append([]string{filepath.Join(dir, filepath.FromSlash(rel.Meta.HealthCheck[0]))}, rel.Meta.HealthCheck[1:]...)
+	if err := repo.ValidateHealthCheck(rel.Meta.HealthCheck); err != nil {
+		return verifyf("%v", err)
+	}
+	return a.runIn(dir, argv, nil, durationOr(a.cfg.HealthTimeout, time.Minute), rel)
 }
 
 // runInstaller runs the installer command the release declares.
 func (a *Agent) runInstaller(dir string, rel *Release) error {
+	if err := repo.ValidateInstaller(rel.Meta.Installer); err != nil {
+		return verifyf("%v", err)
+	}
 	file := filepath.Join(dir, path.Base(rel.Path))
 	argv := make([]string, len(rel.Meta.Installer))
 	for i, arg := range rel.Meta.Installer {
@@ -314,17 +323,10 @@ func (a *Agent) runInstaller(dir string, rel *Release) error {
 	return a.runIn(dir, argv, []string{"BCUPDATE_INSTALLER=" + file}, durationOr(a.cfg.InstallerTimeout, 30*time.Minute), rel)
 }
 
-// runIn runs argv with dir as working directory and a timeout. A relative
-// program name is resolved inside dir and must stay there.
+// runIn runs argv (validated by the caller) with dir as working directory
+// and a timeout.
 func (a *Agent) runIn(dir string, argv, env []string, timeout time.Duration, rel *Release) error {
 	prog := argv[0]
-	if !filepath.IsAbs(prog) && strings.ContainsRune(prog, '/') {
-		clean := filepath.Clean(filepath.FromSlash(prog))
-		if strings.HasPrefix(clean, "..") {
-			return fmt.Errorf("%s leaves the version directory", prog)
-		}
-		prog = filepath.Join(dir, clean)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, prog, argv[1:]...)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -61,6 +62,53 @@ type Delta struct {
 	ResultSHA256 string `json:"result_sha256"`
 }
 
+// Commands in release metadata come from TUF metadata, which the targets
+// key alone can change; they must only ever run code-signed bytes. So a
+// health check runs a program inside the release's own (code-signed)
+// files, and an installer runs the (code-signed) installer itself, with
+// msiexec or sh as the only interpreters, and plain flags as arguments.
+var (
+	flagRE     = regexp.MustCompile(`^(/[A-Za-z][A-Za-z0-9:_.=-]*|--?[A-Za-z][A-Za-z0-9_.=-]*)$`)
+	argRE      = regexp.MustCompile(`^[A-Za-z0-9_.=:/+-]*$`)
+	programRE  = regexp.MustCompile(`^[A-Za-z0-9_.+-]+(/[A-Za-z0-9_.+-]+)*$`)
+	installers = [][]string{{"{file}"}, {"msiexec", "/i", "{file}"}, {"sh", "{file}"}, {"/bin/sh", "{file}"}}
+)
+
+// ValidateInstaller checks an installer command: the installer itself, or
+// msiexec /i or sh on it, then flags only.
+func ValidateInstaller(argv []string) error {
+	if len(argv) == 0 {
+		return errors.New("install kind installer needs an installer command")
+	}
+	for _, prefix := range installers {
+		if len(argv) < len(prefix) || !slices.Equal(argv[:len(prefix)], prefix) {
+			continue
+		}
+		for _, a := range argv[len(prefix):] {
+			if !flagRE.MatchString(a) {
+				return fmt.Errorf("installer argument %q: only flags such as /qn or --quiet are allowed", a)
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("installer %q: want {file} [FLAGS], msiexec /i {file} [FLAGS] or sh {file} [FLAGS]: only the code-signed installer may run", strings.Join(argv, " "))
+}
+
+// ValidateHealthCheck checks a health check: a program inside the release
+// (a relative path without ..), then plain arguments.
+func ValidateHealthCheck(argv []string) error {
+	prog := argv[0]
+	if !programRE.MatchString(prog) || strings.Contains("/"+prog+"/", "/../") || strings.Contains("/"+prog+"/", "/./") {
+		return fmt.Errorf("health check %q: the program must be a path inside the release, such as bin/notification-client", prog)
+	}
+	for _, a := range argv[1:] {
+		if !argRE.MatchString(a) {
+			return fmt.Errorf("health check argument %q: only letters, digits and _ . = : / + - are allowed", a)
+		}
+	}
+	return nil
+}
+
 // Feature is a capability a release turns on.
 type Feature struct {
 	ID          string `json:"id"`
@@ -90,8 +138,17 @@ func (r *Release) Validate() error {
 	if !slices.Contains([]string{CodesignCMS, CodesignAuthenticode}, r.Codesign) {
 		return fmt.Errorf("codesign kind %q: want cms or authenticode", r.Codesign)
 	}
-	if r.Install == InstallInstaller && len(r.Installer) == 0 {
-		return fmt.Errorf("install kind installer needs an installer command")
+	if r.Install == InstallInstaller {
+		if err := ValidateInstaller(r.Installer); err != nil {
+			return err
+		}
+	} else if len(r.Installer) > 0 {
+		return fmt.Errorf("an installer command is only for install kind installer")
+	}
+	if len(r.HealthCheck) > 0 {
+		if err := ValidateHealthCheck(r.HealthCheck); err != nil {
+			return err
+		}
 	}
 	if r.MinAgentVersion != "" {
 		if _, err := ParseVersion(r.MinAgentVersion); err != nil {

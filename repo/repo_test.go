@@ -155,3 +155,36 @@ func TestCommitWithWrongKey(t *testing.T) {
 		t.Fatalf("want ErrVerification, got %v", err)
 	}
 }
+
+// TestCommandsRunOnlySignedCode: release metadata (signed by TUF only)
+// cannot name a command that runs anything but the code-signed files.
+func TestCommandsRunOnlySignedCode(t *testing.T) {
+	okInstallers := [][]string{{"{file}", "/quiet", "/norestart"}, {"msiexec", "/i", "{file}", "/qn", "/norestart"}, {"sh", "{file}", "--quiet"}}
+	badInstallers := [][]string{{}, {"sh", "-c", "rm -rf /"}, {"msiexec", "/i", `\\evil\share\x.msi`}, {"msiexec", "/i", "{file}", "TRANSFORMS=evil.mst"},
+		{"cmd", "/c", "{file}"}, {"{file}", "; rm -rf /"}, {"powershell", "{file}"}}
+	for _, argv := range okInstallers {
+		if err := repo.ValidateInstaller(argv); err != nil {
+			t.Errorf("%q refused: %v", argv, err)
+		}
+	}
+	for _, argv := range badInstallers {
+		if err := repo.ValidateInstaller(argv); err == nil {
+			t.Errorf("%q accepted", argv)
+		}
+	}
+	for _, argv := range [][]string{{"bin/notification-client", "--version"}, {"nc.exe", "--health"}} {
+		if err := repo.ValidateHealthCheck(argv); err != nil {
+			t.Errorf("%q refused: %v", argv, err)
+		}
+	}
+	// A bare name is a file inside the release: the agent runs <version>/sh,
+	// never a program from PATH.
+	if err := repo.ValidateHealthCheck([]string{"sh", "--version"}); err != nil {
+		t.Errorf("bare name: %v", err)
+	}
+	for _, argv := range [][]string{{"sh", "-c", "touch /tmp/x"}, {"/bin/sh"}, {"../../bin/sh"}, {"bin/../../../bin/sh"}, {"bin/x", "$(reboot)"}, {"./bin/x"}} {
+		if err := repo.ValidateHealthCheck(argv); err == nil {
+			t.Errorf("%q accepted", argv)
+		}
+	}
+}

@@ -8,10 +8,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/beckmanconnect/bcupdate/client"
 	"github.com/beckmanconnect/bcupdate/internal/testutil"
 	"github.com/beckmanconnect/bcupdate/publisher"
+	"github.com/beckmanconnect/bcupdate/repo"
 )
 
 // script is a release whose bin/notification-client exits with code.
@@ -137,5 +139,63 @@ func TestRecoveryFinishesOrUndoes(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(e.state, "journal.json")); !os.IsNotExist(err) {
 		t.Error("journal left behind")
+	}
+}
+
+// TestMetadataCannotRunUnsignedCommands: someone with the TUF targets key
+// but no code-signing certificate publishes a validly code-signed old
+// artifact with a health check or installer that would run a shell
+// command. The agent refuses the release; nothing runs.
+func TestMetadataCannotRunUnsignedCommands(t *testing.T) {
+	for name, edit := range map[string]func(r *repo.Release){
+		"health check": func(r *repo.Release) { r.HealthCheck = []string{"/bin/sh", "-c", "touch PWNED"} },
+		"installer": func(r *repo.Release) {
+			r.Install = repo.InstallInstaller
+			r.Installer = []string{"sh", "-c", "touch PWNED"}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			e.publish("1.0.0")
+			e.mustInstall("1.0.0")
+			rel := &repo.Release{Component: component, Version: "1.1.0", Platform: platform, Install: repo.InstallArchive,
+				Codesign: repo.CodesignCMS, Released: time.Now().UTC().Format(time.RFC3339)}
+			edit(rel)
+			if rel.Validate() == nil {
+				t.Fatal("the publisher-side check accepted it")
+			}
+			// Bypass the publisher: write the target with raw metadata.
+			data := tarball(t, "1.1.0")
+			custom, _ := json.Marshal(map[string]any{"bc": rel})
+			raw := json.RawMessage(custom)
+			r := e.loadRepo()
+			art := repo.NewTarget(repo.ArtifactPath(component, platform, "1.1.0", artifactName("1.1.0")), data, &raw)
+			sig := sign(t, data, e.pki.Leaf)
+			sigT := repo.NewTarget(art.Path+".p7s", sig, nil)
+			r.Set(art)
+			r.Set(sigT)
+			ptr, _ := json.Marshal(repo.Pointer{Release: art.Path})
+			pt := repo.NewTarget(repo.ChannelPath(component, platform, "stable"), ptr, nil)
+			r.Set(pt)
+			files, err := r.Commit(e.keys, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.writeTarget(art, data)
+			e.writeTarget(sigT, sig)
+			e.writeTarget(pt, ptr)
+			e.writeMetadata(files)
+			if err := e.check(); !errors.Is(err, client.ErrVerification) {
+				t.Fatalf("want a verification failure, got %v", err)
+			}
+			e.stage()
+			e.apply()
+			if e.current() != "1.0.0" {
+				t.Fatal("installed")
+			}
+			if matches, _ := filepath.Glob(filepath.Join(e.install, "*", "*", "PWNED")); len(matches) > 0 {
+				t.Fatal("a command from metadata ran")
+			}
+		})
 	}
 }
