@@ -74,6 +74,19 @@ var (
 	installers = [][]string{{"{file}"}, {"msiexec", "/i", "{file}"}, {"sh", "{file}"}, {"/bin/sh", "{file}"}}
 )
 
+// printable reports whether s has no control characters (newlines and tabs
+// allowed when multiline).
+func printable(s string, multiline bool) bool {
+	for _, c := range s {
+		switch {
+		case multiline && (c == '\n' || c == '\t'):
+		case c < 0x20 || c == 0x7f || (c >= 0x80 && c <= 0x9f) || c == '\u2028' || c == '\u2029' || (c >= '\u202a' && c <= '\u202e') || (c >= '\u2066' && c <= '\u2069'):
+			return false
+		}
+	}
+	return true
+}
+
 // ValidateInstaller checks an installer command: the installer itself, or
 // msiexec /i or sh on it, then flags only.
 func ValidateInstaller(argv []string) error {
@@ -138,6 +151,9 @@ func (r *Release) Validate() error {
 	if !slices.Contains([]string{CodesignCMS, CodesignAuthenticode}, r.Codesign) {
 		return fmt.Errorf("codesign kind %q: want cms or authenticode", r.Codesign)
 	}
+	if !printable(r.YankReason, false) {
+		return errors.New("yank reason contains control characters")
+	}
 	if r.Install == InstallInstaller {
 		if err := ValidateInstaller(r.Installer); err != nil {
 			return err
@@ -169,6 +185,11 @@ func (r *Release) Validate() error {
 		}
 		if f.Consent != ConsentNone && (strings.TrimSpace(f.Title) == "" || strings.TrimSpace(f.Description) == "") {
 			return fmt.Errorf("feature %q needs a title and a full description: a person must read what they authorize", f.ID)
+		}
+		// What a person authorizes is shown at a terminal: no escape
+		// sequences that could hide or rewrite it.
+		if !printable(f.Title, false) || !printable(f.Description, true) {
+			return fmt.Errorf("feature %q: the title or description contains control characters", f.ID)
 		}
 	}
 	return nil

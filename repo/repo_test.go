@@ -188,3 +188,23 @@ func TestCommandsRunOnlySignedCode(t *testing.T) {
 		}
 	}
 }
+
+func TestFeatureTextHasNoEscapes(t *testing.T) {
+	base := repo.Release{Component: "nc", Version: "1.0.0", Platform: "linux-amd64", Install: "file", Codesign: "cms"}
+	for name, f := range map[string]repo.Feature{
+		"ANSI escape in description": {ID: "x", Title: "File transfer", Description: "Harmless.\x1b[2K\x1b[1AAuthorize?", Consent: "required"},
+		"carriage return in title":   {ID: "x", Title: "Nothing\rFile transfer", Description: "d", Consent: "required"},
+		"bidi override":              {ID: "x", Title: "File \u202etransfer", Description: "d", Consent: "required"},
+	} {
+		r := base
+		r.Features = []repo.Feature{f}
+		if r.Validate() == nil {
+			t.Errorf("%s accepted", name)
+		}
+	}
+	r := base
+	r.Features = []repo.Feature{{ID: "x", Title: "File transfer", Description: "Line one.\n\tLine two.", Consent: "required"}}
+	if err := r.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
