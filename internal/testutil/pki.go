@@ -73,6 +73,20 @@ func serial(t testing.TB) *big.Int {
 	return n
 }
 
+// issue creates and parses a certificate.
+func issue(t testing.TB, tmpl, parent *x509.Certificate, pub crypto.PublicKey, key crypto.Signer) *x509.Certificate {
+	t.Helper()
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
+}
+
 // NewRoot makes a self-signed root CA.
 func NewRoot(t testing.TB, cn string) *CA {
 	t.Helper()
@@ -86,14 +100,7 @@ func NewRoot(t testing.TB, cn string) *CA {
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert := issue(t, tmpl, tmpl, key.Public(), key)
 	return &CA{Cert: cert, Key: key}
 }
 
@@ -119,14 +126,7 @@ func (ca *CA) IntermediateEKU(t testing.TB, cn string, eku []x509.ExtKeyUsage) *
 		MaxPathLen:            0,
 		MaxPathLenZero:        true,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert := issue(t, tmpl, ca.Cert, key.Public(), ca.Key)
 	return &CA{Cert: cert, Key: key, chain: append([]*x509.Certificate{cert}, ca.chain...)}
 }
 
@@ -177,14 +177,7 @@ func (ca *CA) Leaf(t testing.TB, o LeafOptions) *Leaf {
 	if o.CriticalExtension {
 		tmpl.ExtraExtensions = []pkix.Extension{{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1}, Critical: true, Value: []byte{0x05, 0x00}}}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert := issue(t, tmpl, ca.Cert, key.Public(), ca.Key)
 	return &Leaf{Cert: cert, Key: key, Chain: append([]*x509.Certificate{cert}, ca.chain...)}
 }
 

@@ -43,14 +43,7 @@ func NewTSA(t testing.TB, name string) *TSA {
 		BasicConstraintsValid: true,
 		ExtraExtensions:       []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 37}, Critical: true, Value: eku}},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, root.Cert, key.Public(), root.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert := issue(t, tmpl, root.Cert, key.Public(), root.Key)
 	return &TSA{Root: root, Cert: cert, Key: key, Chain: []*x509.Certificate{cert, root.Cert}}
 }
 
@@ -143,14 +136,7 @@ func (ca *CA) Impostor(t testing.TB) *CA {
 	tmpl.SubjectKeyId = nil
 	tmpl.AuthorityKeyId = nil
 	tmpl.PublicKey = key.Public()
-	der, err := x509.CreateCertificate(rand.Reader, &tmpl, &tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert := issue(t, &tmpl, &tmpl, key.Public(), key)
 	return &CA{Cert: cert, Key: key}
 }
 
@@ -167,13 +153,6 @@ func SelfSignedLeaf(t testing.TB) *Leaf {
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
 		BasicConstraintsValid: true,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cert := issue(t, tmpl, tmpl, key.Public(), key)
 	return &Leaf{Cert: cert, Key: key, Chain: []*x509.Certificate{cert}}
 }
