@@ -19,9 +19,10 @@ test: ## run every test with -race (fuzz seed corpora included)
 demo: build ## publish, serve and install a release end to end on loopback
 	BIN=$(CURDIR)/$(BIN) bash scripts/demo.sh
 
-lint: ## gofmt check and go vet
+lint: ## gofmt check, go vet and staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 fuzz: ## run each fuzz target for 30s
 	$(GO) test ./repo -run '^$$' -fuzz FuzzValidateTargetPath -fuzztime 30s

@@ -418,5 +418,3 @@ func targetSHA256(tf *metadata.TargetFiles) (string, error) {
 	}
 	return fmt.Sprintf("%x", []byte(h)), nil
 }
-
-func (a *Agent) now() time.Time { return time.Now() }

@@ -354,16 +354,19 @@ func (t *Trust) verifyTimestamp(cs *pkcs9.CounterSignature) ([]*x509.Certificate
 	if err != nil {
 		return nil, verr("timestamp authority %s is not trusted: %s (pinned TSA roots are in %s/tsa-roots)", who, chainError(err, t.Dir, "timeStamping"), t.Dir)
 	}
+	lastErr := verr("timestamp authority %s is not trusted", who)
 	for _, chain := range chains {
 		if err := checkAlgorithms(chain); err != nil {
-			return nil, err
+			lastErr = err
+			continue
 		}
 		if _, err := t.checkRevocation(chain, cs.SigningTime, false); err != nil {
-			return nil, verr("timestamp authority: %v", err)
+			lastErr = verr("timestamp authority: %v", err)
+			continue
 		}
 		return chain, nil
 	}
-	return nil, verr("timestamp authority %s is not trusted", who)
+	return nil, lastErr
 }
 
 // chainError turns an x509 verification error into a sentence.

@@ -148,7 +148,7 @@ func LoadTrust(dir string) (*Trust, error) {
 		t.Publishers = append(t.Publishers, id)
 	}
 	if len(t.Publishers) == 0 {
-		return nil, fmt.Errorf("trust directory: %s lists no publisher; add a line such as O=Beckman Coulter, Inc.", pubFile)
+		return nil, fmt.Errorf(`trust directory: %s lists no publisher; add a line such as "O=Beckman Coulter, Inc."`, pubFile)
 	}
 	return t, nil
 }
