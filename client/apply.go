@@ -466,6 +466,15 @@ func (a *Agent) Rollback(ctx context.Context, name string) (*CheckReport, error)
 	from := c.Installed
 	c.Installed, c.Previous = c.Previous, c.Installed
 	c.InstalledRelease, c.PreviousRelease = c.PreviousRelease, c.InstalledRelease
+	// A person rolled back: the release they left is not installed again
+	// by the service until a newer one appears.
+	if c.PreviousRelease != nil {
+		held := *c.PreviousRelease
+		c.Failed = &held
+		c.LastError = "rolled back by hand from " + from
+	}
+	c.Staged, c.Available = nil, nil
+	a.dropStaged(name, c)
 	updateComponentState(c)
 	if err := a.saveState(st); err != nil {
 		return nil, err

@@ -71,6 +71,10 @@ func TestPublishInstallUpdate(t *testing.T) {
 	if e.current() != "1.1.0" {
 		t.Fatalf("rollback left current at %s", e.current())
 	}
+	// The release rolled back from is not offered again until a newer one.
+	e.mustInstall("1.1.0")
+	e.publish("1.3.0")
+	e.mustInstall("1.3.0")
 }
 
 func TestNoDowngrade(t *testing.T) {
