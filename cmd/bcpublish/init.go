@@ -18,14 +18,7 @@ func initCommand() *cli.Command {
 			&cli.IntFlag{Name: "bins", Usage: "delegate targets to `N` hashed bins (a power of two; about the square root of the targets you expect)", EnvVars: []string{"BCPUBLISH_BINS"}},
 		},
 		Action: func(c *cli.Context) error {
-			if err := need(c, "repo", "keys"); err != nil {
-				return err
-			}
-			s, err := openStore(c)
-			if err != nil {
-				return err
-			}
-			keys, err := loadKeys(c, repo.TopLevelRoles...)
+			s, keys, err := openWithKeys(c, repo.TopLevelRoles)
 			if err != nil {
 				return err
 			}

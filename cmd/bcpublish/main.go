@@ -176,6 +176,11 @@ func need(c *cli.Context, names ...string) error {
 // required), opens the repository and loads the online keys (targets,
 // snapshot, timestamp).
 func openForPublish(c *cli.Context, required ...string) (publisher.Store, repo.Keys, error) {
+	return openWithKeys(c, []string{repo.RoleTargets, repo.RoleSnapshot, repo.RoleTimestamp}, required...)
+}
+
+// openWithKeys is openForPublish with the roles whose keys to load.
+func openWithKeys(c *cli.Context, roles []string, required ...string) (publisher.Store, repo.Keys, error) {
 	if err := need(c, append([]string{"repo", "keys"}, required...)...); err != nil {
 		return nil, nil, err
 	}
@@ -183,7 +188,7 @@ func openForPublish(c *cli.Context, required ...string) (publisher.Store, repo.K
 	if err != nil {
 		return nil, nil, err
 	}
-	keys, err := loadKeys(c, repo.RoleTargets, repo.RoleSnapshot, repo.RoleTimestamp)
+	keys, err := loadKeys(c, roles...)
 	if err != nil {
 		return nil, nil, err
 	}

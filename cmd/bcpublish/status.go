@@ -80,18 +80,11 @@ func refreshCommand() *cli.Command {
 			&cli.BoolFlag{Name: "targets", Usage: "re-sign targets too (needs the targets key)", EnvVars: []string{"BCPUBLISH_REFRESH_TARGETS"}},
 		},
 		Action: func(c *cli.Context) error {
-			if err := need(c, "repo", "keys"); err != nil {
-				return err
-			}
-			s, err := openStore(c)
-			if err != nil {
-				return err
-			}
 			roles := []string{repo.RoleSnapshot, repo.RoleTimestamp}
 			if c.Bool("targets") {
 				roles = append(roles, repo.RoleTargets)
 			}
-			keys, err := loadKeys(c, roles...)
+			s, keys, err := openWithKeys(c, roles)
 			if err != nil {
 				return err
 			}
