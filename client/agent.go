@@ -346,6 +346,12 @@ func (s *session) download(ctx context.Context, tf *metadata.TargetFiles, f *os.
 	}
 	h := sha256.New()
 	if off > tf.Length {
+		// Longer than the signed length: start again. Truncate only then:
+		// on ext4 a truncate to zero marks the file for a flush at close
+		// (auto_da_alloc), which would make staging wait for the disk.
+		if err := f.Truncate(0); err != nil {
+			return nil, err
+		}
 		off = 0
 	}
 	if off > 0 {
@@ -356,13 +362,12 @@ func (s *session) download(ctx context.Context, tf *metadata.TargetFiles, f *os.
 			return nil, fmt.Errorf("re-reading the partial download: %w", err)
 		}
 	}
-	if err := f.Truncate(off); err != nil {
-		return nil, err
-	}
 	if _, err := f.Seek(off, io.SeekStart); err != nil {
 		return nil, err
 	}
 	url := s.targetURL(tf, sha)
+	pipe := newPipeline(f, h)
+	defer pipe.Close()
 	var last error
 	for attempt := 0; attempt < maxAttempts && off < tf.Length; attempt++ {
 		if attempt > 0 {
@@ -372,7 +377,7 @@ func (s *session) download(ctx context.Context, tf *metadata.TargetFiles, f *os.
 			case <-time.After(retryBase << (attempt - 1)):
 			}
 		}
-		n, restarted, err := s.f.fetchRange(ctx, url, off, tf.Length, &meteredWriter{w: &parallelWriter{file: f, hash: h}, rate: rate, start: time.Now(), base: off, total: tf.Length, progress: progress}, func() error {
+		n, restarted, err := s.f.fetchRange(ctx, url, off, tf.Length, &meteredWriter{w: pipe, rate: rate, start: time.Now(), base: off, total: tf.Length, progress: progress}, func() error {
 			h.Reset()
 			if err := f.Truncate(0); err != nil {
 				return err
@@ -380,6 +385,11 @@ func (s *session) download(ctx context.Context, tf *metadata.TargetFiles, f *os.
 			_, err := f.Seek(0, io.SeekStart)
 			return err
 		})
+		if ferr := pipe.Flush(); ferr != nil {
+			// A disk error is not retried: the next stage resumes from
+			// what the file really holds.
+			return nil, fmt.Errorf("write %s: %w", f.Name(), ferr)
+		}
 		if restarted {
 			off = 0
 		}

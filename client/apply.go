@@ -172,7 +172,16 @@ func (a *Agent) install(st *State, name string, c *ComponentState, active []stri
 			return fmt.Errorf("staged signature: %w", err)
 		}
 	}
-	if _, err := a.verifyCode(rel.File, sig, rel); err != nil {
+	if _, err := a.verifyStaged(rel.File, sig, rel); err != nil {
+		if errors.Is(err, ErrVerification) {
+			// The staged copy changed on disk or was lost in a power cut
+			// before it reached the disk: drop it, so the next check
+			// downloads the release again instead of failing here forever.
+			a.dropStaged(name, c)
+			if serr := a.saveState(st); serr != nil {
+				return errors.Join(err, serr)
+			}
+		}
 		return err
 	}
 	if rel.Meta.Install == repo.InstallSelf {
@@ -366,7 +375,7 @@ func unpack(rel *Release, dir string) error {
 			return fmt.Errorf("%s: archive kind not recognised (want .tar.gz, .tgz or .zip)", name)
 		}
 	case repo.InstallFile, repo.InstallInstaller:
-		// The staged file is verified and fsynced: link it in place (no
+		// The staged file was just verified and fsynced: link it in place (no
 		// second copy of the bytes), or copy it across file systems.
 		dst := filepath.Join(dir, name)
 		if err := os.Link(rel.File, dst); err == nil {

@@ -294,21 +294,3 @@ func (m *meteredWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// parallelWriter writes each chunk to the file and to the hash at the same
-// time: on a machine whose disk is the bottleneck, hashing costs no time.
-type parallelWriter struct {
-	file io.Writer
-	hash io.Writer
-}
-
-func (p *parallelWriter) Write(b []byte) (int, error) {
-	if len(b) < 64<<10 {
-		p.hash.Write(b)
-		return p.file.Write(b)
-	}
-	done := make(chan struct{})
-	go func() { p.hash.Write(b); close(done) }()
-	n, err := p.file.Write(b)
-	<-done
-	return n, err
-}

@@ -142,9 +142,11 @@ func (a *Agent) stage(ctx context.Context, s *session, component string, rel *Re
 	if !ok {
 		sum, err = s.download(ctx, tf, f, a.cfg.MaxRate, progress)
 	}
-	if err == nil {
-		err = f.Sync()
-	}
+	// No fsync here: a staged file is only ever used after install has read
+	// it again, checked it against the signed sha256 and fsynced it (see
+	// verifyStaged), so a power cut that loses staged bytes costs a second
+	// download, never a broken install. Between stage and the apply window
+	// the kernel writes the bytes back on its own.
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -179,17 +181,25 @@ func (a *Agent) stage(ctx context.Context, s *session, component string, rel *Re
 	return &out, nil
 }
 
-// verifyCode checks a local file against the release's sha256 and length
-// and then its code signature (detached CMS or embedded Authenticode), with
-// the CRLs the repository published, reading the file once for CMS.
-func (a *Agent) verifyCode(file string, sig []byte, rel *Release) (*signer.Result, error) {
-	f, err := os.Open(file)
+// verifyStaged checks a staged file against the release's sha256 and
+// length and then its code signature (detached CMS or embedded
+// Authenticode), with the CRLs the repository published, reading the file
+// once for CMS, and makes it durable: stage does not fsync, this does,
+// before anything is installed from it.
+func (a *Agent) verifyStaged(file string, sig []byte, rel *Release) (*signer.Result, error) {
+	// Read-write: Windows flushes only handles opened for writing.
+	f, err := os.OpenFile(file, os.O_RDWR, 0)
 	if err != nil {
 		return nil, err
 	}
 	hw := newHashingWriter(io.Discard)
-	_, err = io.Copy(hw, f)
-	f.Close()
+	_, err = io.CopyBuffer(hw, f, make([]byte, 1<<20))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"crypto/rand"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/beckmanconnect/bcupdate/client"
+	"github.com/beckmanconnect/bcupdate/internal/testutil"
 	"github.com/beckmanconnect/bcupdate/publisher"
 )
 
@@ -100,5 +103,56 @@ func TestResumeInterruptedDownload(t *testing.T) {
 	got, _ := os.ReadFile(filepath.Join(e.install, component, "current", filepath.Base(res.Path)))
 	if string(got) != string(body) {
 		t.Fatal("installed file differs")
+	}
+}
+
+// Stage does not fsync the artifact; install reads it again, checks it
+// against the signed sha256 and fsyncs it first. A staged file whose bytes
+// were lost (a power cut before writeback leaves zeros or a short file) or
+// changed is refused, dropped, and downloaded again by the next stage: the
+// PC stays on its old version meanwhile.
+func TestLostStagedBytesAreDownloadedAgain(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		spoil func(string) error
+	}{
+		{"zeroed", func(p string) error {
+			fi, err := os.Stat(p)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(p, make([]byte, fi.Size()), 0o600)
+		}},
+		{"truncated", func(p string) error { return os.Truncate(p, 0) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.publish("1.0.0")
+			e.mustInstall("1.0.0")
+			res := e.publish("1.1.0")
+			if err := e.check(); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.stage(); err != nil {
+				t.Fatal(err)
+			}
+			staged := filepath.Join(e.state, "staging", component, "1.1.0", filepath.Base(res.Path))
+			if err := tc.spoil(staged); err != nil {
+				t.Fatal(err)
+			}
+			before := testutil.HashTree(t, e.install)
+			err := e.apply()
+			if !errors.Is(err, client.ErrVerification) || !strings.Contains(err.Error(), "does not match the signed sha256") {
+				t.Fatalf("apply of a spoiled staged file: %v", err)
+			}
+			if got := testutil.HashTree(t, e.install); got != before || e.current() != "1.0.0" {
+				t.Fatalf("a refused install changed install/ (current %s)", e.current())
+			}
+			if _, err := os.Stat(staged); !os.IsNotExist(err) {
+				t.Fatalf("the spoiled staged file was kept: %v", err)
+			}
+			// The next cycle downloads it again and installs it.
+			e.mustInstall("1.1.0")
+		})
 	}
 }

@@ -1,0 +1,135 @@
+package client
+
+import (
+	"io"
+	"sync"
+)
+
+// Pipeline depth and chunk size: at most pipelineChunks chunks of
+// pipelineChunk bytes are in flight, so memory stays flat.
+const (
+	pipelineChunk  = 1 << 20
+	pipelineChunks = 4
+)
+
+// pipeline takes downloaded bytes off the network reader and writes them
+// to the file and to the hash on two goroutines of their own, so a download
+// runs as fast as the slowest of network, hash and disk rather than their
+// sum. Write copies into a free chunk and returns; it blocks only when
+// every chunk is in flight. Flush waits until everything accepted is both
+// written and hashed and returns the first write error; the hash may be
+// read only after Flush. After a write error the pipeline accepts nothing
+// more (the caller must not go on: what the file holds no longer matches
+// what was accepted). Close stops the goroutines.
+type pipeline struct {
+	free      chan []byte
+	toFile    chan pipeItem
+	toHash    chan pipeItem
+	done      sync.WaitGroup
+	mu        sync.Mutex
+	err       error
+	closeOnce sync.Once
+}
+
+type pipeChunk struct {
+	buf  []byte
+	refs sync.WaitGroup
+}
+
+// pipeItem is a chunk to process, or (chunk nil) a flush marker.
+type pipeItem struct {
+	c     *pipeChunk
+	flush *sync.WaitGroup
+}
+
+func newPipeline(file, hash io.Writer) *pipeline {
+	p := &pipeline{
+		free:   make(chan []byte, pipelineChunks),
+		toFile: make(chan pipeItem, pipelineChunks+1),
+		toHash: make(chan pipeItem, pipelineChunks+1),
+	}
+	for i := 0; i < pipelineChunks; i++ {
+		p.free <- make([]byte, pipelineChunk)
+	}
+	p.done.Add(2)
+	go p.run(p.toFile, func(b []byte) error {
+		_, err := file.Write(b)
+		return err
+	})
+	go p.run(p.toHash, func(b []byte) error {
+		hash.Write(b) // hash.Hash never fails
+		return nil
+	})
+	return p
+}
+
+func (p *pipeline) run(in chan pipeItem, do func([]byte) error) {
+	defer p.done.Done()
+	for it := range in {
+		if it.flush != nil {
+			it.flush.Done()
+			continue
+		}
+		if p.failed() == nil {
+			if err := do(it.c.buf); err != nil {
+				p.fail(err)
+			}
+		}
+		it.c.refs.Done()
+	}
+}
+
+func (p *pipeline) fail(err error) {
+	p.mu.Lock()
+	if p.err == nil {
+		p.err = err
+	}
+	p.mu.Unlock()
+}
+
+func (p *pipeline) failed() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
+func (p *pipeline) Write(b []byte) (int, error) {
+	n := 0
+	for len(b) > 0 {
+		if err := p.failed(); err != nil {
+			return n, err
+		}
+		buf := <-p.free
+		m := copy(buf[:cap(buf)], b)
+		c := &pipeChunk{buf: buf[:m]}
+		c.refs.Add(2)
+		go func() { c.refs.Wait(); p.free <- buf[:cap(buf)] }()
+		p.toFile <- pipeItem{c: c}
+		p.toHash <- pipeItem{c: c}
+		n += m
+		b = b[m:]
+	}
+	return n, nil
+}
+
+// Flush waits until every accepted byte is written and hashed.
+func (p *pipeline) Flush() error {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	p.toFile <- pipeItem{flush: &wg}
+	p.toHash <- pipeItem{flush: &wg}
+	wg.Wait()
+	return p.failed()
+}
+
+// Close flushes and stops the pipeline; it may be called more than once.
+func (p *pipeline) Close() error {
+	var err error
+	p.closeOnce.Do(func() {
+		err = p.Flush()
+		close(p.toFile)
+		close(p.toHash)
+		p.done.Wait()
+	})
+	return err
+}
