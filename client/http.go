@@ -293,4 +293,3 @@ func (m *meteredWriter) Write(p []byte) (int, error) {
 	}
 	return n, err
 }
-
