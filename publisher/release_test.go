@@ -1,12 +1,8 @@
 package publisher_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -180,52 +176,6 @@ func withDefaults(o publisher.ReleaseOptions) publisher.ReleaseOptions {
 		o.Platform = "windows-amd64"
 	}
 	return o
-}
-
-func TestHandler(t *testing.T) {
-	f := newFixture(t)
-	file := f.artifact(t, "nc.zip", "zip bytes", f.pki.Leaf)
-	res, err := f.add(publisher.ReleaseOptions{Version: "1.0.0", File: file})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(publisher.Handler(f.store, nil))
-	defer srv.Close()
-	cases := []struct {
-		path   string
-		status int
-		body   string
-		cache  string
-	}{
-		{"/metadata/timestamp.json", 200, `"_type": "timestamp"`, "no-cache"},
-		{"/metadata/1.root.json", 200, `"_type": "root"`, "immutable"},
-		{"/targets/" + repo.ConsistentName(res.Path, res.SHA256), 200, "zip bytes", "immutable"},
-		{"/metadata/", 404, "", ""},
-		{"/metadata/9.root.json", 404, "", ""},
-		{"/targets/notification-client/", 404, "", ""},
-		{"/targets/../metadata/timestamp.json", 404, "", ""},
-		{"/keys/root.key", 404, "", ""},
-		{"/", 404, "", ""},
-	}
-	for _, tc := range cases {
-		resp, err := http.Get(srv.URL + tc.path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != tc.status || !bytes.Contains(b, []byte(tc.body)) || !strings.Contains(resp.Header.Get("Cache-Control"), tc.cache) {
-			t.Errorf("GET %s: %d %q cache=%q", tc.path, resp.StatusCode, b, resp.Header.Get("Cache-Control"))
-		}
-	}
-	resp, err := http.Post(srv.URL+"/metadata/timestamp.json", "application/json", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusMethodNotAllowed {
-		t.Errorf("POST: %d", resp.StatusCode)
-	}
 }
 
 // TestExpiryWindowEdges: a role is named exactly when it expires within the

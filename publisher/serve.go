@@ -1,6 +1,7 @@
 package publisher
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -10,12 +11,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/beckmanconnect/bcupdate/repo"
 )
@@ -64,17 +68,115 @@ func fresh(s Store, p string, c cached) bool {
 	return false // no cheap way to know: read it every time
 }
 
-// Handler serves a store's metadata/ and targets/ over HTTP GET and HEAD,
-// with real 404s and no directory listings. Small metadata is served from
-// memory: versioned files never change, and timestamp.json is served from
-// memory only while the store says (by modification time and size) that
-// it has not changed.
-func Handler(s Store, log *slog.Logger) http.Handler {
+// repoServer is what both HTTP front ends share: the store, the metadata
+// kept in memory, and the decision of what a path gets.
+type repoServer struct {
+	s       Store
+	log     *slog.Logger
+	cache   sync.Map
+	entries atomic.Int64
+}
+
+func newRepoServer(s Store, log *slog.Logger) *repoServer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	var cache sync.Map
-	var entries atomic.Int64
+	return &repoServer{s: s, log: log}
+}
+
+// resource is what a GET of a path gets: metadata from memory (data), a
+// stream from the store (body), or a status with no body.
+type resource struct {
+	status int
+	data   []byte
+	body   io.ReadCloser
+}
+
+var (
+	jsonType  = []string{"application/json"}
+	octets    = []string{"application/octet-stream"}
+	noCache   = []string{"no-cache"}
+	immutable = []string{"public, max-age=31536000, immutable"}
+)
+
+// headersFor gives a served path's Content-Type and Cache-Control.
+func headersFor(p string) (contentType, cacheControl []string) {
+	contentType, cacheControl = octets, immutable
+	if strings.HasSuffix(p, ".json") {
+		contentType = jsonType
+	}
+	if p == "/metadata/timestamp.json" {
+		// Versioned metadata and hash-named targets never change; this does.
+		cacheControl = noCache
+	}
+	return contentType, cacheControl
+}
+
+// find decides what p (a decoded URL path) gets. Only metadata/ and
+// targets/ are served, under the repository's path rules (no "..", no
+// directories).
+func (sv *repoServer) find(ctx context.Context, p string) resource {
+	// Fast path: metadata already in memory (it passed the checks below
+	// when it was first served).
+	if v, ok := sv.cache.Load(p); ok {
+		if c := v.(cached); fresh(sv.s, p, c) {
+			return resource{status: http.StatusOK, data: c.data}
+		}
+	}
+	var name string
+	switch {
+	case strings.HasPrefix(p, "/metadata/"):
+		name = strings.TrimPrefix(p, "/metadata/")
+	case strings.HasPrefix(p, "/targets/"):
+		name = strings.TrimPrefix(p, "/targets/")
+	default:
+		return resource{status: http.StatusNotFound}
+	}
+	if repo.ValidateTargetPath(name) != nil {
+		return resource{status: http.StatusNotFound}
+	}
+	key := strings.TrimPrefix(p, "/")
+	if strings.HasPrefix(p, "/metadata/") {
+		c := cached{at: time.Now()}
+		if st, ok := sv.s.(stater); ok && p == "/metadata/timestamp.json" {
+			c.mod, c.size, _ = st.stat(key)
+		}
+		data, _, err := sv.s.Read(ctx, key, metaCacheMax)
+		if err == nil && c.size != 0 && int64(len(data)) != c.size {
+			c.size = -1 // replaced while reading: do not trust the stat
+		}
+		c.data = data
+		if err == nil {
+			if _, had := sv.cache.Swap(p, c); !had && sv.entries.Add(1) > metaCacheEntries {
+				sv.cache.Clear()
+				sv.entries.Store(0)
+			}
+			return resource{status: http.StatusOK, data: data}
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			return resource{status: http.StatusNotFound}
+		}
+		// Too large for the cache: stream it below.
+	}
+	rc, err := sv.s.Get(ctx, key)
+	if errors.Is(err, fs.ErrNotExist) {
+		return resource{status: http.StatusNotFound}
+	}
+	if err != nil {
+		sv.log.Error("serve", "path", p, "err", err)
+		return resource{status: http.StatusInternalServerError}
+	}
+	return resource{status: http.StatusOK, body: rc}
+}
+
+// Handler serves a store's metadata/ and targets/ over HTTP GET and HEAD
+// (net/http), with real 404s and no directory listings. Small metadata is
+// served from memory: versioned files never change, and timestamp.json is
+// served from memory only while the store says (by modification time and
+// size) that it has not changed. Serve uses the same rules with a faster
+// HTTP engine; Handler is for embedding (and tests).
+func Handler(s Store, log *slog.Logger) http.Handler {
+	sv := newRepoServer(s, log)
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if req.Method != http.MethodGet && req.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
@@ -82,103 +184,29 @@ func Handler(s Store, log *slog.Logger) http.Handler {
 			return
 		}
 		p := req.URL.Path
-		// Fast path: metadata already in memory (it passed the checks below
-		// when it was first served).
-		if v, ok := cache.Load(p); ok {
-			if c := v.(cached); fresh(s, p, c) {
-				writeMeta(w, req, p, c.data)
-				return
-			}
-		}
-		var name string
-		switch {
-		case strings.HasPrefix(p, "/metadata/"):
-			name = strings.TrimPrefix(p, "/metadata/")
-		case strings.HasPrefix(p, "/targets/"):
-			name = strings.TrimPrefix(p, "/targets/")
-		default:
-			http.NotFound(w, req)
+		res := sv.find(req.Context(), p)
+		if res.status != http.StatusOK {
+			http.Error(w, strings.ToLower(http.StatusText(res.status)), res.status)
 			return
 		}
-		if repo.ValidateTargetPath(name) != nil {
-			http.NotFound(w, req)
-			return
-		}
-		if strings.HasPrefix(p, "/metadata/") {
-			c := cached{at: time.Now()}
-			if st, ok := s.(stater); ok && p == "/metadata/timestamp.json" {
-				c.mod, c.size, _ = st.stat(strings.TrimPrefix(p, "/"))
-			}
-			data, _, err := s.Read(req.Context(), strings.TrimPrefix(p, "/"), metaCacheMax)
-			if err == nil && c.size != 0 && int64(len(data)) != c.size {
-				c.size = -1 // replaced while reading: do not trust the stat
-			}
-			c.data = data
-			if err == nil {
-				if _, had := cache.Swap(p, c); !had && entries.Add(1) > metaCacheEntries {
-					cache.Clear()
-					entries.Store(0)
-				}
-				writeMeta(w, req, p, data)
-				return
-			}
-			if errors.Is(err, fs.ErrNotExist) {
-				http.NotFound(w, req)
-				return
-			}
-			// Too large for the cache: stream it below.
-		}
-		rc, err := s.Get(req.Context(), strings.TrimPrefix(p, "/"))
-		if errors.Is(err, fs.ErrNotExist) {
-			http.NotFound(w, req)
-			return
-		}
-		if err != nil {
-			log.Error("serve", "path", p, "err", err)
-			http.Error(w, "internal error", http.StatusInternalServerError)
-			return
-		}
-		defer rc.Close()
 		h := w.Header()
-		if strings.HasSuffix(name, ".json") {
-			h.Set("Content-Type", "application/json")
-		} else {
-			h.Set("Content-Type", "application/octet-stream")
+		h["Content-Type"], h["Cache-Control"] = headersFor(p)
+		if res.body == nil {
+			h["Content-Length"] = []string{strconv.Itoa(len(res.data))}
+			if req.Method == http.MethodGet {
+				w.Write(res.data)
+			}
+			return
 		}
-		if p == "/metadata/timestamp.json" {
-			h.Set("Cache-Control", "no-cache")
-		} else {
-			// Versioned metadata and hash-named targets never change.
-			h.Set("Cache-Control", "public, max-age=31536000, immutable")
-		}
-		if rs, ok := rc.(io.ReadSeeker); ok {
+		defer res.body.Close()
+		if rs, ok := res.body.(io.ReadSeeker); ok {
 			http.ServeContent(w, req, "", time.Time{}, rs)
 			return
 		}
 		if req.Method == http.MethodGet {
-			io.Copy(w, rc)
+			io.Copy(w, res.body)
 		}
 	})
-}
-
-var (
-	jsonType  = []string{"application/json"}
-	noCache   = []string{"no-cache"}
-	immutable = []string{"public, max-age=31536000, immutable"}
-)
-
-func writeMeta(w http.ResponseWriter, req *http.Request, p string, data []byte) {
-	h := w.Header()
-	h["Content-Type"] = jsonType
-	if p == "/metadata/timestamp.json" {
-		h["Cache-Control"] = noCache
-	} else {
-		h["Cache-Control"] = immutable
-	}
-	h["Content-Length"] = []string{strconv.Itoa(len(data))}
-	if req.Method == http.MethodGet {
-		w.Write(data)
-	}
 }
 
 // ServeOptions configure Serve.
@@ -192,6 +220,9 @@ type ServeOptions struct {
 }
 
 // Serve serves a store until ctx is cancelled, then shuts down gracefully.
+// It answers as Handler does, on fasthttp: a gateway that thousands of
+// agents poll spends its time on timestamp.json, and net/http costs about
+// twice nginx's CPU per such request (docs/performance.md).
 func Serve(ctx context.Context, s Store, o ServeOptions) error {
 	if o.Addr == "" {
 		o.Addr = "127.0.0.1:8080"
@@ -199,25 +230,33 @@ func Serve(ctx context.Context, s Store, o ServeOptions) error {
 	if (o.TLSCert == "") != (o.TLSKey == "") {
 		return usagef("--tls-cert and --tls-key go together")
 	}
+	var tlsConfig *tls.Config
+	if o.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(o.TLSCert, o.TLSKey)
+		if err != nil {
+			return fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	}
 	ln, err := net.Listen("tcp", o.Addr)
 	if err != nil {
 		return fmt.Errorf("--addr %s: %w", o.Addr, err)
 	}
-	srv := &http.Server{
-		Handler:           Handler(s, o.Log),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       60 * time.Second,
-	}
 	scheme := "http"
-	if o.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(o.TLSCert, o.TLSKey)
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("--tls-cert/--tls-key: %w", err)
-		}
-		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
-		ln = tls.NewListener(ln, srv.TLSConfig)
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
 		scheme = "https"
+	}
+	sv := newRepoServer(s, o.Log)
+	srv := &fasthttp.Server{
+		Handler:               sv.serveFast,
+		NoDefaultServerHeader: true,
+		NoDefaultContentType:  true,
+		ReadTimeout:           10 * time.Second,
+		IdleTimeout:           60 * time.Second,
+		MaxRequestBodySize:    4 << 10, // GET and HEAD only
+		CloseOnShutdown:       true,
+		Logger:                fastLogger{sv.log},
 	}
 	if o.Ready != nil {
 		o.Ready(scheme + "://" + ln.Addr().String())
@@ -230,6 +269,97 @@ func Serve(ctx context.Context, s Store, o ServeOptions) error {
 	case <-ctx.Done():
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		return srv.Shutdown(sctx)
+		return srv.ShutdownWithContext(sctx)
 	}
+}
+
+// serveFast is Handler's twin on fasthttp.
+func (sv *repoServer) serveFast(ctx *fasthttp.RequestCtx) {
+	h := &ctx.Response.Header
+	if !ctx.IsGet() && !ctx.IsHead() {
+		ctx.Error("method not allowed", http.StatusMethodNotAllowed) // resets the headers
+		h.Set("Allow", "GET, HEAD")
+		return
+	}
+	// The decoded path, as net/http gives it: no normalizing, so
+	// "/targets/../x" is refused like in Handler, not resolved.
+	p, err := url.PathUnescape(string(ctx.URI().PathOriginal()))
+	if err != nil {
+		ctx.Error("not found", http.StatusNotFound)
+		return
+	}
+	if i := strings.IndexByte(p, '?'); i >= 0 {
+		p = p[:i]
+	}
+	res := sv.find(ctx, p)
+	if res.status != http.StatusOK {
+		ctx.Error(strings.ToLower(http.StatusText(res.status)), res.status)
+		return
+	}
+	ct, cc := headersFor(p)
+	h.SetContentType(ct[0])
+	h.Set("Cache-Control", cc[0])
+	if res.body == nil {
+		ctx.Response.SetBodyRaw(res.data) // cached bytes are never modified
+		return
+	}
+	size := int64(-1)
+	var body io.Reader = res.body
+	if rs, ok := res.body.(io.ReadSeeker); ok {
+		if size, err = rs.Seek(0, io.SeekEnd); err == nil {
+			_, err = rs.Seek(0, io.SeekStart)
+		}
+		if err != nil {
+			res.body.Close()
+			sv.log.Error("serve", "path", p, "err", err)
+			ctx.Error("internal server error", http.StatusInternalServerError)
+			return
+		}
+		h.Set("Accept-Ranges", "bytes")
+		// One range, and not with If-Range (we send no validators): a
+		// server may always answer a Range request with the whole body.
+		if rg := ctx.Request.Header.Peek("Range"); len(rg) > 0 && !bytes.Contains(rg, []byte(",")) && len(ctx.Request.Header.Peek("If-Range")) == 0 {
+			start, end, err := fasthttp.ParseByteRange(rg, int(size))
+			if err != nil {
+				res.body.Close()
+				ctx.Error("range not satisfiable", http.StatusRequestedRangeNotSatisfiable)
+				h.Set("Content-Range", fmt.Sprintf("bytes */%d", size))
+				return
+			}
+			if _, err := rs.Seek(int64(start), io.SeekStart); err != nil {
+				res.body.Close()
+				ctx.Error("internal server error", http.StatusInternalServerError)
+				return
+			}
+			h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, end, size))
+			ctx.SetStatusCode(http.StatusPartialContent)
+			size = int64(end - start + 1)
+			body = io.LimitReader(res.body, size)
+		}
+	}
+	if ctx.IsHead() {
+		res.body.Close()
+		if size >= 0 {
+			h.SetContentLength(int(size))
+		}
+		ctx.Response.SkipBody = true
+		return
+	}
+	ctx.SetBodyStream(readCloser{body, res.body}, int(size))
+}
+
+// readCloser reads from one reader and closes another (fasthttp closes a
+// body stream that is an io.Closer once it is sent).
+type readCloser struct {
+	io.Reader
+	c io.Closer
+}
+
+func (r readCloser) Close() error { return r.c.Close() }
+
+// fastLogger sends fasthttp's messages (connection errors) to our log.
+type fastLogger struct{ log *slog.Logger }
+
+func (l fastLogger) Printf(format string, args ...any) {
+	l.log.Warn("serve", "msg", fmt.Sprintf(format, args...))
 }
