@@ -104,7 +104,14 @@ type ReleaseResult struct {
 	TargetsVersion   int64
 	TimestampVersion int64
 	Verified         *signer.Result
+	// Warnings: roles of the repository as committed that expire within
+	// ExpiryWarnWindow (root, targets) or whose refresh timer looks stopped.
+	Warnings []string
 }
+
+// ExpiryWarnWindow is how far ahead a publish warns of root and targets
+// expiry.
+const ExpiryWarnWindow = 14 * 24 * time.Hour
 
 // DefaultInstallKind picks the install kind from a file name.
 func DefaultInstallKind(file string) string {
@@ -358,6 +365,7 @@ func AddRelease(ctx context.Context, s Store, keys repo.Keys, trust *signer.Trus
 	}
 	res.TargetsVersion = r.Targets.Signed.Version
 	res.TimestampVersion = r.Timestamp.Signed.Version
+	res.Warnings = expiryWarnings(r, o.Now, ExpiryWarnWindow)
 	return res, nil
 }
 

@@ -270,3 +270,27 @@ func TestLoserOfARaceFailsClearlyOrRetries(t *testing.T) {
 		t.Fatalf("after the retry: %+v", list)
 	}
 }
+
+// release add reports the expiry warnings of the repository it committed.
+func TestReleaseAddWarnsOfExpiry(t *testing.T) {
+	f := newFixture(t)
+	res, err := f.add(publisher.ReleaseOptions{Version: "1.0.0", File: f.artifact(t, "nc.zip", "zip", f.pki.Leaf)})
+	if err != nil || len(res.Warnings) != 0 {
+		t.Fatalf("a fresh repository: %v %v", res, err)
+	}
+	// A repository initialized 355 days ago: its root (365 days) expires
+	// within the 14-day window; targets, snapshot and timestamp are signed
+	// afresh by the publish.
+	old := &publisher.DirStore{Dir: filepath.Join(f.dir, "old")}
+	if _, err := publisher.Init(context.Background(), old, f.keys, time.Now().Add(-355*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	res, err = publisher.AddRelease(context.Background(), old, f.keys, f.trust, publisher.ReleaseOptions{Component: "notification-client", Platform: "windows-amd64",
+		Version: "1.0.0", File: f.artifact(t, "old/nc.zip", "zip", f.pki.Leaf)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "root v1 expires in 9 days") {
+		t.Fatalf("warnings %q", res.Warnings)
+	}
+}

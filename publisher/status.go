@@ -60,6 +60,20 @@ func status(ctx context.Context, s Store, now time.Time, count bool, window ...t
 	if err != nil {
 		return nil, err
 	}
+	return statusOf(r, now, count, window...)
+}
+
+// expiryWarnings are ExpiryWarnings for a repository already in memory
+// (just committed).
+func expiryWarnings(r *repo.Repo, now time.Time, window time.Duration) []string {
+	st, err := statusOf(r, now, false, window)
+	if err != nil {
+		return nil
+	}
+	return st.Warnings
+}
+
+func statusOf(r *repo.Repo, now time.Time, count bool, window ...time.Duration) (*RepoStatus, error) {
 	st := &RepoStatus{Bins: r.Bins(), Warnings: []string{}}
 	if count {
 		all, err := r.AllTargets()

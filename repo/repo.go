@@ -240,7 +240,7 @@ func (r *Repo) bin(name string) (*metadata.Metadata[metadata.TargetsType], error
 	if err := meta.VerifyLengthHashes(data); err != nil {
 		return nil, fmt.Errorf("%w: %s does not match the snapshot: %v", ErrVerification, file, err)
 	}
-	b, err := metadata.Targets().FromBytes(data)
+	b, err := parseTargets(data)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrVerification, file, err)
 	}
@@ -479,7 +479,7 @@ func Load(read ReadFunc) (*Repo, error) {
 	if err := tMeta.VerifyLengthHashes(data); err != nil {
 		return nil, fmt.Errorf("%w: %s does not match the snapshot: %v", ErrVerification, name, err)
 	}
-	if r.Targets, err = metadata.Targets().FromBytes(data); err != nil {
+	if r.Targets, err = parseTargets(data); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrVerification, name, err)
 	}
 	if err := r.Root.VerifyDelegate(RoleTargets, r.Targets); err != nil {

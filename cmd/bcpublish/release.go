@@ -86,9 +86,11 @@ func releaseAddCommand() *cli.Command {
 				fmt.Fprintf(c.App.Writer, "%s is already published with this content; nothing changed\n", res.Path)
 				return nil
 			}
-			defer warnExpiry(c, s)
 			fmt.Fprintf(c.App.Writer, "published %s (%d bytes, sha256 %.12s…, signed by %s) on channel %s; targets v%d, timestamp v%d\n",
 				res.Path, res.Length, res.SHA256, res.Verified.Publisher, strings.Join(res.Channels, ","), res.TargetsVersion, res.TimestampVersion)
+			for _, w := range res.Warnings {
+				fmt.Fprintf(c.App.ErrWriter, "warning: %s\n", w)
+			}
 			return nil
 		},
 	}

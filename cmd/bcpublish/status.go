@@ -63,7 +63,7 @@ func statusCommand() *cli.Command {
 // warnExpiry prints a warning for every role expiring within 14 days
 // (root, targets) or whose refresh timer looks stopped, after a publish.
 func warnExpiry(c *cli.Context, s publisher.Store) {
-	warnings, err := publisher.ExpiryWarnings(c.Context, s, time.Now(), 14*24*time.Hour)
+	warnings, err := publisher.ExpiryWarnings(c.Context, s, time.Now(), publisher.ExpiryWarnWindow)
 	if err != nil {
 		return
 	}

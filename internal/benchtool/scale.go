@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -101,20 +102,28 @@ func scaleBench(o options) (string, error) {
 					return err
 				}
 				r.metadata = dirSize(filepath.Join(w.store.Dir, "metadata"))
-				f, err := w.artifact("notification-client-1.0.0.tar.gz", []byte("new release"))
-				if err != nil {
-					return err
-				}
-				m, out, err := timed(filepath.Join(o.bin, "bcpublish"), "release", "add", "--repo", w.store.Dir, "--keys", filepath.Join(w.dir, "keys"),
-					"--trust", "keys.example/trust", "--component", "notification-client", "--version", "1.0.0", "--platform", "linux-amd64", "--file", f)
-				if err != nil {
-					if strings.Contains(out, "larger than") {
-						r.note = fmt.Sprintf("its metadata is %s: targets.json passes the 16 MiB bound, so agents cannot use it", kib(r.metadata))
-						return nil
+				// Several releases, one after another: the median time.
+				var adds []time.Duration
+				var last string
+				for i := 0; i < addRuns(o); i++ {
+					last = fmt.Sprintf("1.0.%d", i)
+					f, err := w.artifact("notification-client-"+last+".tar.gz", []byte("new release "+last))
+					if err != nil {
+						return err
 					}
-					return err
+					m, out, err := timed(filepath.Join(o.bin, "bcpublish"), "release", "add", "--repo", w.store.Dir, "--keys", filepath.Join(w.dir, "keys"),
+						"--trust", "keys.example/trust", "--component", "notification-client", "--version", last, "--platform", "linux-amd64", "--file", f)
+					if err != nil {
+						if strings.Contains(out, "larger than") {
+							r.note = fmt.Sprintf("its metadata is %s: targets.json passes the 16 MiB bound, so agents cannot use it", kib(r.metadata))
+							return nil
+						}
+						return err
+					}
+					adds = append(adds, m.wall)
 				}
-				r.add = m.wall
+				slices.Sort(adds)
+				r.add = adds[len(adds)/2]
 				url, c, stop, err := w.serve()
 				if err != nil {
 					return err
@@ -129,7 +138,7 @@ func scaleBench(o options) (string, error) {
 				if err != nil {
 					return fmt.Errorf("%v %s", err, out)
 				}
-				if !strings.Contains(out, "1.0.0 available") {
+				if !strings.Contains(out, last+" available") {
 					return fmt.Errorf("check did not find the release: %s", out)
 				}
 				r.check, r.bytes = cm.wall, c.bytes.Load()
@@ -166,14 +175,24 @@ func scaleBench(o options) (string, error) {
 			fmt.Fprintf(&b, "| %d | %s | n/a | n/a | n/a | %s |\n", r.n, layout, note)
 			continue
 		}
-		fmt.Fprintf(&b, "| %d | %s | %.2fs | %.2fs | %s | %s |\n", r.n, layout, r.add.Seconds(), r.check.Seconds(), kib(r.bytes), note)
+		fmt.Fprintf(&b, "| %d | %s | %s | %s | %s | %s |\n", r.n, layout, ms(r.add), ms(r.check), kib(r.bytes), note)
 	}
 	if addFirst > 0 {
-		fmt.Fprintf(&b, "\nWith bins, `release add` at %d targets takes %.1fx its time at %d targets (target: within 3x). Target for bytes: bins under 2%% of flat at 100,000 targets (flat cannot go there: its targets.json passes the 16 MiB bound).\n",
-			o.targets[len(o.targets)-1], addLast.Seconds()/addFirst.Seconds(), o.targets[0])
+		fmt.Fprintf(&b, "\n`release add` times are the median of %d releases published one after another. With bins, `release add` at %d targets takes %.1fx its time at %d targets (target: within 3x). Target for bytes: bins under 2%% of flat at 100,000 targets (flat cannot go there: its targets.json passes the 16 MiB bound).\n",
+			addRuns(o), o.targets[len(o.targets)-1], addLast.Seconds()/addFirst.Seconds(), o.targets[0])
 	}
 	return b.String(), nil
 }
+
+// addRuns is how many releases each scale row publishes (median taken).
+func addRuns(o options) int {
+	if o.quick {
+		return 2
+	}
+	return 5
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%d ms", d.Milliseconds()) }
 
 func dirSize(dir string) int64 {
 	var n int64
