@@ -91,16 +91,20 @@ func TestParseTargetsMatchesGoTUF(t *testing.T) {
 		"unknown signed field":    func(s string) string { return strings.Replace(s, `"_type"`, `"x-extra":[1,2],"_type"`, 1) },
 		"unknown target field":    func(s string) string { return strings.Replace(s, `"length":1000`, `"x-extra":{},"length":1000`, 1) },
 		"unknown signature field": func(s string) string { return strings.Replace(s, `"keyid"`, `"x-extra":"y","keyid"`, 1) },
-		"empty hashes":            func(s string) string { return strings.Replace(s, `"hashes":{"sha256":"0101010101010101010101010101010101010101010101010101010101010101"}`, `"hashes":{}`, 1) },
-		"odd hex":                 func(s string) string { return strings.Replace(s, `"sig":"0102"`, `"sig":"010"`, 1) },
-		"not hex":                 func(s string) string { return strings.Replace(s, `"sig":"0102"`, `"sig":"zz"`, 1) },
-		"duplicate signature":     func(s string) string { return strings.Replace(s, strings.Repeat("cd", 32), strings.Repeat("ab", 32), 1) },
-		"other type":              func(s string) string { return strings.Replace(s, `"_type":"targets"`, `"_type":"snapshot"`, 1) },
-		"bad expiry":              func(s string) string { return strings.Replace(s, `2027-01-02T03:04:05Z`, `tomorrow`, 1) },
-		"float version":           func(s string) string { return strings.Replace(s, `"version":7`, `"version":7.5`, 1) },
-		"trailing data":           func(s string) string { return s + `{}` },
-		"not an object":           func(string) string { return `[1,2]` },
-		"truncated":               func(s string) string { return s[:len(s)/2] },
+		"empty hashes": func(s string) string {
+			return strings.Replace(s, `"hashes":{"sha256":"0101010101010101010101010101010101010101010101010101010101010101"}`, `"hashes":{}`, 1)
+		},
+		"odd hex": func(s string) string { return strings.Replace(s, `"sig":"0102"`, `"sig":"010"`, 1) },
+		"not hex": func(s string) string { return strings.Replace(s, `"sig":"0102"`, `"sig":"zz"`, 1) },
+		"duplicate signature": func(s string) string {
+			return strings.Replace(s, strings.Repeat("cd", 32), strings.Repeat("ab", 32), 1)
+		},
+		"other type":    func(s string) string { return strings.Replace(s, `"_type":"targets"`, `"_type":"snapshot"`, 1) },
+		"bad expiry":    func(s string) string { return strings.Replace(s, `2027-01-02T03:04:05Z`, `tomorrow`, 1) },
+		"float version": func(s string) string { return strings.Replace(s, `"version":7`, `"version":7.5`, 1) },
+		"trailing data": func(s string) string { return s + `{}` },
+		"not an object": func(string) string { return `[1,2]` },
+		"truncated":     func(s string) string { return s[:len(s)/2] },
 	} {
 		edited := edit(string(base))
 		if edited == string(base) {
