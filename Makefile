@@ -26,6 +26,7 @@ lint: ## gofmt check, go vet and staticcheck
 
 fuzz: ## run each fuzz target for 30s
 	$(GO) test ./repo -run '^$$' -fuzz FuzzValidateTargetPath -fuzztime 30s
+	$(GO) test ./repo -run '^$$' -fuzz FuzzCanonicalTargets -fuzztime 30s
 	$(GO) test ./client -run '^$$' -fuzz FuzzExtractTarGz -fuzztime 30s
 	$(GO) test ./client -run '^$$' -fuzz FuzzBspatch -fuzztime 30s
 	$(GO) test ./signer -run '^$$' -fuzz FuzzVerifyDetached -fuzztime 30s

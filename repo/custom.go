@@ -201,8 +201,25 @@ func (r *Release) Custom() (*json.RawMessage, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Kept in canonical form, the form signatures cover: signing and
+	// verifying a bin then copies it instead of re-encoding it.
+	var c bytes.Buffer
+	if canonicalRaw(&c, b) && !hasControl(c.Bytes()) {
+		b = c.Bytes()
+	}
 	raw := json.RawMessage(b)
 	return &raw, nil
+}
+
+// hasControl says whether b holds a byte JSON must escape inside a string
+// (canonical JSON does not escape them, so such a form is not JSON).
+func hasControl(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 {
+			return true
+		}
+	}
+	return false
 }
 
 // ParseRelease reads the `bc` custom metadata of a target, strictly.

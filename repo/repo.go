@@ -244,7 +244,7 @@ func (r *Repo) bin(name string) (*metadata.Metadata[metadata.TargetsType], error
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrVerification, file, err)
 	}
-	if err := r.Targets.VerifyDelegate(name, b); err != nil {
+	if err := verifyBin(r.Targets, name, b); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrVerification, file, err)
 	}
 	if b.Signed.Version != meta.Version {
@@ -604,7 +604,7 @@ func (r *Repo) Commit(keys Keys, now time.Time) ([]File, error) {
 		b.Signed.Expires = expiry(RoleTargets, now)
 		b.ClearSignatures()
 		for _, s := range keys[RoleTargets] {
-			if _, err := b.Sign(s); err != nil {
+			if err := signTargets(b, s); err != nil {
 				return nil, fmt.Errorf("sign %s: %w", name, err)
 			}
 		}
