@@ -3,6 +3,7 @@ package publisher_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -292,5 +293,57 @@ func TestReleaseAddWarnsOfExpiry(t *testing.T) {
 	}
 	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "root v1 expires in 9 days") {
 		t.Fatalf("warnings %q", res.Warnings)
+	}
+}
+
+// dyingStore loses the publisher right before it switches timestamp.json:
+// the versioned metadata it wrote stays behind, unreferenced.
+type dyingStore struct{ publisher.Store }
+
+func (d dyingStore) Swap(ctx context.Context, name, tag string, data []byte) error {
+	if name == "metadata/timestamp.json" {
+		return errors.New("power cut")
+	}
+	return d.Store.Swap(ctx, name, tag, data)
+}
+
+// Publishes interrupted before timestamp.json leave immutable versioned
+// files behind; the next publish steps past them (flat and with bins).
+func TestPublishAfterInterruptedPublishes(t *testing.T) {
+	f := newFixture(t)
+	for _, bins := range []int{0, 16} {
+		store := &publisher.DirStore{Dir: filepath.Join(f.dir, fmt.Sprintf("repo-%d", bins))}
+		if _, err := publisher.InitBins(context.Background(), store, f.keys, time.Now(), bins); err != nil {
+			t.Fatal(err)
+		}
+		add := func(s publisher.Store, v string) error {
+			_, err := publisher.AddRelease(context.Background(), s, f.keys, f.trust, publisher.ReleaseOptions{Component: "notification-client",
+				Platform: "windows-amd64", Version: v, File: f.artifact(t, fmt.Sprintf("%d/%s/nc.zip", bins, v), "zip "+v, f.pki.Leaf)}, nil)
+			return err
+		}
+		for _, v := range []string{"1.0.0", "1.0.1", "1.0.2"} {
+			if err := add(dyingStore{store}, v); err == nil || !strings.Contains(err.Error(), "power cut") {
+				t.Fatalf("bins %d: interrupted publish: %v", bins, err)
+			}
+		}
+		orphans, _ := filepath.Glob(filepath.Join(store.Dir, "metadata", "4.snapshot.json"))
+		if len(orphans) != 1 {
+			t.Fatalf("bins %d: the interrupted publishes did not leave 2-4.snapshot.json behind", bins)
+		}
+		if err := add(store, "1.1.0"); err != nil {
+			t.Fatalf("bins %d: publish after interrupted ones: %v", bins, err)
+		}
+		st, err := publisher.Status(context.Background(), store, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Releases != 1 {
+			t.Fatalf("bins %d: %d releases, want only the one that was published", bins, st.Releases)
+		}
+		for _, rs := range st.Roles {
+			if rs.Role == repo.RoleSnapshot && rs.Version != 5 {
+				t.Fatalf("bins %d: snapshot v%d, want v5 (past the three left behind)", bins, rs.Version)
+			}
+		}
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/beckmanconnect/bcupdate/internal/atomicfile"
@@ -276,36 +275,14 @@ func loadRepo(ctx context.Context, s Store) (*repo.Repo, error) {
 }
 
 // loadForWrite is loadRepo for a publish: versions go past any
-// unreferenced versioned metadata an interrupted publish left.
+// unreferenced versioned metadata an interrupted publish left (one lookup a
+// file written, not a listing of the repository's whole history).
 func loadForWrite(ctx context.Context, s Store) (*repo.Repo, error) {
 	r, err := loadRepo(ctx, s)
 	if err != nil {
 		return nil, err
 	}
-	names, err := s.List(ctx, "metadata/")
-	if err != nil {
-		return nil, err
-	}
-	var maxT, maxS int64
-	bins := map[string]int64{}
-	for _, n := range names {
-		base := strings.TrimPrefix(n, "metadata/")
-		v, role, ok := strings.Cut(base, ".")
-		num, err := strconv.ParseInt(v, 10, 64)
-		if !ok || err != nil {
-			continue
-		}
-		switch {
-		case role == "targets.json":
-			maxT = max(maxT, num)
-		case role == "snapshot.json":
-			maxS = max(maxS, num)
-		case strings.HasPrefix(role, repo.BinsPrefix+"-"):
-			name := strings.TrimSuffix(role, ".json")
-			bins[name] = max(bins[name], num)
-		}
-	}
-	r.SkipVersions(maxT, maxS, bins)
+	r.Taken = func(file string) (bool, error) { return s.Exists(ctx, "metadata/"+file) }
 	return r, nil
 }
 

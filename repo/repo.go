@@ -80,26 +80,42 @@ type Repo struct {
 	// timestamp.json only if it still has this tag (compare-and-swap).
 	TimestampTag string
 
+	// Taken, when set, says whether a versioned metadata file (such as
+	// "7.snapshot.json") already exists in the store. Commit then gives each
+	// role the next free version, past files an interrupted publish left
+	// unreferenced (versioned files are immutable). It costs one lookup a
+	// written file, however long the repository's history.
+	Taken func(file string) (bool, error)
+
 	// Hashed bins (TAP 15), when targets delegates to them: loaded on
 	// demand, and only the changed ones are re-signed.
 	read     ReadFunc
 	bins     map[string]*metadata.Metadata[metadata.TargetsType]
 	dirty    map[string]bool
 	topDirty bool
-	binFloor map[string]int64
 }
 
-// SkipVersions makes the next Commit use versions above those given: an
-// interrupted publish may have left unreferenced N.targets.json and
-// N.snapshot.json behind, and immutable files are never overwritten.
-func (r *Repo) SkipVersions(targets, snapshot int64, bins map[string]int64) {
-	if targets > r.Targets.Signed.Version {
-		r.Targets.Signed.Version = targets
+// maxSkipped bounds how many unreferenced versions of one role Commit
+// steps over before it gives up.
+const maxSkipped = 10000
+
+// nextVersion is the first version after v whose file is not taken.
+func (r *Repo) nextVersion(v int64, role string) (int64, error) {
+	v++
+	if r.Taken == nil {
+		return v, nil
 	}
-	if snapshot > r.Snapshot.Signed.Version {
-		r.Snapshot.Signed.Version = snapshot
+	for i := 0; i < maxSkipped; i++ {
+		taken, err := r.Taken(fmt.Sprintf("%d.%s.json", v, role))
+		if err != nil {
+			return 0, fmt.Errorf("look for %d.%s.json: %w", v, role, err)
+		}
+		if !taken {
+			return v, nil
+		}
+		v++
 	}
-	r.binFloor = bins
+	return 0, fmt.Errorf("more than %d unreferenced versions of %s.json in the repository", maxSkipped, role)
 }
 
 // Expires returns the expiry a role would get if signed at now.
@@ -600,7 +616,11 @@ func (r *Repo) Commit(keys Keys, now time.Time) ([]File, error) {
 	}
 	for _, name := range names {
 		b := r.bins[name]
-		b.Signed.Version = max(b.Signed.Version, r.binFloor[name]) + 1
+		v, err := r.nextVersion(b.Signed.Version, name)
+		if err != nil {
+			return nil, err
+		}
+		b.Signed.Version = v
 		b.Signed.Expires = expiry(RoleTargets, now)
 		b.ClearSignatures()
 		for _, s := range keys[RoleTargets] {
@@ -617,7 +637,11 @@ func (r *Repo) Commit(keys Keys, now time.Time) ([]File, error) {
 	}
 	r.dirty = map[string]bool{}
 	if r.succinct() == nil || r.topDirty {
-		r.Targets.Signed.Version++
+		v, err := r.nextVersion(r.Targets.Signed.Version, RoleTargets)
+		if err != nil {
+			return nil, err
+		}
+		r.Targets.Signed.Version = v
 		r.Targets.Signed.Expires = expiry(RoleTargets, now)
 		if err := signChecked(r, RoleTargets, r.Targets, keys); err != nil {
 			return nil, err
@@ -644,7 +668,11 @@ func (r *Repo) Refresh(keys Keys, now time.Time) ([]File, error) {
 }
 
 func (r *Repo) commitSnapshotTimestamp(keys Keys, now time.Time) ([]File, error) {
-	r.Snapshot.Signed.Version++
+	v, err := r.nextVersion(r.Snapshot.Signed.Version, RoleSnapshot)
+	if err != nil {
+		return nil, err
+	}
+	r.Snapshot.Signed.Version = v
 	r.Snapshot.Signed.Expires = expiry(RoleSnapshot, now)
 	if err := signChecked(r, RoleSnapshot, r.Snapshot, keys); err != nil {
 		return nil, err
