@@ -88,7 +88,7 @@ func (a *Agent) check(ctx context.Context, st *State) (*session, error) {
 		var rel *Release
 		var err error
 		if pin := st.Components[name].Pinned; pin != "" {
-			rel, err = a.pinnedRelease(s, name, pin, st.Components[name])
+			rel, err = a.pinnedRelease(ctx, s, name, pin, st.Components[name])
 		} else {
 			rel, err = a.channelRelease(ctx, s, name)
 		}
@@ -255,15 +255,38 @@ func (a *Agent) channelRelease(ctx context.Context, s *session, component string
 
 // pinnedRelease finds the release of a pinned version in the verified
 // metadata, whatever the channel says.
-func (a *Agent) pinnedRelease(s *session, component, version string, c *ComponentState) (*Release, error) {
+func (a *Agent) pinnedRelease(ctx context.Context, s *session, component, version string, c *ComponentState) (*Release, error) {
 	top := s.up.GetTrustedMetadataSet().Targets[metadata.TARGETS]
 	prefix := component + "/" + a.cfg.Platform + "/" + version + "/"
 	candidates := top.Signed.Targets
 	if top.Signed.Delegations != nil {
-		// Hashed bins cannot be listed without downloading them all: look
-		// for the pinned version under the file name the known releases
-		// use, with the version in it replaced.
+		// Hashed bins cannot be listed without downloading them all: the
+		// release index names the version's artifact.
 		candidates = map[string]*metadata.TargetFiles{}
+		data, _, err := s.fetchSmall(ctx, repo.ReleasesPath(component, a.cfg.Platform), repo.MaxReleaseIndexSize)
+		switch {
+		case err == nil:
+			ix, err := repo.ParseReleaseIndex(data, component, a.cfg.Platform)
+			if err != nil {
+				return nil, verifyf("%v", err)
+			}
+			if p, ok := ix.Releases[version]; ok {
+				tf, err := s.lookup(p)
+				if errors.Is(err, errTargetNotFound) {
+					return nil, verifyf("the release index names %s, which the repository does not list", p)
+				}
+				if err != nil {
+					return nil, err
+				}
+				candidates[p] = tf
+			}
+		case !errors.Is(err, errTargetNotFound):
+			return nil, err
+		}
+	}
+	if top.Signed.Delegations != nil && len(candidates) == 0 {
+		// No index (a repository from before it) or not in it: the file
+		// name the known releases use, with the version replaced.
 		for _, known := range []*Release{c.InstalledRelease, c.Available, c.PreviousRelease} {
 			if known == nil || known.Meta == nil {
 				continue

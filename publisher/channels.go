@@ -52,6 +52,37 @@ func readPointer(ctx context.Context, s Store, r *repo.Repo, component, platform
 	return repo.ParsePointer(data)
 }
 
+// releaseIndex reads the release index of a component and platform. A
+// repository without one yet gets one: for a flat repository, made from
+// the releases it lists; with bins (which cannot be listed cheaply), empty.
+func releaseIndex(ctx context.Context, s Store, r *repo.Repo, component, platform string) (*repo.ReleaseIndex, error) {
+	p := repo.ReleasesPath(component, platform)
+	tf, ok, err := r.Lookup(p)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		data, err := readAll(ctx, s, "targets/"+repo.ConsistentName(p, hex.EncodeToString(tf.Hashes["sha256"])), repo.MaxReleaseIndexSize)
+		if err != nil {
+			return nil, err
+		}
+		if err := tf.VerifyLengthHashes(data); err != nil {
+			return nil, fmt.Errorf("%w: %s does not match its metadata", repo.ErrVerification, p)
+		}
+		return repo.ParseReleaseIndex(data, component, platform)
+	}
+	ix := &repo.ReleaseIndex{Releases: map[string]string{}}
+	if r.Bins() == 0 {
+		for tp, tf := range r.Targets.Signed.Targets {
+			c, pl, v, _, err := repo.ParseArtifactPath(tp)
+			if err == nil && tf.Custom != nil && c == component && pl == platform {
+				ix.Releases[v] = tp
+			}
+		}
+	}
+	return ix, nil
+}
+
 // commitTargets commits r and writes the new targets' bytes then the metadata.
 func commitTargets(ctx context.Context, s Store, r *repo.Repo, keys repo.Keys, now time.Time, blobs map[repo.Target][]byte) error {
 	files, err := r.Commit(keys, now)

@@ -24,7 +24,7 @@ type patchFile struct {
 // <artifact>.from-<version>.bsdiff, and links it from rel. The base is the
 // earlier release's artifact of the same file name with the version in it
 // replaced (notification-client-1.0.0.zip for …-1.1.0.zip).
-func makeDeltas(ctx context.Context, s Store, r *repo.Repo, o ReleaseOptions, artPath, sum string, rel *repo.Release) ([]patchFile, error) {
+func makeDeltas(ctx context.Context, s Store, r *repo.Repo, ix *repo.ReleaseIndex, o ReleaseOptions, artPath, sum string, rel *repo.Release) ([]patchFile, error) {
 	if len(o.DeltaFrom) == 0 {
 		return nil, nil
 	}
@@ -37,8 +37,13 @@ func makeDeltas(ctx context.Context, s Store, r *repo.Repo, o ReleaseOptions, ar
 		if _, err := repo.ParseVersion(base); err != nil {
 			return nil, usagef("--delta-from: %v", err)
 		}
-		name := strings.ReplaceAll(path.Base(artPath), o.Version, base)
-		basePath := repo.ArtifactPath(o.Component, o.Platform, base, name)
+		basePath, ok := ix.Releases[base]
+		if !ok {
+			// Not in the index (a bins repository from before it): the
+			// file name of this release with the version replaced.
+			name := strings.ReplaceAll(path.Base(artPath), o.Version, base)
+			basePath = repo.ArtifactPath(o.Component, o.Platform, base, name)
+		}
 		tf, ok, err := r.Lookup(basePath)
 		if err != nil {
 			return nil, err

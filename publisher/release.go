@@ -262,7 +262,14 @@ func AddRelease(ctx context.Context, s Store, keys repo.Keys, trust *signer.Trus
 	if err := rel.Validate(); err != nil {
 		return nil, usagef("%v", err)
 	}
-	patches, err := makeDeltas(ctx, s, r, o, artPath, sum, rel)
+	ix, err := releaseIndex(ctx, s, r, o.Component, o.Platform)
+	if err != nil {
+		return nil, err
+	}
+	if prev, ok := ix.Releases[o.Version]; ok && prev != artPath {
+		return nil, fmt.Errorf("%w: %s %s for %s is already published as %s", repo.ErrConflict, o.Component, o.Version, o.Platform, prev)
+	}
+	patches, err := makeDeltas(ctx, s, r, ix, o, artPath, sum, rel)
 	if err != nil {
 		return nil, err
 	}
@@ -289,9 +296,6 @@ func AddRelease(ctx context.Context, s Store, keys repo.Keys, trust *signer.Trus
 				art.Custom = c
 			}
 		}
-	}
-	if vs := otherVersionFile(r, o.Component, o.Platform, o.Version, artPath); vs != "" {
-		return nil, fmt.Errorf("%w: %s %s for %s is already published as %s", repo.ErrConflict, o.Component, o.Version, o.Platform, vs)
 	}
 	addedArt, err := r.AddImmutable(art)
 	if err != nil {
@@ -327,8 +331,18 @@ func AddRelease(ctx context.Context, s Store, keys repo.Keys, trust *signer.Trus
 		}
 		pointers = append(pointers, pt)
 	}
+	var ixT repo.Target
+	var ixData []byte
+	if ix.Releases[o.Version] != artPath {
+		ix.Releases[o.Version] = artPath
+		ixData = ix.Marshal()
+		ixT = repo.NewTarget(repo.ReleasesPath(o.Component, o.Platform), ixData, nil)
+		if err := r.Set(ixT); err != nil {
+			return nil, err
+		}
+	}
 	res := &ReleaseResult{Path: artPath, SHA256: sum, Length: length, Channels: o.Channels, Verified: verified}
-	if !addedArt && !addedSig && len(pointers) == 0 {
+	if !addedArt && !addedSig && len(pointers) == 0 && ixData == nil {
 		res.AlreadyPresent = true
 		res.TargetsVersion = r.Targets.Signed.Version
 		res.TimestampVersion = r.Timestamp.Signed.Version
@@ -360,6 +374,11 @@ func AddRelease(ctx context.Context, s Store, keys repo.Keys, trust *signer.Trus
 			return nil, err
 		}
 	}
+	if ixData != nil {
+		if err := putBytesIfAbsent(ctx, s, "targets/"+ixT.StorageName(), ixData); err != nil {
+			return nil, err
+		}
+	}
 	if err := writeMetadata(ctx, s, r, files); err != nil {
 		return nil, err
 	}
@@ -387,22 +406,6 @@ func repoCRLs(ctx context.Context, s Store, r *repo.Repo) (map[string][]byte, er
 		out[p] = data
 	}
 	return out, nil
-}
-
-// otherVersionFile returns the path of an artifact already published for
-// the same component, platform and version under another file name. With
-// hashed bins the check would need every bin, so it is not made there.
-func otherVersionFile(r *repo.Repo, component, platform, version, artPath string) string {
-	if r.Bins() > 0 {
-		return ""
-	}
-	prefix := component + "/" + platform + "/" + version + "/"
-	for p := range r.Targets.Signed.Targets {
-		if strings.HasPrefix(p, prefix) && p != artPath && !strings.HasSuffix(p, repo.SignatureSuffix) && !strings.HasSuffix(p, ".bsdiff") {
-			return p
-		}
-	}
-	return ""
 }
 
 // putFileIfAbsent streams a file into the store unless the hash-named

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"regexp"
 	"slices"
 	"strings"
@@ -324,4 +325,53 @@ func decodeStrict(data []byte, v any) error {
 		return errors.New("trailing data after JSON value")
 	}
 	return nil
+}
+
+// ReleaseIndex is the target <component>/<os>-<arch>/releases.json: every
+// version published for a component and platform, and its artifact path.
+// With hashed bins, releases cannot be listed without fetching every bin;
+// the index lets bcagent pin find a version and bcpublish refuse a second
+// artifact for a published version, at the cost of one small target.
+type ReleaseIndex struct {
+	Releases map[string]string `json:"releases"`
+}
+
+// MaxReleaseIndexSize bounds a release index (about 10,000 releases).
+const MaxReleaseIndexSize = 1 << 20
+
+// ReleasesPath is <component>/<os>-<arch>/releases.json.
+func ReleasesPath(component, platform string) string {
+	return path.Join(component, platform, "releases.json")
+}
+
+// ParseReleaseIndex reads a release index strictly: every entry must be a
+// version of component for platform, naming an artifact path of exactly
+// that component, platform and version.
+func ParseReleaseIndex(data []byte, component, platform string) (*ReleaseIndex, error) {
+	if len(data) > MaxReleaseIndexSize {
+		return nil, fmt.Errorf("release index is larger than %d bytes", MaxReleaseIndexSize)
+	}
+	var ix ReleaseIndex
+	if err := decodeStrict(data, &ix); err != nil {
+		return nil, fmt.Errorf("release index: %w", err)
+	}
+	if ix.Releases == nil {
+		ix.Releases = map[string]string{}
+	}
+	for v, p := range ix.Releases {
+		c, pl, pv, _, err := ParseArtifactPath(p)
+		if err != nil {
+			return nil, fmt.Errorf("release index: %w", err)
+		}
+		if c != component || pl != platform || pv != v {
+			return nil, fmt.Errorf("release index of %s %s lists %s as %s", component, platform, v, p)
+		}
+	}
+	return &ix, nil
+}
+
+// Marshal gives the index's file content.
+func (ix *ReleaseIndex) Marshal() []byte {
+	b, _ := json.Marshal(ix) // a map of strings always marshals
+	return append(b, '\n')
 }

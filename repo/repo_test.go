@@ -208,3 +208,29 @@ func TestFeatureTextHasNoEscapes(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestReleaseIndex(t *testing.T) {
+	const c, p = "notification-client", "linux-amd64"
+	ix := &repo.ReleaseIndex{Releases: map[string]string{"1.0.0": c + "/" + p + "/1.0.0/nc.tar.gz", "1.1.0": c + "/" + p + "/1.1.0/other-name.zip"}}
+	back, err := repo.ParseReleaseIndex(ix.Marshal(), c, p)
+	if err != nil || len(back.Releases) != 2 || back.Releases["1.1.0"] != ix.Releases["1.1.0"] {
+		t.Fatalf("round trip: %+v %v", back, err)
+	}
+	if repo.ReleasesPath(c, p) != c+"/"+p+"/releases.json" {
+		t.Fatal(repo.ReleasesPath(c, p))
+	}
+	for name, data := range map[string]string{
+		"other version":   `{"releases":{"1.0.0":"notification-client/linux-amd64/1.0.1/nc.tar.gz"}}`,
+		"other component": `{"releases":{"1.0.0":"other/linux-amd64/1.0.0/nc.tar.gz"}}`,
+		"other platform":  `{"releases":{"1.0.0":"notification-client/windows-amd64/1.0.0/nc.tar.gz"}}`,
+		"not a version":   `{"releases":{"latest":"notification-client/linux-amd64/latest/nc.tar.gz"}}`,
+		"escaping path":   `{"releases":{"1.0.0":"notification-client/linux-amd64/1.0.0/../../x"}}`,
+		"unknown field":   `{"releases":{},"extra":1}`,
+		"trailing":        `{"releases":{}} {}`,
+		"too large":       `{"releases":{}}` + strings.Repeat(" ", repo.MaxReleaseIndexSize),
+	} {
+		if _, err := repo.ParseReleaseIndex([]byte(data), c, p); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}

@@ -1,6 +1,9 @@
 package e2e
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -9,6 +12,8 @@ import (
 	"time"
 
 	"github.com/beckmanconnect/bcupdate/client"
+	"github.com/beckmanconnect/bcupdate/internal/testutil"
+	"github.com/beckmanconnect/bcupdate/publisher"
 	"github.com/beckmanconnect/bcupdate/repo"
 )
 
@@ -46,7 +51,7 @@ func TestHashedBins(t *testing.T) {
 	}
 	r := e.loadRepo()
 	want := map[string]bool{}
-	for _, p := range []string{res.Path, res.Path + ".p7s", repo.ChannelPath(component, platform, "stable")} {
+	for _, p := range []string{res.Path, res.Path + ".p7s", repo.ChannelPath(component, platform, "stable"), repo.ReleasesPath(component, platform)} {
 		want[r.BinFor(p)] = true
 	}
 	for _, f := range added {
@@ -125,4 +130,43 @@ func moveToBin(t *testing.T, e *env, r *repo.Repo, p string, tf any, from, to st
 		t.Fatal(err)
 	}
 	e.writeMetadata(files)
+}
+
+// TestPinAndReleaseIndex: bcagent pin finds a version whatever its file is
+// called (with bins, through the signed release index), and release add
+// refuses a second file for a version already published (flat and bins).
+func TestPinAndReleaseIndex(t *testing.T) {
+	for _, bins := range []int{0, 16} {
+		t.Run(fmt.Sprintf("bins=%d", bins), func(t *testing.T) { testPinAndReleaseIndex(t, bins) })
+	}
+}
+
+func testPinAndReleaseIndex(t *testing.T, bins int) {
+	e := newEnvBins(t, bins, nil)
+	old := e.publishWith("1.0.0", "nc-legacy-name.tar.gz", tarball(t, "1.0.0"), nil)
+	e.publish("1.1.0")
+	e.mustInstall("1.1.0")
+	if err := e.do(func(a *client.Agent) error { return a.Pin(component, "1.0.0") }); err != nil {
+		t.Fatal(err)
+	}
+	e.mustInstall("1.0.0")
+	got, _ := os.ReadFile(filepath.Join(e.install, component, "current", "VERSION"))
+	if !strings.Contains(string(got), "1.0.0") {
+		t.Fatalf("installed VERSION %q after pinning 1.0.0 (%s)", got, old.Path)
+	}
+
+	before := testutil.HashTree(t, e.store.Dir)
+	f := filepath.Join(e.dir, "build", "again", "nc-1.1.0-other.tar.gz")
+	os.MkdirAll(filepath.Dir(f), 0o755)
+	data := tarball(t, "1.1.0-other")
+	os.WriteFile(f, data, 0o644)
+	os.WriteFile(f+".p7s", sign(t, data, e.pki.Leaf), 0o644)
+	_, err := publisher.AddRelease(context.Background(), e.store, e.keys, e.trust,
+		publisher.ReleaseOptions{Component: component, Version: "1.1.0", Platform: platform, File: f}, nil)
+	if !errors.Is(err, repo.ErrConflict) || !strings.Contains(err.Error(), "already published as") {
+		t.Fatalf("a second file for 1.1.0: %v", err)
+	}
+	if testutil.HashTree(t, e.store.Dir) != before {
+		t.Fatal("a refused add changed the repository")
+	}
 }
