@@ -200,15 +200,7 @@ func signTargets(md *metadata.Metadata[metadata.TargetsType], s signature.Signer
 	if err != nil {
 		return &metadata.ErrUnsignedMetadata{Msg: "problem signing metadata"}
 	}
-	pub, err := s.PublicKey()
-	if err != nil {
-		return err
-	}
-	key, err := metadata.KeyFromPublicKey(pub)
-	if err != nil {
-		return err
-	}
-	id, err := key.ID()
+	_, id, err := tufKey(s)
 	if err != nil {
 		return err
 	}

@@ -147,11 +147,7 @@ func NewBins(keys Keys, now time.Time, bins int) (*Repo, File, error) {
 			return nil, File{}, fmt.Errorf("no %s key", role)
 		}
 		for _, s := range keys[role] {
-			pub, err := s.PublicKey()
-			if err != nil {
-				return nil, File{}, fmt.Errorf("%s key: %w", role, err)
-			}
-			k, err := metadata.KeyFromPublicKey(pub)
+			k, _, err := tufKey(s)
 			if err != nil {
 				return nil, File{}, fmt.Errorf("%s key: %w", role, err)
 			}
@@ -181,15 +177,10 @@ func NewBins(keys Keys, now time.Time, bins int) (*Repo, File, error) {
 		d := &metadata.Delegations{Keys: map[string]*metadata.Key{}, SuccinctRoles: &metadata.SuccinctRoles{
 			Threshold: 1, BitLength: bits.TrailingZeros(uint(bins)), NamePrefix: BinsPrefix}}
 		for _, s := range keys[RoleTargets] {
-			pub, err := s.PublicKey()
+			k, id, err := tufKey(s)
 			if err != nil {
 				return nil, File{}, err
 			}
-			k, err := metadata.KeyFromPublicKey(pub)
-			if err != nil {
-				return nil, File{}, err
-			}
-			id, _ := k.ID()
 			d.Keys[id] = k
 			d.SuccinctRoles.KeyIDs = append(d.SuccinctRoles.KeyIDs, id)
 		}
@@ -302,6 +293,23 @@ func (r *Repo) markDirty(bin string) {
 	}
 }
 
+// tufKey is a signer's TUF public key and its key ID.
+func tufKey(s signature.Signer) (*metadata.Key, string, error) {
+	pub, err := s.PublicKey()
+	if err != nil {
+		return nil, "", err
+	}
+	k, err := metadata.KeyFromPublicKey(pub)
+	if err != nil {
+		return nil, "", err
+	}
+	id, err := k.ID()
+	if err != nil {
+		return nil, "", err
+	}
+	return k, id, nil
+}
+
 // checkBinKeys makes sure the keys given can sign the bins (enough of
 // them are the delegation's keys), once, instead of verifying every bin
 // after signing it.
@@ -309,15 +317,11 @@ func (r *Repo) checkBinKeys(keys Keys) error {
 	sr := r.succinct()
 	have := 0
 	for _, s := range keys[RoleTargets] {
-		pub, err := s.PublicKey()
+		_, id, err := tufKey(s)
 		if err != nil {
 			return err
 		}
-		k, err := metadata.KeyFromPublicKey(pub)
-		if err != nil {
-			return err
-		}
-		if id, _ := k.ID(); slices.Contains(sr.KeyIDs, id) {
+		if slices.Contains(sr.KeyIDs, id) {
 			have++
 		}
 	}

@@ -74,15 +74,7 @@ func EditRoot(root *metadata.Metadata[metadata.RootType], e RootEdit) error {
 // SignRoot adds s's signature to a staged root, replacing an earlier one
 // by the same key.
 func SignRoot(root *metadata.Metadata[metadata.RootType], s signature.Signer) (string, error) {
-	pub, err := s.PublicKey()
-	if err != nil {
-		return "", err
-	}
-	k, err := metadata.KeyFromPublicKey(pub)
-	if err != nil {
-		return "", err
-	}
-	id, err := k.ID()
+	_, id, err := tufKey(s)
 	if err != nil {
 		return "", err
 	}
