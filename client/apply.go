@@ -259,12 +259,7 @@ func (a *Agent) install(st *State, name string, c *ComponentState, active []stri
 		return a.abandon(st, name, c, j, fmt.Errorf("health check failed: %w", err))
 	}
 	// Commit: state.json now says the new version is installed.
-	installed := *rel
-	installed.File = ""
-	c.Previous, c.Installed = c.Installed, rel.Version
-	c.PreviousRelease, c.InstalledRelease = c.InstalledRelease, &installed
-	c.Staged, c.Available, c.Failed = nil, nil, nil
-	c.State, c.LastError = StateUpToDate, ""
+	c.markInstalled(rel)
 	if err := a.saveState(st); err != nil {
 		return err
 	}
@@ -275,6 +270,26 @@ func (a *Agent) install(st *State, name string, c *ComponentState, active []stri
 	a.dropStaged(name, c)
 	pruneVersions(compDir, c.Installed, c.Previous)
 	return nil
+}
+
+// markInstalled records rel as the installed version, the one before it
+// as previous, and clears what was pending (saved, this is the commit).
+func (c *ComponentState) markInstalled(rel *Release) {
+	installed := *rel
+	installed.File = ""
+	c.Previous, c.Installed = c.Installed, rel.Version
+	c.PreviousRelease, c.InstalledRelease = c.InstalledRelease, &installed
+	c.Staged, c.Available, c.Failed = nil, nil, nil
+	c.State, c.LastError = StateUpToDate, ""
+}
+
+// markFailed holds rel back (it is not retried until a newer release
+// appears) with why as the component's last error.
+func (c *ComponentState) markFailed(rel *Release, why string) {
+	failed := *rel
+	failed.File = ""
+	c.Failed = &failed
+	c.State, c.LastError = StateFailed, why
 }
 
 // errRolledBack marks an install that was undone after its installer or
@@ -288,10 +303,7 @@ func (a *Agent) abandon(st *State, name string, c *ComponentState, j intent, why
 	if err := a.undo(j); err != nil {
 		return fmt.Errorf("%v; undoing it also failed: %w", why, err)
 	}
-	failed := *c.Staged
-	failed.File = ""
-	c.Failed = &failed
-	c.State, c.LastError = StateFailed, why.Error()
+	c.markFailed(c.Staged, why.Error())
 	a.dropStaged(name, c)
 	if err := a.saveState(st); err != nil {
 		return err

@@ -3,6 +3,7 @@ package client
 import (
 	"io"
 	"sync"
+	"sync/atomic"
 )
 
 // Pipeline depth and chunk size: at most pipelineChunks chunks of
@@ -31,9 +32,11 @@ type pipeline struct {
 	closeOnce sync.Once
 }
 
+// pipeChunk is read by both workers; the one that finishes last returns
+// its buffer to the free list.
 type pipeChunk struct {
 	buf  []byte
-	refs sync.WaitGroup
+	refs atomic.Int32
 }
 
 // pipeItem is a chunk to process, or (chunk nil) a flush marker.
@@ -75,7 +78,9 @@ func (p *pipeline) run(in chan pipeItem, do func([]byte) error) {
 				p.fail(err)
 			}
 		}
-		it.c.refs.Done()
+		if it.c.refs.Add(-1) == 0 {
+			p.free <- it.c.buf[:cap(it.c.buf)]
+		}
 	}
 }
 
@@ -102,8 +107,7 @@ func (p *pipeline) Write(b []byte) (int, error) {
 		buf := <-p.free
 		m := copy(buf[:cap(buf)], b)
 		c := &pipeChunk{buf: buf[:m]}
-		c.refs.Add(2)
-		go func() { c.refs.Wait(); p.free <- buf[:cap(buf)] }()
+		c.refs.Store(2)
 		p.toFile <- pipeItem{c: c}
 		p.toHash <- pipeItem{c: c}
 		n += m

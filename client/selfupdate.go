@@ -76,10 +76,7 @@ func (a *Agent) selfUpdate(st *State, name string, c *ComponentState) error {
 			return fmt.Errorf("the new agent binary is broken (%v) and restoring %s failed: %w", err, old, rerr)
 		}
 		j := intent{Component: name, From: c.Installed, To: rel.Version}
-		failed := *rel
-		failed.File = ""
-		c.Failed = &failed
-		c.State, c.LastError = StateFailed, "the new agent binary did not come up: "+err.Error()
+		c.markFailed(rel, "the new agent binary did not come up: "+err.Error())
 		a.dropStaged(name, c)
 		if err := a.saveState(st); err != nil {
 			return err
@@ -88,12 +85,7 @@ func (a *Agent) selfUpdate(st *State, name string, c *ComponentState) error {
 		a.raise(NoteFailed, "warning", name, rel.Version, fmt.Sprintf("the agent could not update itself to %s (%v); it keeps running %s", rel.Version, err, orNone(j.From)))
 		return fmt.Errorf("%w to %s: the new agent binary did not come up: %v", errRolledBack, orNone(j.From), err)
 	}
-	installed := *rel
-	installed.File = ""
-	c.Previous, c.Installed = c.Installed, rel.Version
-	c.PreviousRelease, c.InstalledRelease = c.InstalledRelease, &installed
-	c.Staged, c.Available, c.Failed = nil, nil, nil
-	c.State, c.LastError = StateUpToDate, ""
+	c.markInstalled(rel)
 	if err := a.saveState(st); err != nil {
 		return err
 	}

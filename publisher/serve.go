@@ -32,7 +32,6 @@ const (
 
 type cached struct {
 	data []byte
-	at   time.Time
 	// version of timestamp.json in a store that can tell it cheaply
 	mod  time.Time
 	size int64
@@ -137,7 +136,7 @@ func (sv *repoServer) find(ctx context.Context, p string) resource {
 	}
 	key := strings.TrimPrefix(p, "/")
 	if strings.HasPrefix(p, "/metadata/") {
-		c := cached{at: time.Now()}
+		var c cached
 		if st, ok := sv.s.(stater); ok && p == "/metadata/timestamp.json" {
 			c.mod, c.size, _ = st.stat(key)
 		}

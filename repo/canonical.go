@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -52,17 +53,9 @@ func fastCanonicalTargets(t *metadata.TargetsType) ([]byte, bool) {
 	b.WriteString(`,"spec_version":`)
 	canonicalString(&b, t.SpecVersion)
 	b.WriteString(`,"targets":{`)
-	paths := make([]string, 0, len(t.Targets))
-	for p := range t.Targets {
-		if !utf8.ValidString(p) {
-			return nil, false
-		}
-		paths = append(paths, p)
-	}
-	slices.Sort(paths)
-	for i, p := range paths {
+	for i, p := range slices.Sorted(maps.Keys(t.Targets)) {
 		tf := t.Targets[p]
-		if tf == nil || len(tf.UnrecognizedFields) != 0 {
+		if tf == nil || len(tf.UnrecognizedFields) != 0 || !utf8.ValidString(p) {
 			return nil, false
 		}
 		if i > 0 {
@@ -78,15 +71,10 @@ func fastCanonicalTargets(t *metadata.TargetsType) ([]byte, bool) {
 			b.WriteByte(',')
 		}
 		b.WriteString(`"hashes":{`)
-		algs := make([]string, 0, len(tf.Hashes))
-		for a := range tf.Hashes {
+		for j, a := range slices.Sorted(maps.Keys(tf.Hashes)) {
 			if !utf8.ValidString(a) {
 				return nil, false
 			}
-			algs = append(algs, a)
-		}
-		slices.Sort(algs)
-		for j, a := range algs {
 			if j > 0 {
 				b.WriteByte(',')
 			}
@@ -166,11 +154,7 @@ func canonicalValue(b *bytes.Buffer, v any) bool {
 		}
 		b.WriteByte(']')
 	case map[string]any:
-		keys := make([]string, 0, len(v))
-		for k := range v {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
+		keys := slices.Sorted(maps.Keys(v))
 		b.WriteByte('{')
 		for i, k := range keys {
 			if i > 0 {

@@ -197,15 +197,11 @@ func agentBench(o options) (string, error) {
 		return "", err
 	}
 	defer w.close()
-	url, _, stop, err := w.serve()
+	_, _, state, stop, err := w.serveAgent(o.bin)
 	if err != nil {
 		return "", err
 	}
 	defer stop()
-	state := filepath.Join(w.dir, "agent")
-	if err := w.agentInit(o.bin, url, state); err != nil {
-		return "", err
-	}
 	bin := filepath.Join(o.bin, "bcagent")
 	fi, err := os.Stat(bin)
 	if err != nil {

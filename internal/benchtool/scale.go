@@ -24,20 +24,14 @@ func noopBench(o options) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	pub := filepath.Join(o.bin, "bcpublish")
-	if _, out, err := timed(pub, "release", "add", "--repo", w.store.Dir, "--keys", filepath.Join(w.dir, "keys"), "--trust", "keys.example/trust",
-		"--component", "notification-client", "--version", "1.0.0", "--platform", "linux-amd64", "--file", f); err != nil {
+	if _, out, err := w.releaseAdd(o.bin, "1.0.0", f); err != nil {
 		return "", fmt.Errorf("%v %s", err, out)
 	}
-	url, c, stop, err := w.serve()
+	url, c, state, stop, err := w.serveAgent(o.bin)
 	if err != nil {
 		return "", err
 	}
 	defer stop()
-	state := filepath.Join(w.dir, "agent")
-	if err := w.agentInit(o.bin, url, state); err != nil {
-		return "", err
-	}
 	agent := filepath.Join(o.bin, "bcagent")
 	if _, _, err := timed(agent, "--state", state, "check"); err != nil {
 		return "", err
@@ -111,8 +105,7 @@ func scaleBench(o options) (string, error) {
 					if err != nil {
 						return err
 					}
-					m, out, err := timed(filepath.Join(o.bin, "bcpublish"), "release", "add", "--repo", w.store.Dir, "--keys", filepath.Join(w.dir, "keys"),
-						"--trust", "keys.example/trust", "--component", "notification-client", "--version", last, "--platform", "linux-amd64", "--file", f)
+					m, out, err := w.releaseAdd(o.bin, last, f)
 					if err != nil {
 						if strings.Contains(out, "larger than") {
 							r.note = fmt.Sprintf("its metadata is %s: targets.json passes the 16 MiB bound, so agents cannot use it", kib(r.metadata))
@@ -124,15 +117,11 @@ func scaleBench(o options) (string, error) {
 				}
 				slices.Sort(adds)
 				r.add = adds[len(adds)/2]
-				url, c, stop, err := w.serve()
+				_, c, state, stop, err := w.serveAgent(o.bin)
 				if err != nil {
 					return err
 				}
 				defer stop()
-				state := filepath.Join(w.dir, "agent")
-				if err := w.agentInit(o.bin, url, state); err != nil {
-					return err
-				}
 				c.reset()
 				cm, out, err := timed(filepath.Join(o.bin, "bcagent"), "--state", state, "check")
 				if err != nil {

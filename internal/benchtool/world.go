@@ -151,6 +151,28 @@ func (w *world) serve() (string, *counter, func(), error) {
 	return "http://" + l.Addr().String(), c, func() { srv.Close() }, nil
 }
 
+// releaseAdd publishes file as version of notification-client with the
+// real bcpublish and times it.
+func (w *world) releaseAdd(bin, version, file string) (measure, string, error) {
+	return timed(filepath.Join(bin, "bcpublish"), "release", "add", "--repo", w.store.Dir, "--keys", filepath.Join(w.dir, "keys"),
+		"--trust", "keys.example/trust", "--component", "notification-client", "--version", version, "--platform", "linux-amd64", "--file", file)
+}
+
+// serveAgent serves the world's repository and initializes an agent state
+// for it; stop ends the server.
+func (w *world) serveAgent(bin string) (url string, c *counter, state string, stop func(), err error) {
+	url, c, stop, err = w.serve()
+	if err != nil {
+		return "", nil, "", nil, err
+	}
+	state = filepath.Join(w.dir, "agent")
+	if err := w.agentInit(bin, url, state); err != nil {
+		stop()
+		return "", nil, "", nil, err
+	}
+	return url, c, state, stop, nil
+}
+
 // agentInit initializes an agent state for the world's repository.
 func (w *world) agentInit(bin, url, state string) error {
 	_, _, err := timed(filepath.Join(bin, "bcagent"), "--state", state, "init", "--repo-url", url,
