@@ -178,6 +178,7 @@ func (a *Agent) install(st *State, name string, c *ComponentState, active []stri
 			// before it reached the disk: drop it, so the next check
 			// downloads the release again instead of failing here forever.
 			a.dropStaged(name, c)
+			updateComponentState(c)
 			if serr := a.saveState(st); serr != nil {
 				return errors.Join(err, serr)
 			}

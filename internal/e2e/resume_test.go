@@ -151,6 +151,9 @@ func TestLostStagedBytesAreDownloadedAgain(t *testing.T) {
 			if _, err := os.Stat(staged); !os.IsNotExist(err) {
 				t.Fatalf("the spoiled staged file was kept: %v", err)
 			}
+			if st := e.status(); st.Components[0].State != client.StateUpdateAvailable {
+				t.Fatalf("state after dropping the staged copy: %s, want %s", st.Components[0].State, client.StateUpdateAvailable)
+			}
 			// The next cycle downloads it again and installs it.
 			e.mustInstall("1.1.0")
 		})
