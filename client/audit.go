@@ -19,6 +19,7 @@ const (
 	EventVerificationFailure   = "verification-failure"
 	EventConsentDecision       = "consent-decision"
 	EventConsentRevoked        = "consent-revoked"
+	EventConsentNoAnswer       = "consent-no-answer"
 	EventFailed                = "failed"
 	EventPinned                = "pinned"
 	EventUnpinned              = "unpinned"

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os/user"
 	"path/filepath"
@@ -44,8 +45,25 @@ type ConsentRecord struct {
 	Version     string    `json:"version"`
 	Feature     string    `json:"feature"`
 	TextSHA256  string    `json:"text_sha256"`
-	Interactive bool      `json:"interactive"`
+	// Interactive is true when the decision was typed at the prompt (kept
+	// for records written before Method existed).
+	Interactive bool `json:"interactive"`
+	// Method is how the decision was given: "terminal" (typed at the
+	// prompt) or "flags" (--authorize, --decline, consent revoke).
+	Method string `json:"method,omitempty"`
+	// Terminal says whether a terminal was attached to the command.
+	Terminal bool `json:"terminal"`
 }
+
+// How a decision was given (ConsentRecord.Method).
+const (
+	MethodTerminal = "terminal"
+	MethodFlags    = "flags"
+)
+
+// ErrNoAnswer: the prompt reached the end of its input before a person
+// answered. It is "no decision", not a failure: the release keeps waiting.
+var ErrNoAnswer = errors.New("no answer at the prompt (end of input)")
 
 // FeatureText is exactly what a person is shown for a feature: its title,
 // a blank line, its full description. Its sha256 ties a decision to it.
@@ -75,11 +93,18 @@ type Prompter interface {
 
 // ApplyOptions carry the decisions given on the command line and, at a
 // terminal, the prompter.
+//
+// They come only from the command line or a person at the terminal: never
+// from the environment, a configuration file or the service's settings
+// (the service passes none, so a gated release waits for a person).
 type ApplyOptions struct {
 	Authorize []string
 	Decline   []string
 	By        string
 	Prompter  Prompter
+	// Terminal says whether a terminal is attached (recorded with each
+	// decision).
+	Terminal bool
 }
 
 func (o *ApplyOptions) validate() error {
@@ -134,12 +159,13 @@ func osUser() string {
 
 // recordDecision appends a decision to the consent log (fsynced) and the
 // audit log. It is always called before anything is activated.
-func (a *Agent) recordDecision(component, version string, f repo.Feature, decision, by string, interactive bool) error {
+func (a *Agent) recordDecision(component, version string, f repo.Feature, decision, by, method string, terminal bool) error {
 	r := ConsentRecord{
 		Time: time.Now().UTC(), Decision: decision, By: by, OSUser: osUser(),
 		DeviceID: a.cfg.DeviceID, DeviceModel: a.cfg.DeviceModel,
 		Component: component, Version: version, Feature: f.ID,
-		TextSHA256: FeatureTextSHA256(f), Interactive: interactive,
+		TextSHA256: FeatureTextSHA256(f), Interactive: method == MethodTerminal,
+		Method: method, Terminal: terminal,
 	}
 	if err := a.consentLog().Append(r); err != nil {
 		return fmt.Errorf("record consent: %w", err)
@@ -148,7 +174,8 @@ func (a *Agent) recordDecision(component, version string, f repo.Feature, decisi
 	if decision == DecisionRevoked {
 		ev = EventConsentRevoked
 	}
-	a.audit(AuditEvent{Event: ev, Component: component, Version: version, Feature: f.ID, Decision: decision, By: by})
+	a.audit(AuditEvent{Event: ev, Component: component, Version: version, Feature: f.ID, Decision: decision, By: by,
+		Detail: fmt.Sprintf("given by %s as OS user %s (terminal attached: %v)", method, r.OSUser, terminal)})
 	return nil
 }
 
@@ -210,18 +237,27 @@ func (a *Agent) decide(ctx context.Context, st *State, component string, rel *Re
 		switch {
 		case slices.Contains(o.Authorize, f.ID):
 			d = DecisionGranted
-			if err := a.recordDecision(component, rel.Version, f, d, o.By, false); err != nil {
+			if err := a.recordDecision(component, rel.Version, f, d, o.By, MethodFlags, o.Terminal); err != nil {
 				return nil, err
 			}
 		case slices.Contains(o.Decline, f.ID):
 			d = DecisionDeclined
-			if err := a.recordDecision(component, rel.Version, f, d, o.By, false); err != nil {
+			if err := a.recordDecision(component, rel.Version, f, d, o.By, MethodFlags, o.Terminal); err != nil {
 				return nil, err
 			}
 		case d == "" && o.Prompter != nil:
 			granted, by, err := o.Prompter.Confirm(ctx, ConsentRequest{
 				Component: component, Version: rel.Version, DeviceID: a.cfg.DeviceID,
 				DeviceModel: a.cfg.DeviceModel, Feature: f, Text: FeatureText(f)})
+			if errors.Is(err, ErrNoAnswer) {
+				// End of input is no decision: the release keeps waiting,
+				// and the prompt is not tried again for other features.
+				a.audit(AuditEvent{Event: EventConsentNoAnswer, Component: component, Version: rel.Version, Feature: f.ID,
+					Detail: "the prompt reached the end of its input before a person answered"})
+				o.Prompter = nil
+				pending = append(pending, f.ID)
+				continue
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -232,7 +268,7 @@ func (a *Agent) decide(ctx context.Context, st *State, component string, rel *Re
 			if granted {
 				d = DecisionGranted
 			}
-			if err := a.recordDecision(component, rel.Version, f, d, by, true); err != nil {
+			if err := a.recordDecision(component, rel.Version, f, d, by, MethodTerminal, true); err != nil {
 				return nil, err
 			}
 		}
@@ -244,8 +280,9 @@ func (a *Agent) decide(ctx context.Context, st *State, component string, rel *Re
 		}
 	}
 	if len(pending) > 0 {
-		return nil, fmt.Errorf("%w: %s %s turns on %s on %s (%s); run bcagent apply at a terminal, or bcagent apply --authorize ID (or --decline ID) --by NAME",
-			ErrAuthorizationRequired, component, rel.Version, strings.Join(pending, ", "), a.cfg.DeviceID, a.cfg.DeviceModel)
+		return nil, fmt.Errorf("%w: %s %s turns on %s on %s (%s); run bcagent apply at a terminal, or bcagent apply --component %s %s --by NAME (--decline instead of --authorize installs with it off)",
+			ErrAuthorizationRequired, component, rel.Version, strings.Join(pending, ", "), a.cfg.DeviceID, a.cfg.DeviceModel,
+			component, "--authorize "+strings.Join(pending, " --authorize "))
 	}
 	sort.Strings(active)
 	return active, nil
@@ -313,7 +350,7 @@ func (a *Agent) ConsentList() ([]ConsentStatus, error) {
 // Revoke withdraws consent for a feature of the installed release: the
 // decision is recorded and the feature is deactivated at once, without
 // reinstalling.
-func (a *Agent) Revoke(component, feature, by string) error {
+func (a *Agent) Revoke(component, feature, by string, terminal bool) error {
 	if _, err := a.selectComponents(component); err != nil || component == "" {
 		return usagef("--component: give one of %v", a.cfg.Components)
 	}
@@ -333,7 +370,7 @@ func (a *Agent) Revoke(component, feature, by string) error {
 	if i < 0 {
 		return usagef("--feature %s: %s %s has no such feature", feature, component, rel.Version)
 	}
-	if err := a.recordDecision(component, rel.Version, rel.Meta.Features[i], DecisionRevoked, by, false); err != nil {
+	if err := a.recordDecision(component, rel.Version, rel.Meta.Features[i], DecisionRevoked, by, MethodFlags, terminal); err != nil {
 		return err
 	}
 	active, err := a.ActiveFeatures(component)

@@ -24,6 +24,9 @@ func (p *TerminalPrompter) line() (string, error) {
 		p.r = bufio.NewReader(p.In)
 	}
 	s, err := p.r.ReadString('\n')
+	if err == io.EOF && s == "" {
+		return "", ErrNoAnswer
+	}
 	if err != nil && !(err == io.EOF && s != "") {
 		return "", fmt.Errorf("reading the answer: %w", err)
 	}

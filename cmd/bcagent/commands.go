@@ -113,9 +113,11 @@ func applyCommand() *cli.Command {
 		Name:  "apply",
 		Usage: "install staged updates after verifying them again; asks a person to authorize gated features",
 		Flags: []cli.Flag{componentFlag(), jsonFlag(),
-			&cli.StringSliceFlag{Name: "authorize", Usage: "authorize feature `ID` (repeatable; needs --by)", EnvVars: []string{"BCAGENT_AUTHORIZE"}},
-			&cli.StringSliceFlag{Name: "decline", Usage: "decline feature `ID`: install with it off (repeatable; needs --by)", EnvVars: []string{"BCAGENT_DECLINE"}},
-			&cli.StringFlag{Name: "by", Usage: "`NAME` of the person deciding, recorded in the consent log", EnvVars: []string{"BCAGENT_BY"}},
+			// A person's decision and their name come only from the command
+			// line or the terminal: never from the environment (issue 21).
+			&cli.StringSliceFlag{Name: "authorize", Usage: "authorize feature `ID` (repeatable; needs --by; command line only, never the environment)"},
+			&cli.StringSliceFlag{Name: "decline", Usage: "decline feature `ID`: install with it off (repeatable; needs --by; command line only)"},
+			&cli.StringFlag{Name: "by", Usage: "`NAME` of the person deciding, recorded in the consent log (command line only)"},
 			&cli.BoolFlag{Name: "no-prompt", Usage: "never ask at the terminal (a release waiting for a decision exits 4)", EnvVars: []string{"BCAGENT_NO_PROMPT"}},
 		},
 		Action: func(c *cli.Context) error {
@@ -124,8 +126,9 @@ func applyCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
-				o := client.ApplyOptions{Authorize: c.StringSlice("authorize"), Decline: c.StringSlice("decline"), By: c.String("by")}
-				if !c.Bool("no-prompt") && !c.Bool("json") && isTerminal(os.Stdin) {
+				o := client.ApplyOptions{Authorize: c.StringSlice("authorize"), Decline: c.StringSlice("decline"), By: c.String("by"),
+					Terminal: isTerminal(os.Stdin)}
+				if !c.Bool("no-prompt") && !c.Bool("json") && o.Terminal {
 					o.Prompter = &client.TerminalPrompter{In: os.Stdin, Out: c.App.Writer, By: c.String("by")}
 				}
 				rep, err := a.Apply(c.Context, c.String("component"), o)

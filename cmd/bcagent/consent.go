@@ -52,8 +52,9 @@ func consentCommand() *cli.Command {
 				Name:  "revoke",
 				Usage: "withdraw consent: the feature is deactivated at once, without reinstalling",
 				Flags: []cli.Flag{componentFlag(),
-					&cli.StringFlag{Name: "feature", Usage: "feature `ID`", EnvVars: []string{"BCAGENT_FEATURE"}},
-					&cli.StringFlag{Name: "by", Usage: "`NAME` of the person revoking", EnvVars: []string{"BCAGENT_BY"}},
+					// A decision and who made it: command line only, never the environment.
+					&cli.StringFlag{Name: "feature", Usage: "feature `ID` (command line only)"},
+					&cli.StringFlag{Name: "by", Usage: "`NAME` of the person revoking (command line only)"},
 				},
 				Action: func(c *cli.Context) error {
 					for _, f := range []string{"component", "feature", "by"} {
@@ -62,7 +63,7 @@ func consentCommand() *cli.Command {
 						}
 					}
 					return withAgent(c, func(a *client.Agent) error {
-						if err := a.Revoke(c.String("component"), c.String("feature"), c.String("by")); err != nil {
+						if err := a.Revoke(c.String("component"), c.String("feature"), c.String("by"), isTerminal(os.Stdin)); err != nil {
 							return err
 						}
 						fmt.Fprintf(c.App.Writer, "%s: %s revoked by %s and deactivated\n", c.String("component"), c.String("feature"), c.String("by"))

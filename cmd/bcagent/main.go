@@ -74,6 +74,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if p, err := client.SelfPath(); err == nil {
 		selfPath = p
 	}
+	warnIgnoredDecisionEnv(stderr)
 	app := newApp(stdout, stderr)
 	unknown := false
 	app.CommandNotFound = func(c *cli.Context, name string) {
@@ -96,6 +97,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bcagent: %s\n", strings.ReplaceAll(msg, "\n", " "))
 	}
 	return exitCode(err)
+}
+
+// decisionEnv are environment variables that once (or in other tools)
+// carried a consent decision or the name of who made it. Consent comes
+// only from a person at the terminal or on the command line, so they are
+// ignored, and said to be, so that nobody believes they worked.
+var decisionEnv = []string{"BCAGENT_AUTHORIZE", "BCAGENT_DECLINE", "BCAGENT_BY", "BCAGENT_FEATURE"}
+
+func warnIgnoredDecisionEnv(stderr io.Writer) {
+	var set []string
+	for _, v := range decisionEnv {
+		if _, ok := os.LookupEnv(v); ok {
+			set = append(set, v)
+		}
+	}
+	if len(set) > 0 {
+		fmt.Fprintf(stderr, "bcagent: warning: ignoring %s in the environment: a consent decision is taken only from the command line (--authorize, --decline, --by) or the terminal prompt\n", strings.Join(set, ", "))
+	}
 }
 
 // serviceState finds --state in the arguments the service was registered

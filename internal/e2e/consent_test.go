@@ -247,6 +247,67 @@ func TestPromptDefaultsToNo(t *testing.T) {
 	}
 }
 
+// TestPromptEndOfInput: a prompt whose input ends before anyone answers is
+// "no decision": the release waits (exit 4), nothing is recorded in the
+// consent log, and the audit log says nobody answered.
+func TestPromptEndOfInput(t *testing.T) {
+	e := newEnv(t)
+	e.publishFeatures("1.1.0", []repo.Feature{fileTransfer})
+	e.check()
+	e.stage()
+	for _, in := range []string{"", "Dr. Ada\n"} {
+		p := &client.TerminalPrompter{In: strings.NewReader(in), Out: &bytes.Buffer{}}
+		err := e.applyWith(client.ApplyOptions{Prompter: p, Terminal: true})
+		if !errors.Is(err, client.ErrAuthorizationRequired) || !strings.Contains(err.Error(), "--authorize "+fileTransfer.ID+" --by NAME") {
+			t.Fatalf("input %q: %v, want ErrAuthorizationRequired naming the feature", in, err)
+		}
+	}
+	if e.current() != "" || slices.Contains(e.active(), fileTransfer.ID) {
+		t.Fatalf("nothing may be installed or active: current %q, active %v", e.current(), e.active())
+	}
+	if _, err := os.Stat(filepath.Join(e.state, "consent.jsonl")); err == nil {
+		t.Fatal("no answer is not a decision: the consent log must stay empty")
+	}
+	var audit []client.LogEntry
+	e.do(func(a *client.Agent) error { var err error; audit, _, err = a.ExportLogs(); return err })
+	n := 0
+	for _, en := range audit {
+		if strings.Contains(string(en.Entry), client.EventConsentNoAnswer) {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Fatalf("%d %q audit entries, want 2", n, client.EventConsentNoAnswer)
+	}
+}
+
+// TestDecisionRecordsHowItWasGiven: flags and terminal decisions say so.
+func TestDecisionRecordsHowItWasGiven(t *testing.T) {
+	e := newEnv(t)
+	e.publishFeatures("1.1.0", []repo.Feature{fileTransfer})
+	e.check()
+	e.stage()
+	if err := e.applyWith(client.ApplyOptions{Decline: []string{fileTransfer.ID}, By: "Dr. Ada"}); err != nil {
+		t.Fatal(err)
+	}
+	var list []client.ConsentStatus
+	e.do(func(a *client.Agent) error { var err error; list, err = a.ConsentList(); return err })
+	if r := list[0]; r.Method != client.MethodFlags || r.Terminal || r.Interactive || r.OSUser == "" {
+		t.Fatalf("flags decision recorded as %+v", r)
+	}
+	p := &client.TerminalPrompter{In: strings.NewReader("yes\n"), Out: &bytes.Buffer{}, By: "Dr. Ada"}
+	e.publishFeatures("1.2.0", []repo.Feature{func() repo.Feature { f := fileTransfer; f.Description += " New wording."; return f }()})
+	e.check()
+	e.stage()
+	if err := e.applyWith(client.ApplyOptions{Prompter: p, Terminal: true}); err != nil {
+		t.Fatal(err)
+	}
+	e.do(func(a *client.Agent) error { var err error; list, err = a.ConsentList(); return err })
+	if r := list[0]; r.Method != client.MethodTerminal || !r.Terminal || !r.Interactive || r.Version != "1.2.0" {
+		t.Fatalf("terminal decision recorded as %+v", r)
+	}
+}
+
 func TestAuthorizeRevokeAndReask(t *testing.T) {
 	e := newEnv(t)
 	e.publishFeatures("1.1.0", []repo.Feature{fileTransfer})
@@ -267,7 +328,7 @@ func TestAuthorizeRevokeAndReask(t *testing.T) {
 
 	// Revoke: off at once, same version still installed.
 	verDir, _ := os.Stat(filepath.Join(e.install, component, "1.1.0"))
-	if err := e.do(func(a *client.Agent) error { return a.Revoke(component, fileTransfer.ID, "Dr. Ada") }); err != nil {
+	if err := e.do(func(a *client.Agent) error { return a.Revoke(component, fileTransfer.ID, "Dr. Ada", false) }); err != nil {
 		t.Fatal(err)
 	}
 	if slices.Contains(e.active(), fileTransfer.ID) || e.current() != "1.1.0" {
