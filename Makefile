@@ -29,6 +29,7 @@ fuzz: ## run each fuzz target for 30s
 	$(GO) test ./repo -run '^$$' -fuzz FuzzCanonicalTargets -fuzztime 30s
 	$(GO) test ./client -run '^$$' -fuzz FuzzExtractTarGz -fuzztime 30s
 	$(GO) test ./client -run '^$$' -fuzz FuzzBspatch -fuzztime 30s
+	$(GO) test ./client -run '^$$' -fuzz FuzzChainLogRead -fuzztime 30s
 	$(GO) test ./signer -run '^$$' -fuzz FuzzVerifyDetached -fuzztime 30s
 	$(GO) test ./signer -run '^$$' -fuzz FuzzVerifyAuthenticode -fuzztime 30s
 

@@ -92,6 +92,11 @@ func Init(stateDir string, o InitOptions) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
+	// Refuse a trust or state directory others could change before
+	// writing anything; the state directory may not exist yet.
+	if err := CheckPermissions(abs, c.TrustDir); err != nil {
+		return err
+	}
 	if _, err := signer.LoadTrust(c.TrustDir); err != nil {
 		return usagef("--trust: %v", err)
 	}
@@ -120,6 +125,9 @@ func Init(stateDir string, o InitOptions) error {
 			return err
 		}
 	}
+	if err := restrictStateDir(abs); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(c.InstallRoot, 0o755); err != nil {
 		return fmt.Errorf("install root: %w", err)
 	}
@@ -131,9 +139,11 @@ func Init(stateDir string, o InitOptions) error {
 	}
 	if _, err := repo.ParseVersion(o.AgentVersion); err == nil && slices.Contains(c.Components, SelfComponent) {
 		st := State{Components: map[string]*ComponentState{SelfComponent: {Installed: o.AgentVersion, State: StateUpToDate}}}
-		return writeJSON(filepath.Join(abs, "state.json"), &st, 0o600)
+		if err := writeJSON(filepath.Join(abs, "state.json"), &st, 0o600); err != nil {
+			return err
+		}
 	}
-	return nil
+	return CheckPermissions(abs, c.TrustDir)
 }
 
 // SelfComponent is the component name of the agent itself.
@@ -150,6 +160,9 @@ func Open(stateDir string, log *slog.Logger) (*Agent, error) {
 	}
 	cfg, err := loadConfig(abs)
 	if err != nil {
+		return nil, err
+	}
+	if err := CheckPermissions(abs, cfg.TrustDir); err != nil {
 		return nil, err
 	}
 	lock, err := lockFile(filepath.Join(abs, "agent.lock"))
@@ -170,6 +183,11 @@ func Open(stateDir string, log *slog.Logger) (*Agent, error) {
 	if err := a.recover(); err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("recovering an interrupted apply: %w", err)
+	}
+	// What is active is derived from the verified consent log and signed
+	// metadata at every start, never taken from features.json.
+	if err := a.reconcile(); err != nil {
+		a.log.Error("reconciling active features", "err", err)
 	}
 	return a, nil
 }

@@ -168,7 +168,7 @@ func (a *Agent) install(st *State, name string, c *ComponentState, active []stri
 	var sig []byte
 	if rel.Meta.Codesign == repo.CodesignCMS {
 		var err error
-		if sig, err = readFileLimited(rel.File+repo.SignatureSuffix, 1<<20); err != nil {
+		if sig, err = a.readStaged(rel.File+repo.SignatureSuffix, 1<<20); err != nil {
 			return fmt.Errorf("staged signature: %w", err)
 		}
 	}
@@ -501,10 +501,12 @@ func (a *Agent) Rollback(ctx context.Context, name string) (*CheckReport, error)
 	if err := a.saveState(st); err != nil {
 		return nil, err
 	}
+	active := []string{} // metadata unknown (state rebuilt): nothing is active until a check re-learns it
 	if c.InstalledRelease != nil {
-		if err := a.writeFeatures(name, a.decidedActive(st, name, c.InstalledRelease)); err != nil {
-			return nil, err
-		}
+		active = a.decidedActive(st, name, c.InstalledRelease)
+	}
+	if err := a.writeFeatures(name, active); err != nil {
+		return nil, err
 	}
 	a.audit(AuditEvent{Event: EventRollback, Component: name, Version: c.Installed, Detail: "rolled back from " + from})
 	a.raise(NoteRolledBack, "warning", name, c.Installed, fmt.Sprintf("%s was rolled back from %s to %s", name, from, c.Installed))

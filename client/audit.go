@@ -20,9 +20,12 @@ const (
 	EventConsentDecision       = "consent-decision"
 	EventConsentRevoked        = "consent-revoked"
 	EventConsentNoAnswer       = "consent-no-answer"
+	EventFeaturesRestored      = "features-restored"
+	EventPolicyAccepted        = "policy-accepted"
 	EventFailed                = "failed"
 	EventPinned                = "pinned"
 	EventUnpinned              = "unpinned"
+	EventStateRecovered        = "state-recovered"
 )
 
 // AuditEvent is one entry of audit.jsonl.

@@ -11,28 +11,57 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/beckmanconnect/bcupdate/internal/atomicfile"
+	"github.com/beckmanconnect/bcupdate/internal/textsafe"
 )
 
-// ErrLogDamaged: an append-only log was edited, truncated, reordered or had
-// an entry deleted. It is a verification failure (exit code 3).
+// ErrLogDamaged: an append-only log was edited, truncated, reordered, had
+// an entry deleted, or has an entry its head does not cover (appended
+// outside the agent). It is a verification failure (exit code 3).
 var ErrLogDamaged = fmt.Errorf("%w: log damaged", ErrVerification)
 
-const maxLogLine = 1 << 20
+const (
+	// maxLogLine bounds one line of a log: Append refuses longer entries,
+	// and the reader never buffers more than this for one line.
+	maxLogLine = 1 << 20
+	// maxLogHead bounds the head file; a real one is under 200 bytes.
+	maxLogHead = 4 << 10
+)
 
 // chainLog is an append-only JSON-lines log in which each line carries the
 // sha256 of the line before it, so any edit, deletion or reordering breaks
-// the chain. A head file (<log>.head, written atomically after each
-// append) records the last sequence number and hash, so truncating the tail
-// is found too. Each append is fsynced before it returns.
+// the chain. Each append is fsynced before it returns.
 //
-// What this does not stop: someone who can rewrite the whole log and its
-// head consistently. It makes tampering evident, it does not make it
-// impossible; ship the export off the PC for that.
+// The head file (<log>.head, always replaced atomically) is the commit
+// point: it names the last entry the agent wrote, {"seq": N, "hash": H_N}.
+// Only entries up to the head are trusted, so truncating the tail is found
+// (the head names an entry that is gone) and so is an entry appended past
+// the head, even a well-formed one with the right sequence number and
+// previous hash: it is damage, never an entry. To stay crash safe, Append
+// first records its intent in the head, {"seq": N, "hash": H_N, "next":
+// {"seq": N+1, "hash": H_N+1}} with the hash of the exact line it is about
+// to write, then appends and fsyncs the line, then moves the head to N+1.
+// A crash after the line is durable leaves exactly that one line past the
+// head, and it is accepted because the head named its hash beforehand (the
+// next Append makes it final). A torn last line (a crash mid-write, never
+// acknowledged) is not an entry and is cut off by the next Append.
+//
+// What this stops: appending, editing, deleting or reordering entries, and
+// truncating the log, by anyone who does not also rewrite the head. What it
+// does not stop: someone who can rewrite the whole log and its head
+// consistently, such as a local administrator. It makes tampering evident,
+// not impossible; a copy of the chain head held off the PC (the fleet
+// service's, later) is what closes that, and until then the export must be
+// shipped off the PC.
 type chainLog struct {
 	path string
+	// crash, when set (tests only), is called after each step of Append
+	// ("intent": the head names the next line; "line": the line is
+	// durable); an error stops Append there, as a crash would.
+	crash func(step string) error
 }
 
 type logLine struct {
@@ -41,7 +70,16 @@ type logLine struct {
 	Entry json.RawMessage `json:"entry"`
 }
 
+// logHead is the content of <log>.head. Next is set only while an append
+// is in progress; heads written before it existed simply lack it.
 type logHead struct {
+	Seq  int64      `json:"seq"`
+	Hash string     `json:"hash"`
+	Next *logIntent `json:"next,omitempty"`
+}
+
+// logIntent names the one line an append in progress is writing.
+type logIntent struct {
 	Seq  int64  `json:"seq"`
 	Hash string `json:"hash"`
 }
@@ -58,97 +96,200 @@ func lineHash(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-// read parses and verifies the whole log. It returns the entries and, if
-// the log is damaged, an error naming the first bad entry.
+func isLineHash(s string) bool {
+	if len(s) != 2*sha256.Size {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// read parses and verifies the whole log. It returns the entries, or an
+// error naming the first bad entry and no entries at all.
 func (l *chainLog) read() ([]LogEntry, error) {
-	entries, _, err := l.readAt()
+	entries, _, _, err := l.readAt()
 	return entries, err
 }
 
-// readAt is read that also returns the length of the complete lines. A
-// torn last line (a crash during an append that was never acknowledged:
-// the head does not name it) is not damage; Append cuts it off.
-func (l *chainLog) readAt() ([]LogEntry, int64, error) {
-	var head *logHead
-	if b, err := os.ReadFile(l.path + ".head"); err == nil {
-		head = &logHead{}
-		if err := json.Unmarshal(b, head); err != nil {
-			return nil, 0, fmt.Errorf("%w: %s.head: %v", ErrLogDamaged, l.path, err)
+// readHead reads and checks <log>.head; it is nil if there is none.
+func (l *chainLog) readHead() (*logHead, error) {
+	name := l.path + ".head"
+	f, err := os.Open(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxLogHead+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	damaged := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s "+format, append([]any{ErrLogDamaged, name}, args...)...)
+	}
+	if len(b) > maxLogHead {
+		return nil, damaged("is larger than %d bytes", maxLogHead)
+	}
+	if b = bytes.TrimSpace(b); len(b) == 0 || b[0] != '{' {
+		return nil, damaged("is not a JSON object")
+	}
+	var h logHead
+	if err := json.Unmarshal(b, &h); err != nil {
+		return nil, damaged("is not valid: %v", err)
+	}
+	switch {
+	case h.Seq < 0:
+		return nil, damaged("has a negative sequence number %d", h.Seq)
+	case h.Seq == 0 && h.Hash != "":
+		return nil, damaged("names no entry but carries a hash")
+	case h.Seq > 0 && !isLineHash(h.Hash):
+		return nil, damaged("does not hold a sha256 for entry %d", h.Seq)
+	case h.Next == nil:
+	case h.Next.Seq <= h.Seq || h.Next.Seq != h.Seq+1:
+		return nil, damaged("announces entry %d after entry %d", h.Next.Seq, h.Seq)
+	case !isLineHash(h.Next.Hash):
+		return nil, damaged("does not hold a sha256 for entry %d", h.Next.Seq)
+	}
+	return &h, nil
+}
+
+var errLineTooLong = errors.New("line too long")
+
+// readLine reads one line without its newline, buffering at most about
+// max bytes. complete is false for a last line with no newline (empty at
+// the end of the file).
+func readLine(r *bufio.Reader, max int) (line []byte, complete bool, err error) {
+	for {
+		frag, err := r.ReadSlice('\n')
+		line = append(line, frag...)
+		if err == nil {
+			line = line[:len(line)-1]
+			complete = true
 		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, 0, err
+		if len(line) > max {
+			return nil, false, errLineTooLong
+		}
+		switch {
+		case err == nil:
+			return line, true, nil
+		case errors.Is(err, bufio.ErrBufferFull):
+		case err == io.EOF:
+			return line, false, nil
+		default:
+			return nil, false, err
+		}
+	}
+}
+
+// readAt is read that also returns the length of the accepted lines and
+// the sequence number the head commits to (0 if there is no head).
+//
+// Accepted are the entries up to the head (the last must have the head's
+// hash) and at most one more: the line an append announced in head.next,
+// with exactly that hash, whose head update a crash cut short. Any other
+// complete line past the head is damage. A torn last line (no newline,
+// right after the head's entry: a crash during an append that was never
+// acknowledged) is not an entry and not damage; Append cuts it off.
+func (l *chainLog) readAt() (entries []LogEntry, good int64, headSeq int64, err error) {
+	head, err := l.readHead()
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	if head != nil {
+		headSeq = head.Seq
+	}
+	headName := filepath.Base(l.path) + ".head"
+	damaged := func(format string, args ...any) ([]LogEntry, int64, int64, error) {
+		return nil, 0, 0, fmt.Errorf("%w: %s "+format, append([]any{ErrLogDamaged, l.path}, args...)...)
 	}
 	f, err := os.Open(l.path)
 	if errors.Is(err, fs.ErrNotExist) {
-		if head != nil && head.Seq > 0 {
-			return nil, 0, fmt.Errorf("%w: %s is missing but %d entries were written", ErrLogDamaged, l.path, head.Seq)
+		if headSeq > 0 {
+			return damaged("is missing but %d entries were written", headSeq)
 		}
-		return nil, 0, nil
+		return nil, 0, headSeq, nil
 	}
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	defer f.Close()
-	var entries []LogEntry
-	var good int64
-	torn := false
 	prev := ""
 	r := bufio.NewReaderSize(f, 64<<10)
 	for n := int64(1); ; n++ {
-		line, err := r.ReadBytes('\n')
-		if err == io.EOF && len(line) == 0 {
+		line, complete, err := readLine(r, maxLogLine)
+		if errors.Is(err, errLineTooLong) {
+			return damaged("entry %d is too long", n)
+		}
+		if err != nil {
+			return nil, 0, 0, fmt.Errorf("read %s: %w", l.path, err)
+		}
+		if !complete {
+			if len(line) > 0 && (head == nil || headSeq != n-1) {
+				return damaged("entry %d is incomplete (no end of line)", n)
+			}
 			break
 		}
-		if err != nil && err != io.EOF {
-			return nil, 0, err
+		if head == nil {
+			return damaged("has entries but %s is missing", headName)
 		}
-		if err == io.EOF {
-			torn = true
-			break
-		}
-		lineLen := int64(len(line))
-		line = bytes.TrimSuffix(line, []byte("\n"))
-		if len(line) > maxLogLine {
-			return entries, good, fmt.Errorf("%w: %s entry %d is too long", ErrLogDamaged, l.path, n)
+		hash := lineHash(line)
+		if n > headSeq && (n != headSeq+1 || head.Next == nil || head.Next.Hash != hash) {
+			return damaged("entry %d is not covered by %s (appended outside the agent, or forged)", n, headName)
 		}
 		var ll logLine
 		if err := json.Unmarshal(line, &ll); err != nil {
-			return entries, good, fmt.Errorf("%w: %s entry %d is not valid JSON", ErrLogDamaged, l.path, n)
+			return damaged("entry %d is not valid JSON", n)
 		}
 		if ll.Seq != n {
-			return entries, good, fmt.Errorf("%w: %s entry %d has sequence number %d (deleted or reordered entries)", ErrLogDamaged, l.path, n, ll.Seq)
+			return damaged("entry %d has sequence number %d (deleted or reordered entries)", n, ll.Seq)
 		}
 		if ll.Prev != prev {
-			return entries, good, fmt.Errorf("%w: %s entry %d does not follow entry %d (edited, deleted or reordered)", ErrLogDamaged, l.path, n, n-1)
+			return damaged("entry %d does not follow entry %d (edited, deleted or reordered)", n, n-1)
 		}
-		prev = lineHash(line)
-		good += lineLen
-		entries = append(entries, LogEntry{Seq: n, Hash: prev, Entry: ll.Entry})
+		if n == headSeq && hash != head.Hash {
+			return damaged("entry %d was changed after it was written (it does not match %s)", n, headName)
+		}
+		prev = hash
+		good += int64(len(line)) + 1
+		entries = append(entries, LogEntry{Seq: n, Hash: hash, Entry: ll.Entry})
 	}
-	if torn && (head == nil || head.Seq != int64(len(entries))) {
-		return entries, good, fmt.Errorf("%w: %s entry %d is incomplete (no end of line)", ErrLogDamaged, l.path, len(entries)+1)
+	if headSeq > int64(len(entries)) {
+		return damaged("ends at entry %d but %d were written (truncated)", len(entries), headSeq)
 	}
-	switch {
-	case head == nil && len(entries) > 0:
-		return entries, good, fmt.Errorf("%w: %s.head is missing", ErrLogDamaged, l.path)
-	case head == nil:
-	case head.Seq > int64(len(entries)):
-		return entries, good, fmt.Errorf("%w: %s ends at entry %d but %d were written (truncated)", ErrLogDamaged, l.path, len(entries), head.Seq)
-	case head.Seq > 0 && entries[head.Seq-1].Hash != head.Hash:
-		return entries, good, fmt.Errorf("%w: %s entry %d was changed after it was written", ErrLogDamaged, l.path, head.Seq)
-	}
-	// Entries past the head are appends whose head update a crash cut
-	// short; they chain correctly, so they are kept.
-	return entries, good, nil
+	return entries, good, headSeq, nil
 }
 
-// Verify checks the log and returns its entries.
+// Verify checks the log and returns its entries; if the log is damaged it
+// returns only the error, which names the first bad entry.
 func (l *chainLog) Verify() ([]LogEntry, error) { return l.read() }
 
+func (l *chainLog) writeHead(h logHead) error {
+	b, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(l.path+".head", b, 0o600)
+}
+
+func (l *chainLog) step(name string) error {
+	if l.crash == nil {
+		return nil
+	}
+	return l.crash(name)
+}
+
 // Append adds an entry after verifying the log. It refuses to append to a
-// damaged log, so damage is never buried under new entries.
+// damaged log, so damage is never buried under new entries. The head
+// announces the line before it is written and commits to it after it is
+// fsynced (see chainLog).
 func (l *chainLog) Append(entry any) error {
-	entries, good, err := l.readAt()
+	entries, good, headSeq, err := l.readAt()
 	if err != nil {
 		return err
 	}
@@ -158,20 +299,37 @@ func (l *chainLog) Append(entry any) error {
 			return fmt.Errorf("repair %s: %w", l.path, err)
 		}
 	}
+	n := int64(len(entries))
+	prev := ""
+	if n > 0 {
+		prev = entries[n-1].Hash
+	}
+	if n > headSeq {
+		// The line an interrupted append announced is there: commit to it.
+		if err := l.writeHead(logHead{Seq: n, Hash: prev}); err != nil {
+			return err
+		}
+	}
 	body, err := json.Marshal(entry)
 	if err != nil {
 		return err
 	}
-	prev := ""
-	if len(entries) > 0 {
-		prev = entries[len(entries)-1].Hash
-	}
-	line, err := json.Marshal(logLine{Seq: int64(len(entries)) + 1, Prev: prev, Entry: body})
+	line, err := json.Marshal(logLine{Seq: n + 1, Prev: prev, Entry: body})
 	if err != nil {
 		return err
 	}
 	if bytes.ContainsRune(line, '\n') {
 		return errors.New("log entry contains a newline")
+	}
+	if len(line) > maxLogLine {
+		return fmt.Errorf("log entry for %s is too long (%d bytes, at most %d)", l.path, len(line), maxLogLine)
+	}
+	hash := lineHash(line)
+	if err := l.writeHead(logHead{Seq: n, Hash: prev, Next: &logIntent{Seq: n + 1, Hash: hash}}); err != nil {
+		return err
+	}
+	if err := l.step("intent"); err != nil {
+		return err
 	}
 	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
@@ -188,18 +346,28 @@ func (l *chainLog) Append(entry any) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	head, _ := json.Marshal(logHead{Seq: int64(len(entries)) + 1, Hash: lineHash(line)})
-	return atomicfile.WriteFile(l.path+".head", head, 0o600)
+	if err := l.step("line"); err != nil {
+		return err
+	}
+	return l.writeHead(logHead{Seq: n + 1, Hash: hash})
 }
 
-// describeEntry gives a one-line summary of an entry for export.
+// describeEntry gives a one-line summary of an entry for export. Values are
+// escaped (textsafe.Escape): a log may hold text no agent would accept
+// today, written by an older agent or by hand, and it must not reach a
+// terminal as control sequences.
 func describeEntry(e LogEntry) string {
 	var m map[string]any
 	_ = json.Unmarshal(e.Entry, &m)
 	var parts []string
-	for _, k := range []string{"time", "event", "decision", "component", "version", "feature", "by", "detail"} {
+	for _, k := range []string{"time", "event", "decision", "component", "version", "feature", "by", "os_user", "method", "terminal", "detail"} {
 		if v, ok := m[k]; ok && v != "" {
-			parts = append(parts, fmt.Sprintf("%s=%v", k, v))
+			val := textsafe.Escape(fmt.Sprint(v))
+			if strings.ContainsAny(val, " =\"") {
+				// Quoted, so a value cannot pose as another field.
+				val = `"` + strings.ReplaceAll(val, `"`, `\"`) + `"`
+			}
+			parts = append(parts, k+"="+val)
 		}
 	}
 	return fmt.Sprintf("%d %s", e.Seq, strings.Join(parts, " "))

@@ -2,7 +2,9 @@ package client
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,88 +30,507 @@ func lines(t *testing.T, p string) [][]byte {
 	return bytes.SplitAfter(bytes.TrimSuffix(b, []byte("\n")), []byte("\n"))
 }
 
+// chainLine builds line seq of a log the way Append does (no newline).
+func chainLine(seq int64, prev string, entry any) []byte {
+	body, err := json.Marshal(entry)
+	if err != nil {
+		panic(err)
+	}
+	line, err := json.Marshal(logLine{Seq: seq, Prev: prev, Entry: body})
+	if err != nil {
+		panic(err)
+	}
+	return line
+}
+
+func headJSON(h logHead) []byte {
+	b, err := json.Marshal(h)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func readHeadFile(t *testing.T, l *chainLog) logHead {
+	t.Helper()
+	b, err := os.ReadFile(l.path + ".head")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h logHead
+	if err := json.Unmarshal(b, &h); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func setHead(t *testing.T, l *chainLog, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(l.path+".head", b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func appendRaw(t *testing.T, l *chainLog, b []byte) {
+	t.Helper()
+	f, err := os.OpenFile(l.path, os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func forgedGrant(i int) map[string]any {
+	return map[string]any{"event": "consent-decision", "decision": "granted", "feature": "phi-file-transfer", "i": i}
+}
+
+// TestChainLogTamper: every kind of damage is found, named, and stops
+// Append without changing either file.
 func TestChainLogTamper(t *testing.T) {
 	cases := []struct {
-		name   string
-		damage func(t *testing.T, l *chainLog)
+		name string
+		// damage gets the intact log and its five entries.
+		damage func(t *testing.T, l *chainLog, es []LogEntry)
 		want   string
 	}{
-		{"edited entry", func(t *testing.T, l *chainLog) {
+		{"edited entry", func(t *testing.T, l *chainLog, es []LogEntry) {
 			b, _ := os.ReadFile(l.path)
 			os.WriteFile(l.path, bytes.Replace(b, []byte(`"i":2`), []byte(`"i":7`), 1), 0o600)
 		}, "entry 4 does not follow entry 3"},
-		{"edited last entry", func(t *testing.T, l *chainLog) {
+		{"edited last entry", func(t *testing.T, l *chainLog, es []LogEntry) {
 			b, _ := os.ReadFile(l.path)
 			os.WriteFile(l.path, bytes.Replace(b, []byte(`"i":4`), []byte(`"i":9`), 1), 0o600)
-		}, "entry 5 was changed"},
-		{"deleted entry", func(t *testing.T, l *chainLog) {
+		}, "entry 5 was changed after it was written"},
+		{"deleted entry", func(t *testing.T, l *chainLog, es []LogEntry) {
 			ls := lines(t, l.path)
 			os.WriteFile(l.path, bytes.Join(append(ls[:1:1], ls[2:]...), nil), 0o600)
 		}, "entry 2 has sequence number 3"},
-		{"reordered entries", func(t *testing.T, l *chainLog) {
+		{"reordered entries", func(t *testing.T, l *chainLog, es []LogEntry) {
 			ls := lines(t, l.path)
 			ls[1], ls[2] = ls[2], ls[1]
 			os.WriteFile(l.path, append(bytes.Join(ls, nil), '\n'), 0o600)
 		}, "entry 2 has sequence number 3"},
-		{"truncated", func(t *testing.T, l *chainLog) {
+		{"truncated", func(t *testing.T, l *chainLog, es []LogEntry) {
 			ls := lines(t, l.path)
 			os.WriteFile(l.path, bytes.Join(ls[:3], nil), 0o600)
-		}, "ends at entry 3 but 5 were written"},
-		{"emptied", func(t *testing.T, l *chainLog) { os.WriteFile(l.path, nil, 0o600) }, "ends at entry 0"},
-		{"deleted", func(t *testing.T, l *chainLog) { os.Remove(l.path) }, "is missing"},
-		{"head deleted", func(t *testing.T, l *chainLog) { os.Remove(l.path + ".head") }, ".head is missing"},
-		{"torn acknowledged line", func(t *testing.T, l *chainLog) {
+		}, "ends at entry 3 but 5 were written (truncated)"},
+		{"emptied", func(t *testing.T, l *chainLog, es []LogEntry) { os.WriteFile(l.path, nil, 0o600) }, "ends at entry 0"},
+		{"log deleted", func(t *testing.T, l *chainLog, es []LogEntry) { os.Remove(l.path) }, "is missing"},
+		{"head deleted", func(t *testing.T, l *chainLog, es []LogEntry) { os.Remove(l.path + ".head") }, "has entries but audit.jsonl.head is missing"},
+		{"torn acknowledged line", func(t *testing.T, l *chainLog, es []LogEntry) {
 			b, _ := os.ReadFile(l.path)
 			os.WriteFile(l.path, b[:len(b)-5], 0o600)
-		}, "incomplete"},
+		}, "entry 5 is incomplete"},
+		{"forged entry past the head", func(t *testing.T, l *chainLog, es []LogEntry) {
+			// Right sequence number, right previous hash, head untouched.
+			appendRaw(t, l, append(chainLine(6, es[4].Hash, forgedGrant(6)), '\n'))
+		}, "entry 6 is not covered by audit.jsonl.head (appended outside the agent, or forged)"},
+		{"forged entry past a head announcing another line", func(t *testing.T, l *chainLog, es []LogEntry) {
+			announced := chainLine(6, es[4].Hash, map[string]any{"event": "staged"})
+			setHead(t, l, headJSON(logHead{Seq: 5, Hash: es[4].Hash, Next: &logIntent{Seq: 6, Hash: lineHash(announced)}}))
+			appendRaw(t, l, append(chainLine(6, es[4].Hash, forgedGrant(6)), '\n'))
+		}, "entry 6 is not covered"},
+		{"forged entry after an announced one", func(t *testing.T, l *chainLog, es []LogEntry) {
+			announced := chainLine(6, es[4].Hash, map[string]any{"event": "staged"})
+			setHead(t, l, headJSON(logHead{Seq: 5, Hash: es[4].Hash, Next: &logIntent{Seq: 6, Hash: lineHash(announced)}}))
+			appendRaw(t, l, append(announced, '\n'))
+			appendRaw(t, l, append(chainLine(7, lineHash(announced), forgedGrant(7)), '\n'))
+		}, "entry 7 is not covered"},
+		{"garbage past the head", func(t *testing.T, l *chainLog, es []LogEntry) {
+			appendRaw(t, l, []byte("not json\n"))
+		}, "entry 6 is not covered"},
+		{"head moved back one entry", func(t *testing.T, l *chainLog, es []LogEntry) {
+			// The head of an older state: entry 5 is no longer covered.
+			setHead(t, l, headJSON(logHead{Seq: 4, Hash: es[3].Hash}))
+		}, "entry 5 is not covered"},
+		{"head hash mismatch", func(t *testing.T, l *chainLog, es []LogEntry) {
+			setHead(t, l, headJSON(logHead{Seq: 5, Hash: es[3].Hash}))
+		}, "entry 5 was changed after it was written (it does not match audit.jsonl.head)"},
+		{"head past the log", func(t *testing.T, l *chainLog, es []LogEntry) {
+			setHead(t, l, headJSON(logHead{Seq: 9, Hash: es[4].Hash}))
+		}, "ends at entry 5 but 9 were written (truncated)"},
+		{"head not JSON", func(t *testing.T, l *chainLog, es []LogEntry) { setHead(t, l, []byte(`{"seq": 5,`)) }, "audit.jsonl.head is not valid"},
+		{"head null", func(t *testing.T, l *chainLog, es []LogEntry) { setHead(t, l, []byte(`null`)) }, "audit.jsonl.head is not a JSON object"},
+		{"head empty", func(t *testing.T, l *chainLog, es []LogEntry) { setHead(t, l, nil) }, "audit.jsonl.head is not a JSON object"},
+		{"head negative seq", func(t *testing.T, l *chainLog, es []LogEntry) {
+			setHead(t, l, []byte(`{"seq": -1, "hash": ""}`))
+		}, "negative sequence number -1"},
+		{"head zero seq with a hash", func(t *testing.T, l *chainLog, es []LogEntry) {
+			setHead(t, l, headJSON(logHead{Seq: 0, Hash: es[0].Hash}))
+		}, "names no entry but carries a hash"},
+		{"head hash not a sha256", func(t *testing.T, l *chainLog, es []LogEntry) {
+			setHead(t, l, []byte(`{"seq": 5, "hash": "xyz"}`))
+		}, "does not hold a sha256 for entry 5"},
+		{"head next skips an entry", func(t *testing.T, l *chainLog, es []LogEntry) {
+			setHead(t, l, headJSON(logHead{Seq: 5, Hash: es[4].Hash, Next: &logIntent{Seq: 7, Hash: es[4].Hash}}))
+		}, "announces entry 7 after entry 5"},
+		{"head next goes back", func(t *testing.T, l *chainLog, es []LogEntry) {
+			setHead(t, l, headJSON(logHead{Seq: 5, Hash: es[4].Hash, Next: &logIntent{Seq: 5, Hash: es[4].Hash}}))
+		}, "announces entry 5 after entry 5"},
+		{"head next without a hash", func(t *testing.T, l *chainLog, es []LogEntry) {
+			setHead(t, l, headJSON(logHead{Seq: 5, Hash: es[4].Hash, Next: &logIntent{Seq: 6}}))
+		}, "does not hold a sha256 for entry 6"},
+		{"head too large", func(t *testing.T, l *chainLog, es []LogEntry) {
+			b := headJSON(logHead{Seq: 5, Hash: es[4].Hash})
+			setHead(t, l, append(b, bytes.Repeat([]byte(" "), maxLogHead)...))
+		}, "audit.jsonl.head is larger than 4096 bytes"},
+		{"line too long", func(t *testing.T, l *chainLog, es []LogEntry) {
+			appendRaw(t, l, append(bytes.Repeat([]byte("x"), maxLogLine+1), '\n'))
+		}, "entry 6 is too long"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			l := writeLog(t, 5)
-			if got, err := l.Verify(); err != nil || len(got) != 5 {
-				t.Fatalf("intact log: %d entries, %v", len(got), err)
+			es, err := l.Verify()
+			if err != nil || len(es) != 5 {
+				t.Fatalf("intact log: %d entries, %v", len(es), err)
 			}
-			tc.damage(t, l)
-			_, err := l.Verify()
+			tc.damage(t, l, es)
+			got, err := l.Verify()
 			if !errors.Is(err, ErrLogDamaged) || !errors.Is(err, ErrVerification) {
 				t.Fatalf("want ErrLogDamaged, got %v", err)
 			}
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %q does not say %q", err, tc.want)
 			}
-			if err := l.Append(map[string]any{"event": "x"}); err == nil {
-				t.Error("appended to a damaged log")
+			if got != nil {
+				t.Errorf("a damaged log returned %d entries", len(got))
+			}
+			logBefore, _ := os.ReadFile(l.path)
+			headBefore, _ := os.ReadFile(l.path + ".head")
+			if err := l.Append(map[string]any{"event": "x"}); !errors.Is(err, ErrLogDamaged) {
+				t.Errorf("append to a damaged log: want ErrLogDamaged, got %v", err)
+			}
+			logAfter, _ := os.ReadFile(l.path)
+			headAfter, _ := os.ReadFile(l.path + ".head")
+			if !bytes.Equal(logBefore, logAfter) || !bytes.Equal(headBefore, headAfter) {
+				t.Error("a refused append changed the log or its head")
 			}
 		})
 	}
 }
 
-func TestChainLogSurvivesLostHeadUpdate(t *testing.T) {
-	l := writeLog(t, 3)
-	head, _ := os.ReadFile(l.path + ".head")
-	if err := l.Append(map[string]any{"event": "y"}); err != nil {
+var errCrash = errors.New("simulated crash")
+
+// TestChainLogCrashRecovery: a crash at any step of Append leaves a log
+// that verifies, and the next Append carries on from it.
+func TestChainLogCrashRecovery(t *testing.T) {
+	crashed := map[string]any{"event": "installed", "i": 5}
+	cases := []struct {
+		name    string
+		crashAt string
+		// after the crash, before anyone reads the log (announced is the
+		// line the head names next).
+		after func(t *testing.T, l *chainLog, announced []byte)
+		// the crashed entry is kept (it was durable and announced).
+		kept bool
+	}{
+		{"after the head announced the line", "intent", nil, false},
+		{"mid-write of the line", "intent", func(t *testing.T, l *chainLog, announced []byte) {
+			appendRaw(t, l, announced[:len(announced)/2])
+		}, false},
+		{"whole line written but no newline", "intent", func(t *testing.T, l *chainLog, announced []byte) {
+			appendRaw(t, l, announced)
+		}, false},
+		{"line written but not fsynced", "intent", func(t *testing.T, l *chainLog, announced []byte) {
+			appendRaw(t, l, append(announced, '\n'))
+		}, true},
+		{"after the line was fsynced", "line", nil, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			l := writeLog(t, 5)
+			es, _ := l.Verify()
+			l.crash = func(step string) error {
+				if step == tc.crashAt {
+					return errCrash
+				}
+				return nil
+			}
+			if err := l.Append(crashed); !errors.Is(err, errCrash) {
+				t.Fatalf("want the simulated crash, got %v", err)
+			}
+			l.crash = nil
+			announced := chainLine(6, es[4].Hash, crashed)
+			h := readHeadFile(t, l)
+			if h.Seq != 5 || h.Hash != es[4].Hash || h.Next == nil || h.Next.Seq != 6 || h.Next.Hash != lineHash(announced) {
+				t.Fatalf("head after the crash does not announce the exact line: %+v", h)
+			}
+			if tc.after != nil {
+				tc.after(t, l, announced)
+			}
+			want := 5
+			if tc.kept {
+				want = 6
+			}
+			got, err := l.Verify()
+			if err != nil || len(got) != want {
+				t.Fatalf("after the crash: %d entries, %v; want %d", len(got), err, want)
+			}
+			// The next append commits to what was kept and cuts off the rest.
+			if err := l.Append(map[string]any{"event": "next"}); err != nil {
+				t.Fatal(err)
+			}
+			got, err = l.Verify()
+			if err != nil || len(got) != want+1 {
+				t.Fatalf("after the next append: %d entries, %v; want %d", len(got), err, want+1)
+			}
+			if tc.kept && !bytes.Contains(got[5].Entry, []byte(`"event":"installed"`)) {
+				t.Errorf("entry 6 is %s, want the crashed append", got[5].Entry)
+			}
+			if h := readHeadFile(t, l); h.Seq != int64(want+1) || h.Hash != got[want].Hash || h.Next != nil {
+				t.Errorf("head after the next append: %+v", h)
+			}
+			b, _ := os.ReadFile(l.path)
+			if bytes.Count(b, []byte("\n")) != want+1 || !bytes.HasSuffix(b, []byte("\n")) {
+				t.Errorf("log after the next append:\n%s", b)
+			}
+		})
+	}
+}
+
+// TestChainLogFinalizesBeforeAppending: the head is moved onto a kept,
+// announced entry before the next line is announced.
+func TestChainLogFinalizesBeforeAppending(t *testing.T) {
+	l := writeLog(t, 2)
+	l.crash = func(step string) error {
+		if step == "line" {
+			return errCrash
+		}
+		return nil
+	}
+	if err := l.Append(map[string]any{"event": "a"}); !errors.Is(err, errCrash) {
 		t.Fatal(err)
 	}
-	// A crash between the fsynced append and the head update.
-	os.WriteFile(l.path+".head", head, 0o600)
-	if got, err := l.Verify(); err != nil || len(got) != 4 {
+	es, err := l.Verify()
+	if err != nil || len(es) != 3 {
+		t.Fatalf("%d entries, %v", len(es), err)
+	}
+	var heads []logHead
+	l.crash = func(step string) error {
+		heads = append(heads, readHeadFile(t, l))
+		return nil
+	}
+	if err := l.Append(map[string]any{"event": "b"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(heads) != 2 || heads[0].Seq != 3 || heads[0].Hash != es[2].Hash || heads[0].Next == nil || heads[0].Next.Seq != 4 {
+		t.Fatalf("heads seen during the append: %+v", heads)
+	}
+}
+
+func TestChainLogHeadFormat(t *testing.T) {
+	l := writeLog(t, 2)
+	es, _ := l.Verify()
+	b, _ := os.ReadFile(l.path + ".head")
+	if want := fmt.Sprintf(`{"seq":2,"hash":%q}`, es[1].Hash); string(b) != want {
+		t.Fatalf("head is %s, want %s", b, want)
+	}
+	// A head as earlier agents wrote it (no "next", other spacing) still reads.
+	setHead(t, l, []byte(fmt.Sprintf("{\"seq\": 2, \"hash\": %q}\n", es[1].Hash)))
+	if got, err := l.Verify(); err != nil || len(got) != 2 {
+		t.Fatalf("old head: %d entries, %v", len(got), err)
+	}
+	// An empty log with the head of the first append in progress.
+	e := &chainLog{path: filepath.Join(t.TempDir(), "consent.jsonl")}
+	first := chainLine(1, "", map[string]any{"event": "x"})
+	setHead(t, e, headJSON(logHead{Next: &logIntent{Seq: 1, Hash: lineHash(first)}}))
+	if got, err := e.Verify(); err != nil || len(got) != 0 {
+		t.Fatalf("announced first line, no log: %d entries, %v", len(got), err)
+	}
+	appendRaw(t, e, append(first, '\n'))
+	if got, err := e.Verify(); err != nil || len(got) != 1 {
+		t.Fatalf("announced first line: %d entries, %v", len(got), err)
+	}
+}
+
+func TestChainLogRefusesOversizedEntry(t *testing.T) {
+	l := writeLog(t, 1)
+	if err := l.Append(map[string]any{"detail": strings.Repeat("x", maxLogLine)}); err == nil || !strings.Contains(err.Error(), "too long") {
+		t.Fatalf("want too long, got %v", err)
+	}
+	if got, err := l.Verify(); err != nil || len(got) != 1 {
 		t.Fatalf("%d entries, %v", len(got), err)
 	}
 }
 
 func TestChainLogRepairsTornUnacknowledgedTail(t *testing.T) {
-	l := writeLog(t, 3)
-	// A crash mid-append: half a line, head not updated.
-	f, _ := os.OpenFile(l.path, os.O_APPEND|os.O_WRONLY, 0o600)
-	f.Write([]byte(`{"seq":4,"prev":"ab`))
-	f.Close()
-	if got, err := l.Verify(); err != nil || len(got) != 3 {
-		t.Fatalf("torn unacknowledged tail: %d entries, %v", len(got), err)
+	cases := []struct {
+		name string
+		torn string
+	}{
+		{"half a line", `{"seq":4,"prev":"ab`},
+		{"a forged line without newline", `{"seq":4,"prev":"","entry":{"decision":"granted"}}`},
 	}
-	if err := l.Append(map[string]any{"event": "z"}); err != nil {
-		t.Fatal(err)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			l := writeLog(t, 3)
+			// A crash mid-append under a head that does not name the line
+			// (or someone's unfinished line): never an entry.
+			appendRaw(t, l, []byte(tc.torn))
+			if got, err := l.Verify(); err != nil || len(got) != 3 {
+				t.Fatalf("torn unacknowledged tail: %d entries, %v", len(got), err)
+			}
+			if err := l.Append(map[string]any{"event": "z"}); err != nil {
+				t.Fatal(err)
+			}
+			got, err := l.Verify()
+			if err != nil || len(got) != 4 {
+				t.Fatalf("after repair: %d entries, %v", len(got), err)
+			}
+			if b, _ := os.ReadFile(l.path); bytes.Contains(b, []byte(tc.torn)) {
+				t.Fatal("the torn tail was not cut off")
+			}
+		})
 	}
-	if got, err := l.Verify(); err != nil || len(got) != 4 {
-		t.Fatalf("after repair: %d entries, %v", len(got), err)
+}
+
+// fuzzChain is a valid log of n entries: its lines (no newlines) and hashes.
+func fuzzChain(n int) (ls [][]byte, hashes []string) {
+	prev := ""
+	for i := 1; i <= n; i++ {
+		line := chainLine(int64(i), prev, map[string]any{"event": "staged", "i": i})
+		prev = lineHash(line)
+		ls = append(ls, line)
+		hashes = append(hashes, prev)
 	}
+	return ls, hashes
+}
+
+func joinLines(ls ...[]byte) []byte {
+	var b []byte
+	for _, l := range ls {
+		b = append(append(b, l...), '\n')
+	}
+	return b
+}
+
+func FuzzChainLogRead(f *testing.F) {
+	ls, hs := fuzzChain(4)
+	three := joinLines(ls[:3]...)
+	head3 := headJSON(logHead{Seq: 3, Hash: hs[2]})
+	forged := chainLine(4, hs[2], forgedGrant(4))
+	f.Add(three, head3, true)                                                                                    // valid
+	f.Add([]byte{}, []byte{}, false)                                                                             // nothing yet
+	f.Add([]byte{}, headJSON(logHead{}), true)                                                                   // empty, head at 0
+	f.Add(joinLines(ls...), head3, true)                                                                         // entry past the head
+	f.Add(append(three, joinLines(forged)...), head3, true)                                                      // forged past the head
+	f.Add(joinLines(ls...), headJSON(logHead{Seq: 3, Hash: hs[2], Next: &logIntent{Seq: 4, Hash: hs[3]}}), true) // announced
+	f.Add(joinLines(ls...), headJSON(logHead{Seq: 3, Hash: hs[2], Next: &logIntent{Seq: 4, Hash: lineHash(forged)}}), true)
+	f.Add(joinLines(ls[:1]...), headJSON(logHead{Next: &logIntent{Seq: 1, Hash: hs[0]}}), true) // first line announced
+	f.Add(append(three, ls[3][:20]...), head3, true)                                            // torn tail
+	f.Add(append(three, ls[3]...), headJSON(logHead{Seq: 3, Hash: hs[2], Next: &logIntent{Seq: 4, Hash: hs[3]}}), true)
+	f.Add(joinLines(ls[:2]...), head3, true) // truncated
+	f.Add(three, headJSON(logHead{Seq: 3, Hash: hs[1]}), true)
+	f.Add(three, []byte(`{"seq":3,`), true)
+	f.Add(three, []byte(`null`), true)
+	f.Add(three, []byte(`{"seq":-1,"hash":""}`), true)
+	f.Add(three, []byte(`{"seq":3,"hash":"`+hs[2]+`","next":{"seq":5,"hash":"`+hs[2]+`"}}`), true)
+	f.Add(three, []byte(`{"seq":9223372036854775807,"hash":"`+hs[2]+`","next":{"seq":-9223372036854775808,"hash":"`+hs[2]+`"}}`), true)
+	f.Add(three, []byte{}, false)                      // head missing
+	f.Add(joinLines(ls[0], ls[2], ls[1]), head3, true) // reordered
+	f.Add([]byte("\n\n"), []byte(`{"seq":0,"hash":""}`), true)
+
+	f.Fuzz(func(t *testing.T, log, head []byte, haveHead bool) {
+		l := &chainLog{path: filepath.Join(t.TempDir(), "consent.jsonl")}
+		if err := os.WriteFile(l.path, log, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if haveHead {
+			if err := os.WriteFile(l.path+".head", head, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		entries, good, headSeq, err := l.readAt()
+		if err != nil {
+			if !errors.Is(err, ErrLogDamaged) {
+				t.Fatalf("error that is not ErrLogDamaged: %v", err)
+			}
+			if entries != nil {
+				t.Fatalf("a damaged log returned %d entries", len(entries))
+			}
+			if err := l.Append(map[string]any{"event": "fuzz"}); err == nil {
+				t.Fatal("appended to a damaged log")
+			}
+			if b, _ := os.ReadFile(l.path); !bytes.Equal(b, log) {
+				t.Fatal("a refused append changed the log")
+			}
+			return
+		}
+
+		// What was accepted chains correctly from the bytes on disk, is
+		// covered by the head (at most one announced entry past it), and
+		// only a torn line follows it.
+		h, herr := l.readHead()
+		if herr != nil {
+			t.Fatalf("accepted a log whose head does not read: %v", herr)
+		}
+		n := int64(len(entries))
+		if h == nil {
+			if n != 0 || headSeq != 0 {
+				t.Fatalf("no head but %d entries, head seq %d", n, headSeq)
+			}
+		} else if headSeq != h.Seq {
+			t.Fatalf("head seq %d, readAt says %d", h.Seq, headSeq)
+		}
+		if good < 0 || good > int64(len(log)) || bytes.IndexByte(log[good:], '\n') >= 0 {
+			t.Fatalf("good %d of %d bytes leaves complete lines unaccounted for", good, len(log))
+		}
+		if n < headSeq || n > headSeq+1 {
+			t.Fatalf("%d entries accepted under head seq %d", n, headSeq)
+		}
+		if headSeq > 0 && entries[headSeq-1].Hash != h.Hash {
+			t.Fatal("accepted entry does not match the head")
+		}
+		if n == headSeq+1 && (h.Next == nil || h.Next.Seq != n || h.Next.Hash != entries[n-1].Hash) {
+			t.Fatal("accepted an entry past the head that the head does not announce")
+		}
+		raw := bytes.SplitAfter(log[:good], []byte("\n"))
+		if len(raw) > 0 && len(raw[len(raw)-1]) == 0 {
+			raw = raw[:len(raw)-1]
+		}
+		if int64(len(raw)) != n {
+			t.Fatalf("%d complete lines accepted, %d entries", len(raw), n)
+		}
+		prev := ""
+		for i, r := range raw {
+			r = bytes.TrimSuffix(r, []byte("\n"))
+			var ll logLine
+			if err := json.Unmarshal(r, &ll); err != nil {
+				t.Fatalf("accepted line %d is not JSON: %v", i+1, err)
+			}
+			e := entries[i]
+			if ll.Seq != int64(i+1) || e.Seq != ll.Seq || ll.Prev != prev || e.Hash != lineHash(r) || !bytes.Equal(e.Entry, ll.Entry) {
+				t.Fatalf("accepted entry %d does not chain: %+v %+v", i+1, ll, e)
+			}
+			prev = e.Hash
+		}
+		again, good2, headSeq2, err := l.readAt()
+		if err != nil || good2 != good || headSeq2 != headSeq || len(again) != len(entries) {
+			t.Fatalf("second read differs: %d %d %d %v", len(again), good2, headSeq2, err)
+		}
+
+		// An append on top commits to everything accepted and re-verifies.
+		if err := l.Append(map[string]any{"event": "fuzz"}); err != nil {
+			t.Fatalf("append to an accepted log: %v", err)
+		}
+		after, good3, headSeq3, err := l.readAt()
+		if err != nil || int64(len(after)) != n+1 || headSeq3 != n+1 {
+			t.Fatalf("after append: %d entries, head %d, %v", len(after), headSeq3, err)
+		}
+		for i := range entries {
+			if after[i].Hash != entries[i].Hash {
+				t.Fatalf("append changed entry %d", i+1)
+			}
+		}
+		if fi, err := os.Stat(l.path); err != nil || fi.Size() != good3 {
+			t.Fatalf("log is not exactly its entries after append: %v", err)
+		}
+		if h := readHeadFile(t, l); h.Next != nil {
+			t.Fatalf("head still announces an entry after a completed append: %+v", h)
+		}
+	})
 }

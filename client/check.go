@@ -5,12 +5,10 @@ import (
 	"strings"
 	"time"
 
-	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"path"
-	"slices"
 
 	"github.com/beckmanconnect/bcupdate/repo"
 )
@@ -74,10 +72,9 @@ func (a *Agent) check(ctx context.Context, st *State) (*session, error) {
 	}
 	ts := s.up.GetTrustedMetadataSet().Timestamp
 	st.Repository = RepositoryState{TimestampVersion: ts.Signed.Version, Expires: ts.Signed.Expires.UTC()}
-	if classes, err := a.devicePolicy(ctx, s); err != nil {
+	policy, err := a.fetchPolicy(ctx, s)
+	if err != nil {
 		return nil, err
-	} else if classes != nil {
-		st.PHIClasses = classes
 	}
 	type found struct {
 		name string
@@ -100,6 +97,18 @@ func (a *Agent) check(ctx context.Context, st *State) (*session, error) {
 	if err := a.saveCRLs(ctx, s); err != nil {
 		return nil, err
 	}
+	// The gate's inputs need the code-signing key too (gate.go), checked
+	// with the CRLs just saved.
+	if err := a.acceptPolicy(st, policy); err != nil {
+		return nil, err
+	}
+	for _, f := range all {
+		if err := a.verifyGates(f.rel); err != nil {
+			return nil, fmt.Errorf("component %s: %w", f.name, err)
+		}
+	}
+	// A recovered state.json lacks the installed releases' metadata (state.go).
+	a.relearnReleases(ctx, s, st)
 	// Everything verified: now update state, the audit log and notifications.
 	a.resolve("", NoteMetadataExpired, NoteVerificationFailure, NoteRepositoryUnreachable)
 	a.noteExpiry(s)
@@ -191,22 +200,6 @@ func updateComponentState(c *ComponentState) {
 	default:
 		c.State = StateUpToDate
 	}
-}
-
-// devicePolicy reads the signed policy/devices.json, if published.
-func (a *Agent) devicePolicy(ctx context.Context, s *session) ([]string, error) {
-	data, _, err := s.fetchSmall(ctx, repo.DevicePolicyPath, 1<<20)
-	if errors.Is(err, errTargetNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", repo.DevicePolicyPath, classifyTUF(err))
-	}
-	var p repo.DevicePolicy
-	if err := json.Unmarshal(data, &p); err != nil {
-		return nil, verifyf("%s: %v", repo.DevicePolicyPath, err)
-	}
-	return p.PHIDeviceClasses, nil
 }
 
 // channelRelease follows the component's channel pointer to the release it
@@ -378,14 +371,4 @@ func (a *Agent) Unpin(component string) error {
 	}
 	a.audit(AuditEvent{Event: EventUnpinned, Component: component})
 	return nil
-}
-
-// IsPHIDevice says whether the device model is in a PHI device class: the
-// signed policy's classes (the defaults until one is seen) plus local ones.
-func (a *Agent) isPHIDevice(st *State) bool {
-	classes := st.PHIClasses
-	if classes == nil {
-		classes = repo.DefaultPHIDeviceClasses
-	}
-	return slices.Contains(classes, a.cfg.DeviceModel) || slices.Contains(a.cfg.PHIDeviceClasses, a.cfg.DeviceModel)
 }

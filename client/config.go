@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/beckmanconnect/bcupdate/internal/atomicfile"
+	"github.com/beckmanconnect/bcupdate/internal/textsafe"
 	"github.com/beckmanconnect/bcupdate/repo"
 )
 
@@ -150,8 +151,14 @@ func (c *Config) Validate() error {
 	if strings.TrimSpace(c.DeviceID) == "" || len(c.DeviceID) > 128 {
 		return usagef("--device-id is required (at most 128 characters)")
 	}
+	if err := textsafe.Check(c.DeviceID, false); err != nil {
+		return usagef("--device-id: %v", err)
+	}
 	if strings.TrimSpace(c.DeviceModel) == "" || len(c.DeviceModel) > 128 {
 		return usagef("--device-model is required (at most 128 characters)")
+	}
+	if err := textsafe.Check(c.DeviceModel, false); err != nil {
+		return usagef("--device-model: %v", err)
 	}
 	if c.TrustDir == "" || !filepath.IsAbs(c.TrustDir) {
 		return usagef("trust directory %q must be an absolute path", c.TrustDir)
@@ -162,6 +169,9 @@ func (c *Config) Validate() error {
 	for _, m := range c.PHIDeviceClasses {
 		if strings.TrimSpace(m) == "" {
 			return usagef("--phi-device-class must not be empty")
+		}
+		if err := textsafe.Check(m, false); err != nil {
+			return usagef("--phi-device-class: %v", err)
 		}
 	}
 	for _, d := range []struct{ flag, v string }{{"--poll-interval", c.PollInterval}, {"--health-timeout", c.HealthTimeout}, {"--installer-timeout", c.InstallerTimeout}} {
@@ -191,6 +201,9 @@ func (c *Config) Validate() error {
 	for _, h := range c.AllowedHosts {
 		if h == "" || strings.ContainsAny(h, "/ ") {
 			return usagef("--allow-host %q: want a host name or host:port", h)
+		}
+		if err := textsafe.Check(h, false); err != nil {
+			return usagef("--allow-host: %v", err)
 		}
 	}
 	return nil

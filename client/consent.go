@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/beckmanconnect/bcupdate/internal/textsafe"
 	"github.com/beckmanconnect/bcupdate/repo"
 )
 
@@ -115,6 +116,9 @@ func (o *ApplyOptions) validate() error {
 	}
 	if len(o.Authorize)+len(o.Decline) > 0 && strings.TrimSpace(o.By) == "" {
 		return usagef("--by NAME is required with --authorize and --decline (who made the decision)")
+	}
+	if err := textsafe.Check(o.By, false); err != nil {
+		return usagef("--by: %v", err)
 	}
 	return nil
 }
@@ -218,6 +222,12 @@ func (a *Agent) gatedFeatures(st *State, rel *Release) []repo.Feature {
 // given (flags or prompt) and returns the features to activate, or
 // ErrAuthorizationRequired naming what still waits.
 func (a *Agent) decide(ctx context.Context, st *State, component string, rel *Release, o ApplyOptions) ([]string, error) {
+	// The release's features come from state.json: check them against the
+	// publisher's code-signed gate manifest again before anything is
+	// decided or activated.
+	if err := a.verifyGates(rel); err != nil {
+		return nil, err
+	}
 	gated := a.gatedFeatures(st, rel)
 	decs := map[string]ConsentRecord{}
 	if len(gated) > 0 {
@@ -264,6 +274,9 @@ func (a *Agent) decide(ctx context.Context, st *State, component string, rel *Re
 			if strings.TrimSpace(by) == "" {
 				return nil, usagef("a name is needed to record the decision")
 			}
+			if err := textsafe.Check(by, false); err != nil {
+				return nil, usagef("the name to record with the decision: %v", err)
+			}
 			d = DecisionDeclined
 			if granted {
 				d = DecisionGranted
@@ -280,12 +293,18 @@ func (a *Agent) decide(ctx context.Context, st *State, component string, rel *Re
 		}
 	}
 	if len(pending) > 0 {
-		return nil, fmt.Errorf("%w: %s %s turns on %s on %s (%s); run bcagent apply at a terminal, or bcagent apply --component %s %s --by NAME (--decline instead of --authorize installs with it off)",
-			ErrAuthorizationRequired, component, rel.Version, strings.Join(pending, ", "), a.cfg.DeviceID, a.cfg.DeviceModel,
-			component, "--authorize "+strings.Join(pending, " --authorize "))
+		return nil, a.authorizationRequired(component, rel.Version, pending)
 	}
 	sort.Strings(active)
 	return active, nil
+}
+
+// authorizationRequired says what waits for a person, and the command that
+// decides it, naming the feature IDs.
+func (a *Agent) authorizationRequired(component, version string, ids []string) error {
+	return fmt.Errorf("%w: %s %s turns on %s on %s (%s); run bcagent apply at a terminal, or bcagent apply --component %s %s --by NAME (--decline instead of --authorize installs with it off)",
+		ErrAuthorizationRequired, component, version, strings.Join(ids, ", "), a.cfg.DeviceID, a.cfg.DeviceModel,
+		component, "--authorize "+strings.Join(ids, " --authorize "))
 }
 
 // FeaturesFile is <install-root>/<component>/features.json.
@@ -357,20 +376,35 @@ func (a *Agent) Revoke(component, feature, by string, terminal bool) error {
 	if strings.TrimSpace(by) == "" {
 		return usagef("--by NAME is required")
 	}
+	if err := textsafe.Check(by, false); err != nil {
+		return usagef("--by: %v", err)
+	}
 	st, err := a.loadState()
 	if err != nil {
 		return err
 	}
 	c := st.Components[component]
 	rel := c.InstalledRelease
-	if rel == nil || rel.Meta == nil {
+	var f repo.Feature
+	switch {
+	case rel != nil && rel.Meta != nil:
+		i := slices.IndexFunc(rel.Meta.Features, func(f repo.Feature) bool { return f.ID == feature })
+		if i < 0 {
+			return usagef("--feature %s: %s %s has no such feature", feature, component, rel.Version)
+		}
+		f = rel.Meta.Features[i]
+	case c.Installed != "":
+		// The installed release's metadata is unknown (state.json was
+		// rebuilt): nothing of it is active, and a revocation recorded
+		// without its text makes the next release ask again.
+		if err := repo.ValidateName("feature", feature); err != nil {
+			return usagef("--feature: %v", err)
+		}
+		f = repo.Feature{ID: feature}
+	default:
 		return usagef("%s has no installed release with features", component)
 	}
-	i := slices.IndexFunc(rel.Meta.Features, func(f repo.Feature) bool { return f.ID == feature })
-	if i < 0 {
-		return usagef("--feature %s: %s %s has no such feature", feature, component, rel.Version)
-	}
-	if err := a.recordDecision(component, rel.Version, rel.Meta.Features[i], DecisionRevoked, by, MethodFlags, terminal); err != nil {
+	if err := a.recordDecision(component, c.Installed, f, DecisionRevoked, by, MethodFlags, terminal); err != nil {
 		return err
 	}
 	active, err := a.ActiveFeatures(component)

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/beckmanconnect/bcupdate/internal/atomicfile"
@@ -25,36 +26,83 @@ type intent struct {
 	FromFeatures []string `json:"from_features"`
 }
 
-func (a *Agent) journalPath() string { return filepath.Join(a.dir, "journal.json") }
+// journalFile is the apply journal, relative to the state directory.
+const journalFile = "journal.json"
+
+func (a *Agent) journalPath() string { return filepath.Join(a.dir, journalFile) }
 
 func (a *Agent) writeJournal(j intent) error {
-	return writeJSON(a.journalPath(), j, 0o600)
+	data, err := json.MarshalIndent(j, "", "  ")
+	if err != nil {
+		return err
+	}
+	root, err := a.openRoot()
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	if err := writeFileRootSync(root, journalFile, append(data, '\n'), 0o600); err != nil {
+		return a.confined(root, journalFile, err)
+	}
+	return nil
 }
 
 func (a *Agent) clearJournal() error {
-	if err := os.Remove(a.journalPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	root, err := a.openRoot()
+	if err != nil {
 		return err
 	}
-	return atomicfile.SyncDir(a.dir)
+	defer root.Close()
+	if err := root.Remove(journalFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return a.confined(root, journalFile, err)
+	}
+	return syncDirRoot(root, ".")
+}
+
+// journalPending says whether an interrupted apply waits for recover.
+func (a *Agent) journalPending(root *os.Root) bool {
+	_, err := root.Lstat(journalFile)
+	return err == nil
 }
 
 // recover finishes or undoes an apply that a crash interrupted. It runs
-// when the agent opens its state directory, under the lock.
+// when the agent opens its state directory, under the lock, and before
+// anything is taken from the install tree to recover a damaged state.json
+// (state.go): until the journal is settled, `current` may name a version
+// that was never committed.
+//
+// The state it decides with is state.json, or its last good copy (adopted
+// with a warning). If neither is usable, whether the apply committed cannot
+// be known: it is undone (the old version is the one known to run; a new
+// one that did commit is offered again by the next check), and then the
+// state is rebuilt from the settled install tree, never taking the undone
+// version as the previous one.
 func (a *Agent) recover() error {
-	data, err := readFileLimited(a.journalPath(), 1<<20)
+	root, err := a.openRoot()
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	data, err := readFileRoot(root, journalFile, 1<<20)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
-		return err
+		return a.confined(root, journalFile, err)
 	}
 	var j intent
 	if err := json.Unmarshal(data, &j); err != nil || j.Component == "" || j.To == "" {
 		return fmt.Errorf("%s is damaged (%v); check %s by hand", a.journalPath(), err, a.cfg.InstallRoot)
 	}
-	st, err := a.loadState()
-	if err != nil {
-		return err
+	r := a.readState(root)
+	if r.st == nil {
+		return a.recoverLost(root, j, r.damage)
+	}
+	st := r.st
+	a.fillComponents(st)
+	if r.from == statePrevFile {
+		a.stateBytes = nil
+		a.adoptState(root, st, r.damage, []string{"restored from " + statePrevFile + ", the last good copy, to settle an interrupted install of " + j.Component + " " + j.To})
 	}
 	c := st.Components[j.Component]
 	if c == nil {
@@ -80,6 +128,31 @@ func (a *Agent) recover() error {
 	}
 	cleanIncoming(compDir)
 	return a.clearJournal()
+}
+
+// recoverLost settles an interrupted apply when state.json and its last
+// good copy are both lost: undo, then rebuild the state from the install
+// tree (see recover).
+func (a *Agent) recoverLost(root *os.Root, j intent, damage []string) error {
+	skip := map[string]string{}
+	if slices.Contains(a.cfg.Components, j.Component) {
+		if err := a.undo(j); err != nil {
+			return err
+		}
+		cleanIncoming(filepath.Join(a.cfg.InstallRoot, j.Component))
+		skip[j.Component] = j.To
+		a.audit(AuditEvent{Event: EventRollback, Component: j.Component, Version: j.From,
+			Detail: "install of " + j.To + " was interrupted and the state that would say whether it committed is lost: undone"})
+	}
+	if err := a.clearJournal(); err != nil {
+		return err
+	}
+	st, notes := a.rebuildState(skip)
+	a.fillComponents(st)
+	a.stateBytes = nil
+	notes = append([]string{"rebuilt from the install tree and the audit log after undoing the interrupted install of " + j.Component + " " + j.To}, notes...)
+	a.adoptState(root, st, damage, notes)
+	return nil
 }
 
 // undo puts a component back where the journal says it was.

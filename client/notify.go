@@ -27,6 +27,7 @@ const (
 	NoteLogDamaged            = "log-damaged"
 	NoteRepositoryUnreachable = "repository-unreachable"
 	NoteYanked                = "yanked"
+	NoteFeaturesRestored      = "features-restored"
 )
 
 // Notification is one active notice for the people at the PC.

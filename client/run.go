@@ -50,6 +50,10 @@ func Run(ctx context.Context, stateDir string, log *slog.Logger, o RunOptions) e
 	if err != nil {
 		return err
 	}
+	// The same StrictModes checks as Open, before service.lock is opened.
+	if err := CheckPermissions(abs, cfg.TrustDir); err != nil {
+		return err
+	}
 	// One service per state directory, for its whole life; commands at the
 	// terminal share the per-operation agent lock with it.
 	svc, err := lockFile(filepath.Join(abs, "service.lock"))

@@ -70,8 +70,7 @@ func (a *Agent) Stage(ctx context.Context, only string) (*CheckReport, error) {
 			for _, f := range pending {
 				ids = append(ids, f.ID)
 			}
-			why := fmt.Errorf("%w: %s %s turns on %s on %s (%s); run bcagent apply at a terminal, or bcagent apply --authorize ID (or --decline ID) --by NAME",
-				ErrAuthorizationRequired, name, c.Staged.Version, strings.Join(ids, ", "), a.cfg.DeviceID, a.cfg.DeviceModel)
+			why := a.authorizationRequired(name, c.Staged.Version, ids)
 			if perr != nil {
 				why = fmt.Errorf("%w: %w", ErrAuthorizationRequired, perr)
 			}
@@ -87,37 +86,53 @@ func (a *Agent) Stage(ctx context.Context, only string) (*CheckReport, error) {
 	return a.report(s, st), waiting
 }
 
-func (a *Agent) stagingDir(component string) string {
-	return filepath.Join(a.dir, "staging", component)
-}
-
+// dropStaged forgets a component's staged release and removes its files,
+// through the state root: a staging/ that is a symlink out of the state
+// directory is left alone, not followed.
 func (a *Agent) dropStaged(component string, c *ComponentState) {
-	os.RemoveAll(a.stagingDir(component))
 	c.Staged = nil
+	root, err := a.openRoot()
+	if err != nil {
+		a.log.Warn("dropping staged files", "component", component, "err", err)
+		return
+	}
+	defer root.Close()
+	name := filepath.Join(stagingRoot, component)
+	if err := root.RemoveAll(name); err != nil {
+		a.log.Warn("dropping staged files", "component", component, "err", a.confined(root, name, err))
+	}
 }
 
 // stage downloads and verifies one release into staging/<component>/<version>/.
+// Every file it creates, resumes, reads, renames or removes is opened
+// through the state root (root.go).
 func (a *Agent) stage(ctx context.Context, s *session, component string, rel *Release) (_ *Release, err error) {
-	dir := filepath.Join(a.stagingDir(component), rel.Version)
-	marker := filepath.Join(dir, "release.sha256")
+	root, err := a.openRoot()
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	compName := filepath.Join(stagingRoot, component)
+	dirName := filepath.Join(compName, rel.Version)
+	marker := filepath.Join(dirName, "release.sha256")
 	// Keep a partial download of this very release to resume it; anything
 	// else in staging is stale.
-	if b, rerr := readFileLimited(marker, 128); rerr != nil || strings.TrimSpace(string(b)) != rel.SHA256 {
-		if err := os.RemoveAll(a.stagingDir(component)); err != nil {
-			return nil, err
+	if b, rerr := readFileRoot(root, marker, 128); rerr != nil || strings.TrimSpace(string(b)) != rel.SHA256 {
+		if err := root.RemoveAll(compName); err != nil {
+			return nil, a.confined(root, compName, err)
 		}
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
+	if err := root.MkdirAll(dirName, 0o700); err != nil {
+		return nil, a.confined(root, dirName, err)
 	}
-	if err := atomicfile.WriteFile(marker, []byte(rel.SHA256+"\n"), 0o600); err != nil {
-		return nil, err
+	if err := writeFileRootSync(root, marker, []byte(rel.SHA256+"\n"), 0o600); err != nil {
+		return nil, a.confined(root, marker, err)
 	}
 	defer func() {
 		// A network failure keeps the partial file to resume; anything
 		// that did not verify goes.
 		if err != nil && errors.Is(err, ErrVerification) {
-			os.RemoveAll(a.stagingDir(component))
+			root.RemoveAll(compName)
 		}
 	}()
 	tf, err := s.lookup(rel.Path)
@@ -128,17 +143,30 @@ func (a *Agent) stage(ctx context.Context, s *session, component string, rel *Re
 		return nil, verifyf("%s changed between check and stage", rel.Path)
 	}
 	name := path.Base(rel.Path)
-	final := filepath.Join(dir, name)
+	if err := repo.ValidateFileName(name); err != nil {
+		return nil, verifyf("%s: %v", rel.Path, err)
+	}
+	final := filepath.Join(dirName, name)
 	partial := final + ".partial"
-	f, err := os.OpenFile(partial, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := root.OpenFile(partial, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
+		return nil, a.confined(root, partial, err)
+	}
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+	}()
+	if fi, err := f.Stat(); err != nil {
 		return nil, err
+	} else if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", filepath.Join(a.dir, partial))
 	}
 	var progress func(done, total int64)
 	if a.progress != nil {
 		progress = func(done, total int64) { a.progress(component, done, total) }
 	}
-	sum, ok := a.tryDelta(ctx, s, component, rel, dir, f)
+	sum, ok := a.tryDelta(ctx, s, component, rel, filepath.Join(a.dir, dirName), f)
 	if !ok {
 		sum, err = s.download(ctx, tf, f, a.cfg.MaxRate, progress)
 	}
@@ -147,9 +175,6 @@ func (a *Agent) stage(ctx context.Context, s *session, component string, rel *Re
 	// verifyStaged), so a power cut that loses staged bytes costs a second
 	// download, never a broken install. Between stage and the apply window
 	// the kernel writes the bytes back on its own.
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
 		return nil, err
 	}
@@ -165,19 +190,24 @@ func (a *Agent) stage(ctx context.Context, s *session, component string, rel *Re
 	}
 	// One pass over the bytes: the sha256 computed while downloading is
 	// both the TUF check and, for a sha256 CMS signature, its digest.
-	if _, err := a.verifyCodeDigest(partial, sig, rel, sum); err != nil {
+	if _, err := a.verifyCodeDigest(f, sig, rel, sum); err != nil {
+		return nil, err
+	}
+	err = f.Close()
+	f = nil
+	if err != nil {
 		return nil, err
 	}
 	if sig != nil {
-		if err := atomicfile.WriteFile(final+repo.SignatureSuffix, sig, 0o600); err != nil {
-			return nil, err
+		if err := writeFileRoot(root, final+repo.SignatureSuffix, sig, 0o600); err != nil {
+			return nil, a.confined(root, final+repo.SignatureSuffix, err)
 		}
 	}
-	if err := atomicfile.Rename(partial, final); err != nil {
-		return nil, err
+	if err := renameRoot(root, partial, final); err != nil {
+		return nil, a.confined(root, final, err)
 	}
 	out := *rel
-	out.File = final
+	out.File = filepath.Join(a.dir, final)
 	return &out, nil
 }
 
@@ -185,20 +215,36 @@ func (a *Agent) stage(ctx context.Context, s *session, component string, rel *Re
 // length and then its code signature (detached CMS or embedded
 // Authenticode), with the CRLs the repository published, reading the file
 // once for CMS, and makes it durable: stage does not fsync, this does,
-// before anything is installed from it.
+// before anything is installed from it. The file is opened through the
+// state root and must lie below <state>/staging.
 func (a *Agent) verifyStaged(file string, sig []byte, rel *Release) (*signer.Result, error) {
-	// Read-write: Windows flushes only handles opened for writing.
-	f, err := os.OpenFile(file, os.O_RDWR, 0)
+	name, err := a.stagedName(file)
+	if err != nil {
+		// state.json names a file elsewhere: drop it and download again.
+		return nil, fmt.Errorf("%w: %s: %w", ErrVerification, rel.Path, err)
+	}
+	root, err := a.openRoot()
 	if err != nil {
 		return nil, err
+	}
+	defer root.Close()
+	// Read-write: Windows flushes only handles opened for writing.
+	f, err := root.OpenFile(name, os.O_RDWR, 0)
+	if err != nil {
+		return nil, a.confined(root, name, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, verifyf("%s: staged file %s is not a regular file", rel.Path, file)
 	}
 	hw := newHashingWriter(io.Discard)
 	_, err = io.CopyBuffer(hw, f, make([]byte, 1<<20))
 	if err == nil {
 		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
 	}
 	if err != nil {
 		return nil, err
@@ -206,35 +252,39 @@ func (a *Agent) verifyStaged(file string, sig []byte, rel *Release) (*signer.Res
 	if hw.n != rel.Length || hw.sum() != rel.SHA256 {
 		return nil, verifyf("%s: local file %s does not match the signed sha256 (it was changed on disk?)", rel.Path, file)
 	}
-	return a.verifyCodeDigest(file, sig, rel, hw.h.Sum(nil))
+	return a.verifyCodeDigest(f, sig, rel, hw.h.Sum(nil))
 }
 
-// verifyCodeDigest verifies the code signature of file whose sha256 (equal
-// to the signed one) is already known.
-func (a *Agent) verifyCodeDigest(file string, sig []byte, rel *Release, sha []byte) (*signer.Result, error) {
+// verifyCodeDigest verifies the code signature of f (a staged file opened
+// through the state root) whose sha256, equal to the signed one, is
+// already known. It may read f again from the start.
+func (a *Agent) verifyCodeDigest(f *os.File, sig []byte, rel *Release, sha []byte) (*signer.Result, error) {
 	trust, err := a.trustWithCRLs()
 	if err != nil {
 		return nil, err
 	}
 	var res *signer.Result
-	if rel.Meta.Codesign == repo.CodesignCMS {
+	switch rel.Meta.Codesign {
+	case repo.CodesignCMS:
 		res, err = trust.VerifyDetachedDigest(func(h crypto.Hash) ([]byte, error) {
 			if h == crypto.SHA256 {
 				return sha, nil
 			}
-			f, err := os.Open(file)
-			if err != nil {
+			if _, err := f.Seek(0, io.SeekStart); err != nil {
 				return nil, err
 			}
-			defer f.Close()
 			d := h.New()
 			if _, err := io.Copy(d, f); err != nil {
 				return nil, err
 			}
 			return d.Sum(nil), nil
 		}, sig)
-	} else {
-		res, err = trust.VerifyFile(file, rel.Meta.Codesign, sig)
+	case repo.CodesignAuthenticode:
+		if _, err = f.Seek(0, io.SeekStart); err == nil {
+			res, err = trust.VerifyAuthenticode(f)
+		}
+	default:
+		err = fmt.Errorf("code-signing kind %q is not supported (want cms or authenticode)", rel.Meta.Codesign)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrVerification, rel.Path, err)

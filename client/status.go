@@ -38,6 +38,10 @@ type ComponentStatus struct {
 	Features  []FeatureStatus `json:"features"`
 	LastError string          `json:"last_error,omitempty"`
 	Pinned    string          `json:"pinned,omitempty"`
+	// ReleaseUnknown: the installed version's release metadata (and so
+	// its features) is unknown, after state.json was rebuilt from the
+	// install tree, until a check re-learns it.
+	ReleaseUnknown bool `json:"installed_release_unknown,omitempty"`
 }
 
 // FeatureStatus is one feature of the installed or pending release.
@@ -69,7 +73,7 @@ func (a *Agent) Status() (*StatusReport, error) {
 	}
 	for _, name := range a.cfg.Components {
 		c := st.Components[name]
-		cs := ComponentStatus{Name: name, Installed: opt(c.Installed), State: c.State, Features: []FeatureStatus{}, LastError: c.LastError, Pinned: c.Pinned}
+		cs := ComponentStatus{Name: name, Installed: opt(c.Installed), State: c.State, Features: []FeatureStatus{}, LastError: c.LastError, Pinned: c.Pinned, ReleaseUnknown: c.ReleaseUnknown()}
 		pending := c.Available
 		if c.Staged != nil {
 			cs.Staged = opt(c.Staged.Version)

@@ -16,34 +16,93 @@ import (
 // maxFeatureText bounds a feature text file.
 const maxFeatureText = 64 << 10
 
-// SetPolicy publishes a device policy file as policy/devices.json.
-func SetPolicy(ctx context.Context, s Store, keys repo.Keys, file string, now time.Time) (*repo.DevicePolicy, bool, error) {
-	data, err := os.ReadFile(file)
+// PolicyOptions are the inputs of `bcpublish policy set`.
+type PolicyOptions struct {
+	File string
+	// Signature is the policy's detached CMS signature (default File.p7s),
+	// unless Sign signs it here.
+	Signature string
+	Sign      CodeSigner
+	Now       time.Time
+}
+
+// SetPolicy publishes a code-signed device policy as policy/devices.json
+// with its signature policy/devices.json.p7s. Agents accept only a policy
+// that verifies against their pinned code-signing trust and whose version
+// is not lower than the last they accepted, so the version must go up.
+func SetPolicy(ctx context.Context, s Store, keys repo.Keys, trust *signer.Trust, o PolicyOptions) (*repo.DevicePolicy, bool, error) {
+	data, err := readSmall("--file", o.File, 1<<20)
 	if err != nil {
-		return nil, false, usagef("--file: %v", err)
+		return nil, false, err
 	}
 	p, err := repo.ParseDevicePolicy(data)
 	if err != nil {
-		return nil, false, usagef("--file %s: %v", file, err)
+		return nil, false, usagef("--file %s: %v", o.File, err)
+	}
+	if p.Version < 1 {
+		return nil, false, usagef(`--file %s: give the policy a "version" (1 or higher, above the published one): agents never accept a policy whose version goes back`, o.File)
 	}
 	r, err := loadForWrite(ctx, s)
 	if err != nil {
 		return nil, false, err
 	}
 	t := repo.NewTarget(repo.DevicePolicyPath, data, nil)
-	if old, ok, err := r.Lookup(t.Path); err != nil {
-		return nil, false, err
-	} else if ok && fmt.Sprintf("%x", []byte(old.Hashes["sha256"])) == t.SHA256 {
-		return p, false, nil
-	}
-	if err := r.Set(t); err != nil {
+	old, ok, err := r.Lookup(t.Path)
+	if err != nil {
 		return nil, false, err
 	}
-	files, err := r.Commit(keys, now)
+	if ok {
+		if fmt.Sprintf("%x", []byte(old.Hashes["sha256"])) == t.SHA256 {
+			return p, false, nil
+		}
+		oldData, err := readAll(ctx, s, "targets/"+repo.ConsistentName(t.Path, fmt.Sprintf("%x", []byte(old.Hashes["sha256"]))), 1<<20)
+		if err != nil {
+			return nil, false, fmt.Errorf("published %s: %w", t.Path, err)
+		}
+		if op, err := repo.ParseDevicePolicy(oldData); err == nil && p.Version <= op.Version {
+			return nil, false, usagef("--file %s: version %d is not above the published policy's version %d", o.File, p.Version, op.Version)
+		}
+	}
+	var sig []byte
+	if o.Sign != nil {
+		if sig, err = o.Sign(data); err != nil {
+			return nil, false, fmt.Errorf("sign %s: %w", o.File, err)
+		}
+	} else {
+		if o.Signature == "" {
+			o.Signature = o.File + repo.SignatureSuffix
+		}
+		if sig, err = readSmall("--signature", o.Signature, signer.MaxSignatureSize); err != nil {
+			return nil, false, usagef("%v (a device policy changes the consent gate, so it needs the publisher's code signature too: give --signature, or --codesign-cert and --codesign-key)", err)
+		}
+	}
+	crls, err := repoCRLs(ctx, s, r)
+	if err != nil {
+		return nil, false, err
+	}
+	if trust, err = trust.WithCRLs(crls); err != nil {
+		return nil, false, err
+	}
+	if _, err := trust.VerifyDetached(bytes.NewReader(data), sig); err != nil {
+		return nil, false, fmt.Errorf("%s: %w", o.File, err)
+	}
+	st := repo.NewTarget(repo.SignaturePath(repo.DevicePolicyPath), sig, nil)
+	for _, x := range []repo.Target{t, st} {
+		if err := r.Set(x); err != nil {
+			return nil, false, err
+		}
+	}
+	if o.Now.IsZero() {
+		o.Now = time.Now()
+	}
+	files, err := r.Commit(keys, o.Now)
 	if err != nil {
 		return nil, false, err
 	}
 	if err := putBytesIfAbsent(ctx, s, "targets/"+t.StorageName(), data); err != nil {
+		return nil, false, err
+	}
+	if err := putBytesIfAbsent(ctx, s, "targets/"+st.StorageName(), sig); err != nil {
 		return nil, false, err
 	}
 	if err := writeMetadata(ctx, s, r, files); err != nil {

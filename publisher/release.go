@@ -92,6 +92,13 @@ type ReleaseOptions struct {
 	// Percent limits the release to that share of devices (0 or 100: all).
 	Percent int
 	Now     time.Time
+	// A release with features needs a code-signed gate manifest
+	// (repo/gate.go): either GateManifest with its detached CMS signature
+	// GateSignature (made with bcpublish release gate and signed elsewhere,
+	// e.g. in an HSM), or GateSign to sign it here.
+	GateManifest  []byte
+	GateSignature []byte
+	GateSign      CodeSigner
 }
 
 // ReleaseResult says what release add did.
@@ -258,6 +265,9 @@ func AddRelease(ctx context.Context, s Store, keys repo.Keys, trust *signer.Trus
 		Component: o.Component, Version: o.Version, Platform: o.Platform,
 		Install: o.Install, Codesign: kind, HealthCheck: o.HealthCheck, Features: o.Features, Installer: o.Installer,
 		Released: o.Now.UTC().Truncate(time.Second).Format(time.RFC3339),
+	}
+	if err := o.gate(rel, sum, trust); err != nil {
+		return nil, err
 	}
 	if err := rel.Validate(); err != nil {
 		return nil, usagef("%v", err)

@@ -12,6 +12,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/beckmanconnect/bcupdate/internal/textsafe"
 )
 
 // Install kinds and code-signing kinds of a release.
@@ -52,6 +54,9 @@ type Release struct {
 	// warn where it is installed.
 	Yanked     bool   `json:"yanked,omitempty"`
 	YankReason string `json:"yank_reason,omitempty"`
+	// Gate is the publisher's code-signed statement of Features (gate.go):
+	// agents activate no feature of a release without it.
+	Gate *Gate `json:"gate,omitempty"`
 }
 
 // Delta links a release to a bsdiff patch (its own TUF target) that turns
@@ -75,17 +80,11 @@ var (
 	installers = [][]string{{"{file}"}, {"msiexec", "/i", "{file}"}, {"sh", "{file}"}, {"/bin/sh", "{file}"}}
 )
 
-// printable reports whether s has no control characters (newlines and tabs
-// allowed when multiline).
+// printable reports whether s is valid UTF-8 without control, bidi or other
+// non-printing characters (newlines and tabs allowed when multiline); the
+// one definition is textsafe.Check.
 func printable(s string, multiline bool) bool {
-	for _, c := range s {
-		switch {
-		case multiline && (c == '\n' || c == '\t'):
-		case c < 0x20 || c == 0x7f || (c >= 0x80 && c <= 0x9f) || c == '\u2028' || c == '\u2029' || (c >= '\u202a' && c <= '\u202e') || (c >= '\u2066' && c <= '\u2069'):
-			return false
-		}
-	}
-	return true
+	return textsafe.Check(s, multiline) == nil
 }
 
 // ValidateInstaller checks an installer command: the installer itself, or
@@ -285,6 +284,9 @@ func ParsePointer(data []byte) (*Pointer, error) {
 // DevicePolicy is policy/devices.json.
 type DevicePolicy struct {
 	PHIDeviceClasses []string `json:"phi_device_classes"`
+	// Version orders code-signed policies: an agent never accepts one with
+	// a lower version than the last it accepted (gate.go).
+	Version int64 `json:"version,omitempty"`
 }
 
 // ParseDevicePolicy reads policy/devices.json strictly.
@@ -301,10 +303,13 @@ func ParseDevicePolicy(data []byte) (*DevicePolicy, error) {
 		if strings.TrimSpace(c) == "" || len(c) > 128 {
 			return nil, fmt.Errorf("device policy: device class %q must be 1 to 128 characters", c)
 		}
-		if seen[c] {
-			return nil, fmt.Errorf("device policy: device class %q listed twice", c)
+		if seen[NormalizeModel(c)] {
+			return nil, fmt.Errorf("device policy: device class %q listed twice (classes are compared ignoring case, spacing and Unicode form)", c)
 		}
-		seen[c] = true
+		seen[NormalizeModel(c)] = true
+	}
+	if p.Version < 0 {
+		return nil, fmt.Errorf("device policy: version %d must not be negative", p.Version)
 	}
 	return &p, nil
 }

@@ -26,9 +26,8 @@ cp -r "$KEYS_EXAMPLE/trust" "$work/trust"
 step "2. bcpublish init"
 pub init --repo "$work/repo" --keys "$work/keys"
 
-make_release() { # version [extra release add flags...]
+build_artifact() { # version: a code-signed .tar.gz (+ .p7s)
   local v=$1 d="$work/build/$1"
-  shift
   mkdir -p "$d/bin"
   printf '#!/bin/sh\necho "notification-client %s"\n' "$v" > "$d/bin/notification-client"
   chmod 755 "$d/bin/notification-client"
@@ -36,11 +35,16 @@ make_release() { # version [extra release add flags...]
   tar -C "$d" -czf "$work/notification-client-$v.tar.gz" bin VERSION
   pub codesign sign --cert "$work/pki/chain.pem" --key "$work/pki/leaf.key" \
     --file "$work/notification-client-$v.tar.gz"
+}
+publish_release() { # version [extra release add flags...]
+  local v=$1
+  shift
   pub release add --repo "$work/repo" --keys "$work/keys" --trust "$work/trust" \
     --component notification-client --version "$v" --platform linux-amd64 \
     --file "$work/notification-client-$v.tar.gz" --channel stable \
     --health-check "bin/notification-client --version" "$@"
 }
+make_release() { build_artifact "$1"; publish_release "$@"; }
 expect_exit() { # code command...
   local want=$1 rc=0
   shift
@@ -86,7 +90,17 @@ Lets a Beckman Coulter support representative copy files to and from this PC dur
 remote support session that you have approved. Files on this PC may contain personal
 health information. Each transfer still needs your approval in the TeamViewer client.
 TXT
-make_release 1.2.0 --feature phi-file-transfer:phi-devices --feature-text "phi-file-transfer=$work/phi-file-transfer.txt"
+# The features a release turns on are part of the consent gate, so they are
+# code-signed too (a gate manifest): the TUF targets key alone cannot turn one on.
+# Write the manifest, sign it with the code-signing key (here a file; signtool /p7
+# or an HSM in production), publish it with the release.
+build_artifact 1.2.0
+pub release gate --component notification-client --version 1.2.0 --platform linux-amd64 \
+  --file "$work/notification-client-1.2.0.tar.gz" \
+  --feature phi-file-transfer:phi-devices --feature-text "phi-file-transfer=$work/phi-file-transfer.txt" \
+  --out "$work/gate-1.2.0.json"
+pub codesign sign --cert "$work/pki/chain.pem" --key "$work/pki/leaf.key" --file "$work/gate-1.2.0.json"
+publish_release 1.2.0 --gate "$work/gate-1.2.0.json"
 agent check
 expect_exit 4 agent stage
 expect_exit 4 agent apply --no-prompt

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,32 +12,45 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/beckmanconnect/bcupdate/client"
+	"github.com/beckmanconnect/bcupdate/internal/textsafe"
 )
 
+// esc makes untrusted text (names, versions, messages, anything read from
+// the state directory or metadata) safe to print on a terminal; every
+// text output goes through it.
+func esc(s string) string { return textsafe.Escape(s) }
+
+// printJSON prints v for scripts. The values stay exactly what they are;
+// runes a terminal could act on are written as JSON \u escapes: C0
+// controls and U+2028/U+2029 by encoding/json, C1, bidi and other
+// invisible ones by textsafe.EscapeJSON.
 func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := w.Write(textsafe.EscapeJSON(buf.Bytes()))
+	return err
 }
 
 // describe renders one line per component for people.
 func describe(w io.Writer, verb string, rep *client.CheckReport) {
 	for _, c := range rep.Components {
-		installed := c.Installed
-		if installed == "" {
-			installed = "nothing"
-		}
+		installed := esc(orNothing(c.Installed))
+		name := esc(c.Name)
 		switch c.State {
 		case client.StateUpdateAvailable:
-			fmt.Fprintf(w, "%s: %s available (installed: %s)\n", c.Name, c.Available, installed)
+			fmt.Fprintf(w, "%s: %s available (installed: %s)\n", name, esc(c.Available), installed)
 		case client.StateStaged:
-			fmt.Fprintf(w, "%s: %s staged and verified, ready to apply (installed: %s)\n", c.Name, c.Staged, installed)
+			fmt.Fprintf(w, "%s: %s staged and verified, ready to apply (installed: %s)\n", name, esc(c.Staged), installed)
 		case client.StateUpToDate:
-			fmt.Fprintf(w, "%s: up to date (installed: %s)\n", c.Name, installed)
+			fmt.Fprintf(w, "%s: up to date (installed: %s)\n", name, installed)
 		case client.StateAwaitingAuthorization:
-			fmt.Fprintf(w, "%s: %s staged; waits for a person to authorize its new features (installed: %s)\n", c.Name, c.Staged, installed)
+			fmt.Fprintf(w, "%s: %s staged; waits for a person to authorize its new features (installed: %s)\n", name, esc(c.Staged), installed)
 		default:
-			fmt.Fprintf(w, "%s: %s (installed: %s)\n", c.Name, c.State, installed)
+			fmt.Fprintf(w, "%s: %s (installed: %s)\n", name, esc(c.State), installed)
 		}
 	}
 	_ = verb
@@ -54,7 +68,7 @@ func stageOutput(c *cli.Context, rep *client.CheckReport, err error) error {
 	}
 	for _, cr := range rep.Components {
 		if cr.State == client.StateAwaitingAuthorization {
-			fmt.Fprintf(c.App.Writer, "%s: %s staged and verified; it waits for a person to authorize its new features (bcagent apply)\n", cr.Name, cr.Staged)
+			fmt.Fprintf(c.App.Writer, "%s: %s staged and verified; it waits for a person to authorize its new features (bcagent apply)\n", esc(cr.Name), esc(cr.Staged))
 			continue
 		}
 		describe(c.App.Writer, "", &client.CheckReport{Components: []client.ComponentReport{cr}})
@@ -151,11 +165,11 @@ func applyCommand() *cli.Command {
 				for i, cr := range rep.Components {
 					switch {
 					case cr.Installed != old[cr.Name]:
-						fmt.Fprintf(c.App.Writer, "%s: installed %s (was %s)%s\n", cr.Name, cr.Installed, orNothing(old[cr.Name]), featureLine(after, i))
+						fmt.Fprintf(c.App.Writer, "%s: installed %s (was %s)%s\n", esc(cr.Name), esc(cr.Installed), esc(orNothing(old[cr.Name])), featureLine(after, i))
 					case cr.State == client.StateAwaitingAuthorization:
-						fmt.Fprintf(c.App.Writer, "%s: %s is staged and waits for authorization; nothing was activated\n", cr.Name, cr.Staged)
+						fmt.Fprintf(c.App.Writer, "%s: %s is staged and waits for authorization; nothing was activated\n", esc(cr.Name), esc(cr.Staged))
 					default:
-						fmt.Fprintf(c.App.Writer, "%s: nothing staged to apply (installed: %s)%s\n", cr.Name, orNothing(cr.Installed), featureLine(after, i))
+						fmt.Fprintf(c.App.Writer, "%s: nothing staged to apply (installed: %s)%s\n", esc(cr.Name), esc(orNothing(cr.Installed)), featureLine(after, i))
 					}
 				}
 				return err
@@ -171,9 +185,9 @@ func featureLine(st *client.StatusReport, i int) string {
 	var on, off []string
 	for _, f := range st.Components[i].Features {
 		if f.Active {
-			on = append(on, f.ID)
+			on = append(on, esc(f.ID))
 		} else {
-			off = append(off, f.ID+" ("+f.Consent+")")
+			off = append(off, esc(f.ID)+" ("+esc(f.Consent)+")")
 		}
 	}
 	s := ""
@@ -207,37 +221,44 @@ func statusCommand() *cli.Command {
 				if c.Bool("json") {
 					return printJSON(c.App.Writer, st)
 				}
-				w := c.App.Writer
-				phi := ""
-				if st.Device.PHI {
-					phi = ", holds PHI"
-				}
-				fmt.Fprintf(w, "device %s (%s%s)\n", st.Device.ID, st.Device.Model, phi)
-				exp := "never checked"
-				if st.Repository.Expires != nil {
-					exp = fmt.Sprintf("timestamp v%d, expires %s", st.Repository.TimestampVersion, st.Repository.Expires.Format("2006-01-02T15:04:05Z"))
-				}
-				fmt.Fprintf(w, "repository %s (%s)\n", st.Repository.URL, exp)
-				for _, cs := range st.Components {
-					parts := []string{"installed " + deref(cs.Installed)}
-					if cs.Staged != nil {
-						parts = append(parts, "staged "+*cs.Staged)
-					}
-					if cs.Available != nil {
-						parts = append(parts, "available "+*cs.Available)
-					}
-					for _, f := range cs.Features {
-						onOff := "off"
-						if f.Active {
-							onOff = "active"
-						}
-						parts = append(parts, fmt.Sprintf("feature %s %s (consent %s)", f.ID, onOff, f.Consent))
-					}
-					fmt.Fprintf(w, "%s: %s (%s)\n", cs.Name, cs.State, strings.Join(parts, ", "))
-				}
+				printStatus(c.App.Writer, st)
 				return nil
 			})
 		},
+	}
+}
+
+// printStatus prints status for people, every name and version escaped.
+func printStatus(w io.Writer, st *client.StatusReport) {
+	phi := ""
+	if st.Device.PHI {
+		phi = ", holds PHI"
+	}
+	fmt.Fprintf(w, "device %s (%s%s)\n", esc(st.Device.ID), esc(st.Device.Model), phi)
+	exp := "never checked"
+	if st.Repository.Expires != nil {
+		exp = fmt.Sprintf("timestamp v%d, expires %s", st.Repository.TimestampVersion, st.Repository.Expires.Format("2006-01-02T15:04:05Z"))
+	}
+	fmt.Fprintf(w, "repository %s (%s)\n", esc(st.Repository.URL), exp)
+	for _, cs := range st.Components {
+		parts := []string{"installed " + esc(deref(cs.Installed))}
+		if cs.ReleaseUnknown {
+			parts = append(parts, "its release metadata was lost with state.json and is re-learned at the next check (no feature active until then)")
+		}
+		if cs.Staged != nil {
+			parts = append(parts, "staged "+esc(*cs.Staged))
+		}
+		if cs.Available != nil {
+			parts = append(parts, "available "+esc(*cs.Available))
+		}
+		for _, f := range cs.Features {
+			onOff := "off"
+			if f.Active {
+				onOff = "active"
+			}
+			parts = append(parts, fmt.Sprintf("feature %s %s (consent %s)", esc(f.ID), onOff, esc(f.Consent)))
+		}
+		fmt.Fprintf(w, "%s: %s (%s)\n", esc(cs.Name), esc(cs.State), strings.Join(parts, ", "))
 	}
 }
 
@@ -264,7 +285,7 @@ func rollbackCommand() *cli.Command {
 				}
 				for _, cr := range rep.Components {
 					if cr.Name == c.String("component") {
-						fmt.Fprintf(c.App.Writer, "%s: rolled back to %s\n", cr.Name, cr.Installed)
+						fmt.Fprintf(c.App.Writer, "%s: rolled back to %s\n", esc(cr.Name), esc(cr.Installed))
 					}
 				}
 				return nil
@@ -286,7 +307,7 @@ func pinCommand() *cli.Command {
 				if err := a.Pin(c.String("component"), c.String("version")); err != nil {
 					return err
 				}
-				fmt.Fprintf(c.App.Writer, "%s: pinned to %s (bcagent unpin to follow the channel again)\n", c.String("component"), c.String("version"))
+				fmt.Fprintf(c.App.Writer, "%s: pinned to %s (bcagent unpin to follow the channel again)\n", esc(c.String("component")), esc(c.String("version")))
 				return nil
 			})
 		},
@@ -306,7 +327,7 @@ func unpinCommand() *cli.Command {
 				if err := a.Unpin(c.String("component")); err != nil {
 					return err
 				}
-				fmt.Fprintf(c.App.Writer, "%s: follows its channel again\n", c.String("component"))
+				fmt.Fprintf(c.App.Writer, "%s: follows its channel again\n", esc(c.String("component")))
 				return nil
 			})
 		},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"text/tabwriter"
 	"time"
@@ -35,16 +36,7 @@ func consentCommand() *cli.Command {
 							}
 							return printJSON(c.App.Writer, list)
 						}
-						if len(list) == 0 {
-							fmt.Fprintln(c.App.Writer, "no consent decisions recorded on this device")
-							return nil
-						}
-						tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-						fmt.Fprintln(tw, "COMPONENT\tFEATURE\tDECISION\tACTIVE\tBY\tOS USER\tWHEN\tVERSION")
-						for _, r := range list {
-							fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%s\t%s\t%s\n", r.Component, r.Feature, r.Decision, r.Active, r.By, r.OSUser, r.Time.Format(time.RFC3339), r.Version)
-						}
-						return tw.Flush()
+						return printConsentList(c.App.Writer, list)
 					})
 				},
 			},
@@ -66,13 +58,31 @@ func consentCommand() *cli.Command {
 						if err := a.Revoke(c.String("component"), c.String("feature"), c.String("by"), isTerminal(os.Stdin)); err != nil {
 							return err
 						}
-						fmt.Fprintf(c.App.Writer, "%s: %s revoked by %s and deactivated\n", c.String("component"), c.String("feature"), c.String("by"))
+						fmt.Fprintf(c.App.Writer, "%s: %s revoked by %s and deactivated\n", esc(c.String("component")), esc(c.String("feature")), esc(c.String("by")))
 						return nil
 					})
 				},
 			},
 		},
 	}
+}
+
+// printConsentList prints consent list for people. Every field read from
+// the consent log is escaped: a log may hold names no agent accepts today
+// (written by an older agent, or by hand), and a control sequence in one
+// could forge a row or erase the real one on a terminal.
+func printConsentList(w io.Writer, list []client.ConsentStatus) error {
+	if len(list) == 0 {
+		_, err := fmt.Fprintln(w, "no consent decisions recorded on this device")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "COMPONENT\tFEATURE\tDECISION\tACTIVE\tBY\tOS USER\tHOW\tWHEN\tVERSION")
+	for _, r := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%s\t%s\t%s\t%s\n", esc(r.Component), esc(r.Feature), esc(r.Decision), r.Active,
+			esc(r.By), esc(r.OSUser), howGiven(r.ConsentRecord), r.Time.Format(time.RFC3339), esc(r.Version))
+	}
+	return tw.Flush()
 }
 
 func auditCommand() *cli.Command {
@@ -147,10 +157,31 @@ func notificationsCommand() *cli.Command {
 					fmt.Fprintln(c.App.Writer, "no active notifications")
 				}
 				for _, n := range list {
-					fmt.Fprintf(c.App.Writer, "[%s] %s %s\n", n.Severity, n.Since.Format(time.RFC3339), n.Message)
+					fmt.Fprintf(c.App.Writer, "[%s] %s %s\n", esc(n.Severity), n.Since.Format(time.RFC3339), esc(n.Message))
 				}
 				return nil
 			})
 		},
 	}
+}
+
+// howGiven says how a decision was given: at the prompt, or with flags, and
+// whether a terminal was attached (records older than the method field say
+// only whether they were typed at the prompt).
+func howGiven(r client.ConsentRecord) string {
+	method := r.Method
+	if method == "" {
+		method = client.MethodFlags
+		if r.Interactive {
+			method = client.MethodTerminal
+		}
+		return esc(method)
+	}
+	if method == client.MethodFlags {
+		if r.Terminal {
+			return "flags (at a terminal)"
+		}
+		return "flags (no terminal)"
+	}
+	return esc(method)
 }

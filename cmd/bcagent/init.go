@@ -74,8 +74,16 @@ func initCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(c.App.Writer, "initialized agent state %s for %s (%s), components %v, repository %s\n",
-				c.String("state"), c.String("device-id"), c.String("device-model"), c.StringSlice("component"), c.String("repo-url"))
+			fmt.Fprintf(c.App.Writer, "initialized agent state %s for %s (%s), components %s, repository %s\n",
+				c.String("state"), esc(c.String("device-id")), esc(c.String("device-model")), esc(fmt.Sprint(c.StringSlice("component"))), esc(c.String("repo-url")))
+			// PHI classes are matched normalized (case, spacing, Unicode
+			// form); say which way this model went, so a typo is seen now.
+			if known, norm := client.KnownModel(c.String("device-model"), c.StringSlice("phi-device-class")); known {
+				fmt.Fprintf(c.App.Writer, "device model %s (normalized %q) is in a PHI device class: gated features ask a person first\n", esc(c.String("device-model")), norm)
+			} else {
+				fmt.Fprintf(c.App.ErrWriter, "bcagent: warning: device model %s (normalized %q) is in no known PHI device class (%s); features gated for PHI devices will turn on without asking unless the signed device policy names it: check the spelling, or add --phi-device-class\n",
+					esc(c.String("device-model")), norm, strings.Join(client.BuiltinPHIClasses(), ", "))
+			}
 			return nil
 		},
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/beckmanconnect/bcupdate/client"
+	"github.com/beckmanconnect/bcupdate/internal/textsafe"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -94,7 +95,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		for _, prefix := range []string{errUsage.Error() + ": ", client.ErrUsage.Error() + ": "} {
 			msg = strings.ReplaceAll(msg, prefix, "")
 		}
-		fmt.Fprintf(stderr, "bcagent: %s\n", strings.ReplaceAll(msg, "\n", " "))
+		// One line, escaped: an error may quote a name, a path or a
+		// server's message, and none of them may reach the terminal as
+		// control sequences.
+		fmt.Fprintf(stderr, "bcagent: %s\n", textsafe.Escape(strings.ReplaceAll(msg, "\n", " ")))
 	}
 	return exitCode(err)
 }

@@ -54,7 +54,10 @@ func newFixture(t *testing.T) *fixture {
 		sig, _ := signer.SignDetached(bytes.NewReader(data), pki.Leaf.Chain, pki.Leaf.Key)
 		os.WriteFile(f+".p7s", sig, 0o644)
 		res, err := publisher.AddRelease(ctx, store, keys, trust, publisher.ReleaseOptions{
-			Component: "notification-client", Version: v, Platform: "linux-amd64", File: f, Features: features}, nil)
+			Component: "notification-client", Version: v, Platform: "linux-amd64", File: f, Features: features,
+			GateSign: func(m []byte) ([]byte, error) {
+				return signer.SignDetached(bytes.NewReader(m), pki.Leaf.Chain, pki.Leaf.Key)
+			}}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

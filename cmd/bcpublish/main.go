@@ -153,6 +153,27 @@ func trustFlag() cli.Flag {
 	return &cli.StringFlag{Name: "trust", Usage: "code-signing trust `DIR` (roots/, publishers)", EnvVars: []string{"BCPUBLISH_TRUST"}}
 }
 
+// codesignFlags let a command sign what it publishes for the consent gate
+// (a gate manifest, a device policy) with the publisher's code-signing key.
+func codesignFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "codesign-cert", Usage: "code-signing certificate `CHAIN.pem` (leaf first) to sign the consent gate's inputs here", EnvVars: []string{"BCPUBLISH_CODESIGN_CERT"}},
+		&cli.StringFlag{Name: "codesign-key", Usage: "the code-signing leaf's private `KEY.pem`", EnvVars: []string{"BCPUBLISH_CODESIGN_KEY"}},
+	}
+}
+
+// codeSigner is the signer the codesign flags name, or nil.
+func codeSigner(c *cli.Context) (publisher.CodeSigner, error) {
+	cert, key := c.String("codesign-cert"), c.String("codesign-key")
+	if cert == "" && key == "" {
+		return nil, nil
+	}
+	if cert == "" || key == "" {
+		return nil, usageErr("--codesign-cert and --codesign-key go together")
+	}
+	return publisher.CodeSignerFromFiles(cert, key)
+}
+
 func jsonFlag() cli.Flag {
 	return &cli.BoolFlag{Name: "json", Usage: "print JSON for scripts", EnvVars: []string{"BCPUBLISH_JSON"}}
 }

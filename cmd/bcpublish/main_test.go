@@ -31,7 +31,7 @@ func TestCLI(t *testing.T) {
 	os.WriteFile(crlFile, pki.Intermediate.CRL(t, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour)), 0o644)
 	os.WriteFile(staleCRL, pki.Intermediate.CRL(t, time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour)), 0o644)
 	policy, badPolicy, featureText := filepath.Join(dir, "devices.json"), filepath.Join(dir, "bad.json"), filepath.Join(dir, "ft.txt")
-	os.WriteFile(policy, []byte(`{"phi_device_classes": ["Navios EX", "DxFLEx", "Navios"]}`), 0o644)
+	os.WriteFile(policy, []byte(`{"phi_device_classes": ["Navios EX", "DxFLEx", "Navios", "DxH 900"], "version": 1}`), 0o644)
 	os.WriteFile(badPolicy, []byte(`{"phi_device_classes": ["Navios", "Navios"]}`), 0o644)
 	os.WriteFile(featureText, []byte("File transfer\nLets support copy files; they may hold PHI.\n"), 0o644)
 
@@ -51,16 +51,36 @@ func TestCLI(t *testing.T) {
 		{[]string{"release", "list", "--repo", repoDir}, 0, "notification-client  linux-amd64  1.0.0    stable"},
 		{[]string{"release", "list", "--repo", repoDir, "--json"}, 0, `"channels": [`},
 		{[]string{"status", "--repo", repoDir}, 0, "signatures verified"},
-		{[]string{"policy", "set", "--repo", repoDir, "--keys", keys, "--file", policy}, 0, "3 PHI device classes"},
-		{[]string{"policy", "set", "--repo", repoDir, "--keys", keys, "--file", badPolicy}, 2, "listed twice"},
+		{[]string{"policy", "set", "--repo", repoDir, "--keys", keys, "--trust", pki.TrustDir, "--file", policy}, 2, "needs the publisher's code signature too"},
+		{[]string{"policy", "set", "--repo", repoDir, "--keys", keys, "--trust", pki.TrustDir, "--file", policy,
+			"--codesign-cert", filepath.Join(dir, "chain.pem"), "--codesign-key", filepath.Join(dir, "leaf.key")}, 0, "version 1: 4 PHI device classes"},
+		{[]string{"policy", "set", "--repo", repoDir, "--keys", keys, "--trust", pki.TrustDir, "--file", badPolicy}, 2, "listed twice"},
 		{[]string{"release", "add", "--repo", repoDir, "--keys", keys, "--trust", pki.TrustDir, "--component", "notification-client",
 			"--version", "1.1.0", "--platform", "linux-amd64", "--file", art, "--feature", "phi-file-transfer:phi-devices"}, 2, "needs --feature-text"},
 		{[]string{"release", "add", "--repo", repoDir, "--keys", keys, "--trust", pki.TrustDir, "--component", "notification-client",
 			"--version", "1.1.0", "--platform", "linux-amd64", "--file", art, "--feature", "phi-file-transfer:sometimes"}, 2, "want required, phi-devices or none"},
 		{[]string{"release", "add", "--repo", repoDir, "--keys", keys, "--trust", pki.TrustDir, "--component", "notification-client",
 			"--version", "1.1.0", "--platform", "linux-amd64", "--file", art, "--feature", "phi-file-transfer:phi-devices",
-			"--feature-text", "phi-file-transfer=" + featureText}, 0, "published notification-client/linux-amd64/1.1.0"},
-		{[]string{"refresh", "--repo", repoDir, "--keys", keys}, 0, "timestamp v5"},
+			"--feature-text", "phi-file-transfer=" + featureText}, 2, "needs a code-signed gate manifest"},
+		{[]string{"release", "add", "--repo", repoDir, "--keys", keys, "--trust", pki.TrustDir, "--component", "notification-client",
+			"--version", "1.1.0", "--platform", "linux-amd64", "--file", art, "--feature", "phi-file-transfer:phi-devices",
+			"--feature-text", "phi-file-transfer=" + featureText,
+			"--codesign-cert", filepath.Join(dir, "chain.pem"), "--codesign-key", filepath.Join(dir, "leaf.key")}, 0, "published notification-client/linux-amd64/1.1.0"},
+		// The two-step flow for keys in an HSM: write the manifest, sign it
+		// elsewhere, publish with --gate.
+		{[]string{"release", "gate", "--component", "notification-client", "--version", "1.2.0", "--platform", "linux-amd64", "--file", art,
+			"--feature", "phi-file-transfer:phi-devices", "--feature-text", "phi-file-transfer=" + featureText, "--out", filepath.Join(dir, "gate.json")}, 0, "wrote"},
+		{[]string{"release", "add", "--repo", repoDir, "--keys", keys, "--trust", pki.TrustDir, "--component", "notification-client",
+			"--version", "1.2.0", "--platform", "linux-amd64", "--file", art, "--gate", filepath.Join(dir, "gate.json")}, 2, "--gate-signature"},
+		{[]string{"codesign", "sign", "--cert", filepath.Join(dir, "chain.pem"), "--key", filepath.Join(dir, "leaf.key"), "--file", filepath.Join(dir, "gate.json")}, 0, "signed"},
+		{[]string{"release", "add", "--repo", repoDir, "--keys", keys, "--trust", pki.TrustDir, "--component", "notification-client",
+			"--version", "1.3.0", "--platform", "linux-amd64", "--file", art, "--gate", filepath.Join(dir, "gate.json")}, 2, "gate manifest is for notification-client 1.2.0"},
+		{[]string{"release", "add", "--repo", repoDir, "--keys", keys, "--trust", pki.TrustDir, "--component", "notification-client",
+			"--version", "1.2.0", "--platform", "linux-amd64", "--file", art, "--gate", filepath.Join(dir, "gate.json"),
+			"--feature", "phi-file-transfer:none", "--feature-text", "phi-file-transfer=" + featureText}, 2, "differ from the code-signed gate manifest"},
+		{[]string{"release", "add", "--repo", repoDir, "--keys", keys, "--trust", pki.TrustDir, "--component", "notification-client",
+			"--version", "1.2.0", "--platform", "linux-amd64", "--file", art, "--gate", filepath.Join(dir, "gate.json")}, 0, "published notification-client/linux-amd64/1.2.0"},
+		{[]string{"refresh", "--repo", repoDir, "--keys", keys}, 0, "timestamp v6"},
 		{[]string{"trust", "add-crl", "--repo", repoDir, "--keys", keys, "--crl", crlFile}, 0, "published trust/crl/ca.crl: 0 revoked certificates"},
 		{[]string{"trust", "add-crl", "--repo", repoDir, "--keys", keys, "--crl", staleCRL}, 2, "nextUpdate"},
 		// Usage errors: exit 2, one line naming the flag.

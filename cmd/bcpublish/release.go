@@ -17,7 +17,7 @@ func releaseCommand() *cli.Command {
 	return &cli.Command{
 		Name:        "release",
 		Usage:       "add and list releases",
-		Subcommands: []*cli.Command{releaseAddCommand(), releaseListCommand(), releasePromoteCommand(), releaseYankCommand()},
+		Subcommands: []*cli.Command{releaseAddCommand(), releaseGateCommand(), releaseListCommand(), releasePromoteCommand(), releaseYankCommand()},
 	}
 }
 
@@ -40,6 +40,9 @@ func releaseAddCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "feature", Usage: "feature `ID[:required|phi-devices|none]` the release turns on (repeatable; default consent: required)", EnvVars: []string{"BCPUBLISH_FEATURE"}},
 			&cli.StringSliceFlag{Name: "feature-text", Usage: "`ID=FILE`: the feature's title (first line) and full description, shown to the person who authorizes it", EnvVars: []string{"BCPUBLISH_FEATURE_TEXT"}},
 			&cli.StringFlag{Name: "health-check", Usage: "command the agent runs after installing, e.g. \"bin/nc --version\"", EnvVars: []string{"BCPUBLISH_HEALTH_CHECK"}},
+			&cli.StringFlag{Name: "gate", Usage: "code-signed gate manifest `GATE.json` from bcpublish release gate (features are read from it)", EnvVars: []string{"BCPUBLISH_GATE"}},
+			&cli.StringFlag{Name: "gate-signature", Usage: "the gate manifest's detached code signature `FILE.p7s` (default: GATE.json.p7s)", EnvVars: []string{"BCPUBLISH_GATE_SIGNATURE"}},
+			codesignFlags()[0], codesignFlags()[1],
 		},
 		Action: func(c *cli.Context) error {
 			if err := need(c, "repo", "keys", "trust", "component", "version", "platform", "file"); err != nil {
@@ -61,21 +64,34 @@ func releaseAddCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			sign, err := codeSigner(c)
+			if err != nil {
+				return err
+			}
+			var gate, gateSig []byte
+			if g := c.String("gate"); g != "" {
+				if gate, gateSig, err = publisher.ReadGate(g, c.String("gate-signature")); err != nil {
+					return err
+				}
+			}
 			var res *publisher.ReleaseResult
 			err = retrying(c, func() (err error) {
 				res, err = publisher.AddRelease(c.Context, s, keys, trust, publisher.ReleaseOptions{
-					Features:    features,
-					Component:   c.String("component"),
-					Version:     c.String("version"),
-					Platform:    c.String("platform"),
-					File:        c.String("file"),
-					Signature:   c.String("signature"),
-					Channels:    c.StringSlice("channel"),
-					Install:     c.String("install"),
-					HealthCheck: strings.Fields(c.String("health-check")),
-					Installer:   strings.Fields(c.String("installer")),
-					Percent:     c.Int("percent"),
-					DeltaFrom:   c.StringSlice("delta-from"),
+					Features:      features,
+					Component:     c.String("component"),
+					Version:       c.String("version"),
+					Platform:      c.String("platform"),
+					File:          c.String("file"),
+					Signature:     c.String("signature"),
+					Channels:      c.StringSlice("channel"),
+					Install:       c.String("install"),
+					HealthCheck:   strings.Fields(c.String("health-check")),
+					Installer:     strings.Fields(c.String("installer")),
+					Percent:       c.Int("percent"),
+					DeltaFrom:     c.StringSlice("delta-from"),
+					GateManifest:  gate,
+					GateSignature: gateSig,
+					GateSign:      sign,
 				}, nil)
 				return err
 			})
@@ -91,6 +107,42 @@ func releaseAddCommand() *cli.Command {
 			for _, w := range res.Warnings {
 				fmt.Fprintf(c.App.ErrWriter, "warning: %s\n", w)
 			}
+			return nil
+		},
+	}
+}
+
+func releaseGateCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "gate",
+		Usage: "write the gate manifest of a release with features, for the publisher to code-sign (then release add --gate)",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "component", Usage: "component `NAME`", EnvVars: []string{"BCPUBLISH_COMPONENT"}},
+			&cli.StringFlag{Name: "version", Usage: "semantic `VERSION`", EnvVars: []string{"BCPUBLISH_VERSION"}},
+			&cli.StringFlag{Name: "platform", Usage: "`OS-ARCH`", EnvVars: []string{"BCPUBLISH_PLATFORM"}},
+			&cli.StringFlag{Name: "file", Usage: "the `ARTIFACT` the release publishes", EnvVars: []string{"BCPUBLISH_FILE"}},
+			&cli.StringSliceFlag{Name: "feature", Usage: "feature `ID[:required|phi-devices|none]` (repeatable)", EnvVars: []string{"BCPUBLISH_FEATURE"}},
+			&cli.StringSliceFlag{Name: "feature-text", Usage: "`ID=FILE`: title (first line) and full description", EnvVars: []string{"BCPUBLISH_FEATURE_TEXT"}},
+			&cli.StringFlag{Name: "out", Usage: "write the manifest to `GATE.json`", EnvVars: []string{"BCPUBLISH_OUT"}},
+		},
+		Action: func(c *cli.Context) error {
+			if err := need(c, "component", "version", "platform", "file", "out"); err != nil {
+				return err
+			}
+			features, err := publisher.ParseFeatures(c.StringSlice("feature"), c.StringSlice("feature-text"))
+			if err != nil {
+				return err
+			}
+			m, err := publisher.GateManifestFor(publisher.ReleaseOptions{Component: c.String("component"), Version: c.String("version"),
+				Platform: c.String("platform"), File: c.String("file"), Features: features})
+			if err != nil {
+				return err
+			}
+			if err := publisher.WriteFile(c.String("out"), m); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.Writer, "wrote %s; sign it with the code-signing key (bcpublish codesign sign --file %s, signtool /p7 or openssl cms), then bcpublish release add … --gate %s\n",
+				c.String("out"), c.String("out"), c.String("out"))
 			return nil
 		},
 	}

@@ -402,8 +402,8 @@ func TestNotificationsAndHook(t *testing.T) {
 func TestSignedPolicyDecidesPHIClasses(t *testing.T) {
 	e := newEnvWith(t, func(c *client.Config) { c.DeviceModel = "DxH 900" })
 	policy := filepath.Join(e.dir, "devices.json")
-	os.WriteFile(policy, []byte(`{"phi_device_classes": ["Navios EX", "DxFLEx", "Data Innovations Instrument Manager", "AQUIOS CL", "CellMek SPS", "Navios", "DxH 900"]}`), 0o644)
-	if _, changed, err := publisher.SetPolicy(context.Background(), e.store, e.keys, policy, time.Now()); err != nil || !changed {
+	os.WriteFile(policy, []byte(`{"phi_device_classes": ["Navios EX", "DxFLEx", "Data Innovations Instrument Manager", "AQUIOS CL", "CellMek SPS", "Navios", "DxH 900"], "version": 1}`), 0o644)
+	if _, changed, err := publisher.SetPolicy(context.Background(), e.store, e.keys, e.trust, publisher.PolicyOptions{File: policy, Sign: e.codeSigner(e.pki.Leaf)}); err != nil || !changed {
 		t.Fatalf("policy set: %v %v", changed, err)
 	}
 	e.publishFeatures("1.1.0", []repo.Feature{fileTransfer})

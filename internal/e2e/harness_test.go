@@ -156,7 +156,7 @@ func (e *env) publishWith(v, name string, data []byte, mutate func(*publisher.Re
 	os.MkdirAll(filepath.Dir(f), 0o755)
 	os.WriteFile(f, data, 0o644)
 	os.WriteFile(f+".p7s", sign(e.t, data, e.pki.Leaf), 0o644)
-	o := publisher.ReleaseOptions{Component: component, Version: v, Platform: platform, File: f}
+	o := publisher.ReleaseOptions{Component: component, Version: v, Platform: platform, File: f, GateSign: e.codeSigner(e.pki.Leaf)}
 	if mutate != nil {
 		mutate(&o)
 	}
@@ -165,6 +165,13 @@ func (e *env) publishWith(v, name string, data []byte, mutate func(*publisher.Re
 		e.t.Fatal(err)
 	}
 	return res
+}
+
+// codeSigner signs gate manifests and device policies with leaf.
+func (e *env) codeSigner(leaf *testutil.Leaf) publisher.CodeSigner {
+	return func(content []byte) ([]byte, error) {
+		return signer.SignDetached(bytes.NewReader(content), leaf.Chain, leaf.Key)
+	}
 }
 
 func (e *env) loadRepo() *repo.Repo {
@@ -210,6 +217,10 @@ type rawRelease struct {
 	// and codesign its signature kind (default cms).
 	file     string
 	codesign string
+	// features and gate are the release's declared features and its gate
+	// manifest (nil: none).
+	features []repo.Feature
+	gate     *repo.Gate
 }
 
 func (e *env) publishRaw(rr rawRelease) {
@@ -230,7 +241,8 @@ func (e *env) publishRaw(rr rawRelease) {
 		artPath = rr.artPath
 	}
 	rel := &repo.Release{Component: component, Version: rr.version, Platform: platform,
-		Install: install, Codesign: rr.codesign, Released: time.Now().UTC().Format(time.RFC3339)}
+		Install: install, Codesign: rr.codesign, Released: time.Now().UTC().Format(time.RFC3339),
+		Features: rr.features, Gate: rr.gate}
 	custom, err := rel.Custom()
 	if err != nil {
 		e.t.Fatal(err)
