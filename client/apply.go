@@ -211,7 +211,7 @@ func (a *Agent) install(st *State, name string, c *ComponentState, active []stri
 			os.RemoveAll(incoming)
 		}
 	}()
-	if err := unpack(rel, incoming); err != nil {
+	if err := a.unpack(rel, incoming); err != nil {
 		return classifyTUF(err)
 	}
 	dest := filepath.Join(compDir, rel.Version)
@@ -368,40 +368,45 @@ func (a *Agent) runIn(dir string, argv, env []string, timeout time.Duration, rel
 	return nil
 }
 
-// unpack puts a verified artifact's content into dir.
-func unpack(rel *Release, dir string) error {
+// unpack puts a verified artifact's content into dir. The staged file is
+// opened through the state directory's confined root (root.go), so a link
+// cannot swap in other bytes.
+func (a *Agent) unpack(rel *Release, dir string) error {
 	name := path.Base(rel.Path)
+	src, err := a.openStaged(rel.File)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	fi, err := src.Stat()
+	if err != nil {
+		return err
+	}
 	switch rel.Meta.Install {
 	case repo.InstallArchive:
 		lower := strings.ToLower(name)
 		switch {
 		case strings.HasSuffix(lower, ".zip"):
-			return ExtractZip(rel.File, dir)
+			return ExtractZipReader(src, fi.Size(), dir)
 		case strings.HasSuffix(lower, ".tar.gz"), strings.HasSuffix(lower, ".tgz"):
-			f, err := os.Open(rel.File)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			return ExtractTarGz(f, dir)
+			return ExtractTarGz(src, dir)
 		default:
 			return fmt.Errorf("%s: archive kind not recognised (want .tar.gz, .tgz or .zip)", name)
 		}
 	case repo.InstallFile, repo.InstallInstaller:
 		// The staged file was just verified and fsynced: link it in place (no
-		// second copy of the bytes), or copy it across file systems.
+		// second copy of the bytes), or copy it across file systems. The link
+		// is kept only if it is the very file opened through the root.
 		dst := filepath.Join(dir, name)
 		if err := os.Link(rel.File, dst); err == nil {
-			if err := os.Chmod(dst, 0o755); err != nil {
-				return err
+			if li, err := os.Lstat(dst); err == nil && os.SameFile(li, fi) {
+				if err := os.Chmod(dst, 0o755); err != nil {
+					return err
+				}
+				return atomicfile.SyncDir(dir)
 			}
-			return atomicfile.SyncDir(dir)
+			os.Remove(dst)
 		}
-		src, err := os.Open(rel.File)
-		if err != nil {
-			return err
-		}
-		defer src.Close()
 		return atomicfile.Write(dst, 0o755, func(w io.Writer) error {
 			_, err := io.CopyBuffer(w, src, make([]byte, 1<<20))
 			return err

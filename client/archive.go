@@ -251,12 +251,25 @@ func (x *extractor) tarEntry(h *tar.Header, r io.Reader) error {
 // ExtractZip unpacks a .zip file into dest, an existing empty directory.
 // On error dest is emptied again.
 func ExtractZip(src string, dest string) (err error) {
+	f, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	return ExtractZipReader(f, fi.Size(), dest)
+}
+
+// ExtractZipReader is ExtractZip on an open file of size bytes.
+func ExtractZipReader(src io.ReaderAt, size int64, dest string) (err error) {
 	defer cleanupOnError(dest, &err)
-	zr, err := zip.OpenReader(src)
+	zr, err := zip.NewReader(src, size)
 	if err != nil {
 		return fmt.Errorf("%w: not a zip file: %v", ErrUnsafeArchive, err)
 	}
-	defer zr.Close()
 	x, err := newExtractor(dest)
 	if err != nil {
 		return err

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/beckmanconnect/bcupdate/internal/atomicfile"
 	"github.com/beckmanconnect/bcupdate/internal/textsafe"
 )
 
@@ -118,7 +117,7 @@ func (l *chainLog) read() ([]LogEntry, error) {
 // readHead reads and checks <log>.head; it is nil if there is none.
 func (l *chainLog) readHead() (*logHead, error) {
 	name := l.path + ".head"
-	f, err := os.Open(name)
+	f, err := l.open(filepath.Base(name), os.O_RDONLY, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -208,7 +207,7 @@ func (l *chainLog) readAt() (entries []LogEntry, good int64, headSeq int64, err 
 	damaged := func(format string, args ...any) ([]LogEntry, int64, int64, error) {
 		return nil, 0, 0, fmt.Errorf("%w: %s "+format, append([]any{ErrLogDamaged, l.path}, args...)...)
 	}
-	f, err := os.Open(l.path)
+	f, err := l.open(filepath.Base(l.path), os.O_RDONLY, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		if headSeq > 0 {
 			return damaged("is missing but %d entries were written", headSeq)
@@ -274,7 +273,23 @@ func (l *chainLog) writeHead(h logHead) error {
 	if err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(l.path+".head", b, 0o600)
+	root, err := os.OpenRoot(filepath.Dir(l.path))
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return writeFileRootSync(root, filepath.Base(l.path)+".head", b, 0o600)
+}
+
+// open opens a file beside the log through a root confined to the log's
+// directory (the state directory), so a link cannot lead it elsewhere.
+func (l *chainLog) open(name string, flag int, perm os.FileMode) (*os.File, error) {
+	root, err := os.OpenRoot(filepath.Dir(l.path))
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	return root.OpenFile(name, flag, perm)
 }
 
 func (l *chainLog) step(name string) error {
@@ -293,9 +308,14 @@ func (l *chainLog) Append(entry any) error {
 	if err != nil {
 		return err
 	}
-	if fi, err := os.Stat(l.path); err == nil && fi.Size() > good {
-		// Cut off a torn, unacknowledged tail before appending.
-		if err := os.Truncate(l.path, good); err != nil {
+	if f, err := l.open(filepath.Base(l.path), os.O_WRONLY, 0); err == nil {
+		fi, err := f.Stat()
+		if err == nil && fi.Size() > good {
+			// Cut off a torn, unacknowledged tail before appending.
+			err = f.Truncate(good)
+		}
+		f.Close()
+		if err != nil {
 			return fmt.Errorf("repair %s: %w", l.path, err)
 		}
 	}
@@ -331,7 +351,7 @@ func (l *chainLog) Append(entry any) error {
 	if err := l.step("intent"); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := l.open(filepath.Base(l.path), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return err
 	}

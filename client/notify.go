@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"time"
 )
@@ -47,11 +46,15 @@ type notificationFile struct {
 
 const notifyCommandTimeout = 10 * time.Second
 
-func (a *Agent) notificationsPath() string { return filepath.Join(a.dir, "notifications.json") }
 
 // Notifications returns the active notifications, oldest first.
 func (a *Agent) Notifications() ([]Notification, error) {
-	data, err := readFileLimited(a.notificationsPath(), 4<<20)
+	root, err := a.openRoot()
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	data, err := readFileRoot(root, "notifications.json", 4<<20)
 	if errors.Is(err, fs.ErrNotExist) {
 		return []Notification{}, nil
 	}
@@ -70,7 +73,16 @@ func (a *Agent) Notifications() ([]Notification, error) {
 
 func (a *Agent) saveNotifications(list []Notification) error {
 	sort.SliceStable(list, func(i, j int) bool { return list[i].Since.Before(list[j].Since) })
-	return writeJSON(a.notificationsPath(), notificationFile{Active: list}, 0o600)
+	data, err := json.MarshalIndent(notificationFile{Active: list}, "", "  ")
+	if err != nil {
+		return err
+	}
+	root, err := a.openRoot()
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return writeFileRootSync(root, "notifications.json", append(data, '\n'), 0o600)
 }
 
 // raise adds a notification unless the same one is already active; a new

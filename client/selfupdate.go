@@ -52,7 +52,7 @@ func (a *Agent) selfUpdate(st *State, name string, c *ComponentState) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.Open(rel.File)
+	f, err := a.openStaged(rel.File)
 	if err != nil {
 		return err
 	}
