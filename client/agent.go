@@ -94,7 +94,7 @@ func Init(stateDir string, o InitOptions) error {
 	}
 	// Refuse a trust or state directory others could change before
 	// writing anything; the state directory may not exist yet.
-	if err := CheckPermissions(abs, c.TrustDir); err != nil {
+	if err := c.checkPermissions(abs); err != nil {
 		return err
 	}
 	if _, err := signer.LoadTrust(c.TrustDir); err != nil {
@@ -143,7 +143,7 @@ func Init(stateDir string, o InitOptions) error {
 			return err
 		}
 	}
-	return CheckPermissions(abs, c.TrustDir)
+	return c.checkPermissions(abs)
 }
 
 // SelfComponent is the component name of the agent itself.
@@ -162,7 +162,7 @@ func Open(stateDir string, log *slog.Logger) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := CheckPermissions(abs, cfg.TrustDir); err != nil {
+	if err := cfg.checkPermissions(abs); err != nil {
 		return nil, err
 	}
 	lock, err := lockFile(filepath.Join(abs, "agent.lock"))

@@ -44,14 +44,17 @@ const (
 // {"seq": N+1, "hash": H_N+1}} with the hash of the exact line it is about
 // to write, then appends and fsyncs the line, then moves the head to N+1.
 // A crash after the line is durable leaves exactly that one line past the
-// head, and it is accepted because the head named its hash beforehand (the
-// next Append makes it final). A torn last line (a crash mid-write, never
-// acknowledged) is not an entry and is cut off by the next Append.
+// head; because the head named its hash beforehand it is not damage, but
+// it was never acknowledged (the caller never acted on it), so it is not
+// an entry either: it grants nothing, and the next Append cuts it off. A
+// torn last line (a crash mid-write) is treated the same way.
 //
 // What this stops: appending, editing, deleting or reordering entries, and
 // truncating the log, by anyone who does not also rewrite the head. What it
-// does not stop: someone who can rewrite the whole log and its head
-// consistently, such as a local administrator. It makes tampering evident,
+// does not stop: someone who can write the state directory can rewrite the
+// head as well (it holds no secret), so they can rewrite the whole log and
+// its head consistently; StrictModes (perms.go) leaves only the agent's
+// user and administrators able to. It makes tampering evident,
 // not impossible; a copy of the chain head held off the PC (the fleet
 // service's, later) is what closes that, and until then the export must be
 // shipped off the PC.
@@ -190,9 +193,10 @@ func readLine(r *bufio.Reader, max int) (line []byte, complete bool, err error) 
 // the sequence number the head commits to (0 if there is no head).
 //
 // Accepted are the entries up to the head (the last must have the head's
-// hash) and at most one more: the line an append announced in head.next,
-// with exactly that hash, whose head update a crash cut short. Any other
-// complete line past the head is damage. A torn last line (no newline,
+// hash). The line an append announced in head.next, with exactly that
+// hash, whose head update a crash cut short, is tolerated but not returned
+// and not counted in good (Append cuts it off). Any other complete line
+// past the head is damage. A torn last line (no newline,
 // right after the head's entry: a crash during an append that was never
 // acknowledged) is not an entry and not damage; Append cuts it off.
 func (l *chainLog) readAt() (entries []LogEntry, good int64, headSeq int64, err error) {
@@ -254,6 +258,15 @@ func (l *chainLog) readAt() (entries []LogEntry, good int64, headSeq int64, err 
 		if n == headSeq && hash != head.Hash {
 			return damaged("entry %d was changed after it was written (it does not match %s)", n, headName)
 		}
+		if n > headSeq {
+			// The entry an interrupted append announced: well formed, but
+			// never acknowledged, so it is not an entry of the log. It
+			// grants nothing and the next Append cuts it off. (Whoever
+			// can write the log can write the head too; this only tells
+			// a crash from damage.) Any line after it is damage.
+			prev = hash
+			continue
+		}
 		prev = hash
 		good += int64(len(line)) + 1
 		entries = append(entries, LogEntry{Seq: n, Hash: hash, Entry: ll.Entry})
@@ -302,9 +315,10 @@ func (l *chainLog) step(name string) error {
 // Append adds an entry after verifying the log. It refuses to append to a
 // damaged log, so damage is never buried under new entries. The head
 // announces the line before it is written and commits to it after it is
-// fsynced (see chainLog).
+// fsynced (see chainLog); an earlier announced, unacknowledged line and a
+// torn tail are cut off first.
 func (l *chainLog) Append(entry any) error {
-	entries, good, headSeq, err := l.readAt()
+	entries, good, _, err := l.readAt()
 	if err != nil {
 		return err
 	}
@@ -323,12 +337,6 @@ func (l *chainLog) Append(entry any) error {
 	prev := ""
 	if n > 0 {
 		prev = entries[n-1].Hash
-	}
-	if n > headSeq {
-		// The line an interrupted append announced is there: commit to it.
-		if err := l.writeHead(logHead{Seq: n, Hash: prev}); err != nil {
-			return err
-		}
 	}
 	body, err := json.Marshal(entry)
 	if err != nil {

@@ -225,7 +225,8 @@ func TestChainLogCrashRecovery(t *testing.T) {
 		// after the crash, before anyone reads the log (announced is the
 		// line the head names next).
 		after func(t *testing.T, l *chainLog, announced []byte)
-		// the crashed entry is kept (it was durable and announced).
+		// the crashed line was complete (durable and announced); it is
+		// still not an entry.
 		kept bool
 	}{
 		{"after the head announced the line", "intent", nil, false},
@@ -262,15 +263,15 @@ func TestChainLogCrashRecovery(t *testing.T) {
 			if tc.after != nil {
 				tc.after(t, l, announced)
 			}
+			// An announced line, even complete and fsynced, was never
+			// acknowledged: it is not an entry, and the next append cuts
+			// it off.
 			want := 5
-			if tc.kept {
-				want = 6
-			}
 			got, err := l.Verify()
 			if err != nil || len(got) != want {
 				t.Fatalf("after the crash: %d entries, %v; want %d", len(got), err, want)
 			}
-			// The next append commits to what was kept and cuts off the rest.
+			// The next append cuts off the unacknowledged line and appends.
 			if err := l.Append(map[string]any{"event": "next"}); err != nil {
 				t.Fatal(err)
 			}
@@ -278,8 +279,8 @@ func TestChainLogCrashRecovery(t *testing.T) {
 			if err != nil || len(got) != want+1 {
 				t.Fatalf("after the next append: %d entries, %v; want %d", len(got), err, want+1)
 			}
-			if tc.kept && !bytes.Contains(got[5].Entry, []byte(`"event":"installed"`)) {
-				t.Errorf("entry 6 is %s, want the crashed append", got[5].Entry)
+			if !bytes.Contains(got[5].Entry, []byte(`"event":"next"`)) {
+				t.Errorf("entry 6 is %s, want the next append (the crashed one is cut off)", got[5].Entry)
 			}
 			if h := readHeadFile(t, l); h.Seq != int64(want+1) || h.Hash != got[want].Hash || h.Next != nil {
 				t.Errorf("head after the next append: %+v", h)
@@ -292,9 +293,11 @@ func TestChainLogCrashRecovery(t *testing.T) {
 	}
 }
 
-// TestChainLogFinalizesBeforeAppending: the head is moved onto a kept,
-// announced entry before the next line is announced.
-func TestChainLogFinalizesBeforeAppending(t *testing.T) {
+// TestChainLogDropsAnnouncedEntry: an announced but unacknowledged entry
+// is cut off by the next append, never committed (a forged line with a
+// forged announcement must not become an entry by waiting for the agent's
+// next append).
+func TestChainLogDropsAnnouncedEntry(t *testing.T) {
 	l := writeLog(t, 2)
 	l.crash = func(step string) error {
 		if step == "line" {
@@ -306,7 +309,7 @@ func TestChainLogFinalizesBeforeAppending(t *testing.T) {
 		t.Fatal(err)
 	}
 	es, err := l.Verify()
-	if err != nil || len(es) != 3 {
+	if err != nil || len(es) != 2 {
 		t.Fatalf("%d entries, %v", len(es), err)
 	}
 	var heads []logHead
@@ -317,8 +320,12 @@ func TestChainLogFinalizesBeforeAppending(t *testing.T) {
 	if err := l.Append(map[string]any{"event": "b"}); err != nil {
 		t.Fatal(err)
 	}
-	if len(heads) != 2 || heads[0].Seq != 3 || heads[0].Hash != es[2].Hash || heads[0].Next == nil || heads[0].Next.Seq != 4 {
+	if len(heads) != 2 || heads[0].Seq != 2 || heads[0].Hash != es[1].Hash || heads[0].Next == nil || heads[0].Next.Seq != 3 {
 		t.Fatalf("heads seen during the append: %+v", heads)
+	}
+	got, err := l.Verify()
+	if err != nil || len(got) != 3 || !bytes.Contains(got[2].Entry, []byte(`"event":"b"`)) {
+		t.Fatalf("after the append: %d entries, %v", len(got), err)
 	}
 }
 
@@ -342,8 +349,8 @@ func TestChainLogHeadFormat(t *testing.T) {
 		t.Fatalf("announced first line, no log: %d entries, %v", len(got), err)
 	}
 	appendRaw(t, e, append(first, '\n'))
-	if got, err := e.Verify(); err != nil || len(got) != 1 {
-		t.Fatalf("announced first line: %d entries, %v", len(got), err)
+	if got, err := e.Verify(); err != nil || len(got) != 0 {
+		t.Fatalf("announced first line: %d entries, %v (an announced line is not an entry)", len(got), err)
 	}
 }
 
@@ -476,17 +483,22 @@ func FuzzChainLogRead(f *testing.F) {
 		} else if headSeq != h.Seq {
 			t.Fatalf("head seq %d, readAt says %d", h.Seq, headSeq)
 		}
-		if good < 0 || good > int64(len(log)) || bytes.IndexByte(log[good:], '\n') >= 0 {
-			t.Fatalf("good %d of %d bytes leaves complete lines unaccounted for", good, len(log))
+		if good < 0 || good > int64(len(log)) {
+			t.Fatalf("good %d of %d bytes", good, len(log))
 		}
-		if n < headSeq || n > headSeq+1 {
-			t.Fatalf("%d entries accepted under head seq %d", n, headSeq)
+		if rest := log[good:]; bytes.IndexByte(rest, '\n') >= 0 {
+			// Only the one line the head announces may follow, complete,
+			// and it is not an entry (it was never acknowledged).
+			line, tail, _ := bytes.Cut(rest, []byte("\n"))
+			if h == nil || h.Next == nil || h.Next.Seq != headSeq+1 || h.Next.Hash != lineHash(line) || bytes.IndexByte(tail, '\n') >= 0 {
+				t.Fatalf("good %d of %d bytes leaves complete lines unaccounted for", good, len(log))
+			}
+		}
+		if n != headSeq {
+			t.Fatalf("%d entries accepted under head seq %d: nothing past the head is an entry", n, headSeq)
 		}
 		if headSeq > 0 && entries[headSeq-1].Hash != h.Hash {
 			t.Fatal("accepted entry does not match the head")
-		}
-		if n == headSeq+1 && (h.Next == nil || h.Next.Seq != n || h.Next.Hash != entries[n-1].Hash) {
-			t.Fatal("accepted an entry past the head that the head does not announce")
 		}
 		raw := bytes.SplitAfter(log[:good], []byte("\n"))
 		if len(raw) > 0 && len(raw[len(raw)-1]) == 0 {

@@ -35,6 +35,11 @@ type Config struct {
 	// PHIDeviceClasses adds local classes to the signed policy's; it can
 	// never remove one.
 	PHIDeviceClasses []string `json:"phi_device_classes,omitempty"`
+	// MinPolicyVersion is the device policy version current when the
+	// agent was installed: until the agent has accepted a code-signed
+	// policy at least this new, a feature gated for PHI devices asks on
+	// this device whatever its model, and an older signed policy is refused.
+	MinPolicyVersion int64 `json:"min_policy_version,omitempty"`
 	// NotifyCommand is run with each new notification as JSON on stdin.
 	NotifyCommand []string `json:"notify_command,omitempty"`
 
@@ -194,6 +199,9 @@ func (c *Config) Validate() error {
 		if p != PolicyNotify && p != PolicyStage && p != PolicyAuto {
 			return usagef("--policy %s=%s: want notify, stage or auto", comp, p)
 		}
+	}
+	if c.MinPolicyVersion < 0 {
+		return usagef("--min-policy-version must not be negative")
 	}
 	if c.MaxRate < 0 {
 		return usagef("--max-rate must not be negative")

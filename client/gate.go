@@ -94,7 +94,16 @@ func (a *Agent) phiFloor() []string {
 // isPHIDevice says whether the device model is in a PHI device class: the
 // floor plus the classes of the last accepted code-signed policy, compared
 // normalized (repo.NormalizeModel).
+//
+// Until the agent has accepted a code-signed policy at least as new as the
+// one current when it was installed (config min_policy_version), it fails
+// closed: a device that the repository's policy may name cannot be told
+// apart from one an old or deleted policy leaves out, so it counts as a
+// PHI device.
 func (a *Agent) isPHIDevice(st *State) bool {
+	if st.PolicyVersion < a.cfg.MinPolicyVersion {
+		return true
+	}
 	return repo.ModelIn(a.cfg.DeviceModel, a.phiFloor()) || repo.ModelIn(a.cfg.DeviceModel, st.PHIClasses)
 }
 
@@ -170,6 +179,12 @@ func (a *Agent) acceptPolicy(st *State, sp *signedPolicy) error {
 	if p.Version < st.PolicyVersion {
 		return verifyf("%s: version %d is older than version %d, which this agent already accepted (this may be an attack)", repo.DevicePolicyPath, p.Version, st.PolicyVersion)
 	}
+	if p.Version < a.cfg.MinPolicyVersion {
+		return verifyf("%s: version %d is older than version %d, the one current when this agent was installed (min_policy_version; this may be an attack)", repo.DevicePolicyPath, p.Version, a.cfg.MinPolicyVersion)
+	}
+	if p.Version == st.PolicyVersion && st.PolicyVersion > 0 && !sameClasses(p.PHIDeviceClasses, st.PHIClasses) {
+		return verifyf("%s: version %d names other device classes than the version %d this agent accepted: a new policy needs a new version (this may be an attack)", repo.DevicePolicyPath, p.Version, st.PolicyVersion)
+	}
 	if p.Version != st.PolicyVersion || !slices.Equal(p.PHIDeviceClasses, st.PHIClasses) {
 		// The audit log keeps the ratchet too: a state.json rebuilt after
 		// damage takes the last accepted version and classes from it.
@@ -178,4 +193,17 @@ func (a *Agent) acceptPolicy(st *State, sp *signedPolicy) error {
 	}
 	st.PHIClasses, st.PolicyVersion = p.PHIDeviceClasses, p.Version
 	return nil
+}
+
+// sameClasses compares two class lists as normalized sets.
+func sameClasses(x, y []string) bool {
+	norm := func(l []string) []string {
+		out := make([]string, 0, len(l))
+		for _, c := range l {
+			out = append(out, repo.NormalizeModel(c))
+		}
+		slices.Sort(out)
+		return slices.Compact(out)
+	}
+	return slices.Equal(norm(x), norm(y))
 }

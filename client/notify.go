@@ -46,7 +46,6 @@ type notificationFile struct {
 
 const notifyCommandTimeout = 10 * time.Second
 
-
 // Notifications returns the active notifications, oldest first.
 func (a *Agent) Notifications() ([]Notification, error) {
 	root, err := a.openRoot()

@@ -186,3 +186,73 @@ func checkTree(root, what, fix string) error {
 		return checkOwnerMode(p, fi, false)
 	})
 }
+
+// CheckInstallPermissions applies the same rules to the install root and
+// what the agent keeps in it: the root and the directories above it, each
+// component's directory, its features.json, its `current` (a link by
+// design on Unix: the link itself must be the agent's) and its version
+// directories. Someone who could write there could swap the running
+// version or list a feature as active between two of the agent's checks.
+// The files inside a version directory come from a verified artifact and
+// are not walked.
+func CheckInstallPermissions(installRoot string, components []string) error {
+	real, fi, err := resolvePerms(installRoot)
+	if err != nil || fi == nil {
+		return err
+	}
+	if err := checkOwnerMode(real, fi, false); err != nil {
+		return err
+	}
+	for _, c := range components {
+		dir := filepath.Join(real, c)
+		fi, err := os.Lstat(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("permission check: %w", err)
+		}
+		if isLink(fi) {
+			return verifyf("%s is a %s; the agent refuses to follow links in its install root: %s", dir, linkWord, "replace it with the directory it points to")
+		}
+		if err := checkOwnerMode(dir, fi, false); err != nil {
+			return err
+		}
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return fmt.Errorf("permission check: %w", err)
+		}
+		for _, e := range entries {
+			p := filepath.Join(dir, e.Name())
+			fi, err := os.Lstat(p)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("permission check: %w", err)
+			}
+			if isLink(fi) {
+				if e.Name() != "current" {
+					return verifyf("%s is a %s; the agent refuses to follow links in its install root: %s", p, linkWord, "remove it")
+				}
+				if err := checkOwnerMode(p, fi, false); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := checkOwnerMode(p, fi, false); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkPermissions runs every permission check for an agent configured so
+// with state directory dir.
+func (c *Config) checkPermissions(dir string) error {
+	if err := CheckPermissions(dir, c.TrustDir); err != nil {
+		return err
+	}
+	return CheckInstallPermissions(c.InstallRoot, c.Components)
+}

@@ -3,6 +3,7 @@ package client
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -32,6 +33,7 @@ func (a *Agent) reconcile() error {
 		if c == nil {
 			continue
 		}
+		a.reconcileCurrent(name, c)
 		current, readErr := a.ActiveFeatures(name)
 		exists := readErr != nil || a.featuresFileExists(name)
 		if c.InstalledRelease == nil && !exists {
@@ -94,4 +96,35 @@ func (a *Agent) reconcile() error {
 func (a *Agent) featuresFileExists(component string) bool {
 	_, err := os.Lstat(a.featuresPath(component))
 	return err == nil
+}
+
+// reconcileCurrent puts <install-root>/<component>/current back on the
+// installed version if something else moved it (an interrupted apply has
+// already been settled by recover).
+func (a *Agent) reconcileCurrent(name string, c *ComponentState) {
+	if name == SelfComponent || c.Installed == "" {
+		return
+	}
+	compDir := filepath.Join(a.cfg.InstallRoot, name)
+	v, err := CurrentVersion(compDir)
+	if err == nil && v == c.Installed {
+		return
+	}
+	found := fmt.Sprintf("%q", v)
+	if err != nil {
+		found = fmt.Sprintf("unreadable (%v)", err)
+	}
+	detail := fmt.Sprintf("current pointed at %s, but %s is installed", found, c.Installed)
+	if fi, serr := os.Stat(filepath.Join(compDir, c.Installed)); serr == nil && fi.IsDir() {
+		if err := switchCurrent(compDir, c.Installed); err != nil {
+			detail += fmt.Sprintf("; putting it back failed: %v", err)
+		} else {
+			detail += "; put back"
+		}
+	} else {
+		detail += "; that version is no longer on disk"
+	}
+	a.audit(AuditEvent{Event: EventFeaturesRestored, Component: name, Version: c.Installed, Detail: detail})
+	a.raise(NoteFeaturesRestored, "critical", name, c.Installed, name+": "+detail)
+	a.log.Warn("current put back", "component", name, "detail", detail)
 }

@@ -51,7 +51,7 @@ func Run(ctx context.Context, stateDir string, log *slog.Logger, o RunOptions) e
 		return err
 	}
 	// The same StrictModes checks as Open, before service.lock is opened.
-	if err := CheckPermissions(abs, cfg.TrustDir); err != nil {
+	if err := cfg.checkPermissions(abs); err != nil {
 		return err
 	}
 	// One service per state directory, for its whole life; commands at the

@@ -24,6 +24,7 @@ func initCommand() *cli.Command {
 			&cli.StringFlag{Name: "channel", Value: "stable", Usage: "release `CHANNEL`", EnvVars: []string{"BCAGENT_CHANNEL"}},
 			&cli.StringSliceFlag{Name: "allow-host", Usage: "another `HOST` the agent may connect to, e.g. a CDN (repeatable)", EnvVars: []string{"BCAGENT_ALLOW_HOST"}},
 			&cli.StringSliceFlag{Name: "phi-device-class", Usage: "another device `MODEL` to treat as holding PHI (adds to the signed policy; repeatable)", EnvVars: []string{"BCAGENT_PHI_DEVICE_CLASS"}},
+			&cli.Int64Flag{Name: "min-policy-version", Usage: "the device policy `VERSION` current at installation: until the agent has seen a signed policy at least this new, features gated for PHI devices ask on this PC", EnvVars: []string{"BCAGENT_MIN_POLICY_VERSION"}},
 			&cli.StringFlag{Name: "notify-command", Usage: "`COMMAND` run with each new notification as JSON on stdin", EnvVars: []string{"BCAGENT_NOTIFY_COMMAND"}},
 			&cli.StringFlag{Name: "poll-interval", Usage: "service poll `INTERVAL` (default 1h)", EnvVars: []string{"BCAGENT_POLL_INTERVAL"}},
 			&cli.StringSliceFlag{Name: "policy", Usage: "`COMPONENT=POLICY`: notify, stage (default) or auto (repeatable)", EnvVars: []string{"BCAGENT_POLICY"}},
@@ -63,6 +64,7 @@ func initCommand() *cli.Command {
 					AllowedHosts:     c.StringSlice("allow-host"),
 					InstallRoot:      c.String("install-root"),
 					PHIDeviceClasses: c.StringSlice("phi-device-class"),
+					MinPolicyVersion: c.Int64("min-policy-version"),
 					NotifyCommand:    strings.Fields(c.String("notify-command")),
 					PollInterval:     c.String("poll-interval"),
 					Policies:         policies,
@@ -78,10 +80,12 @@ func initCommand() *cli.Command {
 				c.String("state"), esc(c.String("device-id")), esc(c.String("device-model")), esc(fmt.Sprint(c.StringSlice("component"))), esc(c.String("repo-url")))
 			// PHI classes are matched normalized (case, spacing, Unicode
 			// form); say which way this model went, so a typo is seen now.
+			// The normalized name is shown ASCII-quoted, so a look-alike
+			// letter (a Cyrillic о in "Navios EX") is visible.
 			if known, norm := client.KnownModel(c.String("device-model"), c.StringSlice("phi-device-class")); known {
-				fmt.Fprintf(c.App.Writer, "device model %s (normalized %q) is in a PHI device class: gated features ask a person first\n", esc(c.String("device-model")), norm)
+				fmt.Fprintf(c.App.Writer, "device model %s (normalized %+q) is in a PHI device class: gated features ask a person first\n", esc(c.String("device-model")), norm)
 			} else {
-				fmt.Fprintf(c.App.ErrWriter, "bcagent: warning: device model %s (normalized %q) is in no known PHI device class (%s); features gated for PHI devices will turn on without asking unless the signed device policy names it: check the spelling, or add --phi-device-class\n",
+				fmt.Fprintf(c.App.ErrWriter, "bcagent: warning: device model %s (normalized %+q) is in no known PHI device class (%s); features gated for PHI devices will turn on without asking unless the signed device policy names it: check the spelling, or add --phi-device-class\n",
 					esc(c.String("device-model")), norm, strings.Join(client.BuiltinPHIClasses(), ", "))
 			}
 			return nil

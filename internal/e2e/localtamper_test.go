@@ -97,6 +97,25 @@ func TestLocalFilesDoNotRuleTheGate(t *testing.T) {
 			t.Fatalf("current %s, active %v", e.current(), e.active())
 		}
 	})
+	t.Run("current moved to another version", func(t *testing.T) {
+		e := newEnv(t)
+		e.publish("1.0.0")
+		e.mustInstall("1.0.0")
+		e.publish("1.1.0")
+		e.mustInstall("1.1.0")
+		compDir := filepath.Join(e.install, component)
+		os.Remove(filepath.Join(compDir, "current"))
+		os.Symlink("1.0.0", filepath.Join(compDir, "current"))
+		e.status() // any command opens the state
+		if e.current() != "1.1.0" {
+			t.Fatalf("current is %s, want it put back on 1.1.0", e.current())
+		}
+		if !slices.ContainsFunc(e.notifications(), func(n client.Notification) bool {
+			return n.Kind == client.NoteFeaturesRestored && n.Severity == "critical" && strings.Contains(n.Message, "current pointed at")
+		}) {
+			t.Fatal("no critical notification")
+		}
+	})
 	t.Run("PHI classes removed from state.json", func(t *testing.T) {
 		e := newEnv(t)
 		e.publish("1.0.0")

@@ -139,3 +139,47 @@ func TestForgedConsentPastHeadIsRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestForgedAnnouncedConsentGrantsNothing: a forged grant with a forged
+// "next" announcement in the head (what a crash between the two writes
+// of an append leaves) verifies as a crash, but grants nothing, and the
+// agent's next append cuts it off instead of committing to it.
+func TestForgedAnnouncedConsentGrantsNothing(t *testing.T) {
+	e := newEnv(t)
+	e.publishFeatures("1.1.0", []repo.Feature{fileTransfer})
+	e.check()
+	if err := e.stage(); !errors.Is(err, client.ErrAuthorizationRequired) {
+		t.Fatal(err)
+	}
+	p := filepath.Join(e.state, "consent.jsonl")
+	body, _ := json.Marshal(grant(fileTransfer))
+	line, _ := json.Marshal(map[string]any{"seq": 1, "prev": "", "entry": json.RawMessage(body)})
+	os.WriteFile(p, append(line, '\n'), 0o600)
+	sum := sha256.Sum256(line)
+	head, _ := json.Marshal(map[string]any{"seq": 0, "hash": "", "next": map[string]any{"seq": 1, "hash": hex.EncodeToString(sum[:])}})
+	os.WriteFile(p+".head", head, 0o600)
+
+	var list []client.ConsentStatus
+	if err := e.do(func(a *client.Agent) error { var err error; list, err = a.ConsentList(); return err }); err != nil || len(list) != 0 {
+		t.Fatalf("consent list: %v %+v: an announced, unacknowledged entry is no decision", err, list)
+	}
+	if err := e.apply(); !errors.Is(err, client.ErrAuthorizationRequired) {
+		t.Fatalf("apply: want the gate, got %v", err)
+	}
+	if slices.Contains(e.active(), fileTransfer.ID) {
+		t.Fatal("the forged grant turned the feature on")
+	}
+	// A real decision now: the forged line is cut off, not committed.
+	if err := e.applyWith(client.ApplyOptions{Decline: []string{fileTransfer.ID}, By: "Dr. Ada"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.do(func(a *client.Agent) error { var err error; list, err = a.ConsentList(); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].Decision != client.DecisionDeclined || list[0].Active {
+		t.Fatalf("after a real decision: %+v", list)
+	}
+	if b, _ := os.ReadFile(p); bytes.Contains(b, []byte(client.DecisionGranted)) {
+		t.Fatalf("the forged grant is still in the log:\n%s", b)
+	}
+}

@@ -199,3 +199,71 @@ func TestGateNeedsTwoKeys(t *testing.T) {
 		})
 	}
 }
+
+// TestPolicyRatchet: a signed device policy can only move forward, from
+// the version the agent was installed with (min_policy_version); until the
+// agent has seen that version, a device whose PHI class only the
+// repository names counts as a PHI device (fail closed).
+func TestPolicyRatchet(t *testing.T) {
+	const model = "CytoFLEX LX" // in no built-in class: only the policy makes it PHI
+	v := func(n int, classes string) string {
+		return `{"phi_device_classes": [` + classes + `], "version": ` + strconv.Itoa(n) + `}`
+	}
+	withCyto := `"Navios EX", "CytoFLEX LX"`
+	without := `"Navios EX"`
+	cases := []struct {
+		name    string
+		min     int64
+		publish func(t *testing.T, e *env)
+		want    error // from check+stage: ErrVerification, ErrAuthorizationRequired (PHI) or nil (not PHI)
+	}{
+		{"current policy names the model", 2, func(t *testing.T, e *env) { e.signedPolicy(t, v(2, withCyto)) }, client.ErrAuthorizationRequired},
+		{"old signed policy replayed to a new agent", 2, func(t *testing.T, e *env) { e.signedPolicy(t, v(1, without)) }, client.ErrVerification},
+		{"no signed policy published (or it was deleted)", 2, nil, client.ErrAuthorizationRequired},
+		{"a newer policy that drops the class (both keys)", 2, func(t *testing.T, e *env) { e.signedPolicy(t, v(3, without)) }, nil},
+		{"no minimum: an old policy is all a new agent knows", 0, func(t *testing.T, e *env) { e.signedPolicy(t, v(1, without)) }, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnvWith(t, func(c *client.Config) { c.DeviceModel = model; c.MinPolicyVersion = tc.min })
+			if tc.publish != nil {
+				tc.publish(t, e)
+			}
+			e.publishFeatures("1.1.0", []repo.Feature{fileTransfer})
+			err := e.check()
+			if err == nil {
+				err = e.stage()
+			}
+			if (tc.want == nil) != (err == nil) || (tc.want != nil && !errors.Is(err, tc.want)) {
+				t.Fatalf("want %v, got %v", tc.want, err)
+			}
+		})
+	}
+	t.Run("same version, other classes", func(t *testing.T) {
+		e := newEnvWith(t, func(c *client.Config) { c.DeviceModel = model })
+		e.signedPolicy(t, v(2, withCyto))
+		if err := e.check(); err != nil {
+			t.Fatal(err)
+		}
+		p := v(2, without)
+		s, _ := e.codeSigner(e.pki.Leaf)([]byte(p))
+		e.forgePolicy(t, p, s)
+		if err := e.check(); !errors.Is(err, client.ErrVerification) {
+			t.Fatalf("want a verification failure, got %v", err)
+		}
+		if !e.status().Device.PHI {
+			t.Fatal("the device lost its PHI class")
+		}
+	})
+}
+
+// signedPolicy publishes a policy signed by the pinned publisher, with the
+// TUF keys (what bcpublish policy set does, without its version check).
+func (e *env) signedPolicy(t *testing.T, policy string) {
+	t.Helper()
+	s, err := e.codeSigner(e.pki.Leaf)([]byte(policy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.forgePolicy(t, policy, s)
+}
