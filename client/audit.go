@@ -72,8 +72,11 @@ func (a *Agent) failed(err error, component, version string) error {
 		a.raise(NoteVerificationFailure, "critical", component, version, "an update failed verification and was refused; this may be an attack: "+err.Error())
 	case component != "":
 		a.audit(AuditEvent{Event: EventFailed, Component: component, Version: version, Detail: err.Error()})
-	default:
+	case isNetwork(err):
 		a.raise(NoteRepositoryUnreachable, "warning", "", "", "the update repository could not be reached; what is installed keeps running and the agent will retry: "+err.Error())
+	default:
+		a.audit(AuditEvent{Event: EventFailed, Detail: err.Error()})
+		a.raise(NoteCheckFailed, "warning", "", "", "the update check failed on this PC; what is installed keeps running and the agent will retry: "+err.Error())
 	}
 	return err
 }

@@ -110,7 +110,7 @@ func (a *Agent) check(ctx context.Context, st *State) (*session, error) {
 	// A recovered state.json lacks the installed releases' metadata (state.go).
 	a.relearnReleases(ctx, s, st)
 	// Everything verified: now update state, the audit log and notifications.
-	a.resolve("", NoteMetadataExpired, NoteVerificationFailure, NoteRepositoryUnreachable)
+	a.resolve("", NoteMetadataExpired, NoteVerificationFailure, NoteRepositoryUnreachable, NoteCheckFailed)
 	a.noteExpiry(s)
 	for _, f := range all {
 		name, rel := f.name, f.rel

@@ -1,8 +1,14 @@
 package client
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	neturl "net/url"
+	"syscall"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
@@ -18,6 +24,9 @@ var (
 	ErrUsage = errors.New("usage error")
 	// ErrNotInitialized: the state directory has no configuration.
 	ErrNotInitialized = errors.New("agent not initialized")
+	// ErrTooSlow: a download fell below the minimum rate (a network
+	// failure: the repository could not be reached in useful time).
+	ErrTooSlow = errors.New("download too slow")
 	// ErrLocked: another agent holds the state directory.
 	ErrLocked = errors.New("state directory is in use by another agent")
 )
@@ -46,6 +55,8 @@ func classifyTUF(err error) error {
 		hashErr  *metadata.ErrLengthOrHashMismatch
 		valueErr *metadata.ErrValue
 		typeErr  *metadata.ErrType
+		syntax   *json.SyntaxError
+		jsonType *json.UnmarshalTypeError
 		hint     string
 	)
 	switch {
@@ -59,10 +70,35 @@ func classifyTUF(err error) error {
 		hint = "repository data does not match its signed length or hash"
 	case errors.As(err, &repoErr), errors.As(err, &valueErr), errors.As(err, &typeErr):
 		hint = "repository metadata is invalid"
+	case errors.As(err, &syntax), errors.As(err, &jsonType), errors.Is(err, io.ErrUnexpectedEOF) && !isNetwork(err):
+		// Signed data that does not even parse: the same class as data
+		// that does not verify, never "could not be reached".
+		hint = "repository metadata is malformed (not valid TUF JSON)"
 	case errors.Is(err, signer.ErrVerification), errors.Is(err, repo.ErrBadPath), errors.Is(err, ErrUnsafeArchive):
 		return fmt.Errorf("%w: %w", ErrVerification, err)
 	default:
 		return err
 	}
 	return fmt.Errorf("%w: %s; this may be an attack, nothing was changed: %w", ErrVerification, hint, err)
+}
+
+// isNetwork says whether err is a failure to reach the repository or to
+// get a whole answer from it (connection, TLS, timeout, HTTP status, a
+// body cut short or too slow): the only failures reported as "could not be
+// reached". Anything about the bytes themselves is ErrVerification.
+func isNetwork(err error) bool {
+	if err == nil || errors.Is(err, ErrVerification) {
+		return false
+	}
+	var (
+		uerr   *neturl.Error
+		nerr   net.Error
+		opErr  *net.OpError
+		dnsErr *net.DNSError
+		dl     *metadata.ErrDownload
+		dlHTTP *metadata.ErrDownloadHTTP
+	)
+	return errors.As(err, &uerr) || errors.As(err, &nerr) || errors.As(err, &opErr) || errors.As(err, &dnsErr) ||
+		errors.As(err, &dl) || errors.As(err, &dlHTTP) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, ErrTooSlow) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
 }

@@ -27,6 +27,7 @@ const (
 	NoteRepositoryUnreachable = "repository-unreachable"
 	NoteYanked                = "yanked"
 	NoteFeaturesRestored      = "features-restored"
+	NoteCheckFailed           = "check-failed"
 )
 
 // Notification is one active notice for the people at the PC.
