@@ -222,7 +222,8 @@ func (a *Agent) refresh(ctx context.Context) (*session, error) {
 		return nil, err
 	}
 	f := &httpFetcher{ctx: ctx, client: a.http}
-	cfg.Fetcher = f
+	named := &namingFetcher{Fetcher: f}
+	cfg.Fetcher = named
 	cfg.RemoteTargetsURL = base + "/targets"
 	cfg.LocalMetadataDir = filepath.Join(a.dir, "tuf")
 	cfg.LocalTargetsDir = filepath.Join(a.dir, "tuf", "targets")
@@ -239,7 +240,7 @@ func (a *Agent) refresh(ctx context.Context) (*session, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("refresh %s: %w", base, classifyTUF(err))
+		return nil, fmt.Errorf("refresh %s: %w", base, named.blame(classifyTUF(err)))
 	}
 	// go-tuf writes its cache without fsync; the cached versions are the
 	// rollback protection, so make them durable.
