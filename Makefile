@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN     := bin
 
-.PHONY: help build test demo lint fuzz cross bench clean
+.PHONY: help build test demo lint fuzz cross bench clean conformance
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -27,11 +27,30 @@ lint: ## gofmt check, go vet and staticcheck
 fuzz: ## run each fuzz target for 30s
 	$(GO) test ./repo -run '^$$' -fuzz FuzzValidateTargetPath -fuzztime 30s
 	$(GO) test ./repo -run '^$$' -fuzz FuzzCanonicalTargets -fuzztime 30s
-	$(GO) test ./client -run '^$$' -fuzz FuzzExtractTarGz -fuzztime 30s
+	$(GO) test ./internal/archive -run '^$$' -fuzz FuzzExtractTarGz -fuzztime 30s
 	$(GO) test ./client -run '^$$' -fuzz FuzzBspatch -fuzztime 30s
 	$(GO) test ./client -run '^$$' -fuzz FuzzChainLogRead -fuzztime 30s
 	$(GO) test ./signer -run '^$$' -fuzz FuzzVerifyDetached -fuzztime 30s
 	$(GO) test ./signer -run '^$$' -fuzz FuzzVerifyAuthenticode -fuzztime 30s
+
+# The public TUF conformance suite, ready to run offline (run.sh and
+# third_party/; docs/conformance.md). CI has it beside the checkout too.
+TUF_CONFORMANCE ?= $(CURDIR)/../shared/tuf-conformance
+
+conformance: ## run the TUF conformance suite against the agent's TUF layer (TUF_CONFORMANCE=DIR)
+	@if [ ! -x "$(TUF_CONFORMANCE)/run.sh" ]; then \
+	  echo "make conformance: no TUF conformance suite at $(TUF_CONFORMANCE) (its run.sh is missing); set TUF_CONFORMANCE=DIR to the folder that holds run.sh and third_party/" >&2; \
+	  exit 2; \
+	fi
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/tuf-conformance ./internal/conformance
+	@rm -f $(BIN)/tuf-conformance.xfails
+	@log=$$(mktemp) && rcf=$$(mktemp) && trap 'rm -f "$$log" "$$rcf"' EXIT && \
+	{ "$(TUF_CONFORMANCE)/run.sh" "$(abspath $(BIN))/tuf-conformance" $(CONFORMANCE_ARGS); echo $$? >"$$rcf"; } 2>&1 | tee "$$log" && \
+	rc=$$(cat "$$rcf") && summary=$$(tail -n 1 "$$log") && \
+	if [ "$$rc" -ne 0 ]; then echo "make conformance: the suite failed (exit $$rc)" >&2; exit 1; fi && \
+	if ! printf '%s\n' "$$summary" | grep -Eq '^[= ]*[0-9]+ passed(, [0-9]+ deselected)? in [^,]*$$'; then \
+	  echo "make conformance: want every test passed and none skipped or xfailed, got: $$summary" >&2; exit 1; \
+	fi
 
 bench: build ## benchmarks with the real binaries (needs bsdiff, wrk, nginx); writes docs/performance.md
 	$(GO) run ./internal/benchtool -bin $(BIN) -size 512 -targets 1000,10000,100000 -out docs/performance.md

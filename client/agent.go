@@ -2,14 +2,11 @@ package client
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	neturl "net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,8 +14,6 @@ import (
 	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
-	"github.com/theupdateframework/go-tuf/v2/metadata/config"
-	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
 
 	"github.com/beckmanconnect/bcupdate/internal/atomicfile"
 	"github.com/beckmanconnect/bcupdate/repo"
@@ -46,6 +41,7 @@ type Agent struct {
 	progress   func(component string, done, total int64)
 	selfPath   string
 	restart    bool
+	act        *activity // <state>/activity.json, what this agent is doing
 }
 
 // SetProgress sets a callback for download progress (a progress bar at a
@@ -180,8 +176,10 @@ func Open(stateDir string, log *slog.Logger) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{dir: abs, cfg: cfg, trust: trust, log: log, lock: lock, http: hc}
+	a.SetMinRate(cfg.MinRateRule())
+	a.startActivity()
 	if err := a.recover(); err != nil {
-		lock.Close()
+		a.Close()
 		return nil, fmt.Errorf("recovering an interrupted apply: %w", err)
 	}
 	// What is active is derived from the verified consent log and signed
@@ -192,8 +190,11 @@ func Open(stateDir string, log *slog.Logger) (*Agent, error) {
 	return a, nil
 }
 
-// Close releases the lock.
-func (a *Agent) Close() error { return a.lock.Close() }
+// Close releases the lock (and first removes activity.json).
+func (a *Agent) Close() error {
+	a.stopActivity()
+	return a.lock.Close()
+}
 
 // Config returns the agent's configuration.
 func (a *Agent) Config() Config { return *a.cfg }
@@ -202,96 +203,43 @@ func (a *Agent) Config() Config { return *a.cfg }
 // The allow list and TLS floor are the caller's responsibility.
 func (a *Agent) SetHTTPClient(c *http.Client) { a.http = c }
 
-// session is one verified view of the repository: a fresh go-tuf Updater
-// (it does a single Refresh and is not safe for concurrent use).
-type session struct {
-	up       *updater.Updater
-	f        *httpFetcher
-	url      string
-	cacheDir string // small targets by sha256
-}
-
+// refresh opens a session on the agent's repository: go-tuf's top-level
+// refresh over the metadata cache in <state>/tuf (tufspec.go).
 func (a *Agent) refresh(ctx context.Context) (*session, error) {
 	rootBytes, err := readFileLimited(filepath.Join(a.dir, "tuf", "root.json"), maxRootSize)
 	if err != nil {
 		return nil, fmt.Errorf("trusted root: %w", err)
 	}
 	base := a.cfg.RepositoryURL
-	cfg, err := config.New(base+"/metadata", rootBytes)
+	s, err := openSession(ctx, sessionConfig{
+		root:        rootBytes,
+		metadataDir: filepath.Join(a.dir, "tuf"),
+		metadataURL: base + "/metadata",
+		targetsURL:  base + "/targets",
+		client:      a.http,
+		name:        base,
+	})
 	if err != nil {
 		return nil, err
 	}
-	f := &httpFetcher{ctx: ctx, client: a.http}
-	named := &namingFetcher{Fetcher: f}
-	cfg.Fetcher = named
-	cfg.RemoteTargetsURL = base + "/targets"
-	cfg.LocalMetadataDir = filepath.Join(a.dir, "tuf")
-	cfg.LocalTargetsDir = filepath.Join(a.dir, "tuf", "targets")
-	cfg.PrefixTargetsWithHash = true
-	cfg.RootMaxLength = maxRootSize
-	cfg.TimestampMaxLength = maxTimestampSize
-	cfg.SnapshotMaxLength = maxSnapshotSize
-	cfg.TargetsMaxLength = maxTargetsSize
-	up, err := updater.New(cfg)
+	s.cacheDir = filepath.Join(a.dir, "tuf", "cache")
+	return s, nil
+}
+
+// lookup finds a target in the verified metadata: the top-level targets,
+// then the delegation graph (findTarget, tufspec.go). Any name the TUF
+// specification allows is looked up as it is; names are validated where
+// they become local file paths or installed artifacts (stage, saveCRLs,
+// the channel pointer's release path), not here.
+func (s *session) lookup(p string) (*metadata.TargetFiles, error) {
+	tf, err := s.findTarget(p)
 	if err != nil {
+		if errors.Is(err, errTargetNotFound) {
+			return nil, err
+		}
 		return nil, classifyTUF(err)
 	}
-	if err := up.Refresh(); err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, fmt.Errorf("refresh %s: %w", base, named.blame(classifyTUF(err)))
-	}
-	// go-tuf writes its cache without fsync; the cached versions are the
-	// rollback protection, so make them durable.
-	syncCache(cfg.LocalMetadataDir)
-	return &session{up: up, f: f, url: base, cacheDir: filepath.Join(a.dir, "tuf", "cache")}, nil
-}
-
-// errTargetNotFound: verified metadata has no such target.
-var errTargetNotFound = errors.New("target not found in signed metadata")
-
-// lookup finds a target in the verified metadata.
-func (s *session) lookup(p string) (*metadata.TargetFiles, error) {
-	if err := repo.ValidateTargetPath(p); err != nil {
-		return nil, verifyf("%v", err)
-	}
-	top := s.up.GetTrustedMetadataSet().Targets[metadata.TARGETS]
-	if tf, ok := top.Signed.Targets[p]; ok {
-		tf.Path = p
-		return tf, nil
-	}
-	if top.Signed.Delegations == nil {
-		return nil, fmt.Errorf("%s: %w", p, errTargetNotFound)
-	}
-	// Hashed bins: go-tuf downloads (and verifies) only the bin p lives in.
-	tf, err := s.up.GetTargetInfo(p)
-	if err != nil {
-		if walkFailed(err) {
-			return nil, classifyTUF(err)
-		}
-		return nil, fmt.Errorf("%s: %w", p, errTargetNotFound)
-	}
 	return tf, nil
-}
-
-// walkFailed tells a failed delegation walk from a target that is not
-// there: go-tuf reports the latter with an untyped error, and every real
-// failure (verification, download, network) with a typed one.
-func walkFailed(err error) bool {
-	var (
-		repoErr *metadata.ErrRepository
-		dl      *metadata.ErrDownload
-		dlHTTP  *metadata.ErrDownloadHTTP
-		dlLen   *metadata.ErrDownloadLengthMismatch
-		val     *metadata.ErrValue
-		typ     *metadata.ErrType
-		rt      *metadata.ErrRuntime
-		uerr    *neturl.Error
-	)
-	return errors.As(err, &repoErr) || errors.As(err, &dl) || errors.As(err, &dlHTTP) || errors.As(err, &dlLen) ||
-		errors.As(err, &val) || errors.As(err, &typ) || errors.As(err, &rt) || errors.As(err, &uerr) ||
-		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
 func syncCache(dir string) {
@@ -310,13 +258,8 @@ func syncCache(dir string) {
 	atomicfile.SyncDir(dir)
 }
 
-// targetURL is where a target's bytes live (consistent snapshots).
-func (s *session) targetURL(tf *metadata.TargetFiles, sha string) string {
-	return s.url + "/targets/" + repo.ConsistentName(tf.Path, sha)
-}
-
 // fetchSmall downloads a small target into memory and checks it against
-// its TUF length and hashes.
+// its TUF length and every hash it lists.
 func (s *session) fetchSmall(ctx context.Context, path string, limit int64) ([]byte, *metadata.TargetFiles, error) {
 	tf, err := s.lookup(path)
 	if err != nil {
@@ -325,25 +268,32 @@ func (s *session) fetchSmall(ctx context.Context, path string, limit int64) ([]b
 	if tf.Length > limit {
 		return nil, nil, verifyf("%s: signed length %d is larger than the limit %d", path, tf.Length, limit)
 	}
-	sha, err := targetSHA256(tf)
+	key, err := targetKey(tf)
 	if err != nil {
 		return nil, nil, err
 	}
 	// Small targets (channel pointers, the device policy, CRLs) are cached
-	// by their signed sha256: a check that finds nothing new downloads
-	// only the root probe and timestamp.json.
-	cached := filepath.Join(s.cacheDir, sha)
-	if data, err := readFileLimited(cached, limit); err == nil && tf.VerifyLengthHashes(data) == nil {
-		return data, tf, nil
+	// by their signed hash: a check that finds nothing new downloads only
+	// the root probe and timestamp.json.
+	var cached string
+	if s.cacheDir != "" {
+		cached = filepath.Join(s.cacheDir, key)
+		if data, err := readFileLimited(cached, limit); err == nil && verifyTargetBytes(tf, data) == nil {
+			return data, tf, nil
+		}
 	}
-	data, err := s.f.DownloadFile(s.targetURL(tf, sha), tf.Length, 0)
+	url, err := s.targetURL(tf)
+	if err != nil {
+		return nil, nil, err
+	}
+	data, err := s.f.DownloadFile(url, tf.Length, 0)
 	if err != nil {
 		return nil, nil, classifyTUF(fmt.Errorf("download %s: %w", path, err))
 	}
-	if err := tf.VerifyLengthHashes(data); err != nil {
-		return nil, nil, verifyf("%s does not match its signed length and sha256 (this may be an attack): %v", path, err)
+	if err := verifyTargetBytes(tf, data); err != nil {
+		return nil, nil, err
 	}
-	if os.MkdirAll(s.cacheDir, 0o700) == nil {
+	if cached != "" && os.MkdirAll(s.cacheDir, 0o700) == nil {
 		atomicfile.WriteFile(cached, data, 0o600)
 	}
 	return data, tf, nil
@@ -351,11 +301,16 @@ func (s *session) fetchSmall(ctx context.Context, path string, limit int64) ([]b
 
 // download streams a target into f, resuming from what f already holds
 // (an earlier, interrupted download of the same target) with an HTTP Range
-// request, and checks the full length and sha256 as it goes: the bytes
-// already on disk are hashed first. It never holds the target in memory and
-// returns the sha256 it computed, for the code signature.
+// request, and checks the full length and every hash the target lists
+// (sha256, sha512) as it goes: the bytes already on disk are hashed first.
+// It never holds the target in memory and returns the sha256 it computed,
+// for the code signature.
 func (s *session) download(ctx context.Context, tf *metadata.TargetFiles, f *os.File, rate int64, progress func(done, total int64)) ([]byte, error) {
-	sha, err := targetSHA256(tf)
+	h, err := newTargetHasher(tf)
+	if err != nil {
+		return nil, err
+	}
+	url, err := s.targetURL(tf)
 	if err != nil {
 		return nil, err
 	}
@@ -363,7 +318,6 @@ func (s *session) download(ctx context.Context, tf *metadata.TargetFiles, f *os.
 	if err != nil {
 		return nil, err
 	}
-	h := sha256.New()
 	if off > tf.Length {
 		// Longer than the signed length: start again. Truncate only then:
 		// on ext4 a truncate to zero marks the file for a flush at close
@@ -384,7 +338,6 @@ func (s *session) download(ctx context.Context, tf *metadata.TargetFiles, f *os.
 	if _, err := f.Seek(off, io.SeekStart); err != nil {
 		return nil, err
 	}
-	url := s.targetURL(tf, sha)
 	pipe := newPipeline(f, h)
 	defer pipe.Close()
 	var last error
@@ -433,13 +386,16 @@ func (s *session) download(ctx context.Context, tf *metadata.TargetFiles, f *os.
 	if off != tf.Length {
 		return nil, verifyf("%s: got %d bytes, signed length is %d (this may be an attack)", tf.Path, off, tf.Length)
 	}
-	sum := h.Sum(nil)
-	if got := hex.EncodeToString(sum); got != sha {
-		return nil, verifyf("%s: sha256 %s does not match the signed %s (this may be an attack)", tf.Path, got, sha)
+	if err := h.verify(); err != nil {
+		return nil, err
 	}
-	return sum, nil
+	return h.Sum256(), nil
 }
 
+// targetSHA256 is a release artifact's sha256: the repository format
+// (DESIGN.md) gives every artifact one, and the agent names releases,
+// staged files and deltas by it. The TUF layer itself needs none
+// (targetKey, targetHasher).
 func targetSHA256(tf *metadata.TargetFiles) (string, error) {
 	h, ok := tf.Hashes["sha256"]
 	if !ok || len(h) != 32 {

@@ -43,12 +43,19 @@ type Config struct {
 	// NotifyCommand is run with each new notification as JSON on stdin.
 	NotifyCommand []string `json:"notify_command,omitempty"`
 
-	// The service (bcagent run).
-	PollInterval string            `json:"poll_interval,omitempty"` // default 1h
+	// The service (bcagent run). Durations are Go duration strings ("90s",
+	// "30m", "2h"); "" is the default. Every setting has a range
+	// (ranges.go, docs/operations.md); Validate refuses one outside it.
+	PollInterval string            `json:"poll_interval,omitempty"` // default 1h, 1m to 168h
 	Policies     map[string]string `json:"policies,omitempty"`      // component: notify|stage|auto (default stage)
 	ApplyWindow  string            `json:"apply_window,omitempty"`  // e.g. "02:00-05:00" local time
 	// MaxRate caps downloads, in bytes per second (0: no cap).
 	MaxRate int64 `json:"max_rate,omitempty"`
+	// MinRate and MinRateWindow are the minimum-rate rule every download
+	// must keep (http.go): at least MinRate bytes per second over each
+	// MinRateWindow of waiting for the server (defaults 1024 and 30s).
+	MinRate       int64  `json:"min_rate,omitempty"`
+	MinRateWindow string `json:"min_rate_window,omitempty"`
 	// HealthTimeout and InstallerTimeout bound a release's health check and
 	// installer (defaults 60s and 30m).
 	HealthTimeout    string `json:"health_timeout,omitempty"`
@@ -70,6 +77,8 @@ func (c *Config) Policy(component string) string {
 	return PolicyStage
 }
 
+// durationOr is the duration s, or def if s is empty (or, in a
+// configuration Validate has not seen, not a positive duration).
 func durationOr(s string, def time.Duration) time.Duration {
 	if d, err := time.ParseDuration(s); err == nil && d > 0 {
 		return d
@@ -78,7 +87,16 @@ func durationOr(s string, def time.Duration) time.Duration {
 }
 
 // Interval is the poll interval.
-func (c *Config) Interval() time.Duration { return durationOr(c.PollInterval, time.Hour) }
+func (c *Config) Interval() time.Duration { return durationOr(c.PollInterval, DefaultPollInterval) }
+
+// MinRateRule is the minimum-rate rule: bytes per second over a window.
+func (c *Config) MinRateRule() (int64, time.Duration) {
+	rate := c.MinRate
+	if rate <= 0 {
+		rate = DefaultMinRate
+	}
+	return rate, durationOr(c.MinRateWindow, DefaultMinRateWindow)
+}
 
 // parseWindow parses "HH:MM-HH:MM" into minutes of the day.
 func parseWindow(w string) (from, to int, err error) {
@@ -179,17 +197,16 @@ func (c *Config) Validate() error {
 			return usagef("--phi-device-class: %v", err)
 		}
 	}
-	for _, d := range []struct{ flag, v string }{{"--poll-interval", c.PollInterval}, {"--health-timeout", c.HealthTimeout}, {"--installer-timeout", c.InstallerTimeout}} {
-		if d.v == "" {
-			continue
-		}
-		if v, err := time.ParseDuration(d.v); err != nil || v <= 0 {
-			return usagef("%s %q: want a duration such as 1h or 90s", d.flag, d.v)
-		}
+	if err := c.checkDurations(); err != nil {
+		return err
 	}
 	if c.ApplyWindow != "" {
-		if _, _, err := parseWindow(c.ApplyWindow); err != nil {
-			return usagef("--apply-window: %v", err)
+		from, to, err := parseWindow(c.ApplyWindow)
+		if err != nil {
+			return usagef("--apply-window (config.json apply_window): %v; times 00:00 to 23:59", err)
+		}
+		if from == to {
+			return usagef("--apply-window (config.json apply_window) %q is empty (it starts where it ends): want HH:MM-HH:MM with two different times, 00:00 to 23:59 (across midnight is fine: 22:00-04:00)", c.ApplyWindow)
 		}
 	}
 	for comp, p := range c.Policies {
@@ -200,11 +217,16 @@ func (c *Config) Validate() error {
 			return usagef("--policy %s=%s: want notify, stage or auto", comp, p)
 		}
 	}
-	if c.MinPolicyVersion < 0 {
-		return usagef("--min-policy-version must not be negative")
+	if err := MinPolicyVersionRange.Check("--min-policy-version (config.json min_policy_version)", c.MinPolicyVersion); err != nil {
+		return err
 	}
-	if c.MaxRate < 0 {
-		return usagef("--max-rate must not be negative")
+	if err := MaxRateRange.Check("--max-rate (config.json max_rate)", c.MaxRate); err != nil {
+		return err
+	}
+	if c.MinRate != 0 { // 0: the default
+		if err := MinRateRange.Check("--min-rate (config.json min_rate)", c.MinRate); err != nil {
+			return fmt.Errorf("%w (default %d)", err, DefaultMinRate)
+		}
 	}
 	for _, h := range c.AllowedHosts {
 		if h == "" || strings.ContainsAny(h, "/ ") {

@@ -105,12 +105,38 @@ func (a *Agent) applyDelta(ctx context.Context, s *session, patchPath, base stri
 	if _, err := out.Seek(0, io.SeekStart); err != nil {
 		return nil, err
 	}
-	hw := newHashingWriter(out)
-	if err := bspatch(old, baseSize, pf, ptf.Length, hw, rel.Length); err != nil {
+	// The result is checked like a download: the signed length and every
+	// hash the artifact's target lists (tufspec.go).
+	atf, err := s.lookup(rel.Path)
+	if err != nil {
 		return nil, err
 	}
-	if hw.n != rel.Length || hw.sum() != rel.SHA256 {
+	th, err := newTargetHasher(atf)
+	if err != nil {
+		return nil, err
+	}
+	cw := &countingWriter{w: io.MultiWriter(out, th)}
+	if err := bspatch(old, baseSize, pf, ptf.Length, cw, rel.Length); err != nil {
+		return nil, err
+	}
+	sum := th.Sum256()
+	if cw.n != rel.Length || atf.Length != rel.Length || hex.EncodeToString(sum) != rel.SHA256 {
 		return nil, verifyf("patched result does not match the signed sha256")
 	}
-	return hw.h.Sum(nil), nil
+	if err := th.verify(); err != nil {
+		return nil, err
+	}
+	return sum, nil
+}
+
+// countingWriter counts what goes through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }

@@ -4,10 +4,12 @@
 // What it trusts: the root in <state>/tuf/root.json (installed with the
 // agent, then only replaced by roots that root signed) and the code-signing
 // trust directory named in config.json. Everything from the network is
-// untrusted until go-tuf has verified the metadata and the artifact's length
-// and sha256 match it as it streams to disk, and the artifact's code
-// signature has been verified against the trust directory. Nothing is
-// installed from memory or before both checks pass.
+// untrusted until go-tuf has verified the metadata (delegated roles through
+// the agent's own walk, against the delegator of the path walked:
+// tufspec.go) and the artifact's length and every hash it lists match it
+// as it streams to disk, and the artifact's code signature has been
+// verified against the trust directory. Nothing is installed from memory or
+// before both checks pass.
 //
 // What it must never do: talk to a host that is not the repository's or in
 // the allow list, use plain http except to loopback, hold an artifact in

@@ -13,19 +13,21 @@ import (
 	"net/http"
 	neturl "net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/fetcher"
 )
 
-// Network settings.
+// Network settings. There is no overall time limit on a download: the
+// minimum-rate rule (rateRule) bounds how long a server may take, and a
+// large file on a slow but steady link still arrives.
 const (
-	dialTimeout     = 15 * time.Second
-	headerTimeout   = 30 * time.Second
-	metadataTimeout = 60 * time.Second
-	maxAttempts     = 3
-	retryBase       = 250 * time.Millisecond
+	dialTimeout   = 15 * time.Second
+	headerTimeout = 30 * time.Second
+	maxAttempts   = 3
+	retryBase     = 250 * time.Millisecond
 )
 
 // UserAgent is sent with every request.
@@ -58,20 +60,40 @@ func (a *allowList) check(u *neturl.URL) error {
 	return nil
 }
 
+// guardedTransport is the agent's one RoundTripper: every request of the
+// agent goes through it (go-tuf's metadata downloads through httpFetcher,
+// small targets, artifacts and deltas alike), so the allow list and the
+// minimum-rate rule are enforced once, here.
 type guardedTransport struct {
 	allow *allowList
 	next  http.RoundTripper
+	// rule is the minimum rate every response body must keep up. It and
+	// observe are set before the first request and not changed after.
+	rule rateRule
+	// observe, if set, is told how far each response body has got
+	// (activity.json).
+	observe func(u *neturl.URL, done, total int64, finished bool)
 }
 
 func (g *guardedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err := g.allow.check(req.URL); err != nil {
 		return nil, err
 	}
-	return g.next.RoundTrip(req)
+	// The body guard stops a body that is too slow by cancelling this
+	// request's own context, with the reason as its cause.
+	ctx, cancel := context.WithCancelCause(req.Context())
+	resp, err := g.next.RoundTrip(req.WithContext(ctx))
+	if err != nil {
+		cancel(nil)
+		return nil, err
+	}
+	resp.Body = newRateGuard(resp, req.URL, g.rule, cancel, g.observe)
+	return resp, nil
 }
 
 // newHTTPClient is the agent's only way onto the network: TLS 1.2 or later,
-// the allow list enforced on every request and redirect, timeouts, no
+// the allow list enforced on every request and redirect, timeouts, the
+// default minimum-rate rule (Open sets the configured one), no
 // proxy-from-environment surprises beyond the standard ones.
 func newHTTPClient(repoURL string, allowed []string) (*http.Client, error) {
 	allow, err := newAllowList(repoURL, allowed)
@@ -89,7 +111,7 @@ func newHTTPClient(repoURL string, allowed []string) (*http.Client, error) {
 		ForceAttemptHTTP2:     true,
 	}
 	return &http.Client{
-		Transport: &guardedTransport{allow: allow, next: tr},
+		Transport: &guardedTransport{allow: allow, next: tr, rule: defaultRateRule},
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if len(via) >= 5 {
 				return errors.New("too many redirects")
@@ -101,7 +123,8 @@ func newHTTPClient(repoURL string, allowed []string) (*http.Client, error) {
 
 // httpFetcher is the go-tuf fetcher.Fetcher the agent uses: it carries the
 // context of one check, retries only network errors and 5xx, returns a 404
-// at once, and reads at most maxLength bytes.
+// or a server below the minimum rate at once, and reads at most maxLength
+// bytes.
 type httpFetcher struct {
 	ctx    context.Context
 	client *http.Client
@@ -110,10 +133,8 @@ type httpFetcher struct {
 var _ fetcher.Fetcher = (*httpFetcher)(nil)
 
 func (f *httpFetcher) DownloadFile(urlPath string, maxLength int64, _ time.Duration) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(f.ctx, metadataTimeout)
-	defer cancel()
 	var data []byte
-	err := f.withRetries(ctx, urlPath, func(resp *http.Response) error {
+	err := f.withRetries(f.ctx, urlPath, func(resp *http.Response) error {
 		if resp.ContentLength > maxLength {
 			return &metadata.ErrDownloadLengthMismatch{Msg: fmt.Sprintf("%s: length %d is larger than the limit %d", urlPath, resp.ContentLength, maxLength)}
 		}
@@ -136,7 +157,9 @@ func (p permanent) Unwrap() error { return p.error }
 
 // withRetries GETs url and hands a 200 (or
 // 206) response to read. Network errors and 5xx are retried with backoff;
-// everything else is returned at once.
+// everything else is returned at once, and so is a server below the
+// minimum rate (it has had a whole window to answer; the next check or
+// stage tries again).
 func (f *httpFetcher) withRetries(ctx context.Context, u string, read func(*http.Response) error) error {
 	var last error
 	for attempt := 0; attempt < maxAttempts; attempt++ {
@@ -189,7 +212,7 @@ func (f *httpFetcher) once(ctx context.Context, u string, read func(*http.Respon
 	if err := read(resp); err != nil {
 		var lm *metadata.ErrDownloadLengthMismatch
 		var lh *metadata.ErrLengthOrHashMismatch
-		if errors.As(err, &lm) || errors.As(err, &lh) {
+		if errors.As(err, &lm) || errors.As(err, &lh) || errors.Is(err, ErrTooSlow) {
 			return permanent{err}
 		}
 		return err
@@ -262,6 +285,11 @@ func (f *httpFetcher) fetchRange(ctx context.Context, url string, off, length in
 	if err == nil && n > length-off {
 		return n, restarted, permanent{&metadata.ErrDownloadLengthMismatch{Msg: "more bytes than the signed length"}}
 	}
+	if errors.Is(err, ErrTooSlow) {
+		// Not retried now: what arrived is kept, and the next stage
+		// resumes from it.
+		return n, restarted, permanent{err}
+	}
 	return n, restarted, err
 }
 
@@ -292,4 +320,234 @@ func (m *meteredWriter) Write(p []byte) (int, error) {
 		m.progress(m.base+m.n, m.total)
 	}
 	return n, err
+}
+
+// The minimum-rate rule (TUF's slow-retrieval protection). A server, or
+// someone in the network path, that sends a file at a trickle could hold
+// the agent, and the state directory with it, for as long as it likes:
+// every response body the agent reads must bring at least min bytes a
+// second, judged over each window of time spent waiting for it. Only
+// the time the agent spends waiting in Read counts: time the agent itself
+// spends elsewhere (writing to disk, the max_rate cap) is not the
+// server's fault. A body that falls below the rule is stopped with a
+// *SlowError (ErrTooSlow, a network failure: exit code 1).
+type rateRule struct {
+	min    int64         // bytes per second; 0: no rule
+	window time.Duration // judged over this much waiting
+}
+
+// Defaults and ranges of min_rate and min_rate_window (config.json).
+const (
+	DefaultMinRate       = 1 << 10 // 1 KiB/s: fewer than 30 KiB in 30 s fails
+	DefaultMinRateWindow = 30 * time.Second
+)
+
+var defaultRateRule = rateRule{min: DefaultMinRate, window: DefaultMinRateWindow}
+
+// SlowError says that a download fell below the minimum rate. It is
+// ErrTooSlow and a go-tuf download error, never a verification failure.
+type SlowError struct {
+	URL    string        // the URL (redacted) that was too slow
+	Got    int64         // bytes that arrived in the window
+	Window time.Duration // the window: time spent waiting for the server
+	Min    int64         // the minimum rate, bytes per second
+}
+
+func (e *SlowError) Error() string {
+	rate := float64(e.Got) / e.Window.Seconds()
+	return fmt.Sprintf("%s is too slow: %s arrived in %s (%s/s), below the minimum rate of %s/s (min_rate %d, min_rate_window %s); the server or the network is too slow",
+		e.URL, formatBytes(float64(e.Got)), shortDuration(e.Window), formatBytes(rate), formatBytes(float64(e.Min)), e.Min, shortDuration(e.Window))
+}
+
+// Unwrap makes a SlowError match ErrTooSlow and go-tuf's ErrDownload (so a
+// delegation walk that meets it fails instead of finding nothing).
+func (e *SlowError) Unwrap() []error {
+	return []error{ErrTooSlow, &metadata.ErrDownload{Msg: e.Error()}}
+}
+
+// Timeout reports true: a SlowError is a network timeout (net.Error).
+func (e *SlowError) Timeout() bool { return true }
+
+// Temporary reports true (net.Error): the next attempt may be faster.
+func (e *SlowError) Temporary() bool { return true }
+
+// rateGuard is a response body that enforces a rateRule: while a Read
+// waits for the server a timer runs; at the end of each window of waiting
+// the bytes that arrived in it are counted, and too few cancel the request
+// (its context's cause is the *SlowError, which Read returns). A body that
+// breaks off otherwise (connection reset, cut short) returns a
+// *BodyError: a network failure, whatever error the connection gave.
+type rateGuard struct {
+	body    io.ReadCloser
+	url     *neturl.URL
+	rule    rateRule
+	cancel  context.CancelCauseFunc
+	observe func(u *neturl.URL, done, total int64, finished bool)
+	total   int64 // the whole file, -1 if unknown
+
+	mu      sync.Mutex
+	gen     uint64        // counts Reads, so a late timer knows it is stale
+	waiting time.Time     // when the current Read started; zero between Reads
+	spent   time.Duration // waited in this window, Reads finished
+	got     int64         // bytes in this window
+	done    int64         // bytes of the file so far (from the range start)
+	err     *SlowError
+	closed  bool
+}
+
+func newRateGuard(resp *http.Response, u *neturl.URL, rule rateRule, cancel context.CancelCauseFunc, observe func(*neturl.URL, int64, int64, bool)) *rateGuard {
+	g := &rateGuard{body: resp.Body, url: u, rule: rule, cancel: cancel, observe: observe, total: resp.ContentLength}
+	if resp.StatusCode == http.StatusPartialContent {
+		// "bytes START-END/TOTAL": progress counts from START.
+		var start, end, total int64
+		if n, _ := fmt.Sscanf(resp.Header.Get("Content-Range"), "bytes %d-%d/%d", &start, &end, &total); n == 3 {
+			g.done, g.total = start, total
+		}
+	}
+	return g
+}
+
+func (g *rateGuard) Read(p []byte) (int, error) {
+	if g.rule.min <= 0 {
+		n, err := g.body.Read(p)
+		if g.observe != nil && n > 0 {
+			g.mu.Lock()
+			g.done += int64(n)
+			done := g.done
+			g.mu.Unlock()
+			g.observe(g.url, done, g.total, false)
+		}
+		return n, g.broken(err)
+	}
+	g.mu.Lock()
+	if g.err != nil {
+		g.mu.Unlock()
+		return 0, g.err
+	}
+	g.gen++
+	gen := g.gen
+	g.waiting = time.Now()
+	timer := time.AfterFunc(g.rule.window-g.spent, func() { g.expire(gen) })
+	g.mu.Unlock()
+
+	n, err := g.body.Read(p)
+
+	g.mu.Lock()
+	timer.Stop()
+	if !g.waiting.IsZero() && g.gen == gen {
+		g.spent += time.Since(g.waiting)
+		g.waiting = time.Time{}
+	}
+	g.got += int64(n)
+	g.done += int64(n)
+	g.judge()
+	slow, done, total := g.err, g.done, g.total
+	g.mu.Unlock()
+	if g.observe != nil && n > 0 {
+		g.observe(g.url, done, total, false)
+	}
+	if slow != nil {
+		return n, slow
+	}
+	return n, g.broken(err)
+}
+
+// broken marks an error of the connection as a network failure.
+func (g *rateGuard) broken(err error) error {
+	if err == nil || err == io.EOF {
+		return err
+	}
+	return &BodyError{URL: g.url.Redacted(), Err: err}
+}
+
+// BodyError says that a response body broke off (the connection was reset
+// or closed before the promised length, a TLS or HTTP/2 error): a network
+// failure, never a verification failure, even when the error it wraps is
+// io.ErrUnexpectedEOF.
+type BodyError struct {
+	URL string
+	Err error
+}
+
+func (e *BodyError) Error() string { return fmt.Sprintf("reading %s: %v", e.URL, e.Err) }
+
+// Unwrap makes a BodyError match its cause and go-tuf's ErrDownload.
+func (e *BodyError) Unwrap() []error {
+	return []error{e.Err, &metadata.ErrDownload{Msg: e.Error()}}
+}
+
+// expire runs when a Read has waited to the end of the window.
+func (g *rateGuard) expire(gen uint64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if gen != g.gen || g.waiting.IsZero() || g.err != nil || g.closed {
+		return // that Read has returned
+	}
+	now := time.Now()
+	g.spent += now.Sub(g.waiting)
+	g.waiting = now
+	g.judge()
+	if g.err != nil {
+		g.cancel(g.err) // unblocks the Read, which returns g.err
+		return
+	}
+	// Enough arrived: the Read goes on waiting into the next window.
+	time.AfterFunc(g.rule.window-g.spent, func() { g.expire(gen) })
+}
+
+// judge closes every full window of waiting: too few bytes in it is a
+// SlowError. Called with mu held.
+func (g *rateGuard) judge() {
+	for g.err == nil && g.spent >= g.rule.window {
+		need := int64(float64(g.rule.min) * g.rule.window.Seconds())
+		if g.got < need {
+			g.err = &SlowError{URL: g.url.Redacted(), Got: g.got, Window: g.rule.window, Min: g.rule.min}
+			return
+		}
+		g.spent -= g.rule.window
+		g.got = 0
+	}
+}
+
+func (g *rateGuard) Close() error {
+	g.mu.Lock()
+	g.closed = true
+	done, total := g.done, g.total
+	g.mu.Unlock()
+	err := g.body.Close()
+	g.cancel(context.Canceled)
+	if g.observe != nil {
+		g.observe(g.url, done, total, true)
+	}
+	return err
+}
+
+// formatBytes renders a size or rate for people: 30 B, 4.0 KiB, 34.2 MiB.
+func formatBytes(n float64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%.0f B", n)
+	}
+	suffixes := []string{"KiB", "MiB", "GiB", "TiB"}
+	i := -1
+	for n >= unit && i < len(suffixes)-1 {
+		n /= unit
+		i++
+	}
+	return fmt.Sprintf("%.1f %s", n, suffixes[i])
+}
+
+// SetMinRate sets the minimum-rate rule of the agent's downloads: at least
+// rate bytes per second over each window of time spent waiting for the
+// server (0: no rule). Open sets config.json's (min_rate,
+// min_rate_window); tests set a short window. Call it before the agent
+// downloads anything. It checks no range, and does nothing to an HTTP
+// client set with SetHTTPClient.
+func (a *Agent) SetMinRate(rate int64, window time.Duration) {
+	if gt, ok := a.http.Transport.(*guardedTransport); ok {
+		gt.rule = rateRule{min: rate, window: window}
+		if window <= 0 {
+			gt.rule.min = 0
+		}
+	}
 }

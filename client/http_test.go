@@ -7,9 +7,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
@@ -108,5 +110,133 @@ func TestRedirectOutsideAllowListRefused(t *testing.T) {
 	f := &httpFetcher{ctx: context.Background(), client: hc}
 	if _, err := f.DownloadFile(srv.URL+"/metadata/timestamp.json", 100, 0); err == nil || !strings.Contains(err.Error(), "not the repository host") {
 		t.Fatalf("redirect to another host must be refused, got %v", err)
+	}
+}
+
+// drip is a handler that announces size bytes, sends head of them at once
+// and then one byte every 20 ms until the client goes away.
+func drip(size, head int) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(size))
+		w.WriteHeader(http.StatusOK)
+		w.Write(make([]byte, head))
+		w.(http.Flusher).Flush()
+		for i := head; i < size; i++ {
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			w.Write([]byte{'x'})
+			w.(http.Flusher).Flush()
+		}
+	}
+}
+
+// slowFetcher is a fetcher whose minimum rate is 1 KiB/s over a short
+// window, so that a dripping server is found out quickly.
+func slowFetcher(t *testing.T, srvURL string) *httpFetcher {
+	t.Helper()
+	hc, err := newHTTPClient(srvURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc.Transport.(*guardedTransport).rule = rateRule{min: 1024, window: 300 * time.Millisecond}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a safety net, not the rule
+	t.Cleanup(cancel)
+	return &httpFetcher{ctx: ctx, client: hc}
+}
+
+func TestMinRate(t *testing.T) {
+	var calls atomic.Int32
+	mux := http.NewServeMux()
+	mux.Handle("/metadata/timestamp.json", drip(4096, 10))
+	mux.Handle("/stalled", drip(4096, 0))
+	mux.HandleFunc("/fast", func(w http.ResponseWriter, r *http.Request) { w.Write(make([]byte, 2<<20)) })
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		mux.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+
+	slow := []struct{ name, path string }{
+		{"metadata that drips", "/metadata/timestamp.json"},
+		{"a body that never comes", "/stalled"},
+	}
+	for _, tc := range slow {
+		t.Run(tc.name, func(t *testing.T) {
+			f := slowFetcher(t, srv.URL)
+			calls.Store(0)
+			_, err := f.DownloadFile(srv.URL+tc.path, 1<<20, 0)
+			var se *SlowError
+			if !errors.Is(err, ErrTooSlow) || !errors.As(err, &se) {
+				t.Fatalf("want a SlowError, got %v", err)
+			}
+			if errors.Is(err, ErrVerification) || !isNetwork(err) {
+				t.Errorf("a slow server is a network failure, not a verification failure: %v", err)
+			}
+			var dl *metadata.ErrDownload
+			if !errors.As(err, &dl) {
+				t.Errorf("a SlowError must be a go-tuf download error (a delegation walk must fail on it): %v", err)
+			}
+			for _, want := range []string{srv.URL + tc.path, "too slow", "B/s", "min_rate"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error does not say %q: %v", want, err)
+				}
+			}
+			if calls.Load() != 1 {
+				t.Errorf("a too-slow server is not retried at once: %d requests", calls.Load())
+			}
+			if f.ctx.Err() != nil {
+				t.Fatal("the safety net fired, not the rule")
+			}
+		})
+	}
+
+	t.Run("a fast server", func(t *testing.T) {
+		f := slowFetcher(t, srv.URL)
+		if b, err := f.DownloadFile(srv.URL+"/fast", 4<<20, 0); err != nil || len(b) != 2<<20 {
+			t.Fatalf("%d bytes, %v", len(b), err)
+		}
+	})
+
+	t.Run("the agent's own pauses do not count", func(t *testing.T) {
+		// A reader that stops for longer than the window between reads
+		// (a slow disk, the max_rate cap) is not a slow server.
+		f := slowFetcher(t, srv.URL)
+		var got int64
+		_, _, err := f.fetchRange(f.ctx, srv.URL+"/fast", 0, 2<<20, writerFunc(func(p []byte) (int, error) {
+			got += int64(len(p))
+			time.Sleep(400 * time.Millisecond)
+			return len(p), nil
+		}), nil)
+		if err != nil || got != 2<<20 {
+			t.Fatalf("%d bytes, %v", got, err)
+		}
+	})
+
+	t.Run("a range download that drips keeps what arrived", func(t *testing.T) {
+		f := slowFetcher(t, srv.URL)
+		var buf strings.Builder
+		n, _, err := f.fetchRange(f.ctx, srv.URL+"/metadata/timestamp.json", 0, 4096, &buf, nil)
+		var p permanent
+		if !errors.Is(err, ErrTooSlow) || !errors.As(err, &p) {
+			t.Fatalf("want a permanent SlowError (not retried now; resumed by the next stage), got %v", err)
+		}
+		if n < 10 || int64(buf.Len()) != n {
+			t.Fatalf("what arrived must be written and counted: n=%d, written %d", n, buf.Len())
+		}
+	})
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+func TestSlowErrorMessage(t *testing.T) {
+	err := &SlowError{URL: "https://updates.example.com/targets/x", Got: 30, Window: 30 * time.Second, Min: 1024}
+	want := "https://updates.example.com/targets/x is too slow: 30 B arrived in 30s (1 B/s), below the minimum rate of 1.0 KiB/s (min_rate 1024, min_rate_window 30s)"
+	if !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("got  %s\nwant %s…", err, want)
 	}
 }

@@ -5,6 +5,7 @@ package client
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 
 	"golang.org/x/sys/windows"
@@ -27,4 +28,29 @@ func lockFile(path string) (*os.File, error) {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
 	return f, nil
+}
+
+// probeLock says whether another process holds the lock on path. It opens
+// the file read-only (never creating it) and tries a shared lock, released
+// at once: it changes nothing, and a holder's exclusive lock is never
+// disturbed.
+func probeLock(path string) (bool, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	ol := new(windows.Overlapped)
+	switch err := windows.LockFileEx(windows.Handle(f.Fd()), windows.LOCKFILE_FAIL_IMMEDIATELY, 0, 1, 0, ol); {
+	case err == nil:
+		windows.UnlockFileEx(windows.Handle(f.Fd()), 0, 1, 0, ol)
+		return false, nil
+	case errors.Is(err, windows.ERROR_LOCK_VIOLATION):
+		return true, nil
+	default:
+		return false, fmt.Errorf("lock %s: %w", path, err)
+	}
 }

@@ -27,10 +27,11 @@ import (
 //   - The state directory itself and the entries in it the agent relies on
 //     (config.json, tuf/ and all it holds, staging/ and cache/ and all they
 //     hold, state.json, journal.json, consent.jsonl, audit.jsonl and their
-//     .head files, notifications.json, agent.lock, service.lock), when they
-//     exist, must belong to the agent's user or root and be writable by
-//     nobody else (Unix: no group or other write bit; Windows: no ACE
-//     granting a write-type right to another account, and a DACL present).
+//     .head files, notifications.json, activity.json, agent.lock,
+//     service.lock), when they exist, must belong to the agent's user or
+//     root and be writable by nobody else (Unix: no group or other write
+//     bit; Windows: no ACE granting a write-type right to another account,
+//     and a DACL present).
 //   - The trust directory and everything in it, recursively (roots/,
 //     tsa-roots/, publishers, crl/), follow the same rule.
 //   - None of those entries, under the state directory or anywhere inside
@@ -77,6 +78,7 @@ var stateEntries = []stateEntry{
 	{"audit.jsonl", false, fixReplace, ""},
 	{"audit.jsonl.head", false, fixReplace, ""},
 	{"notifications.json", false, fixReplace, ""},
+	{"activity.json", false, "remove it (the agent holding the lock rewrites it)", ""},
 	{"agent.lock", false, "remove it (the agent recreates it)", ""},
 	{"service.lock", false, "remove it (the agent recreates it)", ""},
 }

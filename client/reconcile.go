@@ -39,22 +39,7 @@ func (a *Agent) reconcile() error {
 		if c.InstalledRelease == nil && !exists {
 			continue
 		}
-		want := []string{}
-		why := ""
-		if rel := c.InstalledRelease; rel != nil && rel.Meta != nil {
-			if err := a.verifyGates(rel); err != nil {
-				why = fmt.Sprintf("the installed release's metadata in state.json does not verify (%v), so nothing of it is active", err)
-			} else {
-				gated := a.gatedFeatures(st, rel)
-				for _, f := range rel.Meta.Features {
-					isGated := slices.ContainsFunc(gated, func(g repo.Feature) bool { return g.ID == f.ID })
-					if !isGated || (decErr == nil && decisionFor(decs, name, f) == DecisionGranted) {
-						want = append(want, f.ID)
-					}
-				}
-			}
-		}
-		slices.Sort(want)
+		want, why := a.allowedFeatures(st, name, c, decs, decErr)
 		have := slices.Clone(current)
 		slices.Sort(have)
 		if readErr == nil && slices.Equal(have, want) && why == "" {
@@ -91,6 +76,30 @@ func (a *Agent) reconcile() error {
 		a.log.Warn("features.json put back", "component", name, "detail", detail)
 	}
 	return nil
+}
+
+// allowedFeatures is what may be active of a component's installed
+// release, sorted: the features its code-signed gate manifest declares
+// that are not gated on this device or are granted in the verified
+// consent log (decs, or decErr if it does not verify). why says why
+// nothing is allowed when the release's metadata does not verify.
+func (a *Agent) allowedFeatures(st *State, name string, c *ComponentState, decs map[string]ConsentRecord, decErr error) (want []string, why string) {
+	want = []string{}
+	if rel := c.InstalledRelease; rel != nil && rel.Meta != nil {
+		if err := a.verifyGates(rel); err != nil {
+			why = fmt.Sprintf("the installed release's metadata in state.json does not verify (%v), so nothing of it is active", err)
+		} else {
+			gated := a.gatedFeatures(st, rel)
+			for _, f := range rel.Meta.Features {
+				isGated := slices.ContainsFunc(gated, func(g repo.Feature) bool { return g.ID == f.ID })
+				if !isGated || (decErr == nil && decisionFor(decs, name, f) == DecisionGranted) {
+					want = append(want, f.ID)
+				}
+			}
+		}
+	}
+	slices.Sort(want)
+	return want, why
 }
 
 func (a *Agent) featuresFileExists(component string) bool {

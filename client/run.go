@@ -16,12 +16,14 @@ const (
 	openWait   = 2 * time.Minute
 )
 
-// RunOptions tune the service loop (tests shorten the waits).
+// RunOptions tune the service loop (tests shorten the waits). The CLI
+// keeps Interval in PollIntervalRange and Cycles in CyclesRange; Run
+// itself refuses only what has no meaning (a negative value).
 type RunOptions struct {
-	// Interval overrides the configured poll interval.
+	// Interval overrides the configured poll interval (0: poll_interval).
 	Interval time.Duration
 	// MinBackoff is the first wait after a failure (doubling up to the
-	// interval).
+	// interval; 0: 30s or the interval if shorter).
 	MinBackoff time.Duration
 	// Cycles stops after that many polls (0: until ctx is cancelled).
 	Cycles int
@@ -41,6 +43,9 @@ type RunOptions struct {
 func Run(ctx context.Context, stateDir string, log *slog.Logger, o RunOptions) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if o.Interval < 0 || o.MinBackoff < 0 || o.Cycles < 0 {
+		return usagef("run: interval %s, backoff %s and cycles %d must not be negative", o.Interval, o.MinBackoff, o.Cycles)
 	}
 	abs, err := filepath.Abs(stateDir)
 	if err != nil {
@@ -62,11 +67,11 @@ func Run(ctx context.Context, stateDir string, log *slog.Logger, o RunOptions) e
 	}
 	defer svc.Close()
 	interval := o.Interval
-	if interval <= 0 {
+	if interval == 0 {
 		interval = cfg.Interval()
 	}
 	backoffMin := o.MinBackoff
-	if backoffMin <= 0 {
+	if backoffMin == 0 {
 		backoffMin = min(minBackoff, interval)
 	}
 	now := o.Now
@@ -113,6 +118,7 @@ func cycleOnce(ctx context.Context, dir string, log *slog.Logger, now func() tim
 	}
 	defer a.Close()
 	a.SetSelfPath(self)
+	a.setDoing("checking the repository")
 	if _, err := a.Check(ctx); err != nil {
 		return err
 	}
@@ -122,6 +128,7 @@ func cycleOnce(ctx context.Context, dir string, log *slog.Logger, now func() tim
 		case PolicyNotify:
 			continue
 		case PolicyStage, PolicyAuto:
+			a.setDoing("staging %s", name)
 			if _, err := a.Stage(ctx, name); err != nil && !errors.Is(err, ErrAuthorizationRequired) {
 				errs = errors.Join(errs, err)
 				continue
@@ -132,6 +139,7 @@ func cycleOnce(ctx context.Context, dir string, log *slog.Logger, now func() tim
 		}
 		// No prompter and no decisions: a release with a gated feature
 		// waits for a person (ErrAuthorizationRequired), as it must.
+		a.setDoing("applying %s", name)
 		if _, err := a.Apply(ctx, name, ApplyOptions{}); err != nil && !errors.Is(err, ErrAuthorizationRequired) {
 			errs = errors.Join(errs, err)
 		}

@@ -12,6 +12,13 @@ type StatusReport struct {
 	Device     DeviceStatus      `json:"device"`
 	Repository RepositoryStatus  `json:"repository"`
 	Components []ComponentStatus `json:"components"`
+	// Activity (View.Status only) says whether an agent holds the state
+	// directory and what it is doing.
+	Activity *ActivityStatus `json:"activity,omitempty"`
+	// Warnings (View.Status only) name what the next agent to open the
+	// state directory will repair (a damaged state.json, an interrupted
+	// install).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // DeviceStatus identifies the PC.
@@ -52,11 +59,18 @@ type FeatureStatus struct {
 }
 
 // Status reports the agent's local view; it does not touch the network.
+// `bcagent status` uses View.Status, which needs no lock.
 func (a *Agent) Status() (*StatusReport, error) {
 	st, err := a.loadState()
 	if err != nil {
 		return nil, err
 	}
+	return a.statusOf(st), nil
+}
+
+// statusOf makes the report of a state; it reads the consent log and
+// features.json and writes nothing.
+func (a *Agent) statusOf(st *State) *StatusReport {
 	r := &StatusReport{
 		Device:     DeviceStatus{ID: a.cfg.DeviceID, Model: a.cfg.DeviceModel, PHI: a.isPHIDevice(st)},
 		Repository: RepositoryStatus{URL: a.cfg.RepositoryURL, TimestampVersion: st.Repository.TimestampVersion},
@@ -113,5 +127,5 @@ func (a *Agent) Status() (*StatusReport, error) {
 		}
 		r.Components = append(r.Components, cs)
 	}
-	return r, nil
+	return r
 }

@@ -2,7 +2,6 @@ package publisher
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/beckmanconnect/bcupdate/internal/atomicfile"
 	"github.com/beckmanconnect/bcupdate/signer"
@@ -16,15 +15,15 @@ func SignFile(certPath, keyPath, file, out string) (string, error) {
 	}
 	chain, err := signer.LoadCertificates(certPath)
 	if err != nil {
-		return "", usagef("--cert: %v", err)
+		return "", usagef("--cert: %w", err)
 	}
 	key, err := signer.LoadPrivateKey(keyPath)
 	if err != nil {
-		return "", usagef("--key: %v", err)
+		return "", usagef("--key: %w", err)
 	}
-	f, err := os.Open(file)
+	f, _, err := openFlagFile("--file", file)
 	if err != nil {
-		return "", usagef("--file: %v", err)
+		return "", err
 	}
 	defer f.Close()
 	sig, err := signer.SignDetached(f, chain, key)
@@ -42,19 +41,21 @@ func SignFile(certPath, keyPath, file, out string) (string, error) {
 func VerifyFile(trustDir, file, sigPath string) (*signer.Result, error) {
 	trust, err := signer.LoadTrust(trustDir)
 	if err != nil {
-		return nil, usagef("--trust: %v", err)
+		return nil, usagef("--trust: %w", err)
 	}
-	if _, err := os.Stat(file); err != nil {
-		return nil, usagef("--file: %v", err)
+	f, _, err := openFlagFile("--file", file)
+	if err != nil {
+		return nil, err
 	}
+	f.Close()
 	kind := signer.KindFor(file)
 	var sig []byte
 	if kind == signer.KindCMS {
 		if sigPath == "" {
 			sigPath = file + ".p7s"
 		}
-		if sig, err = os.ReadFile(sigPath); err != nil {
-			return nil, usagef("--signature: %v", err)
+		if sig, err = readSmall("--signature", sigPath, signer.MaxSignatureSize); err != nil {
+			return nil, err
 		}
 	}
 	res, err := trust.VerifyFile(file, kind, sig)

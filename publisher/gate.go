@@ -2,11 +2,13 @@ package publisher
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
-	"io"
+	"io/fs"
 	"os"
 
 	"github.com/beckmanconnect/bcupdate/internal/atomicfile"
+	"github.com/beckmanconnect/bcupdate/internal/regfile"
 	"github.com/beckmanconnect/bcupdate/repo"
 	"github.com/beckmanconnect/bcupdate/signer"
 )
@@ -20,42 +22,48 @@ type CodeSigner func(content []byte) ([]byte, error)
 func CodeSignerFromFiles(certPath, keyPath string) (CodeSigner, error) {
 	chain, err := signer.LoadCertificates(certPath)
 	if err != nil {
-		return nil, usagef("--codesign-cert: %v", err)
+		return nil, usagef("--codesign-cert: %w", err)
 	}
 	key, err := signer.LoadPrivateKey(keyPath)
 	if err != nil {
-		return nil, usagef("--codesign-key: %v", err)
+		return nil, usagef("--codesign-key: %w", err)
 	}
 	return func(content []byte) ([]byte, error) {
 		return signer.SignDetached(bytes.NewReader(content), chain, key)
 	}, nil
 }
 
-// readSmall reads a file the user named, bounded.
+// readSmall reads a file the user named with a flag: a regular file (a
+// device or FIFO is refused without reading or waiting on it), size-checked
+// against limit before it is read. The usage error names the flag, the
+// file and the limit: "--signature /dev/zero: not a regular file (a
+// character device)".
 func readSmall(flag, path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
+	data, err := regfile.Read(path, limit)
 	if err != nil {
-		return nil, usagef("%s: %v", flag, err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, usagef("%s: %v", flag, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, usagef("%s %s: not a regular file", flag, path)
-	}
-	if fi.Size() > limit {
-		return nil, usagef("%s %s: larger than %d bytes", flag, path, limit)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, usagef("%s: %v", flag, err)
-	}
-	if int64(len(data)) > limit {
-		return nil, usagef("%s %s: larger than %d bytes", flag, path, limit)
+		return nil, usagef("%s %w", flag, err)
 	}
 	return data, nil
+}
+
+// fileErr makes a key or certificate file that is not a regular file, or
+// is over its limit, a usage error (it is the name the user gave that is
+// wrong); other errors pass unchanged.
+func fileErr(err error) error {
+	if errors.Is(err, regfile.ErrNotRegular) || errors.Is(err, regfile.ErrTooLarge) {
+		return fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	return err
+}
+
+// openFlagFile opens a (possibly large) regular file the user named with a
+// flag, for streaming.
+func openFlagFile(flag, path string) (*os.File, fs.FileInfo, error) {
+	f, fi, err := regfile.Open(path)
+	if err != nil {
+		return nil, nil, usagef("%s %w", flag, err)
+	}
+	return f, fi, nil
 }
 
 // GateManifestFor writes what `bcpublish release gate` prints: the gate
@@ -71,7 +79,7 @@ func GateManifestFor(o ReleaseOptions) ([]byte, error) {
 	}
 	_, sum, err := fileDigest(o.File)
 	if err != nil {
-		return nil, usagef("--file: %v", err)
+		return nil, err
 	}
 	rel := &repo.Release{Component: o.Component, Version: o.Version, Platform: o.Platform, Features: o.Features}
 	m, err := repo.NewGateManifest(rel, sum)

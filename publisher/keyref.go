@@ -5,7 +5,6 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
@@ -14,6 +13,7 @@ import (
 	_ "github.com/sigstore/sigstore/pkg/signature/kms/aws" // awskms://
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
+	"github.com/beckmanconnect/bcupdate/internal/regfile"
 	"github.com/beckmanconnect/bcupdate/repo"
 	"github.com/beckmanconnect/bcupdate/signer"
 )
@@ -57,9 +57,9 @@ func LoadPublicKeyRef(ctx context.Context, ref string) (*metadata.Key, error) {
 		}
 	} else {
 		path := strings.TrimPrefix(ref, "file://")
-		data, err := os.ReadFile(path)
+		data, err := regfile.Read(path, maxPublicKeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("key %s: %w", ref, err)
+			return nil, usagef("key %w", err)
 		}
 		if pub, err = cryptoutils.UnmarshalPEMToPublicKey(data); err != nil {
 			priv, perr := signer.ParsePrivateKey(data, path)
@@ -75,6 +75,10 @@ func LoadPublicKeyRef(ctx context.Context, ref string) (*metadata.Key, error) {
 	}
 	return k, nil
 }
+
+// maxPublicKeyFile bounds a public (or private) key file read for its
+// public key.
+const maxPublicKeyFile = 64 << 10
 
 // KeyRefs are per-role key references that take precedence over --keys DIR.
 type KeyRefs map[string][]string
@@ -92,7 +96,7 @@ func LoadKeysRefs(ctx context.Context, dir string, refs KeyRefs, roles ...string
 		for _, ref := range refs[role] {
 			s, err := LoadSignerRef(ctx, ref)
 			if err != nil {
-				return nil, fmt.Errorf("--%s-key: %w", role, err)
+				return nil, fileErr(fmt.Errorf("--%s-key: %w", role, err))
 			}
 			keys[role] = append(keys[role], s)
 		}

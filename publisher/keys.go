@@ -53,7 +53,7 @@ func LoadKeys(dir string, roles ...string) (repo.Keys, error) {
 			return nil, usagef("--keys %s: no %s.key (make keys with bcpublish keys generate)", dir, role)
 		}
 		if err != nil {
-			return nil, err
+			return nil, fileErr(err)
 		}
 		keys[role] = []signature.Signer{s}
 	}

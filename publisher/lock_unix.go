@@ -7,12 +7,9 @@ import (
 	"syscall"
 )
 
-// lockPath takes an exclusive lock (waiting for it) on a lock file.
-func lockPath(p string) (func(), error) {
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, err
-	}
+// lockFile takes an exclusive lock (waiting for it) on an open lock file;
+// the returned function releases it and closes the file.
+func lockFile(f *os.File) (func(), error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
 		f.Close()
 		return nil, err

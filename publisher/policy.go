@@ -3,18 +3,23 @@ package publisher
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
-	"os"
+	"io/fs"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/beckmanconnect/bcupdate/internal/regfile"
 	"github.com/beckmanconnect/bcupdate/repo"
 	"github.com/beckmanconnect/bcupdate/signer"
 )
 
-// maxFeatureText bounds a feature text file.
-const maxFeatureText = 64 << 10
+// Limits on the files policy set and release add read.
+const (
+	maxFeatureText = 64 << 10 // a feature text file
+	maxPolicySize  = 1 << 20  // a device policy
+)
 
 // PolicyOptions are the inputs of `bcpublish policy set`.
 type PolicyOptions struct {
@@ -31,7 +36,7 @@ type PolicyOptions struct {
 // that verifies against their pinned code-signing trust and whose version
 // is not lower than the last they accepted, so the version must go up.
 func SetPolicy(ctx context.Context, s Store, keys repo.Keys, trust *signer.Trust, o PolicyOptions) (*repo.DevicePolicy, bool, error) {
-	data, err := readSmall("--file", o.File, 1<<20)
+	data, err := readSmall("--file", o.File, maxPolicySize)
 	if err != nil {
 		return nil, false, err
 	}
@@ -73,7 +78,10 @@ func SetPolicy(ctx context.Context, s Store, keys repo.Keys, trust *signer.Trust
 			o.Signature = o.File + repo.SignatureSuffix
 		}
 		if sig, err = readSmall("--signature", o.Signature, signer.MaxSignatureSize); err != nil {
-			return nil, false, usagef("%v (a device policy changes the consent gate, so it needs the publisher's code signature too: give --signature, or --codesign-cert and --codesign-key)", err)
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, false, fmt.Errorf("%w (a device policy changes the consent gate, so it needs the publisher's code signature too: give --signature, or --codesign-cert and --codesign-key)", err)
+			}
+			return nil, false, err
 		}
 	}
 	crls, err := repoCRLs(ctx, s, r)
@@ -145,16 +153,9 @@ func ParseFeatures(specs, texts []string) ([]repo.Feature, error) {
 		if !known {
 			return nil, usagef("--feature-text %s: no --feature %s", t, id)
 		}
-		fi, err := os.Stat(file)
+		data, err := regfile.Read(file, maxFeatureText) // as readSmall does
 		if err != nil {
-			return nil, usagef("--feature-text %s: %v", t, err)
-		}
-		if fi.Size() > maxFeatureText {
-			return nil, usagef("--feature-text %s: larger than %d bytes", t, maxFeatureText)
-		}
-		data, err := os.ReadFile(file)
-		if err != nil {
-			return nil, usagef("--feature-text %s: %v", t, err)
+			return nil, usagef("--feature-text %s=%w", id, err)
 		}
 		data = bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n"))
 		title, desc, _ := strings.Cut(string(data), "\n")
@@ -173,9 +174,9 @@ func ParseFeatures(specs, texts []string) ([]repo.Feature, error) {
 // so agents get it with TUF's freshness and rollback protection. A CRL
 // already past its nextUpdate is refused: agents would fail closed on it.
 func AddCRL(ctx context.Context, s Store, keys repo.Keys, file, name string, now time.Time) (string, *signer.CRL, error) {
-	data, err := os.ReadFile(file)
+	data, err := readSmall("--crl", file, signer.MaxCRLSize)
 	if err != nil {
-		return "", nil, usagef("--crl: %v", err)
+		return "", nil, err
 	}
 	crl, err := signer.ParseCRL(data, file)
 	if err != nil {

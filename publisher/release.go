@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/beckmanconnect/bcupdate/internal/regfile"
 	"github.com/beckmanconnect/bcupdate/repo"
 	"github.com/beckmanconnect/bcupdate/signer"
 )
@@ -196,9 +198,9 @@ func (o *ReleaseOptions) validate() error {
 	return nil
 }
 
-// fileDigest streams a file once for its length and sha256.
+// fileDigest streams the --file artifact once for its length and sha256.
 func fileDigest(path string) (int64, string, error) {
-	f, err := os.Open(path)
+	f, _, err := openFlagFile("--file", path)
 	if err != nil {
 		return 0, "", err
 	}
@@ -221,21 +223,19 @@ func AddRelease(ctx context.Context, s Store, keys repo.Keys, trust *signer.Trus
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	fi, err := os.Stat(o.File)
+	f, _, err := openFlagFile("--file", o.File)
 	if err != nil {
-		return nil, usagef("--file: %v", err)
+		return nil, err
 	}
-	if !fi.Mode().IsRegular() {
-		return nil, usagef("--file %s: not a regular file", o.File)
-	}
+	f.Close()
 	kind := signer.KindFor(o.File)
 	var sig []byte
 	if kind == signer.KindCMS {
-		if sig, err = os.ReadFile(o.Signature); err != nil {
-			return nil, usagef("--signature: %v (every artifact needs a detached code signature)", err)
-		}
-		if len(sig) > signer.MaxSignatureSize {
-			return nil, fmt.Errorf("%w: %s is larger than %d bytes", signer.ErrVerification, o.Signature, signer.MaxSignatureSize)
+		if sig, err = readSmall("--signature", o.Signature, signer.MaxSignatureSize); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("%w (every artifact needs a detached code signature)", err)
+			}
+			return nil, err
 		}
 	}
 	r, err := loadForWrite(ctx, s)
@@ -255,6 +255,13 @@ func AddRelease(ctx context.Context, s Store, keys repo.Keys, trust *signer.Trus
 		return nil, fmt.Errorf("%s: %w", o.File, err)
 	}
 	log.Info("code signature verified", "file", o.File, "publisher", verified.Publisher.String())
+	// What the agents will do with it: an archive is unpacked by the very
+	// code (and rules) every agent runs.
+	if o.Install == repo.InstallArchive {
+		if err := checkArchive(o.File); err != nil {
+			return nil, err
+		}
+	}
 
 	length, sum, err := fileDigest(o.File)
 	if err != nil {
@@ -421,15 +428,11 @@ func repoCRLs(ctx context.Context, s Store, r *repo.Repo) (map[string][]byte, er
 // putFileIfAbsent streams a file into the store unless the hash-named
 // object is already there; the name carries its hash, so it never changes.
 func putFileIfAbsent(ctx context.Context, s Store, name, path, sum string) error {
-	f, err := os.Open(path)
+	f, fi, err := regfile.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
 	if err := s.PutIfAbsent(ctx, name, f, fi.Size()); err != nil && !errors.Is(err, ErrExists) {
 		return fmt.Errorf("publish %s: %w", name, err)
 	}

@@ -48,10 +48,17 @@ func newFixture(t *testing.T) *fixture {
 	return &fixture{dir: dir, keys: keys, pki: pki, trust: trust, store: store}
 }
 
+// artifact writes a signed artifact: a .zip (the only archive kind used
+// here) holding content as the file "payload", anything else is content
+// itself. release add unpacks archives as the agents would, so they must be
+// real ones.
 func (f *fixture) artifact(t *testing.T, name, content string, leaf *testutil.Leaf) string {
 	t.Helper()
 	p := filepath.Join(f.dir, "build", name)
 	os.MkdirAll(filepath.Dir(p), 0o755)
+	if strings.HasSuffix(name, ".zip") {
+		content = string(testutil.Zip(t, testutil.TarEntry{Name: "payload", Body: content}))
+	}
 	os.WriteFile(p, []byte(content), 0o644)
 	sig, err := signer.SignDetached(strings.NewReader(content), leaf.Chain, leaf.Key)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/beckmanconnect/bcupdate/internal/atomicfile"
+	"github.com/beckmanconnect/bcupdate/internal/regfile"
 	"github.com/beckmanconnect/bcupdate/repo"
 )
 
@@ -52,9 +53,9 @@ func (rc RootChange) edit(ctx context.Context) (repo.RootEdit, error) {
 
 // readRootFile reads a staged root.
 func readRootFile(file string) (*metadata.Metadata[metadata.RootType], error) {
-	data, err := os.ReadFile(file)
+	data, err := regfile.Read(file, repo.MaxRootSize)
 	if err != nil {
-		return nil, usagef("%v", err)
+		return nil, usagef("%w", err)
 	}
 	md, err := metadata.Root().FromBytes(data)
 	if err != nil {

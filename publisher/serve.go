@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +22,9 @@ import (
 
 	"github.com/beckmanconnect/bcupdate/repo"
 )
+
+// maxTLSFile bounds --tls-cert and --tls-key.
+const maxTLSFile = 1 << 20
 
 // metaCacheMax bounds the metadata kept in memory by the handler.
 const (
@@ -41,18 +43,6 @@ type cached struct {
 // without reading it (DirStore): timestamp.json is then always fresh.
 type stater interface {
 	stat(name string) (time.Time, int64, error)
-}
-
-func (d *DirStore) stat(name string) (time.Time, int64, error) {
-	p, err := d.path(name)
-	if err != nil {
-		return time.Time{}, 0, err
-	}
-	fi, err := os.Stat(p)
-	if err != nil {
-		return time.Time{}, 0, err
-	}
-	return fi.ModTime(), fi.Size(), nil
 }
 
 // fresh says whether a cached metadata file may be served as is.
@@ -155,11 +145,17 @@ func (sv *repoServer) find(ctx context.Context, p string) resource {
 		if errors.Is(err, fs.ErrNotExist) {
 			return resource{status: http.StatusNotFound}
 		}
+		if errors.Is(err, ErrOutside) {
+			return sv.outside(p, err)
+		}
 		// Too large for the cache: stream it below.
 	}
 	rc, err := sv.s.Get(ctx, key)
 	if errors.Is(err, fs.ErrNotExist) {
 		return resource{status: http.StatusNotFound}
+	}
+	if errors.Is(err, ErrOutside) {
+		return sv.outside(p, err)
 	}
 	if err != nil {
 		sv.log.Error("serve", "path", p, "err", err)
@@ -168,11 +164,20 @@ func (sv *repoServer) find(ctx context.Context, p string) resource {
 	return resource{status: http.StatusOK, body: rc}
 }
 
+// outside answers a path whose file is a symbolic link out of the
+// repository directory: a 404 like any missing file (the client learns
+// nothing about the machine), and a warning for the operator.
+func (sv *repoServer) outside(p string, err error) resource {
+	sv.log.Warn("serve: refused a symbolic link out of the repository", "path", p, "err", err)
+	return resource{status: http.StatusNotFound}
+}
+
 // Handler serves a store's metadata/ and targets/ over HTTP GET and HEAD
 // (net/http), with real 404s and no directory listings. Small metadata is
 // served from memory: versioned files never change, and timestamp.json is
 // served from memory only while the store says (by modification time and
-// size) that it has not changed. Serve uses the same rules with a faster
+// size) that it has not changed. A DirStore never follows a symbolic link
+// out of its directory: such a path is a 404. Serve uses the same rules with a faster
 // HTTP engine; Handler is for embedding (and tests).
 func Handler(s Store, log *slog.Logger) http.Handler {
 	sv := newRepoServer(s, log)
@@ -231,9 +236,17 @@ func Serve(ctx context.Context, s Store, o ServeOptions) error {
 	}
 	var tlsConfig *tls.Config
 	if o.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(o.TLSCert, o.TLSKey)
+		certPEM, err := readSmall("--tls-cert", o.TLSCert, maxTLSFile)
 		if err != nil {
-			return fmt.Errorf("--tls-cert/--tls-key: %w", err)
+			return err
+		}
+		keyPEM, err := readSmall("--tls-key", o.TLSKey, maxTLSFile)
+		if err != nil {
+			return err
+		}
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			return usagef("--tls-cert/--tls-key: %v", err)
 		}
 		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 	}

@@ -60,7 +60,26 @@ func TestServeAndHandler(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	data, _ := os.ReadFile(file) // the zip around body
+	body = string(data)
 	target := "/targets/" + repo.ConsistentName(res.Path, res.SHA256)
+	// Symbolic links in the repository directory: those that lead out of it
+	// are 404s (never the file they point at), those inside are followed.
+	outside := filepath.Join(f.dir, "outside")
+	os.MkdirAll(outside, 0o755)
+	os.WriteFile(filepath.Join(outside, "passwd"), []byte("root:x:0:0:SECRET-PASSWD\n"), 0o644)
+	os.WriteFile(filepath.Join(f.store.Dir, "targets", "real.bin"), []byte("inside bytes"), 0o644)
+	for link, to := range map[string]string{
+		"metadata/passwd.json": filepath.Join(outside, "passwd"), // absolute
+		"targets/passwd":       "../../outside/passwd",           // relative, escaping
+		"targets/etc":          outside,                          // a directory
+		"targets/up":           "..",                             // the parent of the repository
+		"targets/inside.bin":   "real.bin",
+	} {
+		if err := os.Symlink(to, filepath.Join(f.store.Dir, filepath.FromSlash(link))); err != nil {
+			t.Fatal(err)
+		}
+	}
 	hs := httptest.NewServer(publisher.Handler(f.store, nil))
 	defer hs.Close()
 	for i, front := range []struct{ name, url string }{
@@ -103,10 +122,18 @@ func TestServeAndHandler(t *testing.T) {
 				{"/targets/%2e%2e/metadata/timestamp.json", 404, "", "", ""},
 				{"/metadata/%74imestamp.json", 200, `"_type": "timestamp"`, "no-cache", "application/json"},
 				{"/keys/root.key", 404, "", "", ""},
+				{"/metadata/passwd.json", 404, "", "", ""},
+				{"/targets/passwd", 404, "", "", ""},
+				{"/targets/etc/passwd", 404, "", "", ""},
+				{"/targets/up/outside/passwd", 404, "", "", ""},
+				{"/targets/inside.bin", 200, "inside bytes", "immutable", "application/octet-stream"},
 				{"/", 404, "", "", ""},
 			}
 			for _, tc := range cases {
 				resp, b := get(http.MethodGet, tc.path)
+				if strings.Contains(b, "SECRET-PASSWD") {
+					t.Errorf("GET %s served a file outside the repository", tc.path)
+				}
 				if resp.StatusCode != tc.status || !strings.Contains(b, tc.body) || !strings.Contains(resp.Header.Get("Cache-Control"), tc.cache) ||
 					!strings.HasPrefix(resp.Header.Get("Content-Type"), tc.ctype) {
 					t.Errorf("GET %s: %d %.60q cache=%q type=%q", tc.path, resp.StatusCode, b, resp.Header.Get("Cache-Control"), resp.Header.Get("Content-Type"))
@@ -210,10 +237,13 @@ func (s streamOnly) Get(ctx context.Context, name string) (io.ReadCloser, error)
 func TestServeStreamingStore(t *testing.T) {
 	f := newFixture(t)
 	body := strings.Repeat("s3 bytes ", 5000)
-	res, err := f.add(publisher.ReleaseOptions{Version: "1.0.0", File: f.artifact(t, "nc.zip", body, f.pki.Leaf)})
+	file := f.artifact(t, "nc.zip", body, f.pki.Leaf)
+	res, err := f.add(publisher.ReleaseOptions{Version: "1.0.0", File: file})
 	if err != nil {
 		t.Fatal(err)
 	}
+	data, _ := os.ReadFile(file)
+	body = string(data)
 	u := serveFor(t, streamOnly{f.store}, publisher.ServeOptions{})
 	for _, method := range []string{http.MethodGet, http.MethodHead} {
 		req, _ := http.NewRequest(method, u+"/targets/"+repo.ConsistentName(res.Path, res.SHA256), nil)

@@ -141,13 +141,20 @@ func ParseWindow(s string) (time.Duration, error) {
 }
 
 // Refresh re-signs snapshot and timestamp so they do not expire; with
-// targets it re-signs targets too (its 90 days run out on a quiet
-// repository).
+// targets it re-signs targets and every bin too (its 90 days run out on a
+// quiet repository), and repairs a repository an older bcpublish left
+// half-rotated (repo.LoadStaleTargets: a new targets key in the root, the
+// targets metadata still signed with the old one).
 func Refresh(ctx context.Context, s Store, keys repo.Keys, now time.Time, targets ...bool) (*repo.Repo, error) {
-	r, err := loadForWrite(ctx, s)
+	load := repo.Load
+	if len(targets) > 0 && targets[0] {
+		load = repo.LoadStaleTargets
+	}
+	r, err := loadWith(ctx, s, load)
 	if err != nil {
 		return nil, err
 	}
+	r.Taken = func(file string) (bool, error) { return s.Exists(ctx, "metadata/"+file) }
 	var files []repo.File
 	if len(targets) > 0 && targets[0] {
 		if err := r.MarkAllDirty(); err != nil {

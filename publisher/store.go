@@ -3,19 +3,11 @@ package publisher
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"path"
-	"path/filepath"
-	"sort"
 	"strings"
 
-	"github.com/beckmanconnect/bcupdate/internal/atomicfile"
 	"github.com/beckmanconnect/bcupdate/repo"
 )
 
@@ -50,15 +42,6 @@ type Store interface {
 	Delete(ctx context.Context, name string) error
 }
 
-// DirStore is a repository kept in a local directory. Tags are the
-// content's sha256; Swap serializes publishers on one machine with a lock
-// file in the repository directory.
-type DirStore struct {
-	Dir string
-}
-
-var _ Store = (*DirStore)(nil)
-
 // OpenStore returns the store for a --repo value: a directory, or
 // s3://bucket/prefix.
 func OpenStore(ctx context.Context, ref string, o S3Options) (Store, error) {
@@ -74,182 +57,6 @@ func OpenStore(ctx context.Context, ref string, o S3Options) (Store, error) {
 	return &DirStore{Dir: ref}, nil
 }
 
-func (d *DirStore) path(name string) (string, error) {
-	clean := path.Clean(name)
-	if clean != name || strings.HasPrefix(name, "/") || strings.HasPrefix(name, "../") || name == ".." {
-		return "", fmt.Errorf("store: bad name %q", name)
-	}
-	return filepath.Join(d.Dir, filepath.FromSlash(name)), nil
-}
-
-// Get opens an object; the returned value is an *os.File (seekable).
-func (d *DirStore) Get(_ context.Context, name string) (io.ReadCloser, error) {
-	p, err := d.path(name)
-	if err != nil {
-		return nil, err
-	}
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, err
-	}
-	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("%s: %w", name, fs.ErrNotExist)
-	}
-	return f, nil
-}
-
-// Read reads a small object and its tag (sha256 of the content).
-func (d *DirStore) Read(ctx context.Context, name string, limit int64) ([]byte, string, error) {
-	rc, err := d.Get(ctx, name)
-	if err != nil {
-		return nil, "", err
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, limit+1))
-	if err != nil {
-		return nil, "", err
-	}
-	if int64(len(b)) > limit {
-		return nil, "", fmt.Errorf("read %s: larger than %d bytes", name, limit)
-	}
-	sum := sha256.Sum256(b)
-	return b, hex.EncodeToString(sum[:]), nil
-}
-
-// Exists reports whether an object is present.
-func (d *DirStore) Exists(_ context.Context, name string) (bool, error) {
-	p, err := d.path(name)
-	if err != nil {
-		return false, err
-	}
-	_, err = os.Stat(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
-	}
-	return err == nil, err
-}
-
-// List returns the object names under prefix.
-func (d *DirStore) List(_ context.Context, prefix string) ([]string, error) {
-	var out []string
-	err := filepath.WalkDir(d.Dir, func(p string, e fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		if e.IsDir() || strings.HasPrefix(e.Name(), ".") {
-			return nil
-		}
-		rel, err := filepath.Rel(d.Dir, p)
-		if err != nil {
-			return err
-		}
-		if name := filepath.ToSlash(rel); strings.HasPrefix(name, prefix) {
-			out = append(out, name)
-		}
-		return nil
-	})
-	sort.Strings(out)
-	return out, err
-}
-
-// PutIfAbsent writes a temp file, fsyncs it and links it into place:
-// link fails if the name exists, so creation is atomic and exclusive.
-func (d *DirStore) PutIfAbsent(_ context.Context, name string, r io.ReadSeeker, _ int64) error {
-	p, err := d.path(name)
-	if err != nil {
-		return err
-	}
-	if err := mkdirAllSync(filepath.Dir(p)); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(p), ".put-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, r); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Link(tmp.Name(), p); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("%s: %w", name, ErrExists)
-		}
-		return err
-	}
-	return atomicfile.SyncDir(filepath.Dir(p))
-}
-
-// Swap replaces an object if its content still has the given tag.
-func (d *DirStore) Swap(ctx context.Context, name, tag string, data []byte) error {
-	p, err := d.path(name)
-	if err != nil {
-		return err
-	}
-	if err := mkdirAllSync(filepath.Dir(p)); err != nil {
-		return err
-	}
-	unlock, err := lockPath(filepath.Join(d.Dir, ".bcupdate.lock"))
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	_, cur, err := d.Read(ctx, name, 64<<20)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		cur = ""
-	case err != nil:
-		return err
-	}
-	if cur != tag {
-		return fmt.Errorf("%s: %w", name, ErrChanged)
-	}
-	return atomicfile.WriteFile(p, data, 0o644)
-}
-
-// Delete removes an object.
-func (d *DirStore) Delete(_ context.Context, name string) error {
-	p, err := d.path(name)
-	if err != nil {
-		return err
-	}
-	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	return nil
-}
-
-// mkdirAllSync creates a directory and its parents, fsyncing each parent
-// whose entries changed so that the new directories survive a power loss.
-func mkdirAllSync(dir string) error {
-	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
-		return nil
-	}
-	if err := mkdirAllSync(filepath.Dir(dir)); err != nil {
-		return err
-	}
-	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-		return err
-	}
-	return atomicfile.SyncDir(filepath.Dir(dir))
-}
-
 // readAll reads a whole (small) object with a size limit.
 func readAll(ctx context.Context, s Store, name string, limit int64) ([]byte, error) {
 	b, _, err := s.Read(ctx, name, limit)
@@ -259,8 +66,12 @@ func readAll(ctx context.Context, s Store, name string, limit int64) ([]byte, er
 // loadRepo loads and verifies the repository in a store, remembering the
 // tag of the timestamp.json it started from.
 func loadRepo(ctx context.Context, s Store) (*repo.Repo, error) {
+	return loadWith(ctx, s, repo.Load)
+}
+
+func loadWith(ctx context.Context, s Store, load func(repo.ReadFunc) (*repo.Repo, error)) (*repo.Repo, error) {
 	var tag string
-	r, err := repo.Load(func(name string) ([]byte, error) {
+	r, err := load(func(name string) ([]byte, error) {
 		b, t, err := s.Read(ctx, "metadata/"+name, repo.MaxTargetsSize)
 		if name == "timestamp.json" {
 			tag = t

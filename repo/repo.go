@@ -93,6 +93,10 @@ type Repo struct {
 	bins     map[string]*metadata.Metadata[metadata.TargetsType]
 	dirty    map[string]bool
 	topDirty bool
+	// staleTargets: loaded by LoadStaleTargets from a targets.json signed
+	// by an earlier root's targets keys; the next Commit re-keys the bins
+	// and re-signs everything.
+	staleTargets bool
 }
 
 // maxSkipped bounds how many unreferenced versions of one role Commit
@@ -422,7 +426,20 @@ func readLimited(read ReadFunc, name string, limit int) ([]byte, error) {
 // timestamp, snapshot and targets with their signatures, versions, lengths
 // and hashes. Expiry is not checked here (a publisher must be able to
 // refresh expired metadata); Status reports it.
-func Load(read ReadFunc) (*Repo, error) {
+func Load(read ReadFunc) (*Repo, error) { return load(read, false) }
+
+// LoadStaleTargets is Load for `bcpublish refresh --targets` repairing a
+// repository that an older bcpublish left half-rotated: a root that changed
+// the targets keys was published, but targets.json (and, with hashed bins,
+// the bins and their delegation) were not re-signed, so every client
+// refuses the repository. Such a targets.json is accepted if it verifies
+// against the targets keys of an earlier root of the verified chain, and
+// is pinned by hash in a snapshot signed with the current snapshot keys;
+// the next Commit re-signs it and every bin with the current targets keys.
+// Anything else is refused as Load refuses it.
+func LoadStaleTargets(read ReadFunc) (*Repo, error) { return load(read, true) }
+
+func load(read ReadFunc, staleOK bool) (*Repo, error) {
 	tsData, err := readLimited(read, "timestamp.json", MaxTimestampSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w: metadata/timestamp.json is missing (run bcpublish init)", ErrNotFound)
@@ -431,6 +448,7 @@ func Load(read ReadFunc) (*Repo, error) {
 		return nil, err
 	}
 	r := &Repo{}
+	var roots []*metadata.Metadata[metadata.RootType]
 	for v := int64(1); v <= maxRootVersions; v++ {
 		name := fmt.Sprintf("%d.root.json", v)
 		data, err := readLimited(read, name, MaxRootSize)
@@ -456,6 +474,7 @@ func Load(read ReadFunc) (*Repo, error) {
 			return nil, fmt.Errorf("%w: %s is not signed by its own root keys: %v", ErrVerification, name, err)
 		}
 		r.Root = next
+		roots = append(roots, next)
 	}
 	if !r.Root.Signed.ConsistentSnapshot {
 		return nil, fmt.Errorf("%w: root does not use consistent snapshots", ErrVerification)
@@ -503,7 +522,16 @@ func Load(read ReadFunc) (*Repo, error) {
 		return nil, fmt.Errorf("%w: %s: %v", ErrVerification, name, err)
 	}
 	if err := r.Root.VerifyDelegate(RoleTargets, r.Targets); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrVerification, name, err)
+		old := signedByEarlierRoot(roots, r.Targets)
+		switch {
+		case old > 0 && staleOK && len(tMeta.Hashes) > 0:
+			r.staleTargets = true
+		case old > 0:
+			return nil, fmt.Errorf("%w: %s is signed by the targets keys of root v%d, not by those of root v%d: a targets key rotation was published without re-signing targets (older bcpublish releases did that on repositories with hashed bins); repair it with bcpublish refresh --targets and the new targets key: %v",
+				ErrVerification, name, old, r.Root.Signed.Version, err)
+		default:
+			return nil, fmt.Errorf("%w: %s: %v", ErrVerification, name, err)
+		}
 	}
 	if r.Targets.Signed.Version != tMeta.Version {
 		return nil, fmt.Errorf("%w: %s has version %d", ErrVerification, name, r.Targets.Signed.Version)
@@ -515,6 +543,17 @@ func Load(read ReadFunc) (*Repo, error) {
 	}
 	r.read = read
 	return r, nil
+}
+
+// signedByEarlierRoot returns the newest root version, before the last,
+// whose targets keys verify md (0: none).
+func signedByEarlierRoot(roots []*metadata.Metadata[metadata.RootType], md *metadata.Metadata[metadata.TargetsType]) int64 {
+	for i := len(roots) - 2; i >= 0; i-- {
+		if roots[i].VerifyDelegate(RoleTargets, md) == nil {
+			return roots[i].Signed.Version
+		}
+	}
+	return 0
 }
 
 // Target is a file to publish as a TUF target.
@@ -606,6 +645,13 @@ func sameCustom(a, b *json.RawMessage) bool {
 // their files in the order they must be written: targets, snapshot, then
 // timestamp.json, the switch that makes the new state visible.
 func (r *Repo) Commit(keys Keys, now time.Time) ([]File, error) {
+	if r.staleTargets {
+		if err := r.MarkAllDirty(); err != nil {
+			return nil, err
+		}
+		r.rekeyBins()
+		r.staleTargets = false
+	}
 	var files []File
 	// Changed bins first (a flat repository has none).
 	names := make([]string, 0, len(r.dirty))

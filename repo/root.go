@@ -164,7 +164,10 @@ func ChangedRoles(prev, next *metadata.Metadata[metadata.RootType]) []string {
 }
 
 // PublishRoot makes next the repository's root and, when the targets,
-// snapshot or timestamp keys changed, re-signs what they sign with keys.
+// snapshot or timestamp keys changed, re-signs what they sign with keys:
+// new targets keys re-sign targets.json and, in a repository with hashed
+// bins, every bin (the delegation to the bins follows the targets role);
+// then snapshot and timestamp.
 // It returns the files to write, in order: the versioned metadata first,
 // then N.root.json, then timestamp.json.
 func (r *Repo) PublishRoot(next *metadata.Metadata[metadata.RootType], keys Keys, now time.Time) ([]File, error) {
@@ -176,11 +179,19 @@ func (r *Repo) PublishRoot(next *metadata.Metadata[metadata.RootType], keys Keys
 	if err != nil {
 		return nil, err
 	}
+	var files []File
+	if slices.Contains(changed, RoleTargets) {
+		// Load every bin while the old delegation still verifies it.
+		if err := r.MarkAllDirty(); err != nil {
+			return nil, err
+		}
+	}
 	r.Root = next
 	rootFile := File{Name: fmt.Sprintf("%d.root.json", next.Signed.Version), Data: rootBytes}
-	var files []File
 	switch {
 	case slices.Contains(changed, RoleTargets):
+		r.rekeyBins()
+		r.topDirty = true
 		files, err = r.Commit(keys, now)
 	case len(changed) > 0:
 		files, err = r.Refresh(keys, now)
@@ -194,6 +205,29 @@ func (r *Repo) PublishRoot(next *metadata.Metadata[metadata.RootType], keys Keys
 	out := append([]File{}, files[:len(files)-1]...)
 	out = append(out, rootFile, files[len(files)-1])
 	return out, nil
+}
+
+// rekeyBins makes targets.json's delegation to the hashed bins follow the
+// root's targets role: the bins are signed with the targets keys (NewBins),
+// so when a root changes those keys or their threshold, the delegation
+// lists the new keys and threshold, and every bin must be re-signed with
+// them (the caller marks them all dirty). Without it a targets rotation
+// would leave targets.json and the bins signed by a key the root no longer
+// lists, and every client would refuse the repository.
+func (r *Repo) rekeyBins() {
+	sr := r.succinct()
+	if sr == nil {
+		return
+	}
+	role := r.Root.Signed.Roles[RoleTargets]
+	keys := make(map[string]*metadata.Key, len(role.KeyIDs))
+	for _, id := range role.KeyIDs {
+		keys[id] = r.Root.Signed.Keys[id]
+	}
+	r.Targets.Signed.Delegations.Keys = keys
+	sr.KeyIDs = slices.Clone(role.KeyIDs)
+	sort.Strings(sr.KeyIDs)
+	sr.Threshold = role.Threshold
 }
 
 // KeyIDFromHex accepts a key id as given on the command line.

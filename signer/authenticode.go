@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/sassoftware/relic/v8/lib/authenticode"
+
+	"github.com/beckmanconnect/bcupdate/internal/regfile"
 )
 
 // Code-signing kinds, as in the release metadata.
@@ -152,7 +154,7 @@ func checkPECertTable(f *os.File) error {
 // VerifyFile checks a file's code signature by kind: Authenticode (sig is
 // ignored) or detached CMS (sig is the .p7s).
 func (t *Trust) VerifyFile(path, kind string, sig []byte) (*Result, error) {
-	f, err := os.Open(path)
+	f, _, err := regfile.Open(path)
 	if err != nil {
 		return nil, err
 	}

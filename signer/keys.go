@@ -10,11 +10,13 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/sigstore/sigstore/pkg/signature"
 
 	"github.com/beckmanconnect/bcupdate/internal/atomicfile"
+	"github.com/beckmanconnect/bcupdate/internal/regfile"
 )
 
 // Key types accepted by GenerateKey.
@@ -61,21 +63,26 @@ func WriteKeyPair(privPath, pubPath string, priv crypto.Signer) error {
 }
 
 // LoadPrivateKey reads a PKCS#8 PEM private key (ed25519, ECDSA P-256 or RSA).
-// A key file readable by group or others is refused.
+// A key file readable by group or others is refused, and so is anything
+// but a regular file (checked, with the size, before a byte is read).
 func LoadPrivateKey(path string) (crypto.Signer, error) {
-	fi, err := os.Stat(path)
+	f, fi, err := regfile.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("key %s: %w", path, err)
+		return nil, fmt.Errorf("key %w", err)
 	}
+	defer f.Close()
 	if fi.Mode().Perm()&0o077 != 0 {
 		return nil, fmt.Errorf("key %s: permissions %o are too open; run chmod 600 %s", path, fi.Mode().Perm(), path)
 	}
 	if fi.Size() > maxKeyFileSize {
-		return nil, fmt.Errorf("key %s: file is larger than %d bytes", path, maxKeyFileSize)
+		return nil, fmt.Errorf("key %w", regfile.TooLarge(path, fi.Size(), maxKeyFileSize))
 	}
-	data, err := os.ReadFile(path)
+	data, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("key %s: %w", path, err)
+	}
+	if len(data) > maxKeyFileSize {
+		return nil, fmt.Errorf("key %w", regfile.TooLarge(path, int64(len(data)), maxKeyFileSize))
 	}
 	return ParsePrivateKey(data, path)
 }

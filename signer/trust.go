@@ -15,6 +15,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/beckmanconnect/bcupdate/internal/regfile"
 )
 
 // Limits on what a trust directory may hold.
@@ -204,15 +206,11 @@ func LoadCertificates(path string) ([]*x509.Certificate, error) {
 	return certs, nil
 }
 
+// readLimited reads a certificate, CRL or publishers file: a regular file
+// (a device or FIFO is refused without reading or waiting on it), its size
+// checked before it is read.
 func readLimited(path string) ([]byte, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if fi.Size() > maxTrustFileSize {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxTrustFileSize)
-	}
-	return os.ReadFile(path)
+	return regfile.Read(path, maxTrustFileSize)
 }
 
 func listFiles(dir, ext string) ([]string, error) {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
@@ -210,11 +211,11 @@ func orNothing(s string) string {
 func statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "status",
-		Usage: "show the device, repository and each component's versions and state",
+		Usage: "show the device, repository, each component's versions and state, and what a running agent is doing (never waits for it)",
 		Flags: []cli.Flag{jsonFlag()},
 		Action: func(c *cli.Context) error {
-			return withAgent(c, func(a *client.Agent) error {
-				st, err := a.Status()
+			return withView(c, func(v *client.View) error {
+				st, err := v.Status()
 				if err != nil {
 					return err
 				}
@@ -240,6 +241,12 @@ func printStatus(w io.Writer, st *client.StatusReport) {
 		exp = fmt.Sprintf("timestamp v%d, expires %s", st.Repository.TimestampVersion, st.Repository.Expires.Format("2006-01-02T15:04:05Z"))
 	}
 	fmt.Fprintf(w, "repository %s (%s)\n", esc(st.Repository.URL), exp)
+	if st.Activity != nil {
+		fmt.Fprintf(w, "agent %s\n", esc(st.Activity.Describe(time.Now())))
+	}
+	for _, warn := range st.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", esc(warn))
+	}
 	for _, cs := range st.Components {
 		parts := []string{"installed " + esc(deref(cs.Installed))}
 		if cs.ReleaseUnknown {

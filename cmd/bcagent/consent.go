@@ -25,8 +25,8 @@ func consentCommand() *cli.Command {
 				Usage: "this device's standing decision for each feature (the consent log must verify)",
 				Flags: []cli.Flag{jsonFlag()},
 				Action: func(c *cli.Context) error {
-					return withAgent(c, func(a *client.Agent) error {
-						list, err := a.ConsentList()
+					return withView(c, func(v *client.View) error {
+						list, err := v.ConsentList()
 						if err != nil {
 							return err
 						}
@@ -94,8 +94,8 @@ func auditCommand() *cli.Command {
 				Name:  "verify",
 				Usage: "check the hash chains of audit.jsonl and consent.jsonl; exit 3 naming the first bad entry",
 				Action: func(c *cli.Context) error {
-					return withAgent(c, func(a *client.Agent) error {
-						rep, err := a.VerifyLogs()
+					return withView(c, func(v *client.View) error {
+						rep, err := v.VerifyLogs()
 						if err != nil {
 							return err
 						}
@@ -109,8 +109,8 @@ func auditCommand() *cli.Command {
 				Usage: "print both logs after verifying them",
 				Flags: []cli.Flag{jsonFlag()},
 				Action: func(c *cli.Context) error {
-					return withAgent(c, func(a *client.Agent) error {
-						audit, consent, err := a.ExportLogs()
+					return withView(c, func(v *client.View) error {
+						audit, consent, err := v.ExportLogs()
 						if err != nil {
 							return err
 						}
@@ -145,8 +145,8 @@ func notificationsCommand() *cli.Command {
 		Usage: "show active notifications",
 		Flags: []cli.Flag{jsonFlag()},
 		Action: func(c *cli.Context) error {
-			return withAgent(c, func(a *client.Agent) error {
-				list, err := a.Notifications()
+			return withView(c, func(v *client.View) error {
+				list, err := v.Notifications()
 				if err != nil {
 					return err
 				}

@@ -24,13 +24,16 @@ func initCommand() *cli.Command {
 			&cli.StringFlag{Name: "channel", Value: "stable", Usage: "release `CHANNEL`", EnvVars: []string{"BCAGENT_CHANNEL"}},
 			&cli.StringSliceFlag{Name: "allow-host", Usage: "another `HOST` the agent may connect to, e.g. a CDN (repeatable)", EnvVars: []string{"BCAGENT_ALLOW_HOST"}},
 			&cli.StringSliceFlag{Name: "phi-device-class", Usage: "another device `MODEL` to treat as holding PHI (adds to the signed policy; repeatable)", EnvVars: []string{"BCAGENT_PHI_DEVICE_CLASS"}},
-			&cli.Int64Flag{Name: "min-policy-version", Usage: "the device policy `VERSION` current at installation: until the agent has seen a signed policy at least this new, features gated for PHI devices ask on this PC", EnvVars: []string{"BCAGENT_MIN_POLICY_VERSION"}},
+			&cli.Int64Flag{Name: "min-policy-version", Usage: "the device policy `VERSION` current at installation, " + client.MinPolicyVersionRange.String() + ": until the agent has seen a signed policy at least this new, features gated for PHI devices ask on this PC", EnvVars: []string{"BCAGENT_MIN_POLICY_VERSION"}},
 			&cli.StringFlag{Name: "notify-command", Usage: "`COMMAND` run with each new notification as JSON on stdin", EnvVars: []string{"BCAGENT_NOTIFY_COMMAND"}},
-			&cli.StringFlag{Name: "poll-interval", Usage: "service poll `INTERVAL` (default 1h)", EnvVars: []string{"BCAGENT_POLL_INTERVAL"}},
+			&cli.StringFlag{Name: "poll-interval", Usage: "service poll `INTERVAL`, " + client.PollIntervalRange.String() + " (default 1h)", EnvVars: []string{"BCAGENT_POLL_INTERVAL"}},
 			&cli.StringSliceFlag{Name: "policy", Usage: "`COMPONENT=POLICY`: notify, stage (default) or auto (repeatable)", EnvVars: []string{"BCAGENT_POLICY"}},
 			&cli.StringFlag{Name: "apply-window", Usage: "apply only between `HH:MM-HH:MM` local time (auto policy)", EnvVars: []string{"BCAGENT_APPLY_WINDOW"}},
-			&cli.Int64Flag{Name: "max-rate", Usage: "cap downloads at `BYTES` per second (0: no cap)", EnvVars: []string{"BCAGENT_MAX_RATE"}},
-			&cli.StringFlag{Name: "health-timeout", Usage: "time a release's health check may take (default 60s)", EnvVars: []string{"BCAGENT_HEALTH_TIMEOUT"}},
+			&cli.Int64Flag{Name: "max-rate", Usage: "cap downloads at `BYTES` per second, " + client.MaxRateRange.String(), EnvVars: []string{"BCAGENT_MAX_RATE"}},
+			&cli.Int64Flag{Name: "min-rate", Usage: "fail a download that brings fewer than `BYTES` per second over --min-rate-window (a dripping server), " + client.MinRateRange.String() + " (default 1024)", EnvVars: []string{"BCAGENT_MIN_RATE"}},
+			&cli.StringFlag{Name: "min-rate-window", Usage: "judge --min-rate over each `DURATION` of waiting for the server, " + client.MinRateWindowRange.String() + " (default 30s)", EnvVars: []string{"BCAGENT_MIN_RATE_WINDOW"}},
+			&cli.StringFlag{Name: "health-timeout", Usage: "`DURATION` a release's health check may take, " + client.HealthTimeoutRange.String() + " (default 60s)", EnvVars: []string{"BCAGENT_HEALTH_TIMEOUT"}},
+			&cli.StringFlag{Name: "installer-timeout", Usage: "`DURATION` a release's installer may take, " + client.InstallerTimeoutRange.String() + " (default 30m)", EnvVars: []string{"BCAGENT_INSTALLER_TIMEOUT"}},
 			&cli.StringFlag{Name: "install-root", Usage: "where components are installed (default: STATE/install)", EnvVars: []string{"BCAGENT_INSTALL_ROOT"}},
 		},
 		Action: func(c *cli.Context) error {
@@ -41,6 +44,11 @@ func initCommand() *cli.Command {
 				if c.String(f) == "" {
 					return usageErr("--%s is required", f)
 				}
+			}
+			if c.IsSet("min-rate") && c.Int64("min-rate") == 0 {
+				// 0 in config.json means the default; given here it would
+				// read as "no rule", which there is not.
+				return usageErr("--min-rate 0 is out of range: want %s (the rule cannot be turned off; leave the flag out for the default %d)", client.MinRateRange, client.DefaultMinRate)
 			}
 			policies := map[string]string{}
 			for _, p := range c.StringSlice("policy") {
@@ -70,7 +78,10 @@ func initCommand() *cli.Command {
 					Policies:         policies,
 					ApplyWindow:      c.String("apply-window"),
 					MaxRate:          c.Int64("max-rate"),
+					MinRate:          c.Int64("min-rate"),
+					MinRateWindow:    c.String("min-rate-window"),
 					HealthTimeout:    c.String("health-timeout"),
+					InstallerTimeout: c.String("installer-timeout"),
 				},
 			})
 			if err != nil {

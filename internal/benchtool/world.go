@@ -1,7 +1,9 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto"
 	"crypto/sha256"
@@ -12,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -100,6 +103,14 @@ func (w *world) fill(n int) error {
 // artifact writes a signed artifact of size bytes and returns its path.
 func (w *world) artifact(name string, data []byte) (string, error) {
 	f := filepath.Join(w.dir, name)
+	if strings.HasSuffix(name, ".tar.gz") {
+		// release add unpacks archives as the agents do: a real one, with
+		// data as its VERSION file.
+		var err error
+		if data, err = tarGz("VERSION", data); err != nil {
+			return "", err
+		}
+	}
 	if err := os.WriteFile(f, data, 0o644); err != nil {
 		return "", err
 	}
@@ -197,4 +208,24 @@ func kib(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/1024)
 	}
 	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+}
+
+// tarGz is a .tar.gz holding one file.
+func tarGz(name string, body []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body))}); err != nil {
+		return nil, err
+	}
+	if _, err := tw.Write(body); err != nil {
+		return nil, err
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }

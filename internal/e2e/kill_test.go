@@ -106,9 +106,14 @@ func TestKillDuringApply(t *testing.T) {
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
 
+		// The agent starts again (check takes the lock, which settles the
+		// interrupted apply; status, which takes no lock, reads the result).
+		if out, err := exec.Command(bin, "--state", e.state, "check").CombinedOutput(); err != nil {
+			t.Fatalf("kill %d: the agent does not start again: %v\n%s", i, err, out)
+		}
 		out, err := exec.Command(bin, "--state", e.state, "status", "--json").Output()
 		if err != nil {
-			t.Fatalf("kill %d: the agent does not start again: %v", i, err)
+			t.Fatalf("kill %d: status: %v", i, err)
 		}
 		var st struct {
 			Components []struct {

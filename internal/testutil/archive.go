@@ -2,8 +2,10 @@ package testutil
 
 import (
 	"archive/tar"
+	"archive/zip"
 	"bytes"
 	"compress/gzip"
+	"io/fs"
 	"testing"
 )
 
@@ -44,6 +46,44 @@ func TarGz(t testing.TB, entries ...TarEntry) []byte {
 	}
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// Zip builds a .zip in memory (entries stored, not compressed, so that its
+// size follows the bodies'; the same entries always give the same bytes).
+// Types other than regular files, directories and symlinks are stored as
+// regular files.
+func Zip(t testing.TB, entries ...TarEntry) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, e := range entries {
+		h := &zip.FileHeader{Name: e.Name, Method: zip.Store}
+		body := e.Body
+		switch e.Type {
+		case tar.TypeDir:
+			h.SetMode(fs.ModeDir | 0o755)
+		case tar.TypeSymlink:
+			h.SetMode(fs.ModeSymlink | 0o777)
+			body = e.Linkname
+		default:
+			mode := fs.FileMode(e.Mode)
+			if mode == 0 {
+				mode = 0o644
+			}
+			h.SetMode(mode)
+		}
+		w, err := zw.CreateHeader(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write([]byte(body)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := zw.Close(); err != nil {
 		t.Fatal(err)

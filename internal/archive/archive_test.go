@@ -1,4 +1,4 @@
-package client
+package archive
 
 import (
 	"archive/tar"
@@ -150,12 +150,94 @@ func TestExtract(t *testing.T) {
 					if err == nil {
 						t.Fatal("unsafe archive was extracted")
 					}
-					if !errors.Is(err, ErrUnsafeArchive) {
-						t.Errorf("error %v is not ErrUnsafeArchive", err)
+					if !errors.Is(err, ErrUnsafe) {
+						t.Errorf("error %v is not ErrUnsafe", err)
 					}
 				}
 				checkConfined(t, parent, dest)
 			})
+		}
+	}
+}
+
+// TestMalformed: streams that are not what they claim, and entries that
+// reach out through a chain of links, are refused as ErrUnsafe with the
+// entry or the stream named, and nothing is left in the destination.
+func TestMalformed(t *testing.T) {
+	good := makeTarGz(t, archiveCases[0].entries)
+	// A tar whose header says 100 bytes, followed by 10.
+	var lying bytes.Buffer
+	zw := gzip.NewWriter(&lying)
+	tw := tar.NewWriter(zw)
+	tw.WriteHeader(&tar.Header{Name: "big", Typeflag: tar.TypeReg, Mode: 0o644, Size: 100})
+	tw.Write([]byte("0123456789")) // and the stream ends
+	zw.Close()
+	// A gzip whose trailer checksum is wrong.
+	badCRC := append([]byte(nil), good...)
+	badCRC[len(badCRC)-8] ^= 0xff
+	// A zip whose central directory says fewer bytes than the entry holds.
+	zipLying := func() string {
+		p := makeZip(t, []entry{{name: "a", typ: tar.TypeReg, body: strings.Repeat("x", 1000)}})
+		b, _ := os.ReadFile(p)
+		// central directory header: uncompressed size at offset 24
+		i := bytes.LastIndex(b, []byte("PK\x01\x02"))
+		b[i+24] = 10
+		b[i+25], b[i+26], b[i+27] = 0, 0, 0
+		os.WriteFile(p, b, 0o644)
+		return p
+	}()
+	emptyZip := filepath.Join(t.TempDir(), "empty.zip")
+	os.WriteFile(emptyZip, nil, 0o644)
+	chain := makeTarGz(t, []entry{
+		{name: "x", typ: tar.TypeSymlink, linkname: "."},
+		{name: "q", typ: tar.TypeSymlink, linkname: "x/.."},
+		{name: "q/evil", typ: tar.TypeReg, body: "x"},
+	})
+	cases := []struct {
+		name, kind string
+		data       []byte
+		zip        string
+		want       string
+	}{
+		{"empty tar.gz", "tar.gz", nil, "", "not a valid .tar.gz: unexpected EOF"},
+		{"truncated tar.gz", "tar.gz", good[:len(good)/2], "", "unexpected EOF"},
+		{"not gzip", "tar.gz", []byte("hello, this is text"), "", "not a valid .tar.gz"},
+		{"bad gzip checksum", "tar.gz", badCRC, "", "not a valid .tar.gz: gzip: invalid checksum"},
+		{"tar size lies", "tar.gz", lying.Bytes(), "", `archive entry "big": the archive's data is corrupt`},
+		{"write through a link chain", "tar.gz", chain, "", `archive entry "q/evil": goes through the symlink q`},
+		{"empty zip", "zip", nil, emptyZip, "not a valid .zip"},
+		{"zip size lies", "zip", nil, zipLying, `archive entry "a"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			parent := t.TempDir()
+			dest := filepath.Join(parent, "install")
+			os.Mkdir(dest, 0o755)
+			var err error
+			if tc.kind == "zip" {
+				err = ExtractZip(tc.zip, dest)
+			} else {
+				err = ExtractTarGz(bytes.NewReader(tc.data), dest)
+			}
+			if !errors.Is(err, ErrUnsafe) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("want ErrUnsafe %q, got %v", tc.want, err)
+			}
+			var ae *Error
+			if !errors.As(err, &ae) {
+				t.Fatalf("%v is not an *Error", err)
+			}
+			if left, _ := os.ReadDir(dest); len(left) != 0 {
+				t.Fatalf("a refused archive left %d entries", len(left))
+			}
+			checkConfined(t, parent, dest)
+		})
+	}
+}
+
+func TestKind(t *testing.T) {
+	for name, want := range map[string]string{"a.tar.gz": "tar.gz", "A.TGZ": "tar.gz", "x.Zip": "zip", "setup.exe": "", "a.tar": ""} {
+		if got := Kind(name); got != want {
+			t.Errorf("Kind(%q) = %q, want %q", name, got, want)
 		}
 	}
 }
