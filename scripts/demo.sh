@@ -57,7 +57,7 @@ step "3. publish notification-client 1.0.0 (signed .tar.gz + detached .p7s)"
 make_release 1.0.0
 
 step "4. bcpublish serve on a random 127.0.0.1 port"
-pub serve --repo "$work/repo" --addr 127.0.0.1:0 > "$work/serve.log" 2>&1 &
+"$BIN/bcpublish" serve --repo "$work/repo" --addr 127.0.0.1:0 > "$work/serve.log" 2>&1 &
 server_pid=$!
 url=""
 for _ in $(seq 1 100); do
