@@ -150,15 +150,8 @@ func Open(stateDir string, log *slog.Logger) (*Agent, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	abs, err := filepath.Abs(stateDir)
+	abs, cfg, err := openConfig(stateDir)
 	if err != nil {
-		return nil, err
-	}
-	cfg, err := loadConfig(abs)
-	if err != nil {
-		return nil, err
-	}
-	if err := cfg.checkPermissions(abs); err != nil {
 		return nil, err
 	}
 	lock, err := lockFile(filepath.Join(abs, "agent.lock"))

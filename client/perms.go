@@ -258,3 +258,20 @@ func (c *Config) checkPermissions(dir string) error {
 	}
 	return CheckInstallPermissions(c.InstallRoot, c.Components)
 }
+
+// openConfig is the first step of every way to open a state directory:
+// its absolute path, its configuration, and the permission checks.
+func openConfig(stateDir string) (string, *Config, error) {
+	abs, err := filepath.Abs(stateDir)
+	if err != nil {
+		return "", nil, err
+	}
+	cfg, err := loadConfig(abs)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := cfg.checkPermissions(abs); err != nil {
+		return "", nil, err
+	}
+	return abs, cfg, nil
+}

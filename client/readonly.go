@@ -37,15 +37,8 @@ func OpenReadOnly(stateDir string, log *slog.Logger) (*View, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	abs, err := filepath.Abs(stateDir)
+	abs, cfg, err := openConfig(stateDir)
 	if err != nil {
-		return nil, err
-	}
-	cfg, err := loadConfig(abs)
-	if err != nil {
-		return nil, err
-	}
-	if err := cfg.checkPermissions(abs); err != nil {
 		return nil, err
 	}
 	v := &View{a: &Agent{dir: abs, cfg: cfg, log: log}}

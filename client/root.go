@@ -1,8 +1,6 @@
 package client
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/beckmanconnect/bcupdate/internal/atomicfile"
 )
 
 // Files under the state directory are opened through one confined root
@@ -86,37 +86,10 @@ func readFileRoot(root *os.Root, name string, limit int64) ([]byte, error) {
 	return data, nil
 }
 
-// writeFileRoot replaces name below root with data: a new temporary file
-// beside it (O_EXCL, so never an existing file or link), write, fsync,
-// rename over name. It does not fsync the directory: the caller does, once
-// for all the renames it makes (syncDirRoot).
-func writeFileRoot(root *os.Root, name string, data []byte, perm os.FileMode) (err error) {
-	var rnd [8]byte
-	rand.Read(rnd[:])
-	tmp := filepath.Join(filepath.Dir(name), "."+filepath.Base(name)+".tmp-"+hex.EncodeToString(rnd[:]))
-	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			root.Remove(tmp)
-		}
-	}()
-	if err = f.Chmod(perm); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("write %s: fsync: %w", name, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err = root.Rename(tmp, name); err != nil {
+// writeFileRoot replaces name below root with data (atomicfile.WriteIn);
+// the caller fsyncs the directory (syncDirRoot).
+func writeFileRoot(root *os.Root, name string, data []byte, perm os.FileMode) error {
+	if err := atomicfile.WriteIn(root, name, data, perm); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	return nil
@@ -130,19 +103,8 @@ func writeFileRootSync(root *os.Root, name string, data []byte, perm os.FileMode
 	return syncDirRoot(root, filepath.Dir(name))
 }
 
-// syncDirRoot fsyncs a directory below root ("." is the root itself) so
-// that renames and creations in it are durable.
-func syncDirRoot(root *os.Root, dir string) error {
-	d, err := root.Open(dir)
-	if err != nil {
-		return fmt.Errorf("fsync directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync directory %s: %w", dir, err)
-	}
-	return nil
-}
+// syncDirRoot fsyncs a directory below root (atomicfile.SyncDirIn).
+func syncDirRoot(root *os.Root, dir string) error { return atomicfile.SyncDirIn(root, dir) }
 
 // renameRoot renames oldname to newname below root and fsyncs the
 // directories involved.

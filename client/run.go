@@ -47,16 +47,10 @@ func Run(ctx context.Context, stateDir string, log *slog.Logger, o RunOptions) e
 	if o.Interval < 0 || o.MinBackoff < 0 || o.Cycles < 0 {
 		return usagef("run: interval %s, backoff %s and cycles %d must not be negative", o.Interval, o.MinBackoff, o.Cycles)
 	}
-	abs, err := filepath.Abs(stateDir)
+	// The same configuration and StrictModes checks as Open, before
+	// service.lock is opened.
+	abs, cfg, err := openConfig(stateDir)
 	if err != nil {
-		return err
-	}
-	cfg, err := loadConfig(abs)
-	if err != nil {
-		return err
-	}
-	// The same StrictModes checks as Open, before service.lock is opened.
-	if err := cfg.checkPermissions(abs); err != nil {
 		return err
 	}
 	// One service per state directory, for its whole life; commands at the

@@ -276,7 +276,7 @@ func (d *DirStore) PutIfAbsent(_ context.Context, name string, r io.ReadSeeker, 
 		}
 		return d.confined(root, n, err)
 	}
-	return syncDir(root, dir)
+	return atomicfile.SyncDirIn(root, dir)
 }
 
 // Swap replaces an object if its content still has the given tag.
@@ -313,10 +313,10 @@ func (d *DirStore) Swap(_ context.Context, name, tag string, data []byte) error 
 	if cur != tag {
 		return fmt.Errorf("%s: %w", name, ErrChanged)
 	}
-	if err := writeFileRoot(root, n, data, 0o644); err != nil {
+	if err := atomicfile.WriteIn(root, n, data, 0o644); err != nil {
 		return d.confined(root, n, err)
 	}
-	return syncDir(root, dir)
+	return atomicfile.SyncDirIn(root, dir)
 }
 
 // Delete removes an object (a symbolic link is removed, not followed).
@@ -345,49 +345,6 @@ func randomSuffix() string {
 	return hex.EncodeToString(b[:])
 }
 
-// writeFileRoot replaces name below root with data: a new temporary file
-// beside it (O_EXCL: never an existing file or link), write, fsync, rename
-// over name. The caller fsyncs the directory.
-func writeFileRoot(root *os.Root, name string, data []byte, perm os.FileMode) (err error) {
-	tmp := filepath.Join(filepath.Dir(name), "."+filepath.Base(name)+".tmp-"+randomSuffix())
-	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			root.Remove(tmp)
-		}
-	}()
-	if err = f.Chmod(perm); err != nil {
-		return err
-	}
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return root.Rename(tmp, name)
-}
-
-// syncDir fsyncs a directory below root ("." is the root itself).
-func syncDir(root *os.Root, dir string) error {
-	f, err := root.Open(dir)
-	if err != nil {
-		return fmt.Errorf("fsync directory %s: %w", dir, err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("fsync directory %s: %w", dir, err)
-	}
-	return nil
-}
-
 // mkdirAllSync creates a directory below root and its parents, fsyncing
 // each parent whose entries changed so that the new directories survive a
 // power loss.
@@ -410,7 +367,7 @@ func mkdirAllSync(root *os.Root, dir string) error {
 	if err := root.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
-	return syncDir(root, filepath.Dir(dir))
+	return atomicfile.SyncDirIn(root, filepath.Dir(dir))
 }
 
 // mkdirAllSyncPath is mkdirAllSync for the repository directory itself,
