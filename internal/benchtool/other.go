@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -156,7 +157,19 @@ http {
 		if err := ng.Start(); err != nil {
 			return "", err
 		}
-		defer func() { ng.Process.Kill(); ng.Wait() }()
+		// SIGTERM to the master stops its workers too (SIGKILL would leave
+		// them running, still listening); SIGKILL only if it hangs.
+		defer func() {
+			ng.Process.Signal(syscall.SIGTERM)
+			done := make(chan struct{})
+			go func() { ng.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				ng.Process.Kill()
+				<-done
+			}
+		}()
 		if err := waitPort(naddr); err != nil {
 			return "", err
 		}
