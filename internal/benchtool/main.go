@@ -64,6 +64,7 @@ func sections() []section {
 		{"stage", func(o options) (string, error) { return stageBench(o.bin, o.size) }},
 		{"agent", agentBench},
 		{"noop", noopBench},
+		{"components", componentsBench},
 		{"delta", deltaBench},
 		{"serve", serveBench},
 		{"scale", scaleBench},
