@@ -65,6 +65,8 @@ type activity struct {
 	written time.Time
 	later   *time.Timer // a write put off by the once-a-second limit
 	stopped bool
+	// shown is the URL of the download the file on disk shows ("": none).
+	shown string
 }
 
 // startActivity records that this process holds the state directory, and
@@ -114,6 +116,10 @@ func (a *Agent) setDoing(format string, args ...any) {
 }
 
 // download is the HTTP client's progress report (guardedTransport.observe).
+// A download that starts is shown at the next once-a-second write, not at
+// once: most are small (channel pointers, signatures) and done before it,
+// and writing the file twice for each of them would cost more than the
+// download. A finished download that the file shows is cleared at once.
 func (ac *activity) download(u *neturl.URL, done, total int64, finished bool) {
 	ac.mu.Lock()
 	redacted := u.Redacted()
@@ -124,9 +130,9 @@ func (ac *activity) download(u *neturl.URL, done, total int64, finished bool) {
 			ac.mu.Unlock()
 			return
 		}
-		ac.cur.Download, now = nil, true
+		ac.cur.Download, now = nil, ac.shown == redacted
 	case ac.cur.Download == nil || ac.cur.Download.URL != redacted:
-		ac.cur.Download, now = &DownloadActivity{Name: ac.name(u), URL: redacted}, true
+		ac.cur.Download = &DownloadActivity{Name: ac.name(u), URL: redacted}
 	}
 	if ac.cur.Download != nil {
 		ac.cur.Download.Done, ac.cur.Download.Total = done, total
@@ -155,6 +161,10 @@ func (ac *activity) write(force bool) {
 		ac.later = nil
 	}
 	ac.written = time.Now()
+	ac.shown = ""
+	if ac.cur.Download != nil {
+		ac.shown = ac.cur.Download.URL
+	}
 	ac.cur.Updated = ac.written.UTC().Truncate(time.Second)
 	data, err := json.MarshalIndent(ac.cur, "", "  ")
 	if err == nil {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
@@ -39,9 +40,11 @@ type Agent struct {
 	http       *http.Client
 	stateBytes []byte
 	progress   func(component string, done, total int64)
+	progressMu sync.Mutex
 	selfPath   string
 	restart    bool
 	act        *activity // <state>/activity.json, what this agent is doing
+	batch      *batch    // while set, audit events and notifications wait for flush (batch.go)
 }
 
 // SetProgress sets a callback for download progress (a progress bar at a
@@ -287,7 +290,9 @@ func (s *session) fetchSmall(ctx context.Context, path string, limit int64) ([]b
 		return nil, nil, err
 	}
 	if cached != "" && os.MkdirAll(s.cacheDir, 0o700) == nil {
-		atomicfile.WriteFile(cached, data, 0o600)
+		// No fsync: a cached copy is checked against its signed hash on
+		// every read, so one lost in a power cut is only downloaded again.
+		replaceFile(s.cacheDir, key, data)
 	}
 	return data, tf, nil
 }

@@ -50,33 +50,39 @@ func (a *Agent) Apply(ctx context.Context, only string, o ApplyOptions) (*CheckR
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		c := st.Components[name]
-		if c.Staged == nil {
-			if err := a.decideInstalled(ctx, st, name, o); err != nil {
-				return nil, err
+		// Each component's audit events and notifications are written
+		// once, right after its install is committed (batch.go).
+		rep, err := func() (*CheckReport, error) {
+			defer a.beginBatch()()
+			c := st.Components[name]
+			if c.Staged == nil {
+				return nil, a.decideInstalled(ctx, st, name, o)
 			}
-			continue
-		}
-		version := c.Staged.Version
-		active, err := a.decide(ctx, st, name, c.Staged, o)
-		if errors.Is(err, ErrAuthorizationRequired) {
-			a.markAwaiting(name, c, err)
-			waiting = errors.Join(waiting, err)
-			continue
-		}
+			version := c.Staged.Version
+			active, err := a.decide(ctx, st, name, c.Staged, o)
+			if errors.Is(err, ErrAuthorizationRequired) {
+				a.markAwaiting(name, c, err)
+				waiting = errors.Join(waiting, err)
+				return nil, nil
+			}
+			if err != nil {
+				return nil, a.failed(fmt.Errorf("apply %s %s: %w", name, version, err), name, version)
+			}
+			if err := a.install(st, name, c, active); err != nil {
+				if errors.Is(err, errRolledBack) {
+					return a.report(nil, st), fmt.Errorf("apply %s %s: %w", name, version, err)
+				}
+				return nil, a.failed(fmt.Errorf("apply %s %s: %w", name, version, err), name, version)
+			}
+			a.audit(AuditEvent{Event: EventInstalled, Component: name, Version: version, Detail: "active features: " + strings.Join(active, ",")})
+			a.resolve(name, NoteUpdateAvailable, NoteStaged, NoteAwaitingAuthorization, NoteFailed, NoteRolledBack, NoteVerificationFailure)
+			a.raise(NoteInstalled, "info", name, version, fmt.Sprintf("%s %s was installed", name, version))
+			a.log.Info("installed", "component", name, "version", c.Installed)
+			return nil, nil
+		}()
 		if err != nil {
-			return nil, a.failed(fmt.Errorf("apply %s %s: %w", name, version, err), name, version)
+			return rep, err
 		}
-		if err := a.install(st, name, c, active); err != nil {
-			if errors.Is(err, errRolledBack) {
-				return a.report(nil, st), fmt.Errorf("apply %s %s: %w", name, version, err)
-			}
-			return nil, a.failed(fmt.Errorf("apply %s %s: %w", name, version, err), name, version)
-		}
-		a.audit(AuditEvent{Event: EventInstalled, Component: name, Version: version, Detail: "active features: " + strings.Join(active, ",")})
-		a.resolve(name, NoteUpdateAvailable, NoteStaged, NoteAwaitingAuthorization, NoteFailed, NoteRolledBack, NoteVerificationFailure)
-		a.raise(NoteInstalled, "info", name, version, fmt.Sprintf("%s %s was installed", name, version))
-		a.log.Info("installed", "component", name, "version", c.Installed)
 	}
 	if err := a.saveState(st); err != nil {
 		return nil, err

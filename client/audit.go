@@ -49,7 +49,20 @@ func (a *Agent) consentLog() *chainLog { return &chainLog{path: filepath.Join(a.
 func (a *Agent) audit(ev AuditEvent) {
 	ev.Time = time.Now().UTC()
 	ev.Device = a.cfg.DeviceID
-	if err := a.auditLog().Append(ev); err != nil {
+	if b := a.batch; b != nil {
+		b.events = append(b.events, ev)
+		return
+	}
+	a.appendAudit(ev)
+}
+
+// appendAudit appends events to the audit log in one append (one fsync).
+func (a *Agent) appendAudit(evs ...AuditEvent) {
+	batch := make([]any, len(evs))
+	for i, ev := range evs {
+		batch[i] = ev
+	}
+	if err := a.auditLog().AppendAll(batch); err != nil {
 		a.log.Error("audit log", "err", err)
 		a.raise(NoteLogDamaged, "critical", "", "", fmt.Sprintf("the audit log cannot be appended to: %v; run bcagent audit verify", err))
 	}

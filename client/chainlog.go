@@ -28,6 +28,8 @@ const (
 	maxLogLine = 1 << 20
 	// maxLogHead bounds the head file; a real one is under 200 bytes.
 	maxLogHead = 4 << 10
+	// maxLogBatch bounds how many entries one append may announce.
+	maxLogBatch = 4096
 )
 
 // chainLog is an append-only JSON-lines log in which each line carries the
@@ -47,7 +49,12 @@ const (
 // head; because the head named its hash beforehand it is not damage, but
 // it was never acknowledged (the caller never acted on it), so it is not
 // an entry either: it grants nothing, and the next Append cuts it off. A
-// torn last line (a crash mid-write) is treated the same way.
+// torn last line (a crash mid-write) is treated the same way. AppendAll
+// writes several lines N+1..N+k the same way with one announcement of the
+// last, {"next": {"seq": N+k, "hash": H_N+k}}: each line's prev chains it
+// to the one before, so that hash pins every line of the batch, and lines
+// of an interrupted batch are tolerated, never entries, exactly like the
+// single announced line.
 //
 // What this stops: appending, editing, deleting or reordering entries, and
 // truncating the log, by anyone who does not also rewrite the head. What it
@@ -80,7 +87,9 @@ type logHead struct {
 	Next *logIntent `json:"next,omitempty"`
 }
 
-// logIntent names the one line an append in progress is writing.
+// logIntent names the last line an append in progress is writing (an
+// append of several entries writes lines head.seq+1 to next.seq; each
+// line's prev chains it to the one before, so next.hash pins them all).
 type logIntent struct {
 	Seq  int64  `json:"seq"`
 	Hash string `json:"hash"`
@@ -153,7 +162,7 @@ func (l *chainLog) readHead() (*logHead, error) {
 	case h.Seq > 0 && !isLineHash(h.Hash):
 		return nil, damaged("does not hold a sha256 for entry %d", h.Seq)
 	case h.Next == nil:
-	case h.Next.Seq <= h.Seq || h.Next.Seq != h.Seq+1:
+	case h.Next.Seq <= h.Seq || h.Next.Seq > h.Seq+maxLogBatch:
 		return nil, damaged("announces entry %d after entry %d", h.Next.Seq, h.Seq)
 	case !isLineHash(h.Next.Hash):
 		return nil, damaged("does not hold a sha256 for entry %d", h.Next.Seq)
@@ -204,8 +213,14 @@ func (l *chainLog) readAt() (entries []LogEntry, good int64, headSeq int64, err 
 	if err != nil {
 		return nil, 0, 0, err
 	}
+	// announced is the last line an interrupted append may have left past
+	// the head (headSeq when none was announced).
+	var announced int64
 	if head != nil {
-		headSeq = head.Seq
+		headSeq, announced = head.Seq, head.Seq
+		if head.Next != nil {
+			announced = head.Next.Seq
+		}
 	}
 	headName := filepath.Base(l.path) + ".head"
 	damaged := func(format string, args ...any) ([]LogEntry, int64, int64, error) {
@@ -233,7 +248,7 @@ func (l *chainLog) readAt() (entries []LogEntry, good int64, headSeq int64, err 
 			return nil, 0, 0, fmt.Errorf("read %s: %w", l.path, err)
 		}
 		if !complete {
-			if len(line) > 0 && (head == nil || headSeq != n-1) {
+			if len(line) > 0 && (head == nil || n <= headSeq || n > max(announced, headSeq+1)) {
 				return damaged("entry %d is incomplete (no end of line)", n)
 			}
 			break
@@ -242,7 +257,7 @@ func (l *chainLog) readAt() (entries []LogEntry, good int64, headSeq int64, err 
 			return damaged("has entries but %s is missing", headName)
 		}
 		hash := lineHash(line)
-		if n > headSeq && (n != headSeq+1 || head.Next == nil || head.Next.Hash != hash) {
+		if n > headSeq && (n > announced || (n == announced && head.Next.Hash != hash)) {
 			return damaged("entry %d is not covered by %s (appended outside the agent, or forged)", n, headName)
 		}
 		var ll logLine
@@ -259,11 +274,12 @@ func (l *chainLog) readAt() (entries []LogEntry, good int64, headSeq int64, err 
 			return damaged("entry %d was changed after it was written (it does not match %s)", n, headName)
 		}
 		if n > headSeq {
-			// The entry an interrupted append announced: well formed, but
+			// An entry an interrupted append announced: well formed, but
 			// never acknowledged, so it is not an entry of the log. It
 			// grants nothing and the next Append cuts it off. (Whoever
 			// can write the log can write the head too; this only tells
-			// a crash from damage.) Any line after it is damage.
+			// a crash from damage.) Any line after the last announced
+			// one is damage.
 			prev = hash
 			continue
 		}
@@ -317,7 +333,19 @@ func (l *chainLog) step(name string) error {
 // announces the line before it is written and commits to it after it is
 // fsynced (see chainLog); an earlier announced, unacknowledged line and a
 // torn tail are cut off first.
-func (l *chainLog) Append(entry any) error {
+func (l *chainLog) Append(entry any) error { return l.AppendAll([]any{entry}) }
+
+// AppendAll adds entries in order as Append does, with one announcement,
+// one write and one fsync for all of them: the head announces the last
+// line (the chain pins the others to it), and commits to all of them at
+// once. A crash leaves all of them or none as entries.
+func (l *chainLog) AppendAll(batch []any) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	if len(batch) > maxLogBatch {
+		return fmt.Errorf("%d log entries for %s in one append (at most %d)", len(batch), l.path, maxLogBatch)
+	}
 	entries, good, _, err := l.readAt()
 	if err != nil {
 		return err
@@ -338,22 +366,27 @@ func (l *chainLog) Append(entry any) error {
 	if n > 0 {
 		prev = entries[n-1].Hash
 	}
-	body, err := json.Marshal(entry)
-	if err != nil {
-		return err
+	last, hash := n, prev
+	var out []byte
+	for _, entry := range batch {
+		body, err := json.Marshal(entry)
+		if err != nil {
+			return err
+		}
+		line, err := json.Marshal(logLine{Seq: last + 1, Prev: hash, Entry: body})
+		if err != nil {
+			return err
+		}
+		if bytes.ContainsRune(line, '\n') {
+			return errors.New("log entry contains a newline")
+		}
+		if len(line) > maxLogLine {
+			return fmt.Errorf("log entry for %s is too long (%d bytes, at most %d)", l.path, len(line), maxLogLine)
+		}
+		last, hash = last+1, lineHash(line)
+		out = append(append(out, line...), '\n')
 	}
-	line, err := json.Marshal(logLine{Seq: n + 1, Prev: prev, Entry: body})
-	if err != nil {
-		return err
-	}
-	if bytes.ContainsRune(line, '\n') {
-		return errors.New("log entry contains a newline")
-	}
-	if len(line) > maxLogLine {
-		return fmt.Errorf("log entry for %s is too long (%d bytes, at most %d)", l.path, len(line), maxLogLine)
-	}
-	hash := lineHash(line)
-	if err := l.writeHead(logHead{Seq: n, Hash: prev, Next: &logIntent{Seq: n + 1, Hash: hash}}); err != nil {
+	if err := l.writeHead(logHead{Seq: n, Hash: prev, Next: &logIntent{Seq: last, Hash: hash}}); err != nil {
 		return err
 	}
 	if err := l.step("intent"); err != nil {
@@ -363,7 +396,7 @@ func (l *chainLog) Append(entry any) error {
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(append(line, '\n')); err != nil {
+	if _, err := f.Write(out); err != nil {
 		f.Close()
 		return fmt.Errorf("append %s: %w", l.path, err)
 	}
@@ -377,7 +410,7 @@ func (l *chainLog) Append(entry any) error {
 	if err := l.step("line"); err != nil {
 		return err
 	}
-	return l.writeHead(logHead{Seq: n + 1, Hash: hash})
+	return l.writeHead(logHead{Seq: last, Hash: hash})
 }
 
 // describeEntry gives a one-line summary of an entry for export. Values are

@@ -164,9 +164,9 @@ func TestChainLogTamper(t *testing.T) {
 		{"head hash not a sha256", func(t *testing.T, l *chainLog, es []LogEntry) {
 			setHead(t, l, []byte(`{"seq": 5, "hash": "xyz"}`))
 		}, "does not hold a sha256 for entry 5"},
-		{"head next skips an entry", func(t *testing.T, l *chainLog, es []LogEntry) {
-			setHead(t, l, headJSON(logHead{Seq: 5, Hash: es[4].Hash, Next: &logIntent{Seq: 7, Hash: es[4].Hash}}))
-		}, "announces entry 7 after entry 5"},
+		{"head next announces more than a batch", func(t *testing.T, l *chainLog, es []LogEntry) {
+			setHead(t, l, headJSON(logHead{Seq: 5, Hash: es[4].Hash, Next: &logIntent{Seq: 6 + maxLogBatch, Hash: es[4].Hash}}))
+		}, fmt.Sprintf("announces entry %d after entry 5", 6+maxLogBatch)},
 		{"head next goes back", func(t *testing.T, l *chainLog, es []LogEntry) {
 			setHead(t, l, headJSON(logHead{Seq: 5, Hash: es[4].Hash, Next: &logIntent{Seq: 5, Hash: es[4].Hash}}))
 		}, "announces entry 5 after entry 5"},
@@ -545,4 +545,101 @@ func FuzzChainLogRead(f *testing.F) {
 			t.Fatalf("head still announces an entry after a completed append: %+v", h)
 		}
 	})
+}
+
+// TestChainLogAppendAll: several entries in one append are all entries or,
+// after a crash, none; lines past the announced batch, or a batch whose
+// lines do not chain to the announced last one, are damage.
+func TestChainLogAppendAll(t *testing.T) {
+	batch := []any{map[string]any{"event": "a"}, map[string]any{"event": "b"}, map[string]any{"event": "c"}}
+	t.Run("all entries", func(t *testing.T) {
+		l := writeLog(t, 2)
+		if err := l.AppendAll(batch); err != nil {
+			t.Fatal(err)
+		}
+		got, err := l.Verify()
+		if err != nil || len(got) != 5 || !strings.Contains(string(got[4].Entry), `"c"`) {
+			t.Fatalf("%d entries, %v", len(got), err)
+		}
+		if h := readHeadFile(t, l); h.Seq != 5 || h.Next != nil || h.Hash != got[4].Hash {
+			t.Fatalf("head %+v", h)
+		}
+	})
+	// The batch a crash interrupted: lines 6-8 announced under head 5.
+	interrupted := func(t *testing.T, step string) (*chainLog, [][]byte) {
+		l := writeLog(t, 5)
+		es, _ := l.Verify()
+		l.crash = func(s string) error {
+			if s == step {
+				return errCrash
+			}
+			return nil
+		}
+		if err := l.AppendAll(batch); !errors.Is(err, errCrash) {
+			t.Fatalf("want the simulated crash, got %v", err)
+		}
+		l.crash = nil
+		prev := es[4].Hash
+		var ls [][]byte
+		for i, e := range batch {
+			line := chainLine(int64(6+i), prev, e)
+			prev = lineHash(line)
+			ls = append(ls, line)
+		}
+		if h := readHeadFile(t, l); h.Seq != 5 || h.Next == nil || h.Next.Seq != 8 || h.Next.Hash != lineHash(ls[2]) {
+			t.Fatalf("head after the crash does not announce the batch's last line: %+v", h)
+		}
+		return l, ls
+	}
+	for _, tc := range []struct {
+		name  string
+		step  string
+		after func(t *testing.T, l *chainLog, ls [][]byte)
+	}{
+		{"crash after the announcement", "intent", nil},
+		{"two lines and half of the third", "intent", func(t *testing.T, l *chainLog, ls [][]byte) {
+			appendRaw(t, l, joinLines(ls[0], ls[1]))
+			appendRaw(t, l, ls[2][:10])
+		}},
+		{"crash after the lines were fsynced", "line", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, ls := interrupted(t, tc.step)
+			if tc.after != nil {
+				tc.after(t, l, ls)
+			}
+			if got, err := l.Verify(); err != nil || len(got) != 5 {
+				t.Fatalf("after the crash: %d entries, %v; want 5 (an unacknowledged batch grants nothing)", len(got), err)
+			}
+			if err := l.Append(map[string]any{"event": "next"}); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := l.Verify(); err != nil || len(got) != 6 || !strings.Contains(string(got[5].Entry), "next") {
+				t.Fatalf("after the next append: %d entries, %v; want 6", len(got), err)
+			}
+		})
+	}
+	for _, tc := range []struct {
+		name  string
+		lines func(ls [][]byte) []byte
+		want  string
+	}{
+		{"a line past the announced batch", func(ls [][]byte) []byte {
+			return joinLines(ls[0], ls[1], ls[2], chainLine(9, lineHash(ls[2]), map[string]any{"decision": "granted"}))
+		}, "entry 9 is not covered"},
+		{"a changed line inside the batch", func(ls [][]byte) []byte {
+			return joinLines(ls[0], bytes.Replace(ls[1], []byte(`"b"`), []byte(`"x"`), 1), ls[2])
+		}, "entry 8 does not follow entry 7"},
+		{"another last line", func(ls [][]byte) []byte {
+			return joinLines(ls[0], ls[1], chainLine(8, lineHash(ls[1]), map[string]any{"decision": "granted"}))
+		}, "entry 8 is not covered"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, ls := interrupted(t, "intent")
+			appendRaw(t, l, tc.lines(ls))
+			if _, err := l.Verify(); !errors.Is(err, ErrLogDamaged) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("want damage %q, got %v", tc.want, err)
+			}
+		})
+	}
 }

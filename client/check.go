@@ -34,6 +34,7 @@ type CheckReport struct {
 // installed. It never downgrades: a channel pointing at an older release
 // than the installed one leaves the component up to date.
 func (a *Agent) Check(ctx context.Context) (*CheckReport, error) {
+	defer a.beginBatch()()
 	st, err := a.loadState()
 	if err != nil {
 		return nil, err
@@ -80,8 +81,13 @@ func (a *Agent) check(ctx context.Context, st *State) (*session, error) {
 		name string
 		rel  *Release
 	}
-	var all []found
-	for _, name := range a.cfg.Components {
+	// Each component's channel pointer (or pinned release) is looked up
+	// and fetched on its own goroutine (at most maxParallel); nothing is
+	// written until all of them verified.
+	all := make([]found, len(a.cfg.Components))
+	errs := make([]error, len(a.cfg.Components))
+	forEach(len(all), maxParallel, func(i int) {
+		name := a.cfg.Components[i]
 		var rel *Release
 		var err error
 		if pin := st.Components[name].Pinned; pin != "" {
@@ -89,10 +95,12 @@ func (a *Agent) check(ctx context.Context, st *State) (*session, error) {
 		} else {
 			rel, err = a.channelRelease(ctx, s, name)
 		}
+		all[i], errs[i] = found{name, rel}, err
+	})
+	for i, err := range errs {
 		if err != nil {
-			return nil, fmt.Errorf("component %s: %w", name, err)
+			return nil, fmt.Errorf("component %s: %w", all[i].name, err)
 		}
-		all = append(all, found{name, rel})
 	}
 	if err := a.saveCRLs(ctx, s); err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"time"
 )
@@ -86,9 +87,10 @@ func (a *Agent) saveNotifications(list []Notification) error {
 }
 
 // raise adds a notification unless the same one is already active; a new
-// or changed one is handed to notify_command.
+// or changed one is handed to notify_command. In a batch (batch.go) the
+// file is written, and the command run, at the batch's flush.
 func (a *Agent) raise(kind, severity, component, version, message string) {
-	list, err := a.Notifications()
+	list, err := a.notes()
 	if err != nil {
 		a.log.Error("notifications", "err", err)
 		list = []Notification{}
@@ -108,6 +110,11 @@ func (a *Agent) raise(kind, severity, component, version, message string) {
 		}
 	}
 	list = append(list, n)
+	if b := a.batch; b != nil {
+		b.notes, b.dirty = list, true
+		b.handed = append(b.handed, n)
+		return
+	}
 	if err := a.saveNotifications(list); err != nil {
 		a.log.Error("notifications", "err", err)
 		return
@@ -118,7 +125,7 @@ func (a *Agent) raise(kind, severity, component, version, message string) {
 // resolve clears notifications of the given kinds for a component
 // ("" component: repository-wide ones).
 func (a *Agent) resolve(component string, kinds ...string) {
-	list, err := a.Notifications()
+	list, err := a.notes()
 	if err != nil || len(list) == 0 {
 		return
 	}
@@ -134,11 +141,33 @@ func (a *Agent) resolve(component string, kinds ...string) {
 			kept = append(kept, n)
 		}
 	}
-	if len(kept) != len(list) {
-		if err := a.saveNotifications(kept); err != nil {
-			a.log.Error("notifications", "err", err)
-		}
+	if len(kept) == len(list) {
+		return
 	}
+	if b := a.batch; b != nil {
+		b.notes, b.dirty = kept, true
+		return
+	}
+	if err := a.saveNotifications(kept); err != nil {
+		a.log.Error("notifications", "err", err)
+	}
+}
+
+// notes is the active notifications: the batch's working list while there
+// is one, else notifications.json.
+func (a *Agent) notes() ([]Notification, error) {
+	b := a.batch
+	if b == nil {
+		return a.Notifications()
+	}
+	if !b.loaded {
+		list, err := a.Notifications()
+		if err != nil {
+			return nil, err
+		}
+		b.notes, b.loaded = list, true
+	}
+	return slices.Clone(b.notes), nil
 }
 
 // runNotifyCommand hands a notification to the site's hook as JSON on stdin.

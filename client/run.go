@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -116,23 +117,32 @@ func cycleOnce(ctx context.Context, dir string, log *slog.Logger, now func() tim
 	if _, err := a.Check(ctx); err != nil {
 		return err
 	}
-	var errs error
+	// One stage for every component whose policy stages (its downloads
+	// run side by side, stage.go), then apply, one component at a time,
+	// those whose policy installs.
+	var stage, apply []string
 	for _, name := range a.cfg.Components {
 		switch a.cfg.Policy(name) {
-		case PolicyNotify:
-			continue
-		case PolicyStage, PolicyAuto:
-			a.setDoing("staging %s", name)
-			if _, err := a.Stage(ctx, name); err != nil && !errors.Is(err, ErrAuthorizationRequired) {
-				errs = errors.Join(errs, err)
-				continue
+		case PolicyStage:
+			stage = append(stage, name)
+		case PolicyAuto:
+			stage = append(stage, name)
+			if a.cfg.InWindow(now()) {
+				apply = append(apply, name)
 			}
 		}
-		if a.cfg.Policy(name) != PolicyAuto || !a.cfg.InWindow(now()) {
-			continue
+	}
+	var errs error
+	if len(stage) > 0 {
+		a.setDoing("staging %s", strings.Join(stage, ", "))
+		if _, err := a.stageComponents(ctx, stage); err != nil && !errors.Is(err, ErrAuthorizationRequired) {
+			errs = err
 		}
+	}
+	for _, name := range apply {
 		// No prompter and no decisions: a release with a gated feature
-		// waits for a person (ErrAuthorizationRequired), as it must.
+		// waits for a person (ErrAuthorizationRequired), as it must. A
+		// component whose stage failed has nothing staged: apply leaves it.
 		a.setDoing("applying %s", name)
 		if _, err := a.Apply(ctx, name, ApplyOptions{}); err != nil && !errors.Is(err, ErrAuthorizationRequired) {
 			errs = errors.Join(errs, err)

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"errors"
@@ -31,13 +32,21 @@ func (a *Agent) selectComponents(only string) ([]string, error) {
 
 // Stage checks the repository and downloads every available release (or
 // only's), verifying length and sha256 as it streams to disk and then the
-// code signature, and moves it into staging/. It installs nothing. If any
-// step fails, state.json is left as it was.
+// code signature, and moves it into staging/. It installs nothing.
+// Components are downloaded at the same time (at most maxParallel; one
+// at a time under a --max-rate cap, which is the PC's, not a download's).
+// A component that fails keeps its old state and its error is returned
+// (the first, in the configured order); the others are staged.
 func (a *Agent) Stage(ctx context.Context, only string) (*CheckReport, error) {
 	names, err := a.selectComponents(only)
 	if err != nil {
 		return nil, err
 	}
+	return a.stageComponents(ctx, names)
+}
+
+func (a *Agent) stageComponents(ctx context.Context, names []string) (*CheckReport, error) {
+	defer a.beginBatch()()
 	st, err := a.loadState()
 	if err != nil {
 		return nil, err
@@ -46,23 +55,44 @@ func (a *Agent) Stage(ctx context.Context, only string) (*CheckReport, error) {
 	if err != nil {
 		return nil, a.failed(err, "", "")
 	}
-	var waiting error
+	var todo []string
+	for _, name := range names {
+		if c := st.Components[name]; c.Available != nil && c.Staged == nil {
+			todo = append(todo, name)
+		}
+	}
+	workers := maxParallel
+	if a.cfg.MaxRate > 0 {
+		workers = 1
+	}
+	staged := make(map[string]*Release, len(todo))
+	failures := make(map[string]error, len(todo))
+	results := make([]*Release, len(todo))
+	errs := make([]error, len(todo))
+	forEach(len(todo), workers, func(i int) {
+		results[i], errs[i] = a.stage(ctx, s, todo[i], st.Components[todo[i]].Available)
+	})
+	for i, name := range todo {
+		staged[name], failures[name] = results[i], errs[i]
+	}
+	var first, waiting error
 	for _, name := range names {
 		c := st.Components[name]
 		if c.Available == nil {
 			continue
 		}
 		if c.Staged == nil {
-			staged, err := a.stage(ctx, s, name, c.Available)
-			if err != nil {
-				return nil, a.failed(fmt.Errorf("stage %s %s: %w", name, c.Available.Version, err), name, c.Available.Version)
+			if err := failures[name]; err != nil {
+				err = a.failed(fmt.Errorf("stage %s %s: %w", name, c.Available.Version, err), name, c.Available.Version)
+				first = cmp.Or(first, err)
+				continue
 			}
-			c.Staged = staged
+			c.Staged = staged[name]
 			c.State, c.LastError = "", ""
 			updateComponentState(c)
-			a.audit(AuditEvent{Event: EventStaged, Component: name, Version: staged.Version, Detail: staged.Path})
+			a.audit(AuditEvent{Event: EventStaged, Component: name, Version: c.Staged.Version, Detail: c.Staged.Path})
 			a.resolve(name, NoteUpdateAvailable, NoteVerificationFailure)
-			a.log.Info("staged", "component", name, "version", staged.Version)
+			a.log.Info("staged", "component", name, "version", c.Staged.Version)
 		}
 		pending, perr := a.pendingFeatures(st, name, c.Staged)
 		if len(pending) > 0 || perr != nil {
@@ -82,6 +112,9 @@ func (a *Agent) Stage(ctx context.Context, only string) (*CheckReport, error) {
 	}
 	if err := a.saveState(st); err != nil {
 		return nil, err
+	}
+	if first != nil {
+		return nil, first
 	}
 	return a.report(s, st), waiting
 }
@@ -164,7 +197,13 @@ func (a *Agent) stage(ctx context.Context, s *session, component string, rel *Re
 	}
 	var progress func(done, total int64)
 	if a.progress != nil {
-		progress = func(done, total int64) { a.progress(component, done, total) }
+		// Components download at the same time; the callback is told
+		// about one at a time.
+		progress = func(done, total int64) {
+			a.progressMu.Lock()
+			defer a.progressMu.Unlock()
+			a.progress(component, done, total)
+		}
 	}
 	sum, ok := a.tryDelta(ctx, s, component, rel, filepath.Join(a.dir, dirName), f)
 	if !ok {

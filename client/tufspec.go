@@ -46,6 +46,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
@@ -96,6 +97,44 @@ type session struct {
 	// verifiedVia records each (role, delegator) pair a loaded role has
 	// been verified against.
 	verifiedVia map[[2]string]bool
+
+	// mu guards trusted and verifiedVia: components are looked up from
+	// several goroutines (pool.go). findTarget holds it for a walk and
+	// lets go of it only while a role downloads; fetching dedupes those.
+	mu       sync.Mutex
+	fetching map[string]*roleFetch
+}
+
+// roleFetch is a delegated role's download in progress: the goroutines
+// that need the same role wait for the first one's.
+type roleFetch struct {
+	done chan struct{}
+	data []byte
+	err  error
+}
+
+// fetchRole downloads a delegated role's metadata, once for all the
+// walks that need it at the same time. Called with s.mu held; it lets go
+// of it while the download runs.
+func (s *session) fetchRole(remote string, length int64) ([]byte, error) {
+	if s.fetching == nil {
+		s.fetching = map[string]*roleFetch{}
+	}
+	rf, ok := s.fetching[remote]
+	if !ok {
+		rf = &roleFetch{done: make(chan struct{})}
+		s.fetching[remote] = rf
+		s.mu.Unlock()
+		rf.data, rf.err = s.f.DownloadFile(remote, length, 0)
+		close(rf.done)
+		s.mu.Lock()
+		delete(s.fetching, remote)
+		return rf.data, rf.err
+	}
+	s.mu.Unlock()
+	<-rf.done
+	s.mu.Lock()
+	return rf.data, rf.err
 }
 
 // openSession refreshes the top-level metadata (go-tuf's Updater, client
@@ -157,6 +196,8 @@ func openSession(ctx context.Context, c sessionConfig) (*session, error) {
 // errTargetNotFound; any other error means the walk failed (metadata
 // that does not verify, a download that failed) and no answer was found.
 func (s *session) findTarget(p string) (*metadata.TargetFiles, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	type visit struct{ role, delegator string }
 	stack := []visit{{metadata.TARGETS, metadata.ROOT}}
 	visited := map[string]bool{}
@@ -205,15 +246,8 @@ func (s *session) loadRole(name, delegator string) (*metadata.Metadata[metadata.
 	if delegator != metadata.ROOT && (name == "" || slices.Contains(metadata.TOP_LEVEL_ROLE_NAMES[:], name)) {
 		return nil, verifyf("%s delegates to %q, which is not a valid delegated role name; this may be an attack", delegator, name)
 	}
-	if role, ok := s.trusted.Targets[name]; ok {
-		if s.verifiedVia[[2]string{name, delegator}] {
-			return role, nil
-		}
-		if err := s.verifyDelegate(delegator, name, role); err != nil {
-			return nil, verifyf("metadata/%s is not signed with the keys %s delegates %s to (a role delegated by two parents is trusted through each only with that parent's keys); this may be an attack: %v", file, delegator, name, err)
-		}
-		s.verifiedVia[[2]string{name, delegator}] = true
-		return role, nil
+	if role, ok := s.loaded(name, delegator); ok {
+		return role()
 	}
 	local := filepath.Join(s.metadataDir, file)
 	if data, err := readFileLimited(local, maxTargetsSize); err == nil {
@@ -235,9 +269,13 @@ func (s *session) loadRole(name, delegator string) (*metadata.Metadata[metadata.
 	if s.consistent {
 		remote = s.metadataURL + "/" + strconv.FormatInt(meta.Version, 10) + "." + neturl.PathEscape(name) + ".json"
 	}
-	data, err := s.f.DownloadFile(remote, length, 0)
+	data, err := s.fetchRole(remote, length)
 	if err != nil {
 		return nil, classifyTUF(fmt.Errorf("metadata/%s: %w", file, err))
+	}
+	if role, ok := s.loaded(name, delegator); ok {
+		// Another walk loaded it while this one waited for the download.
+		return role()
 	}
 	role, err := s.trusted.UpdateDelegatedTargets(data, name, delegator)
 	if err != nil {
@@ -254,6 +292,25 @@ func (s *session) loadRole(name, delegator string) (*metadata.Metadata[metadata.
 		return nil, err
 	}
 	return role, nil
+}
+
+// loaded is a role this session has loaded already, checked against
+// delegator's keys and threshold if it was loaded through another.
+func (s *session) loaded(name, delegator string) (func() (*metadata.Metadata[metadata.TargetsType], error), bool) {
+	role, ok := s.trusted.Targets[name]
+	if !ok {
+		return nil, false
+	}
+	return func() (*metadata.Metadata[metadata.TargetsType], error) {
+		if s.verifiedVia[[2]string{name, delegator}] {
+			return role, nil
+		}
+		if err := s.verifyDelegate(delegator, name, role); err != nil {
+			return nil, verifyf("metadata/%s is not signed with the keys %s delegates %s to (a role delegated by two parents is trusted through each only with that parent's keys); this may be an attack: %v", roleFileName(name), delegator, name, err)
+		}
+		s.verifiedVia[[2]string{name, delegator}] = true
+		return role, nil
+	}, true
 }
 
 // verifyDelegate checks role's signatures against what delegator says
