@@ -263,3 +263,42 @@ func TestServeStreamingStore(t *testing.T) {
 		}
 	}
 }
+
+// A large file goes out through sendfile(2) (the *os.File is the body
+// stream): whole, and from a Range in its middle, exactly its bytes.
+func TestServeLargeFile(t *testing.T) {
+	dir := t.TempDir()
+	body := make([]byte, 3<<20+123)
+	rand.Read(body)
+	if err := os.MkdirAll(filepath.Join(dir, "targets", "big"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "targets", "big", "file.bin"), body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	u := serveFor(t, &publisher.DirStore{Dir: dir}, publisher.ServeOptions{}) + "/targets/big/file.bin"
+	for _, tc := range []struct {
+		rng  string
+		want []byte
+	}{
+		{"", body},
+		{"bytes=1000000-", body[1000000:]},
+		{"bytes=1000000-2999999", body[1000000:3000000]},
+	} {
+		for range 2 { // twice on one keep-alive connection
+			req, _ := http.NewRequest(http.MethodGet, u, nil)
+			if tc.rng != "" {
+				req.Header.Set("Range", tc.rng)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || resp.ContentLength != int64(len(tc.want)) || !bytes.Equal(b, tc.want) {
+				t.Errorf("GET Range %q: %d, length %d, %d bytes read (want %d), %v", tc.rng, resp.StatusCode, resp.ContentLength, len(b), len(tc.want), err)
+			}
+		}
+	}
+}

@@ -1,14 +1,13 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -72,20 +71,6 @@ func deltaBench(o options) (string, error) {
 	return s.String(), nil
 }
 
-var rpsRE = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
-
-func wrk(url, duration string) (float64, error) {
-	out, err := exec.Command("wrk", "-t2", "-c32", "-d"+duration, url).CombinedOutput()
-	if err != nil {
-		return 0, fmt.Errorf("wrk: %v %s", err, out)
-	}
-	m := rpsRE.FindSubmatch(out)
-	if m == nil {
-		return 0, fmt.Errorf("wrk printed no rate: %s", out)
-	}
-	return strconv.ParseFloat(string(m[1]), 64)
-}
-
 func freePort() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -97,8 +82,7 @@ func freePort() (string, error) {
 
 func waitPort(addr string) error {
 	for i := 0; i < 100; i++ {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
+		if waitPortOnce(addr) {
 			return nil
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -106,99 +90,151 @@ func waitPort(addr string) error {
 	return fmt.Errorf("nothing listens on %s", addr)
 }
 
+// waitPortOnce says whether something accepts connections on addr.
+func waitPortOnce(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
 // serveBench: `bcpublish serve` against nginx serving the same directory,
-// requests per second for timestamp.json with wrk: three rounds taken in
-// turns, the median of each.
+// for timestamp.json, a 1 MiB and a 256 MiB file under targets/. Each URL
+// is first checked on both servers (200, length, sha256), then timed with
+// wrk in rounds taken in turns; every wrk run must be free of error
+// statuses and socket errors and must have read at least the file's size
+// per response. The median of each is reported.
 func serveBench(o options) (string, error) {
 	if _, err := exec.LookPath("wrk"); err != nil {
 		return "| serve | not measured: wrk is not installed |\n|---|---|\n", nil
 	}
-	nginx, nerr := exec.LookPath("nginx")
 	w, err := newWorld(0)
 	if err != nil {
 		return "", err
 	}
 	defer w.close()
-	addr, err := freePort()
+	// nginx's workers run as nobody when the benchmark runs as root, and
+	// os.MkdirTemp makes the world's directory 0700: they answered every
+	// request with 403. What is served is a public repository's files, so
+	// the directory is opened to everyone (0755) rather than running
+	// nginx's workers as root; verifyURL fails the run if any path down to
+	// a file is still unreadable.
+	if err := os.Chmod(w.dir, 0o755); err != nil {
+		return "", err
+	}
+	mid, big := int64(1<<20), int64(256<<20)
+	if o.quick {
+		mid, big = 64<<10, 2<<20
+	}
+	ts := filepath.Join(w.store.Dir, "metadata", "timestamp.json")
+	tsSize, tsSum, err := fileSum(ts)
 	if err != nil {
 		return "", err
 	}
-	ours := exec.Command(filepath.Join(o.bin, "bcpublish"), "serve", "--repo", w.store.Dir, "--addr", addr)
-	if err := ours.Start(); err != nil {
-		return "", err
-	}
-	defer func() { ours.Process.Kill(); ours.Wait() }()
-	if err := waitPort(addr); err != nil {
-		return "", err
-	}
-	urls := []string{"http://" + addr + "/metadata/timestamp.json"}
-	if nerr == nil {
-		naddr, err := freePort()
+	files := []servedFile{{label: "timestamp.json", path: "/metadata/timestamp.json", size: tsSize, sum: tsSum}}
+	for _, sz := range []int64{mid, big} {
+		f, err := placeFile(w.store.Dir, fmt.Sprintf("file-%s.bin", sizeName(sz)), sz)
 		if err != nil {
 			return "", err
 		}
-		prefix := filepath.Join(w.dir, "nginx")
-		os.MkdirAll(filepath.Join(prefix, "logs"), 0o755)
-		conf := fmt.Sprintf(`worker_processes 2;
-pid %s/nginx.pid;
-error_log %s/logs/error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  sendfile on;
-  server {
-    listen %s;
-    root %s;
-  }
-}
-`, prefix, prefix, naddr, w.store.Dir)
-		os.WriteFile(filepath.Join(prefix, "nginx.conf"), []byte(conf), 0o644)
-		ng := exec.Command(nginx, "-p", prefix, "-c", filepath.Join(prefix, "nginx.conf"), "-g", "daemon off;")
-		if err := ng.Start(); err != nil {
-			return "", err
-		}
-		// SIGTERM to the master stops its workers too (SIGKILL would leave
-		// them running, still listening); SIGKILL only if it hangs.
-		defer func() {
-			ng.Process.Signal(syscall.SIGTERM)
-			done := make(chan struct{})
-			go func() { ng.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(10 * time.Second):
-				ng.Process.Kill()
-				<-done
+		files = append(files, f)
+	}
+	for i := range files {
+		files[i].wrk = wrkOpts{threads: 2, conns: 32, duration: o.duration, minBytes: files[i].size, minRequests: 32}
+	}
+	// Fewer connections for the big file, a timeout long enough for one
+	// transfer while four share the loopback, and several full transfers
+	// per connection.
+	files[2].wrk.conns, files[2].wrk.timeout, files[2].wrk.minRequests = 4, "60s", 8
+
+	type server struct {
+		name string
+		c    *child
+		sig  syscall.Signal
+		base string
+		done bool
+	}
+	var servers []*server
+	stop := func() error {
+		var errs []error
+		for _, s := range servers {
+			if !s.done {
+				s.done = true
+				errs = append(errs, s.c.stop(s.sig, 10*time.Second))
 			}
-		}()
-		if err := waitPort(naddr); err != nil {
-			return "", err
 		}
-		urls = append(urls, "http://"+naddr+"/metadata/timestamp.json")
+		return errors.Join(errs...)
+	}
+	defer stop()
+	if nginx, err := exec.LookPath("nginx"); err == nil {
+		c, addr, err := startNginx(nginx, filepath.Join(w.dir, "nginx"), w.store.Dir)
+		if err != nil {
+			return "", fmt.Errorf("nginx: %w", err)
+		}
+		servers = append(servers, &server{name: "nginx", c: c, sig: syscall.SIGQUIT, base: "http://" + addr})
+	}
+	c, addr, err := startOurs(o.bin, w.store.Dir, filepath.Join(w.dir, "serve.log"))
+	if err != nil {
+		return "", err
+	}
+	servers = append(servers, &server{name: "bcpublish serve", c: c, sig: syscall.SIGTERM, base: "http://" + addr})
+
+	for _, f := range files {
+		for _, s := range servers {
+			if err := verifyURL(s.base+f.path, f.size, f.sum); err != nil {
+				if s.name == "nginx" && strings.Contains(err.Error(), "status 403") {
+					err = fmt.Errorf("%w (%w)", err, errNotReadable)
+				}
+				return "", fmt.Errorf("%s: %w", s.name, err)
+			}
+		}
 	}
 	rounds := 3
 	if o.quick {
 		rounds = 1
 	}
-	rps := make([][]float64, len(urls))
+	rps := make([][][]float64, len(files)) // file, server, round
+	for i := range files {
+		rps[i] = make([][]float64, len(servers))
+	}
 	for r := 0; r < rounds; r++ {
-		for i, u := range urls {
-			v, err := wrk(u, o.duration)
-			if err != nil {
-				return "", err
+		for i, f := range files {
+			for j, s := range servers {
+				res, err := wrkRun(s.base+f.path, f.wrk)
+				if err != nil {
+					return "", fmt.Errorf("%s: %w", s.name, err)
+				}
+				rps[i][j] = append(rps[i][j], res.rps())
 			}
-			rps[i] = append(rps[i], v)
 		}
 	}
-	median := func(v []float64) float64 { slices.Sort(v); return v[len(v)/2] }
-	var s strings.Builder
-	fmt.Fprintf(&s, "| server | requests/s for timestamp.json (median of %d) | ratio to nginx | target |\n|---|---|---|---|\n", rounds)
-	oursRPS := median(rps[0])
-	if len(urls) == 1 {
-		fmt.Fprintf(&s, "| `bcpublish serve` | %.0f | (nginx is not installed) | ≥ 0.8 |\n", oursRPS)
-		return s.String(), nil
+	// Both servers must have stopped cleanly, workers included.
+	if err := stop(); err != nil {
+		return "", err
 	}
-	ngRPS := median(rps[1])
-	fmt.Fprintf(&s, "| nginx (2 workers, sendfile) | %.0f | 1.00 | |\n", ngRPS)
-	fmt.Fprintf(&s, "| `bcpublish serve` (fasthttp) | %.0f | %.2f | ≥ 0.8 |\n", oursRPS, oursRPS/ngRPS)
+	ourIdx := len(servers) - 1
+	median := func(v []float64) float64 { v = slices.Clone(v); slices.Sort(v); return v[len(v)/2] }
+	mibs := func(rps float64, size int64) string { return fmt.Sprintf("%.0f", rps*float64(size)/(1<<20)) }
+	var s strings.Builder
+	fmt.Fprintf(&s, "| file | size | wrk | nginx requests/s | nginx MiB/s | `bcpublish serve` requests/s | `bcpublish serve` MiB/s | ratio to nginx | target |\n|---|---|---|---|---|---|---|---|---|\n")
+	for i, f := range files {
+		ours := median(rps[i][ourIdx])
+		ng, ngMiB, ratio := "(not installed)", "", ""
+		if len(servers) == 2 {
+			n := median(rps[i][0])
+			ng, ngMiB, ratio = fmt.Sprintf("%.0f", n), mibs(n, f.size), fmt.Sprintf("%.2f", ours/n)
+		}
+		fmt.Fprintf(&s, "| %s | %s | -t%d -c%d | %s | %s | %.0f | %s | %s | ≥ 1.0 |\n", f.label, kib(f.size), f.wrk.threads, f.wrk.conns, ng, ngMiB, ours, mibs(ours, f.size), ratio)
+	}
+	fmt.Fprintf(&s, "\nMedian of %d rounds of %s per server and file, taken in turns; MiB/s is completed responses × file size.\n", rounds, o.duration)
 	return s.String(), nil
+}
+
+func sizeName(n int64) string {
+	if n >= 1<<20 {
+		return fmt.Sprintf("%dMiB", n>>20)
+	}
+	return fmt.Sprintf("%dKiB", n>>10)
 }

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// groupGone asserts that no live process of group pgid remains.
+func groupGone(t *testing.T, pgid int) {
+	t.Helper()
+	if err := syscall.Kill(-pgid, 0); errors.Is(err, syscall.ESRCH) {
+		return
+	}
+	if m := groupMembers(pgid); len(m) > 0 {
+		t.Errorf("processes of group %d survive: %v", pgid, m)
+	}
+}
+
+// waitMembers waits until group pgid has at least n live processes.
+func waitMembers(t *testing.T, pgid, n int) []int {
+	t.Helper()
+	var m []int
+	for i := 0; i < 200; i++ {
+		if m = groupMembers(pgid); len(m) >= n {
+			return m
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("group %d has %v, want %d processes", pgid, m, n)
+	return nil
+}
+
+// nginx stopped through the helper leaves none of its workers behind.
+func TestStopNginx(t *testing.T) {
+	nginx, err := exec.LookPath("nginx")
+	if err != nil {
+		t.Skip("nginx is not installed")
+	}
+	dir := t.TempDir()
+	c, addr, err := startNginx(nginx, filepath.Join(dir, "nginx"), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if liveChildren() != 1 {
+		t.Errorf("liveChildren = %d, want 1", liveChildren())
+	}
+	// The master and its two workers, all in the master's group.
+	waitMembers(t, c.pgid, 3)
+	if err := c.stop(syscall.SIGQUIT, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	groupGone(t, c.pgid)
+	if liveChildren() != 0 {
+		t.Errorf("liveChildren = %d after stop, want 0", liveChildren())
+	}
+	if waitPortOnce(addr) {
+		t.Errorf("something still listens on %s", addr)
+	}
+}
+
+// A shell's background job (a grandchild) is stopped with the shell.
+func TestStopGrandchild(t *testing.T) {
+	c, err := start(exec.Command("sh", "-c", "sleep 60 & sleep 60"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids := waitMembers(t, c.pgid, 2)
+	if err := c.stop(syscall.SIGTERM, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	groupGone(t, c.pgid)
+	for _, pid := range pids {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			continue // gone and reaped
+		}
+		if state, pg, ok := parseStat(b); ok && pg == c.pgid && state != 'Z' {
+			t.Errorf("process %d of the group is still running (state %c)", pid, state)
+		}
+	}
+}
+
+// stopAll stops what is still registered; a process ignoring the signal
+// is killed after the grace period, and stop says so.
+func TestStopAllAndStubborn(t *testing.T) {
+	if _, err := start(exec.Command("sleep", "60")); err != nil {
+		t.Fatal(err)
+	}
+	if err := stopAll(); err != nil {
+		t.Fatal(err)
+	}
+	if liveChildren() != 0 {
+		t.Errorf("liveChildren = %d after stopAll", liveChildren())
+	}
+	c, err := start(exec.Command("sh", "-c", `trap "" TERM; while :; do sleep 0.05; done`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitMembers(t, c.pgid, 1)
+	time.Sleep(100 * time.Millisecond) // the trap is set
+	if err := c.stop(syscall.SIGTERM, 500*time.Millisecond); err == nil {
+		t.Error("stop of a process ignoring SIGTERM reported no error")
+	}
+	groupGone(t, c.pgid)
+}
+
+func TestParseStat(t *testing.T) {
+	state, pg, ok := parseStat([]byte("123 (a b) c) S 1 456 456 0 -1 4194560\n"))
+	if !ok || state != 'S' || pg != 456 {
+		t.Errorf("parseStat = %c %d %v", state, pg, ok)
+	}
+	if _, _, ok := parseStat([]byte("garbage")); ok {
+		t.Error("parseStat accepted garbage")
+	}
+}
