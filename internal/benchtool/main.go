@@ -6,6 +6,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -71,7 +72,15 @@ func sections() []section {
 	}
 }
 
-func run(o options, out, only string) error {
+func run(o options, out, only string) (err error) {
+	// Nothing the benchmarks start outlives them: a section that left a
+	// child running (it should stop its own) fails the run.
+	defer func() {
+		if n := liveChildren(); n > 0 {
+			err = errors.Join(err, fmt.Errorf("%d child processes were still running after the benchmarks", n))
+		}
+		err = errors.Join(err, stopAll())
+	}()
 	for _, s := range sections() {
 		if only != "" && !strings.Contains(","+only+",", ","+s.name+",") {
 			continue
