@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/beckmanconnect/bcupdate/internal/archive"
 	"github.com/beckmanconnect/bcupdate/internal/atomicfile"
 	"github.com/beckmanconnect/bcupdate/repo"
 )
@@ -22,14 +23,24 @@ import (
 // recorded decision; nothing was activated (exit code 4).
 var ErrAuthorizationRequired = errors.New("a person must authorize a feature first")
 
-// Apply installs every staged release (or only's). For each, it first runs
-// the consent gate (decisions from o are recorded in the consent log before
-// anything activates), then verifies the staged file again (sha256 and code
-// signature), unpacks it into <install-root>/<component>/<version>,
-// switches `current` atomically, writes features.json and keeps the
-// previous version. A failure leaves the component on its old version and
-// state.json as it was; a release still waiting for a decision returns
-// ErrAuthorizationRequired.
+// Apply installs every staged release (or only's), in three steps:
+//
+//  1. the consent gate, one component at a time: decisions from o (or a
+//     person at the terminal) are recorded in the consent log before
+//     anything activates; a release still waiting for a decision is left
+//     staged and Apply returns ErrAuthorizationRequired;
+//  2. side by side (at most maxParallel): each decided release's staged
+//     file is verified again (sha256 and code signature) and unpacked into
+//     <install-root>/<component>/<version>, and then everything unpacked is
+//     made durable in one fsync pass;
+//  3. under one journal for all of them: `current` is switched, installers
+//     and health checks run, features.json is written, and state.json
+//     commits every install at once (journal.go). A release whose installer
+//     or health check fails is put back on its old version, the others
+//     stay installed.
+//
+// A component that fails stays on its old version; Apply returns the first
+// failure in the configured order.
 func (a *Agent) Apply(ctx context.Context, only string, o ApplyOptions) (*CheckReport, error) {
 	names, err := a.selectComponents(only)
 	if err != nil {
@@ -46,48 +57,52 @@ func (a *Agent) Apply(ctx context.Context, only string, o ApplyOptions) (*CheckR
 		return nil, err
 	}
 	var waiting error
+	var ready []*prepared
 	for _, name := range names {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		// Each component's audit events and notifications are written
-		// once, right after its install is committed (batch.go).
-		rep, err := func() (*CheckReport, error) {
+		err := func() error {
 			defer a.beginBatch()()
 			c := st.Components[name]
 			if c.Staged == nil {
-				return nil, a.decideInstalled(ctx, st, name, o)
+				return a.decideInstalled(ctx, st, name, o)
 			}
-			version := c.Staged.Version
 			active, err := a.decide(ctx, st, name, c.Staged, o)
 			if errors.Is(err, ErrAuthorizationRequired) {
 				a.markAwaiting(name, c, err)
 				waiting = errors.Join(waiting, err)
-				return nil, nil
+				return nil
 			}
 			if err != nil {
-				return nil, a.failed(fmt.Errorf("apply %s %s: %w", name, version, err), name, version)
+				return a.failed(fmt.Errorf("apply %s %s: %w", name, c.Staged.Version, err), name, c.Staged.Version)
 			}
-			if err := a.install(st, name, c, active); err != nil {
-				if errors.Is(err, errRolledBack) {
-					return a.report(nil, st), fmt.Errorf("apply %s %s: %w", name, version, err)
-				}
-				return nil, a.failed(fmt.Errorf("apply %s %s: %w", name, version, err), name, version)
-			}
-			a.audit(AuditEvent{Event: EventInstalled, Component: name, Version: version, Detail: "active features: " + strings.Join(active, ",")})
-			a.resolve(name, NoteUpdateAvailable, NoteStaged, NoteAwaitingAuthorization, NoteFailed, NoteRolledBack, NoteVerificationFailure)
-			a.raise(NoteInstalled, "info", name, version, fmt.Sprintf("%s %s was installed", name, version))
-			a.log.Info("installed", "component", name, "version", c.Installed)
-			return nil, nil
+			ready = append(ready, &prepared{name: name, c: c, rel: c.Staged, active: active})
+			return nil
 		}()
 		if err != nil {
-			return rep, err
+			return nil, err // nothing installed, state.json as it was
 		}
 	}
-	if err := a.saveState(st); err != nil {
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if waiting != nil {
+	forEach(len(ready), maxParallel, func(i int) { ready[i].err = a.prepare(ready[i]) })
+	forEach(len(ready), maxParallel, func(i int) {
+		if p := ready[i]; p.err == nil && p.dest != "" {
+			p.err = syncPrepared(p.dest)
+		}
+	})
+	failure, rolledBack := a.installPrepared(st, ready)
+	if err := a.saveState(st); err != nil {
+		return nil, errors.Join(failure, err)
+	}
+	switch {
+	case failure != nil && rolledBack:
+		return a.report(nil, st), failure
+	case failure != nil:
+		return nil, failure
+	case waiting != nil:
 		return a.report(nil, st), waiting
 	}
 	return a.report(nil, st), nil
@@ -166,11 +181,28 @@ func (a *Agent) markAwaiting(name string, c *ComponentState, err error) {
 	}
 }
 
-// install puts a staged, decided release in place under the journal (see
-// journal.go), runs its installer and health check, and commits it to
-// state.json, or undoes everything and marks the release failed.
-func (a *Agent) install(st *State, name string, c *ComponentState, active []string) error {
-	rel := c.Staged
+// prepared is a decided release on its way in: verified again and
+// unpacked into its version directory (dest), not yet pointed at.
+type prepared struct {
+	name   string
+	c      *ComponentState
+	rel    *Release
+	active []string // the features to turn on, as decided
+	dest   string   // <install-root>/<component>/<version>; "" for a self-update
+	err    error    // what stopped it before the switch
+	// spoiled: the staged copy itself no longer verifies (changed on
+	// disk, or lost in a power cut before it reached the disk)
+	spoiled bool
+	j       intent // its part of the journal
+	failed  error  // why its installer or health check failed (it was undone)
+}
+
+// prepare verifies p's staged file again and unpacks it into its version
+// directory, without fsync (syncPrepared does that for all of them). It
+// changes nothing that is running and nothing in state: it may run beside
+// other components' (it touches only this component's directories).
+func (a *Agent) prepare(p *prepared) error {
+	rel := p.rel
 	var sig []byte
 	if rel.Meta.Codesign == repo.CodesignCMS {
 		var err error
@@ -179,30 +211,21 @@ func (a *Agent) install(st *State, name string, c *ComponentState, active []stri
 		}
 	}
 	if _, err := a.verifyStaged(rel.File, sig, rel); err != nil {
-		if errors.Is(err, ErrVerification) {
-			// The staged copy changed on disk or was lost in a power cut
-			// before it reached the disk: drop it, so the next check
-			// downloads the release again instead of failing here forever.
-			a.dropStaged(name, c)
-			updateComponentState(c)
-			if serr := a.saveState(st); serr != nil {
-				return errors.Join(err, serr)
-			}
-		}
+		p.spoiled = errors.Is(err, ErrVerification)
 		return err
 	}
 	if rel.Meta.Install == repo.InstallSelf {
-		return a.selfUpdate(st, name, c)
+		return nil // selfUpdate replaces the running binary (installPrepared)
 	}
-	compDir := filepath.Join(a.cfg.InstallRoot, name)
+	compDir := filepath.Join(a.cfg.InstallRoot, p.name)
 	if err := os.MkdirAll(compDir, 0o755); err != nil {
 		return err
 	}
 	if rel.Version == "current" || strings.HasPrefix(rel.Version, ".") {
 		return verifyf("version %q cannot be installed", rel.Version)
 	}
-	if rel.Version == c.Installed {
-		return fmt.Errorf("%s %s is already the installed version", name, rel.Version)
+	if rel.Version == p.c.Installed {
+		return fmt.Errorf("%s %s is already the installed version", p.name, rel.Version)
 	}
 	incoming := filepath.Join(compDir, ".incoming-"+rel.Version)
 	if err := os.RemoveAll(incoming); err != nil {
@@ -211,72 +234,199 @@ func (a *Agent) install(st *State, name string, c *ComponentState, active []stri
 	if err := os.Mkdir(incoming, 0o755); err != nil {
 		return err
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			os.RemoveAll(incoming)
-		}
-	}()
 	if err := a.unpack(rel, incoming); err != nil {
+		os.RemoveAll(incoming)
 		return classifyTUF(err)
 	}
 	dest := filepath.Join(compDir, rel.Version)
 	if err := os.RemoveAll(dest); err != nil {
+		os.RemoveAll(incoming)
 		return err
 	}
-	if err := atomicfile.Rename(incoming, dest); err != nil {
+	if err := os.Rename(incoming, dest); err != nil {
+		os.RemoveAll(incoming)
 		return err
 	}
-	ok = true
+	p.dest = dest
+	return nil
+}
 
-	before, err := a.ActiveFeatures(name)
-	if err != nil {
+// syncPrepared makes an unpacked version directory durable: every file and
+// directory in it, and its entry in the component directory. Nothing
+// points at it before this returns.
+func syncPrepared(dest string) error {
+	if err := archive.SyncTree(dest); err != nil {
 		return err
 	}
-	j := intent{Component: name, From: c.Installed, To: rel.Version, FromFeatures: before}
-	if j.FromFeatures == nil {
-		j.FromFeatures = []string{}
-	}
-	if err := a.writeJournal(j); err != nil {
-		return err
-	}
-	// Never let a feature be active for a version that has no decision for
-	// it: while switching, only features active before and after stay on.
-	var both []string
-	for _, id := range before {
-		if slices.Contains(active, id) {
-			both = append(both, id)
+	return atomicfile.SyncDir(filepath.Dir(dest))
+}
+
+// installPrepared switches the prepared releases in under one journal,
+// runs their installers and health checks, and commits them all in st
+// (saved by the caller). A release whose installer or health check fails
+// is undone on its own and held back; one that could not be prepared
+// stays staged (or, if its staged copy no longer verifies, is dropped so
+// the next check downloads it again). It returns the first failure in
+// order, and whether that one was a rollback. Self-updates come last, one
+// at a time, as before.
+func (a *Agent) installPrepared(st *State, ready []*prepared) (failure error, rolledBack bool) {
+	defer a.beginBatch()()
+	fail := func(err error, rb bool) {
+		if failure == nil {
+			failure, rolledBack = err, rb
 		}
 	}
-	if err := a.writeFeatures(name, both); err != nil {
-		return err
-	}
-	if err := switchCurrent(compDir, rel.Version); err != nil {
-		return err
-	}
-	if rel.Meta.Install == repo.InstallInstaller {
-		if err := a.runInstaller(dest, rel); err != nil {
-			return a.abandon(st, name, c, j, fmt.Errorf("installer failed: %w", err))
+	var group, self []*prepared
+	for _, p := range ready {
+		switch {
+		case p.err != nil:
+			if p.spoiled {
+				// Drop the staged copy, so the next check downloads the
+				// release again instead of failing here forever. Any
+				// other refusal (an unsafe archive) leaves state as it
+				// was.
+				a.dropStaged(p.name, p.c)
+				updateComponentState(p.c)
+			}
+			fail(a.failed(fmt.Errorf("apply %s %s: %w", p.name, p.rel.Version, p.err), p.name, p.rel.Version), false)
+		case p.dest == "":
+			self = append(self, p)
+		default:
+			group = append(group, p)
 		}
 	}
-	if err := a.writeFeatures(name, active); err != nil {
+	if len(group) > 0 {
+		if err := a.switchGroup(st, group); err != nil {
+			return errors.Join(failure, err), false
+		}
+	}
+	for _, p := range self {
+		if err := a.selfUpdate(st, p.name, p.c); err != nil {
+			if errors.Is(err, errRolledBack) {
+				fail(fmt.Errorf("apply %s %s: %w", p.name, p.rel.Version, err), true)
+			} else {
+				fail(a.failed(fmt.Errorf("apply %s %s: %w", p.name, p.rel.Version, err), p.name, p.rel.Version), false)
+			}
+			continue
+		}
+		a.installed(p)
+	}
+	for _, p := range group {
+		if p.failed != nil {
+			fail(fmt.Errorf("apply %s %s: %w to %s: %v", p.name, p.j.To, errRolledBack, orNone(p.j.From), p.failed), true)
+		}
+	}
+	return failure, rolledBack
+}
+
+// switchGroup is the part of installPrepared under the journal.
+func (a *Agent) switchGroup(st *State, group []*prepared) error {
+	var js []intent
+	for _, p := range group {
+		before, err := a.ActiveFeatures(p.name)
+		if err != nil {
+			return err
+		}
+		if before == nil {
+			before = []string{}
+		}
+		p.j = intent{Component: p.name, From: p.c.Installed, To: p.rel.Version, FromFeatures: before}
+		js = append(js, p.j)
+	}
+	if err := a.writeJournalAll(js); err != nil {
 		return err
 	}
-	if err := a.healthCheck(dest, rel); err != nil {
-		return a.abandon(st, name, c, j, fmt.Errorf("health check failed: %w", err))
+	// Each component's files are its own: switched side by side.
+	errs := make([]error, len(group))
+	forEach(len(group), maxParallel, func(i int) {
+		p := group[i]
+		// Never let a feature be active for a version that has no
+		// decision for it: while switching, only features active before
+		// and after stay on.
+		var both []string
+		for _, id := range p.j.FromFeatures {
+			if slices.Contains(p.active, id) {
+				both = append(both, id)
+			}
+		}
+		if err := a.writeFeatures(p.name, both); err != nil {
+			errs[i] = err
+			return
+		}
+		errs[i] = switchCurrent(filepath.Join(a.cfg.InstallRoot, p.name), p.rel.Version)
+	})
+	if err := errors.Join(errs...); err != nil {
+		return err
 	}
-	// Commit: state.json now says the new version is installed.
-	c.markInstalled(rel)
+	// Installers one at a time (Windows Installer runs one at a time).
+	for _, p := range group {
+		if p.rel.Meta.Install == repo.InstallInstaller {
+			if err := a.runInstaller(p.dest, p.rel); err != nil {
+				p.failed = fmt.Errorf("installer failed: %w", err)
+			}
+		}
+	}
+	forEach(len(group), maxParallel, func(i int) {
+		if p := group[i]; p.failed == nil {
+			errs[i] = a.writeFeatures(p.name, p.active)
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for _, p := range group {
+		if p.failed != nil {
+			continue
+		}
+		if err := a.healthCheck(p.dest, p.rel); err != nil {
+			p.failed = fmt.Errorf("health check failed: %w", err)
+		}
+	}
+	for _, p := range group {
+		if p.failed == nil {
+			p.c.markInstalled(p.rel)
+			continue
+		}
+		if err := a.undo(p.j); err != nil {
+			return fmt.Errorf("%s %s: %v; undoing it also failed: %w", p.name, p.j.To, p.failed, err)
+		}
+		p.c.markFailed(p.rel, p.failed.Error())
+	}
+	// Commit: state.json now says which are installed.
 	if err := a.saveState(st); err != nil {
 		return err
 	}
 	if err := a.clearJournal(); err != nil {
 		return err
 	}
-	a.cacheArtifact(name, rel)
-	a.dropStaged(name, c)
-	pruneVersions(compDir, c.Installed, c.Previous)
+	forEach(len(group), maxParallel, func(i int) {
+		p := group[i]
+		if p.failed != nil {
+			os.RemoveAll(p.dest)
+			return
+		}
+		a.cacheArtifact(p.name, p.rel)
+		pruneVersions(filepath.Join(a.cfg.InstallRoot, p.name), p.c.Installed, p.c.Previous)
+	})
+	for _, p := range group {
+		if p.failed != nil {
+			a.dropStaged(p.name, p.c)
+			a.audit(AuditEvent{Event: EventRollback, Component: p.name, Version: p.j.From, Detail: fmt.Sprintf("%s %s: %v", p.name, p.j.To, p.failed)})
+			a.raise(NoteFailed, "warning", p.name, p.j.To, fmt.Sprintf("%s %s could not be installed (%v) and was rolled back to %s; it will not be retried until a newer release appears", p.name, p.j.To, p.failed, orNone(p.j.From)))
+			continue
+		}
+		a.dropStaged(p.name, p.c)
+		a.installed(p)
+	}
 	return nil
+}
+
+// installed says that p's release is installed: audit, notifications, log.
+func (a *Agent) installed(p *prepared) {
+	a.audit(AuditEvent{Event: EventInstalled, Component: p.name, Version: p.rel.Version, Detail: "active features: " + strings.Join(p.active, ",")})
+	a.resolve(p.name, NoteUpdateAvailable, NoteStaged, NoteAwaitingAuthorization, NoteFailed, NoteRolledBack, NoteVerificationFailure)
+	a.raise(NoteInstalled, "info", p.name, p.rel.Version, fmt.Sprintf("%s %s was installed", p.name, p.rel.Version))
+	a.log.Info("installed", "component", p.name, "version", p.rel.Version)
 }
 
 // markInstalled records rel as the installed version, the one before it
@@ -302,27 +452,6 @@ func (c *ComponentState) markFailed(rel *Release, why string) {
 // errRolledBack marks an install that was undone after its installer or
 // health check failed; the component is back on its old version.
 var errRolledBack = errors.New("rolled back")
-
-// abandon undoes an install after its installer or health check failed,
-// marks the release failed (it is not retried until a newer one appears),
-// and says so.
-func (a *Agent) abandon(st *State, name string, c *ComponentState, j intent, why error) error {
-	if err := a.undo(j); err != nil {
-		return fmt.Errorf("%v; undoing it also failed: %w", why, err)
-	}
-	c.markFailed(c.Staged, why.Error())
-	a.dropStaged(name, c)
-	if err := a.saveState(st); err != nil {
-		return err
-	}
-	if err := a.clearJournal(); err != nil {
-		return err
-	}
-	os.RemoveAll(filepath.Join(a.cfg.InstallRoot, name, j.To))
-	a.audit(AuditEvent{Event: EventRollback, Component: name, Version: j.From, Detail: fmt.Sprintf("%s %s: %v", name, j.To, why)})
-	a.raise(NoteFailed, "warning", name, j.To, fmt.Sprintf("%s %s could not be installed (%v) and was rolled back to %s; it will not be retried until a newer release appears", name, j.To, why, orNone(j.From)))
-	return fmt.Errorf("%w to %s: %v", errRolledBack, orNone(j.From), why)
-}
 
 // healthCheck runs the release's health_check in its version directory.
 func (a *Agent) healthCheck(dir string, rel *Release) error {

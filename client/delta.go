@@ -9,8 +9,6 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-
-	"github.com/beckmanconnect/bcupdate/internal/atomicfile"
 )
 
 func (a *Agent) cachePath(component string) string {
@@ -32,7 +30,10 @@ func (a *Agent) cacheArtifact(component string, rel *Release) {
 	if err := os.Link(rel.File, tmp); err != nil {
 		return
 	}
-	if err := atomicfile.Rename(tmp, p); err != nil {
+	// No fsync: the cached copy is checked against a patch's base sha256
+	// before it is used, so one lost in a power cut only means a full
+	// download next time.
+	if err := os.Rename(tmp, p); err != nil {
 		os.Remove(tmp)
 	}
 }

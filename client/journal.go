@@ -13,12 +13,15 @@ import (
 	"github.com/beckmanconnect/bcupdate/internal/atomicfile"
 )
 
-// intent is the apply journal (<state>/journal.json): written, fsynced,
-// before `current` is touched and removed once state.json records the
-// outcome. state.json is the commit point: on the next start, a journal
-// whose target version state.json already records is finished; any other
-// is undone, so a crash at any instant leaves the component on its old
-// version or on its new one.
+// intent is one component's part of the apply journal
+// (<state>/journal.json): written, fsynced, before `current` is touched
+// and removed once state.json records the outcome. state.json is the
+// commit point: on the next start, an intent whose target version
+// state.json already records is finished; any other is undone, so a crash
+// at any instant leaves each component on its old version or on its new
+// one. An apply of several components writes one journal for all of them
+// ({"intents": [...]}; one component's is a bare intent, the format older
+// agents wrote and read) and commits them in one state.json.
 type intent struct {
 	Component    string   `json:"component"`
 	From         string   `json:"from"`
@@ -31,8 +34,19 @@ const journalFile = "journal.json"
 
 func (a *Agent) journalPath() string { return filepath.Join(a.dir, journalFile) }
 
-func (a *Agent) writeJournal(j intent) error {
-	data, err := json.MarshalIndent(j, "", "  ")
+// journalSet is journal.json when it holds several intents.
+type journalSet struct {
+	Intents []intent `json:"intents"`
+}
+
+func (a *Agent) writeJournal(j intent) error { return a.writeJournalAll([]intent{j}) }
+
+func (a *Agent) writeJournalAll(js []intent) error {
+	var v any = journalSet{Intents: js}
+	if len(js) == 1 {
+		v = js[0]
+	}
+	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -65,6 +79,33 @@ func (a *Agent) journalPending(root *os.Root) bool {
 	return err == nil
 }
 
+// parseJournal reads journal.json: one intent, or {"intents": [...]}.
+func parseJournal(data []byte) ([]intent, error) {
+	var set journalSet
+	if err := json.Unmarshal(data, &set); err != nil {
+		return nil, err
+	}
+	js := set.Intents
+	if js == nil {
+		var j intent
+		if err := json.Unmarshal(data, &j); err != nil {
+			return nil, err
+		}
+		js = []intent{j}
+	}
+	seen := map[string]bool{}
+	for _, j := range js {
+		if j.Component == "" || j.To == "" {
+			return nil, errors.New("an intent names no component or version")
+		}
+		if seen[j.Component] {
+			return nil, fmt.Errorf("%s is named twice", j.Component)
+		}
+		seen[j.Component] = true
+	}
+	return js, nil
+}
+
 // recover finishes or undoes an apply that a crash interrupted. It runs
 // when the agent opens its state directory, under the lock, and before
 // anything is taken from the install tree to recover a damaged state.json
@@ -90,52 +131,63 @@ func (a *Agent) recover() error {
 	if err != nil {
 		return a.confined(root, journalFile, err)
 	}
-	var j intent
-	if err := json.Unmarshal(data, &j); err != nil || j.Component == "" || j.To == "" {
+	js, err := parseJournal(data)
+	if err != nil {
 		return fmt.Errorf("%s is damaged (%v); check %s by hand", a.journalPath(), err, a.cfg.InstallRoot)
 	}
 	r := a.readState(root)
 	if r.st == nil {
-		return a.recoverLost(root, j, r.damage)
+		return a.recoverLost(root, js, r.damage)
 	}
 	st := r.st
 	a.fillComponents(st)
 	if r.from == statePrevFile {
 		a.stateBytes = nil
-		a.adoptState(root, st, r.damage, []string{"restored from " + statePrevFile + ", the last good copy, to settle an interrupted install of " + j.Component + " " + j.To})
-	}
-	c := st.Components[j.Component]
-	if c == nil {
-		return a.clearJournal()
-	}
-	compDir := filepath.Join(a.cfg.InstallRoot, j.Component)
-	if c.Installed == j.To {
-		// Committed: make sure current and features.json say so.
-		if err := switchCurrent(compDir, j.To); err != nil {
-			return err
+		var what []string
+		for _, j := range js {
+			what = append(what, j.Component+" "+j.To)
 		}
-		if c.InstalledRelease != nil {
-			if err := a.writeFeatures(j.Component, a.decidedActive(st, j.Component, c.InstalledRelease)); err != nil {
+		a.adoptState(root, st, r.damage, []string{"restored from " + statePrevFile + ", the last good copy, to settle an interrupted install of " + strings.Join(what, ", ")})
+	}
+	for _, j := range js {
+		c := st.Components[j.Component]
+		if c == nil {
+			continue
+		}
+		compDir := filepath.Join(a.cfg.InstallRoot, j.Component)
+		if c.Installed == j.To {
+			// Committed: make sure current and features.json say so.
+			if err := switchCurrent(compDir, j.To); err != nil {
 				return err
 			}
+			if c.InstalledRelease != nil {
+				if err := a.writeFeatures(j.Component, a.decidedActive(st, j.Component, c.InstalledRelease)); err != nil {
+					return err
+				}
+			}
+			a.audit(AuditEvent{Event: EventInstalled, Component: j.Component, Version: j.To, Detail: "finished after an interruption"})
+		} else {
+			if err := a.undo(j); err != nil {
+				return err
+			}
+			a.audit(AuditEvent{Event: EventRollback, Component: j.Component, Version: j.From, Detail: "install of " + j.To + " was interrupted and undone"})
 		}
-		a.audit(AuditEvent{Event: EventInstalled, Component: j.Component, Version: j.To, Detail: "finished after an interruption"})
-	} else {
-		if err := a.undo(j); err != nil {
-			return err
-		}
-		a.audit(AuditEvent{Event: EventRollback, Component: j.Component, Version: j.From, Detail: "install of " + j.To + " was interrupted and undone"})
+		cleanIncoming(compDir)
 	}
-	cleanIncoming(compDir)
 	return a.clearJournal()
 }
 
 // recoverLost settles an interrupted apply when state.json and its last
 // good copy are both lost: undo, then rebuild the state from the install
 // tree (see recover).
-func (a *Agent) recoverLost(root *os.Root, j intent, damage []string) error {
+func (a *Agent) recoverLost(root *os.Root, js []intent, damage []string) error {
 	skip := map[string]string{}
-	if slices.Contains(a.cfg.Components, j.Component) {
+	var what []string
+	for _, j := range js {
+		what = append(what, j.Component+" "+j.To)
+		if !slices.Contains(a.cfg.Components, j.Component) {
+			continue
+		}
 		if err := a.undo(j); err != nil {
 			return err
 		}
@@ -150,7 +202,7 @@ func (a *Agent) recoverLost(root *os.Root, j intent, damage []string) error {
 	st, notes := a.rebuildState(skip)
 	a.fillComponents(st)
 	a.stateBytes = nil
-	notes = append([]string{"rebuilt from the install tree and the audit log after undoing the interrupted install of " + j.Component + " " + j.To}, notes...)
+	notes = append([]string{"rebuilt from the install tree and the audit log after undoing the interrupted install of " + strings.Join(what, ", ")}, notes...)
 	a.adoptState(root, st, damage, notes)
 	return nil
 }

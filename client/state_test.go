@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -688,4 +689,83 @@ func FuzzParseState(f *testing.F) {
 			t.Fatalf("an accepted state does not survive a save: %v\n%s", err, again)
 		}
 	})
+}
+
+// TestRecoverJournalOfSeveralComponents: an apply of three components
+// killed after switching all three, with state.json committed or not.
+// Every component ends on its old version or on its new one, as state.json
+// says, and the journal is gone.
+func TestRecoverJournalOfSeveralComponents(t *testing.T) {
+	comps := []string{"comp-a", "comp-b", "comp-c"}
+	for _, committed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("committed=%v", committed), func(t *testing.T) {
+			a := stateAgent(t, comps...)
+			st := &State{Components: map[string]*ComponentState{}}
+			var js []intent
+			for _, comp := range comps {
+				installed(t, a, comp, "1.0.0")
+				st.Components[comp] = stateAt(comp, "1.0.0", "").Components[comp]
+				js = append(js, intent{Component: comp, From: "1.0.0", To: "1.1.0", FromFeatures: []string{}})
+			}
+			if err := a.writeJournalAll(js); err != nil {
+				t.Fatal(err)
+			}
+			if data, _ := os.ReadFile(a.journalPath()); !strings.Contains(string(data), `"intents"`) {
+				t.Fatalf("journal of three: %s", data)
+			}
+			for _, comp := range comps {
+				compDir := filepath.Join(a.cfg.InstallRoot, comp)
+				os.MkdirAll(filepath.Join(compDir, "1.1.0"), 0o755)
+				if err := switchCurrent(compDir, "1.1.0"); err != nil {
+					t.Fatal(err)
+				}
+				if committed {
+					st.Components[comp].markInstalled(testRelease(comp, "1.1.0"))
+				}
+			}
+			writeStateFile(t, a, stateFile, stateJSON(t, st))
+			a = &Agent{dir: a.dir, cfg: a.cfg, log: a.log} // a new process
+			if err := a.recover(); err != nil {
+				t.Fatal(err)
+			}
+			want := "1.0.0"
+			if committed {
+				want = "1.1.0"
+			}
+			for _, comp := range comps {
+				if cur, _ := CurrentVersion(filepath.Join(a.cfg.InstallRoot, comp)); cur != want {
+					t.Errorf("%s: current %q, want %q", comp, cur, want)
+				}
+			}
+			if _, err := os.Lstat(a.journalPath()); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("journal left: %v", err)
+			}
+		})
+	}
+}
+
+func TestParseJournal(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int
+		err  string
+	}{
+		{`{"component":"a","from":"1.0.0","to":"1.1.0","from_features":[]}`, 1, ""},
+		{`{"intents":[{"component":"a","to":"1.1.0"},{"component":"b","to":"2.0.0"}]}`, 2, ""},
+		{`{"intents":[{"component":"a","to":"1.1.0"},{"component":"a","to":"2.0.0"}]}`, 0, "named twice"},
+		{`{"intents":[{"component":"","to":"1.1.0"}]}`, 0, "names no component"},
+		{`{"to":"1.1.0"}`, 0, "names no component"},
+		{`{"intents":`, 0, "unexpected end"},
+	} {
+		js, err := parseJournal([]byte(tc.in))
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: want error %q, got %v", tc.in, tc.err, err)
+			}
+			continue
+		}
+		if err != nil || len(js) != tc.want {
+			t.Errorf("%s: %d intents, %v; want %d", tc.in, len(js), err, tc.want)
+		}
+	}
 }

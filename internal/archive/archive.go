@@ -205,8 +205,6 @@ func (x *extractor) file(name string, mode fs.FileMode, r io.Reader) error {
 		err = unsafeEntry(name, "the archive's data is corrupt or does not match its header: "+src.err.Error())
 	case err == nil && n > budget:
 		err = unsafeEntry(name, fmt.Sprintf("archive unpacks to more than %d bytes", int64(MaxBytes)))
-	case err == nil:
-		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -274,7 +272,7 @@ func (x *extractor) finish() error {
 			return unsafeEntry(l, "symlink resolves outside the install directory")
 		}
 	}
-	return syncTree(x.dir)
+	return nil
 }
 
 // ExtractTarGz unpacks a .tar.gz into dest, an existing empty directory.
@@ -433,20 +431,52 @@ func cleanupOnError(dest string, err *error) {
 	}
 }
 
-// syncTree fsyncs every directory under dir (files were fsynced as written).
-func syncTree(dir string) error {
-	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+// SyncTree fsyncs every regular file and directory under dir (dir too),
+// files first, each directory after what it holds. Extraction itself does
+// not fsync: the agent unpacks every component it installs and then makes
+// all of it durable in this one pass, before anything points at it; the
+// publisher only unpacks to inspect.
+func SyncTree(dir string) error {
+	var dirs []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() {
-			f, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			return f.Sync()
+		switch {
+		case d.IsDir():
+			dirs = append(dirs, p)
+		case d.Type().IsRegular():
+			return syncPath(p)
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if err := syncPath(dirs[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func syncPath(p string) error {
+	// Read-write for files: Windows flushes only handles opened for writing.
+	flag := os.O_RDONLY
+	if fi, err := os.Lstat(p); err == nil && fi.Mode().IsRegular() {
+		flag = os.O_RDWR
+	}
+	f, err := os.OpenFile(p, flag, 0)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("fsync %s: %w", p, err)
+	}
+	return nil
 }

@@ -31,7 +31,9 @@ func TestBenchmarksRun(t *testing.T) {
 	}
 	doc, _ := os.ReadFile(out)
 	for _, s := range sections() {
-		if !strings.Contains(string(doc), "<!-- bench:"+s.name+" -->\n|") && !strings.Contains(string(doc), "<!-- bench:"+s.name+" -->\nArtifact") {
+		begin, end := "<!-- bench:"+s.name+" -->\n", "<!-- /bench:"+s.name+" -->"
+		i, j := strings.Index(string(doc), begin), strings.Index(string(doc), end)
+		if i < 0 || j < i || !strings.Contains(string(doc[i:j]), "\n|---") {
 			t.Errorf("section %s produced no table:\n%s", s.name, doc)
 		}
 	}
