@@ -10,8 +10,11 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
+	"time"
 )
 
 type options struct {
@@ -81,6 +84,10 @@ func run(o options, out, only string) (err error) {
 		}
 		err = errors.Join(err, stopAll())
 	}()
+	// The document is written only when every section ran and passed its
+	// checks, so its tables always come from one run.
+	tables := map[string]string{"run": runInfo(only)}
+	var names []string
 	for _, s := range sections() {
 		if only != "" && !strings.Contains(","+only+",", ","+s.name+",") {
 			continue
@@ -91,11 +98,36 @@ func run(o options, out, only string) (err error) {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
 		fmt.Println(table)
-		if out != "" {
-			if err := updateDoc(out, s.name, table); err != nil {
-				return err
-			}
+		tables[s.name] = table
+		names = append(names, s.name)
+	}
+	if out == "" {
+		return nil
+	}
+	if only != "" {
+		fmt.Fprintf(os.Stderr, "benchtool: -only %s: %s now mixes runs; its run note says so\n", only, out)
+	}
+	for _, name := range append([]string{"run"}, names...) {
+		if err := updateDoc(out, name, tables[name]); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// runInfo says where and when the tables come from: date, machine, load
+// when the run started, commit and Go version.
+func runInfo(only string) string {
+	commit, _ := exec.Command("git", "describe", "--always", "--dirty").Output()
+	load, _ := os.ReadFile("/proc/loadavg")
+	fields := strings.Fields(string(load))
+	if len(fields) > 3 {
+		fields = fields[:3]
+	}
+	what := "Every table below comes from one `make bench` run"
+	if only != "" {
+		what = "The tables of " + only + " come from a `benchtool -only` run (the others from earlier runs)"
+	}
+	return fmt.Sprintf("%s: %s UTC on %s, load average %s when it started; commit %s, %s.\n",
+		what, time.Now().UTC().Format("2006-01-02 15:04"), machine(), strings.Join(fields, " "), strings.TrimSpace(string(commit)), runtime.Version())
 }

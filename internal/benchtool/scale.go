@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -65,6 +66,18 @@ func noopBench(o options) (string, error) {
 		return "", err
 	}
 	def, defBytes := c.requests.Load(), c.bytes.Load()
+	// Both must have done the same work: trust the repository's current
+	// timestamp.json.
+	want, err := timestampVersion(filepath.Join(w.store.Dir, "metadata", "timestamp.json"))
+	if err != nil {
+		return "", err
+	}
+	if got, err := timestampVersion(filepath.Join(state, "tuf", "timestamp.json")); err != nil || got != want {
+		return "", fmt.Errorf("bcagent check trusts timestamp version %d (%v), the repository's is %d", got, err, want)
+	}
+	if got := up.GetTrustedMetadataSet().Timestamp.Signed.Version; got != want {
+		return "", fmt.Errorf("go-tuf's refresh trusts timestamp version %d, the repository's is %d", got, want)
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "| client | HTTP requests | bytes | target |\n|---|---|---|---|\n")
 	fmt.Fprintf(&b, "| `bcagent check`, nothing new | %d | %s | root probe and timestamp.json only, ≤ 2 KiB |\n", ours, kib(oursBytes))
@@ -215,4 +228,21 @@ func copyDir(src, dst string) error {
 		}
 	}
 	return nil
+}
+
+// timestampVersion is the signed version of a timestamp.json file.
+func timestampVersion(file string) (int64, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return 0, err
+	}
+	var ts struct {
+		Signed struct {
+			Version int64 `json:"version"`
+		} `json:"signed"`
+	}
+	if err := json.Unmarshal(data, &ts); err != nil {
+		return 0, fmt.Errorf("%s: %w", file, err)
+	}
+	return ts.Signed.Version, nil
 }
