@@ -14,7 +14,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"time"
+	"sync"
+	"sync/atomic"
 
 	"github.com/beckmanconnect/bcupdate/internal/atomicfile"
 	"github.com/beckmanconnect/bcupdate/internal/regfile"
@@ -182,23 +183,112 @@ func (d *DirStore) Exists(_ context.Context, name string) (bool, error) {
 	return true, nil
 }
 
-// stat tells an object's modification time and size without reading it
-// (serve keeps timestamp.json in memory while these do not change).
-func (d *DirStore) stat(name string) (time.Time, int64, error) {
-	n, err := d.name(name)
+// dirServer is a DirStore as `bcpublish serve` reads it: the same rules
+// (every open goes through an os.Root on Dir, so no ".." and no symbolic
+// link out of the directory is followed), but the root is held open
+// instead of opened and closed for every request, and a file's identity
+// (device, inode, modification time, size) can be checked with one stat.
+//
+// The held root stays the directory Dir names: before each use, Dir is
+// stat'ed by its path (following a symbolic link in the --repo path, as
+// os.OpenRoot does), and if it is no longer the directory the root was
+// opened on (the repository directory was replaced, or the link moved to
+// another one), a new root is opened. Roots that are replaced are left to
+// their finalizer: requests in flight may still be using them.
+type dirServer struct {
+	d   *DirStore
+	mu  sync.Mutex // serializes reopening
+	cur atomic.Pointer[heldRoot]
+}
+
+type heldRoot struct {
+	root *os.Root
+	fi   fs.FileInfo // of the directory the root was opened on
+}
+
+func (d *DirStore) server() *dirServer { return &dirServer{d: d} }
+
+// root returns a root on the directory Dir names now.
+func (s *dirServer) root() (*os.Root, error) {
+	fi, err := os.Stat(s.d.Dir)
 	if err != nil {
-		return time.Time{}, 0, err
+		return nil, fmt.Errorf("repository directory: %w", err)
 	}
-	root, err := d.root()
+	if h := s.cur.Load(); h != nil && os.SameFile(h.fi, fi) {
+		return h.root, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h := s.cur.Load(); h != nil && os.SameFile(h.fi, fi) {
+		return h.root, nil
+	}
+	root, err := s.d.root()
 	if err != nil {
-		return time.Time{}, 0, err
+		return nil, err
 	}
-	defer root.Close()
-	fi, err := root.Stat(n)
+	// The identity of what was opened, not of what was stat'ed: if Dir
+	// was replaced in between, the next request's stat tells.
+	if fi, err = root.Stat("."); err != nil {
+		root.Close()
+		return nil, fmt.Errorf("repository directory: %w", err)
+	}
+	s.cur.Store(&heldRoot{root: root, fi: fi})
+	return root, nil
+}
+
+// open opens an object, as DirStore.Get does, with its fstat.
+func (s *dirServer) open(name string) (*os.File, fs.FileInfo, error) {
+	n, err := s.d.name(name)
 	if err != nil {
-		return time.Time{}, 0, d.confined(root, n, err)
+		return nil, nil, err
 	}
-	return fi.ModTime(), fi.Size(), nil
+	root, err := s.root()
+	if err != nil {
+		return nil, nil, err
+	}
+	f, err := s.d.open(root, n)
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, fi, nil
+}
+
+// read reads a small object, as DirStore.Read does, with the fstat of the
+// file read, taken before reading it (so that a change while it is read
+// shows as a later modification time).
+func (s *dirServer) read(name string, limit int64) ([]byte, fs.FileInfo, error) {
+	f, fi, err := s.open(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	if fi.Size() > limit {
+		return nil, nil, fmt.Errorf("read %s: larger than %d bytes", name, limit)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, nil, fmt.Errorf("read %s: larger than %d bytes", name, limit)
+	}
+	return b, fi, nil
+}
+
+// unchanged says whether name, reached by its path from Dir now, is still
+// the file fi describes: same device and inode (a publish replaces
+// timestamp.json by a rename, so a new inode), same modification time and
+// size. It reads nothing; a false answer only makes the caller read the
+// file again through the root, so a symbolic link out of the directory
+// met on the way is refused there, not here.
+func (s *dirServer) unchanged(name string, fi fs.FileInfo) bool {
+	now, err := os.Stat(filepath.Join(s.d.Dir, filepath.FromSlash(name)))
+	return err == nil && os.SameFile(now, fi) && now.ModTime().Equal(fi.ModTime()) && now.Size() == fi.Size()
 }
 
 // List returns the object names under prefix. It walks only the directory
