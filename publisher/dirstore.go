@@ -280,14 +280,21 @@ func (s *dirServer) read(name string, limit int64) ([]byte, fs.FileInfo, error) 
 	return b, fi, nil
 }
 
+// pathOf is name's path from Dir, for unchanged.
+func (s *dirServer) pathOf(name string) string {
+	return filepath.Join(s.d.Dir, filepath.FromSlash(name))
+}
+
 // unchanged says whether name, reached by its path from Dir now, is still
 // the file fi describes: same device and inode (a publish replaces
 // timestamp.json by a rename, so a new inode), same modification time and
 // size. It reads nothing; a false answer only makes the caller read the
 // file again through the root, so a symbolic link out of the directory
 // met on the way is refused there, not here.
-func (s *dirServer) unchanged(name string, fi fs.FileInfo) bool {
-	now, err := os.Stat(filepath.Join(s.d.Dir, filepath.FromSlash(name)))
+//
+// path is pathOf(name), computed once by the caller.
+func (s *dirServer) unchanged(path string, fi fs.FileInfo) bool {
+	now, err := os.Stat(path)
 	return err == nil && os.SameFile(now, fi) && now.ModTime().Equal(fi.ModTime()) && now.Size() == fi.Size()
 }
 

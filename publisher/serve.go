@@ -37,7 +37,8 @@ type cached struct {
 	data []byte
 	// of timestamp.json read from a DirStore: the file read, to tell
 	// with one stat whether it is still the one at its path
-	fi fs.FileInfo
+	fi   fs.FileInfo
+	path string
 }
 
 // repoServer is what both HTTP front ends share: the store, the metadata
@@ -67,7 +68,7 @@ func (sv *repoServer) fresh(p string, c cached) bool {
 		return true // versioned metadata never changes
 	}
 	if sv.dir != nil && c.fi != nil {
-		return sv.dir.unchanged("metadata/timestamp.json", c.fi)
+		return sv.dir.unchanged(c.path, c.fi)
 	}
 	return false // no cheap way to know: read it every time
 }
@@ -134,6 +135,7 @@ func (sv *repoServer) find(ctx context.Context, p string) resource {
 			if err == nil && int64(len(data)) != c.fi.Size() {
 				c.fi = nil // changed while read: never fresh
 			}
+			c.path = sv.dir.pathOf(key)
 		} else {
 			data, _, err = sv.s.Read(ctx, key, metaCacheMax)
 		}
@@ -299,6 +301,14 @@ func Serve(ctx context.Context, s Store, o ServeOptions) error {
 	}
 }
 
+// Cache-Control for fasthttp as headersFor gives it, made once
+// (SetCanonical copies them).
+var (
+	cacheControlKey = []byte("Cache-Control")
+	noCacheBytes    = []byte(noCache[0])
+	immutableBytes  = []byte(immutable[0])
+)
+
 // serveFast is Handler's twin on fasthttp.
 func (sv *repoServer) serveFast(ctx *fasthttp.RequestCtx) {
 	h := &ctx.Response.Header
@@ -322,9 +332,13 @@ func (sv *repoServer) serveFast(ctx *fasthttp.RequestCtx) {
 		ctx.Error(strings.ToLower(http.StatusText(res.status)), res.status)
 		return
 	}
-	ct, cc := headersFor(p)
+	ct, _ := headersFor(p)
 	h.SetContentType(ct[0])
-	h.Set("Cache-Control", cc[0])
+	cc := immutableBytes
+	if p == "/metadata/timestamp.json" {
+		cc = noCacheBytes
+	}
+	h.SetCanonical(cacheControlKey, cc)
 	if res.body == nil {
 		ctx.Response.SetBodyRaw(res.data) // cached bytes are never modified
 		return
