@@ -115,14 +115,20 @@ func (d *DirStore) Get(_ context.Context, name string) (io.ReadCloser, error) {
 }
 
 func (d *DirStore) open(root *os.Root, n string) (*os.File, error) {
-	f, _, err := regfile.OpenIn(root, n)
+	f, _, err := d.openStat(root, n)
+	return f, err
+}
+
+// openStat is open, with the file's fstat (taken on the open descriptor).
+func (d *DirStore) openStat(root *os.Root, n string) (*os.File, fs.FileInfo, error) {
+	f, fi, err := regfile.OpenIn(root, n)
 	if errors.Is(err, regfile.ErrNotRegular) {
-		return nil, fmt.Errorf("%s: %w", filepath.ToSlash(n), fs.ErrNotExist)
+		return nil, nil, fmt.Errorf("%s: %w", filepath.ToSlash(n), fs.ErrNotExist)
 	}
 	if err != nil {
-		return nil, d.confined(root, n, err)
+		return nil, nil, d.confined(root, n, err)
 	}
-	return f, nil
+	return f, fi, nil
 }
 
 // Read reads a small object and its tag (sha256 of the content).
@@ -246,16 +252,7 @@ func (s *dirServer) open(name string) (*os.File, fs.FileInfo, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	f, err := s.d.open(root, n)
-	if err != nil {
-		return nil, nil, err
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, nil, err
-	}
-	return f, fi, nil
+	return s.d.openStat(root, n)
 }
 
 // read reads a small object, as DirStore.Read does, with the fstat of the
