@@ -14,7 +14,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"time"
+	"sync"
+	"sync/atomic"
 
 	"github.com/beckmanconnect/bcupdate/internal/atomicfile"
 	"github.com/beckmanconnect/bcupdate/internal/regfile"
@@ -114,14 +115,20 @@ func (d *DirStore) Get(_ context.Context, name string) (io.ReadCloser, error) {
 }
 
 func (d *DirStore) open(root *os.Root, n string) (*os.File, error) {
-	f, _, err := regfile.OpenIn(root, n)
+	f, _, err := d.openStat(root, n)
+	return f, err
+}
+
+// openStat is open, with the file's fstat (taken on the open descriptor).
+func (d *DirStore) openStat(root *os.Root, n string) (*os.File, fs.FileInfo, error) {
+	f, fi, err := regfile.OpenIn(root, n)
 	if errors.Is(err, regfile.ErrNotRegular) {
-		return nil, fmt.Errorf("%s: %w", filepath.ToSlash(n), fs.ErrNotExist)
+		return nil, nil, fmt.Errorf("%s: %w", filepath.ToSlash(n), fs.ErrNotExist)
 	}
 	if err != nil {
-		return nil, d.confined(root, n, err)
+		return nil, nil, d.confined(root, n, err)
 	}
-	return f, nil
+	return f, fi, nil
 }
 
 // Read reads a small object and its tag (sha256 of the content).
@@ -182,23 +189,110 @@ func (d *DirStore) Exists(_ context.Context, name string) (bool, error) {
 	return true, nil
 }
 
-// stat tells an object's modification time and size without reading it
-// (serve keeps timestamp.json in memory while these do not change).
-func (d *DirStore) stat(name string) (time.Time, int64, error) {
-	n, err := d.name(name)
+// dirServer is a DirStore as `bcpublish serve` reads it: the same rules
+// (every open goes through an os.Root on Dir, so no ".." and no symbolic
+// link out of the directory is followed), but the root is held open
+// instead of opened and closed for every request, and a file's identity
+// (device, inode, modification time, size) can be checked with one stat.
+//
+// The held root stays the directory Dir names: before each use, Dir is
+// stat'ed by its path (following a symbolic link in the --repo path, as
+// os.OpenRoot does), and if it is no longer the directory the root was
+// opened on (the repository directory was replaced, or the link moved to
+// another one), a new root is opened. Roots that are replaced are left to
+// their finalizer: requests in flight may still be using them.
+type dirServer struct {
+	d   *DirStore
+	mu  sync.Mutex // serializes reopening
+	cur atomic.Pointer[heldRoot]
+}
+
+type heldRoot struct {
+	root *os.Root
+	fi   fs.FileInfo // of the directory the root was opened on
+}
+
+func (d *DirStore) server() *dirServer { return &dirServer{d: d} }
+
+// root returns a root on the directory Dir names now.
+func (s *dirServer) root() (*os.Root, error) {
+	fi, err := os.Stat(s.d.Dir)
 	if err != nil {
-		return time.Time{}, 0, err
+		return nil, fmt.Errorf("repository directory: %w", err)
 	}
-	root, err := d.root()
+	if h := s.cur.Load(); h != nil && os.SameFile(h.fi, fi) {
+		return h.root, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h := s.cur.Load(); h != nil && os.SameFile(h.fi, fi) {
+		return h.root, nil
+	}
+	root, err := s.d.root()
 	if err != nil {
-		return time.Time{}, 0, err
+		return nil, err
 	}
-	defer root.Close()
-	fi, err := root.Stat(n)
+	// The identity of what was opened, not of what was stat'ed: if Dir
+	// was replaced in between, the next request's stat tells.
+	if fi, err = root.Stat("."); err != nil {
+		root.Close()
+		return nil, fmt.Errorf("repository directory: %w", err)
+	}
+	s.cur.Store(&heldRoot{root: root, fi: fi})
+	return root, nil
+}
+
+// open opens an object, as DirStore.Get does, with its fstat.
+func (s *dirServer) open(name string) (*os.File, fs.FileInfo, error) {
+	n, err := s.d.name(name)
 	if err != nil {
-		return time.Time{}, 0, d.confined(root, n, err)
+		return nil, nil, err
 	}
-	return fi.ModTime(), fi.Size(), nil
+	root, err := s.root()
+	if err != nil {
+		return nil, nil, err
+	}
+	return s.d.openStat(root, n)
+}
+
+// read reads a small object, as DirStore.Read does, with the fstat of the
+// file read, taken before reading it (so that a change while it is read
+// shows as a later modification time).
+func (s *dirServer) read(name string, limit int64) ([]byte, fs.FileInfo, error) {
+	f, fi, err := s.open(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	if fi.Size() > limit {
+		return nil, nil, fmt.Errorf("read %s: larger than %d bytes", name, limit)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, nil, fmt.Errorf("read %s: larger than %d bytes", name, limit)
+	}
+	return b, fi, nil
+}
+
+// pathOf is name's path from Dir, for unchanged.
+func (s *dirServer) pathOf(name string) string {
+	return filepath.Join(s.d.Dir, filepath.FromSlash(name))
+}
+
+// unchanged says whether name, reached by its path from Dir now, is still
+// the file fi describes: same device and inode (a publish replaces
+// timestamp.json by a rename, so a new inode), same modification time and
+// size. It reads nothing; a false answer only makes the caller read the
+// file again through the root, so a symbolic link out of the directory
+// met on the way is refused there, not here.
+//
+// path is pathOf(name), computed once by the caller.
+func (s *dirServer) unchanged(path string, fi fs.FileInfo) bool {
+	now, err := os.Stat(path)
+	return err == nil && os.SameFile(now, fi) && now.ModTime().Equal(fi.ModTime()) && now.Size() == fi.Size()
 }
 
 // List returns the object names under prefix. It walks only the directory

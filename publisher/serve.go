@@ -35,33 +35,17 @@ const (
 
 type cached struct {
 	data []byte
-	// version of timestamp.json in a store that can tell it cheaply
-	mod  time.Time
-	size int64
-}
-
-// stater is a store that can tell an object's modification time and size
-// without reading it (DirStore): timestamp.json is then always fresh.
-type stater interface {
-	stat(name string) (time.Time, int64, error)
-}
-
-// fresh says whether a cached metadata file may be served as is.
-func fresh(s Store, p string, c cached) bool {
-	if p != "/metadata/timestamp.json" {
-		return true // versioned metadata never changes
-	}
-	if st, ok := s.(stater); ok {
-		mod, size, err := st.stat(strings.TrimPrefix(p, "/"))
-		return err == nil && mod.Equal(c.mod) && size == c.size
-	}
-	return false // no cheap way to know: read it every time
+	// of timestamp.json read from a DirStore: the file read, to tell
+	// with one stat whether it is still the one at its path
+	fi   fs.FileInfo
+	path string
 }
 
 // repoServer is what both HTTP front ends share: the store, the metadata
 // kept in memory, and the decision of what a path gets.
 type repoServer struct {
 	s       Store
+	dir     *dirServer // s, when it is a DirStore
 	log     *slog.Logger
 	cache   sync.Map
 	entries atomic.Int64
@@ -71,7 +55,22 @@ func newRepoServer(s Store, log *slog.Logger) *repoServer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &repoServer{s: s, log: log}
+	sv := &repoServer{s: s, log: log}
+	if d, ok := s.(*DirStore); ok {
+		sv.dir = d.server()
+	}
+	return sv
+}
+
+// fresh says whether a cached metadata file may be served as is.
+func (sv *repoServer) fresh(p string, c cached) bool {
+	if p != "/metadata/timestamp.json" {
+		return true // versioned metadata never changes
+	}
+	if sv.dir != nil && c.fi != nil {
+		return sv.dir.unchanged(c.path, c.fi)
+	}
+	return false // no cheap way to know: read it every time
 }
 
 // resource is what a GET of a path gets: metadata from memory (data), a
@@ -80,6 +79,7 @@ type resource struct {
 	status int
 	data   []byte
 	body   io.ReadCloser
+	size   int64 // of body, when known without seeking (else -1)
 }
 
 var (
@@ -109,7 +109,7 @@ func (sv *repoServer) find(ctx context.Context, p string) resource {
 	// Fast path: metadata already in memory (it passed the checks below
 	// when it was first served).
 	if v, ok := sv.cache.Load(p); ok {
-		if c := v.(cached); fresh(sv.s, p, c) {
+		if c := v.(cached); sv.fresh(p, c) {
 			return resource{status: http.StatusOK, data: c.data}
 		}
 	}
@@ -128,12 +128,16 @@ func (sv *repoServer) find(ctx context.Context, p string) resource {
 	key := strings.TrimPrefix(p, "/")
 	if strings.HasPrefix(p, "/metadata/") {
 		var c cached
-		if st, ok := sv.s.(stater); ok && p == "/metadata/timestamp.json" {
-			c.mod, c.size, _ = st.stat(key)
-		}
-		data, _, err := sv.s.Read(ctx, key, metaCacheMax)
-		if err == nil && c.size != 0 && int64(len(data)) != c.size {
-			c.size = -1 // replaced while reading: do not trust the stat
+		var data []byte
+		var err error
+		if sv.dir != nil {
+			data, c.fi, err = sv.dir.read(key, metaCacheMax)
+			if err == nil && int64(len(data)) != c.fi.Size() {
+				c.fi = nil // changed while read: never fresh
+			}
+			c.path = sv.dir.pathOf(key)
+		} else {
+			data, _, err = sv.s.Read(ctx, key, metaCacheMax)
 		}
 		c.data = data
 		if err == nil {
@@ -151,7 +155,18 @@ func (sv *repoServer) find(ctx context.Context, p string) resource {
 		}
 		// Too large for the cache: stream it below.
 	}
-	rc, err := sv.s.Get(ctx, key)
+	var rc io.ReadCloser
+	size := int64(-1)
+	var err error
+	if sv.dir != nil {
+		var f *os.File
+		var fi fs.FileInfo
+		if f, fi, err = sv.dir.open(key); err == nil {
+			rc, size = f, fi.Size()
+		}
+	} else {
+		rc, err = sv.s.Get(ctx, key)
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return resource{status: http.StatusNotFound}
 	}
@@ -162,7 +177,7 @@ func (sv *repoServer) find(ctx context.Context, p string) resource {
 		sv.log.Error("serve", "path", p, "err", err)
 		return resource{status: http.StatusInternalServerError}
 	}
-	return resource{status: http.StatusOK, body: rc}
+	return resource{status: http.StatusOK, body: rc, size: size}
 }
 
 // outside answers a path whose file is a symbolic link out of the
@@ -286,6 +301,14 @@ func Serve(ctx context.Context, s Store, o ServeOptions) error {
 	}
 }
 
+// Cache-Control for fasthttp as headersFor gives it, made once
+// (SetCanonical copies them).
+var (
+	cacheControlKey = []byte("Cache-Control")
+	noCacheBytes    = []byte(noCache[0])
+	immutableBytes  = []byte(immutable[0])
+)
+
 // serveFast is Handler's twin on fasthttp.
 func (sv *repoServer) serveFast(ctx *fasthttp.RequestCtx) {
 	h := &ctx.Response.Header
@@ -309,18 +332,24 @@ func (sv *repoServer) serveFast(ctx *fasthttp.RequestCtx) {
 		ctx.Error(strings.ToLower(http.StatusText(res.status)), res.status)
 		return
 	}
-	ct, cc := headersFor(p)
+	ct, _ := headersFor(p)
 	h.SetContentType(ct[0])
-	h.Set("Cache-Control", cc[0])
+	cc := immutableBytes
+	if p == "/metadata/timestamp.json" {
+		cc = noCacheBytes
+	}
+	h.SetCanonical(cacheControlKey, cc)
 	if res.body == nil {
 		ctx.Response.SetBodyRaw(res.data) // cached bytes are never modified
 		return
 	}
-	size := int64(-1)
+	size := res.size
 	var body io.Reader = res.body
 	if rs, ok := res.body.(io.ReadSeeker); ok {
-		if size, err = rs.Seek(0, io.SeekEnd); err == nil {
-			_, err = rs.Seek(0, io.SeekStart)
+		if size < 0 {
+			if size, err = rs.Seek(0, io.SeekEnd); err == nil {
+				_, err = rs.Seek(0, io.SeekStart)
+			}
 		}
 		if err != nil {
 			res.body.Close()

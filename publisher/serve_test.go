@@ -302,3 +302,94 @@ func TestServeLargeFile(t *testing.T) {
 		}
 	}
 }
+
+// Serve holds the repository directory open between requests: it must
+// still serve what the --repo path names now, when the directory is
+// replaced (renamed away and a new one put in its place, or a symbolic
+// link in the path moved to another directory), and timestamp.json must
+// be read again when it is replaced, even by a link out of the directory.
+func TestServeRepositoryReplaced(t *testing.T) {
+	base := t.TempDir()
+	mk := func(dir, ts, target string) {
+		t.Helper()
+		for name, data := range map[string]string{"metadata/timestamp.json": ts, "targets/t.bin": target} {
+			p := filepath.Join(base, dir, filepath.FromSlash(name))
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	mk("a", `{"a": 1}`, "target a")
+	mk("b", `{"b": 2}`, "target b")
+	if err := os.Symlink("a", filepath.Join(base, "cur")); err != nil {
+		t.Fatal(err)
+	}
+	u := serveFor(t, &publisher.DirStore{Dir: filepath.Join(base, "cur")}, publisher.ServeOptions{})
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(u + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	want := func(step, path string, status int, body string) {
+		t.Helper()
+		for range 2 { // read, then from memory
+			if st, b := get(path); st != status || (status == 200 && b != body) {
+				t.Errorf("%s: GET %s: %d %q, want %d %q", step, path, st, b, status, body)
+			}
+		}
+	}
+	want("first", "/metadata/timestamp.json", 200, `{"a": 1}`)
+	want("first", "/targets/t.bin", 200, "target a")
+
+	// The link in the --repo path moved to another directory.
+	if err := os.Symlink("b", filepath.Join(base, "cur.new")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(base, "cur.new"), filepath.Join(base, "cur")); err != nil {
+		t.Fatal(err)
+	}
+	want("link moved", "/metadata/timestamp.json", 200, `{"b": 2}`)
+	want("link moved", "/targets/t.bin", 200, "target b")
+
+	// The directory itself replaced by another.
+	mk("c", `{"c": 33}`, "target c")
+	if err := os.Rename(filepath.Join(base, "b"), filepath.Join(base, "b.old")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(base, "c"), filepath.Join(base, "b")); err != nil {
+		t.Fatal(err)
+	}
+	want("directory replaced", "/metadata/timestamp.json", 200, `{"c": 33}`)
+	want("directory replaced", "/targets/t.bin", 200, "target c")
+
+	// timestamp.json replaced by a link out of the repository: a 404,
+	// never the cached bytes nor the file it points at.
+	outside := filepath.Join(base, "outside.json")
+	os.WriteFile(outside, []byte(`{"SECRET": 1}`), 0o644)
+	ts := filepath.Join(base, "b", "metadata", "timestamp.json")
+	if err := os.Symlink(outside, ts+".new"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(ts+".new", ts); err != nil {
+		t.Fatal(err)
+	}
+	want("link out", "/metadata/timestamp.json", 404, "")
+
+	// The directory gone: 404s, then served again when it is back.
+	if err := os.Rename(filepath.Join(base, "b"), filepath.Join(base, "b.gone")); err != nil {
+		t.Fatal(err)
+	}
+	want("gone", "/metadata/timestamp.json", 404, "")
+	want("gone", "/targets/t.bin", 404, "")
+	mk("b", `{"d": 4}`, "target d")
+	want("back", "/metadata/timestamp.json", 200, `{"d": 4}`)
+	want("back", "/targets/t.bin", 200, "target d")
+}

@@ -196,17 +196,28 @@ func serveBench(o options) (string, error) {
 		rounds = 1
 	}
 	rps := make([][][]float64, len(files)) // file, server, round
+	// CPU time (user and system, every process of the server's group:
+	// nginx's master and workers) per completed response, in µs: what
+	// decides throughput once the machine is not shared, and much less
+	// sensitive than requests/s to other jobs on it.
+	cpu := make([][][]float64, len(files))
 	for i := range files {
 		rps[i] = make([][]float64, len(servers))
+		cpu[i] = make([][]float64, len(servers))
 	}
 	for r := 0; r < rounds; r++ {
 		for i, f := range files {
 			for j, s := range servers {
+				before, okB := groupCPU(s.c.pgid)
 				res, err := wrkRun(s.base+f.path, f.wrk)
 				if err != nil {
 					return "", fmt.Errorf("%s: %w", s.name, err)
 				}
+				after, okA := groupCPU(s.c.pgid)
 				rps[i][j] = append(rps[i][j], res.rps())
+				if okB && okA {
+					cpu[i][j] = append(cpu[i][j], (after-before)*1e6/float64(res.requests))
+				}
 			}
 		}
 	}
@@ -217,18 +228,31 @@ func serveBench(o options) (string, error) {
 	ourIdx := len(servers) - 1
 	median := func(v []float64) float64 { v = slices.Clone(v); slices.Sort(v); return v[len(v)/2] }
 	mibs := func(rps float64, size int64) string { return fmt.Sprintf("%.0f", rps*float64(size)/(1<<20)) }
+	cpuCell := func(v []float64) string {
+		if len(v) == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.1f", median(v))
+	}
 	var s strings.Builder
-	fmt.Fprintf(&s, "| file | size | wrk | nginx requests/s | nginx MiB/s | `bcpublish serve` requests/s | `bcpublish serve` MiB/s | ratio to nginx | target |\n|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&s, "| file | size | wrk | nginx requests/s | nginx MiB/s | `bcpublish serve` requests/s | `bcpublish serve` MiB/s | ratio to nginx (rounds) | CPU µs/request nginx | CPU µs/request `bcpublish serve` | target |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for i, f := range files {
 		ours := median(rps[i][ourIdx])
-		ng, ngMiB, ratio := "(not installed)", "", ""
+		ng, ngMiB, ratio, ngCPU := "(not installed)", "", "", ""
 		if len(servers) == 2 {
 			n := median(rps[i][0])
-			ng, ngMiB, ratio = fmt.Sprintf("%.0f", n), mibs(n, f.size), fmt.Sprintf("%.2f", ours/n)
+			// Each round's ratio: the two servers ran one after the
+			// other, under about the same load.
+			var per []float64
+			for r := range rps[i][0] {
+				per = append(per, rps[i][ourIdx][r]/rps[i][0][r])
+			}
+			ng, ngMiB, ratio = fmt.Sprintf("%.0f", n), mibs(n, f.size), fmt.Sprintf("%.2f (%.2f-%.2f)", ours/n, slices.Min(per), slices.Max(per))
+			ngCPU = cpuCell(cpu[i][0])
 		}
-		fmt.Fprintf(&s, "| %s | %s | -t%d -c%d | %s | %s | %.0f | %s | %s | ≥ 1.0 |\n", f.label, kib(f.size), f.wrk.threads, f.wrk.conns, ng, ngMiB, ours, mibs(ours, f.size), ratio)
+		fmt.Fprintf(&s, "| %s | %s | -t%d -c%d | %s | %s | %.0f | %s | %s | %s | %s | ≥ 1.0 |\n", f.label, kib(f.size), f.wrk.threads, f.wrk.conns, ng, ngMiB, ours, mibs(ours, f.size), ratio, ngCPU, cpuCell(cpu[i][ourIdx]))
 	}
-	fmt.Fprintf(&s, "\nMedian of %d rounds of %s per server and file, taken in turns; MiB/s is completed responses × file size.\n", rounds, o.duration)
+	fmt.Fprintf(&s, "\nMedian of %d rounds of %s per server and file, taken in turns (in brackets: the lowest and highest ratio of a round); MiB/s is completed responses × file size; CPU µs/request is the server's user+system time (nginx: master and workers) during a run over the responses completed, median of the rounds.\n", rounds, o.duration)
 	return s.String(), nil
 }
 

@@ -119,3 +119,44 @@ func TestParseStat(t *testing.T) {
 		t.Error("parseStat accepted garbage")
 	}
 }
+
+func TestParseCPU(t *testing.T) {
+	line := "123 (a b) c) S 1 456 456 0 -1 4194560 10 0 0 0 250 37 0 0 20 0 3 0\n"
+	if n, ok := parseCPU([]byte(line)); !ok || n != 287 {
+		t.Errorf("parseCPU = %d %v, want 287", n, ok)
+	}
+	if _, ok := parseCPU([]byte("123 (x) S 1 2")); ok {
+		t.Error("parseCPU accepted a short line")
+	}
+}
+
+// A busy child's group CPU time grows; a group with no member has none.
+func TestGroupCPU(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc")
+	}
+	c, err := start(exec.Command("sh", "-c", `while :; do :; done`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.stop(syscall.SIGKILL, time.Second)
+	waitMembers(t, c.pgid, 1)
+	a, ok := groupCPU(c.pgid)
+	if !ok {
+		t.Fatal("groupCPU found no member")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, _ := groupCPU(c.pgid)
+		if b > a {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("group CPU time stayed at %v for 5s of a busy loop", a)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, ok := groupCPU(1 << 30); ok {
+		t.Error("groupCPU found a member of a group that does not exist")
+	}
+}
