@@ -70,9 +70,8 @@ func (a *Agent) Apply(ctx context.Context, only string, o ApplyOptions) (*CheckR
 			}
 			active, err := a.decide(ctx, st, name, c.Staged, o)
 			if errors.Is(err, ErrAuthorizationRequired) {
-				a.markAwaiting(name, c, err)
 				waiting = errors.Join(waiting, err)
-				return nil
+				return a.markAwaiting(name, c, err)
 			}
 			if err != nil {
 				return a.failed(fmt.Errorf("apply %s %s: %w", name, c.Staged.Version, err), name, c.Staged.Version)
@@ -171,14 +170,9 @@ func (a *Agent) decidedActive(st *State, name string, rel *Release) []string {
 	return active
 }
 
-func (a *Agent) markAwaiting(name string, c *ComponentState, err error) {
-	first := c.State != StateAwaitingAuthorization
-	c.State = StateAwaitingAuthorization
-	a.raise(NoteAwaitingAuthorization, "warning", name, c.Staged.Version,
-		fmt.Sprintf("%s %s is staged and waits for a person to authorize its new features: %v", name, c.Staged.Version, strings.TrimPrefix(err.Error(), ErrAuthorizationRequired.Error()+": ")))
-	if first {
-		a.audit(AuditEvent{Event: EventAwaitingAuthorization, Component: name, Version: c.Staged.Version, Detail: err.Error()})
-	}
+func (a *Agent) markAwaiting(name string, c *ComponentState, err error) error {
+	return a.transition(name, c, Awaiting, occasion{Version: c.Staged.Version, Detail: err.Error(),
+		Message: fmt.Sprintf("%s %s is staged and waits for a person to authorize its new features: %v", name, c.Staged.Version, strings.TrimPrefix(err.Error(), ErrAuthorizationRequired.Error()+": "))})
 }
 
 // prepared is a decided release on its way in: verified again and
@@ -286,7 +280,9 @@ func (a *Agent) installPrepared(st *State, ready []*prepared) (failure error, ro
 				// other refusal (an unsafe archive) leaves state as it
 				// was.
 				a.dropStaged(p.name, p.c)
-				updateComponentState(p.c)
+				if err := a.transition(p.name, p.c, Dropped, occasion{Version: p.rel.Version}); err != nil {
+					return err, false
+				}
 			}
 			fail(a.failed(fmt.Errorf("apply %s %s: %w", p.name, p.rel.Version, p.err), p.name, p.rel.Version), false)
 		case p.dest == "":
@@ -309,7 +305,6 @@ func (a *Agent) installPrepared(st *State, ready []*prepared) (failure error, ro
 			}
 			continue
 		}
-		a.installed(p)
 	}
 	for _, p := range group {
 		if p.failed != nil {
@@ -384,13 +379,18 @@ func (a *Agent) switchGroup(st *State, group []*prepared) error {
 	}
 	for _, p := range group {
 		if p.failed == nil {
-			p.c.markInstalled(p.rel)
+			if err := a.commitInstalled(p.name, p.c, p.rel, p.active); err != nil {
+				return err
+			}
 			continue
 		}
 		if err := a.undo(p.j); err != nil {
 			return fmt.Errorf("%s %s: %v; undoing it also failed: %w", p.name, p.j.To, p.failed, err)
 		}
-		p.c.markFailed(p.rel, p.failed.Error())
+		if err := a.markRolledBack(p.name, p.c, p.rel, p.j.From, p.failed.Error(), fmt.Sprintf("%s %s: %v", p.name, p.j.To, p.failed),
+			fmt.Sprintf("%s %s could not be installed (%v) and was rolled back to %s; it will not be retried until a newer release appears", p.name, p.j.To, p.failed, orNone(p.j.From))); err != nil {
+			return err
+		}
 	}
 	// Commit: state.json now says which are installed.
 	if err := a.saveState(st); err != nil {
@@ -409,44 +409,38 @@ func (a *Agent) switchGroup(st *State, group []*prepared) error {
 		pruneVersions(filepath.Join(a.cfg.InstallRoot, p.name), p.c.Installed, p.c.Previous)
 	})
 	for _, p := range group {
-		if p.failed != nil {
-			a.dropStaged(p.name, p.c)
-			a.audit(AuditEvent{Event: EventRollback, Component: p.name, Version: p.j.From, Detail: fmt.Sprintf("%s %s: %v", p.name, p.j.To, p.failed)})
-			a.raise(NoteFailed, "warning", p.name, p.j.To, fmt.Sprintf("%s %s could not be installed (%v) and was rolled back to %s; it will not be retried until a newer release appears", p.name, p.j.To, p.failed, orNone(p.j.From)))
-			continue
-		}
 		a.dropStaged(p.name, p.c)
-		a.installed(p)
 	}
 	return nil
 }
 
-// installed says that p's release is installed: audit, notifications, log.
-func (a *Agent) installed(p *prepared) {
-	a.audit(AuditEvent{Event: EventInstalled, Component: p.name, Version: p.rel.Version, Detail: "active features: " + strings.Join(p.active, ",")})
-	a.resolve(p.name, NoteUpdateAvailable, NoteStaged, NoteAwaitingAuthorization, NoteFailed, NoteRolledBack, NoteVerificationFailure)
-	a.raise(NoteInstalled, "info", p.name, p.rel.Version, fmt.Sprintf("%s %s was installed", p.name, p.rel.Version))
-	a.log.Info("installed", "component", p.name, "version", p.rel.Version)
-}
 
 // markInstalled records rel as the installed version, the one before it
-// as previous, and clears what was pending (saved, this is the commit).
+// as previous, and clears what was pending: the facts of the Installed
+// transition (saved, this is the commit).
 func (c *ComponentState) markInstalled(rel *Release) {
 	installed := *rel
 	installed.File = ""
 	c.Previous, c.Installed = c.Installed, rel.Version
 	c.PreviousRelease, c.InstalledRelease = c.InstalledRelease, &installed
-	c.Staged, c.Available, c.Failed = nil, nil, nil
-	c.State, c.LastError = StateUpToDate, ""
+	c.Staged, c.Available, c.Failed, c.LastError = nil, nil, nil, ""
 }
 
-// markFailed holds rel back (it is not retried until a newer release
-// appears) with why as the component's last error.
-func (c *ComponentState) markFailed(rel *Release, why string) {
+// commitInstalled is the Installed transition of component name to rel.
+func (a *Agent) commitInstalled(name string, c *ComponentState, rel *Release, active []string) error {
+	c.markInstalled(rel)
+	return a.transition(name, c, Installed, occasion{Version: rel.Version, Detail: "active features: " + strings.Join(active, ","),
+		Message: fmt.Sprintf("%s %s was installed", name, rel.Version)})
+}
+
+// markRolledBack holds rel back (it is not retried until a newer release
+// appears) with why as the component's last error; the component is back
+// on from. detail and message are the audit entry's and notification's.
+func (a *Agent) markRolledBack(name string, c *ComponentState, rel *Release, from, why, detail, message string) error {
 	failed := *rel
 	failed.File = ""
-	c.Failed = &failed
-	c.State, c.LastError = StateFailed, why
+	c.Staged, c.Failed, c.LastError = nil, &failed, why
+	return a.transition(name, c, RolledBack, occasion{Version: from, Detail: detail, Message: message})
 }
 
 // errRolledBack marks an install that was undone after its installer or
@@ -637,7 +631,10 @@ func (a *Agent) Rollback(ctx context.Context, name string) (*CheckReport, error)
 	}
 	c.Staged, c.Available = nil, nil
 	a.dropStaged(name, c)
-	updateComponentState(c)
+	if err := a.transition(name, c, RolledBackByHand, occasion{Version: c.Installed, Detail: "rolled back from " + from,
+		Message: fmt.Sprintf("%s was rolled back from %s to %s", name, from, c.Installed)}); err != nil {
+		return nil, err
+	}
 	if err := a.saveState(st); err != nil {
 		return nil, err
 	}
@@ -648,7 +645,5 @@ func (a *Agent) Rollback(ctx context.Context, name string) (*CheckReport, error)
 	if err := a.writeFeatures(name, active); err != nil {
 		return nil, err
 	}
-	a.audit(AuditEvent{Event: EventRollback, Component: name, Version: c.Installed, Detail: "rolled back from " + from})
-	a.raise(NoteRolledBack, "warning", name, c.Installed, fmt.Sprintf("%s was rolled back from %s to %s", name, from, c.Installed))
 	return a.report(nil, st), nil
 }

@@ -9,34 +9,37 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
+// EventKind is a kind of audit entry.
+type EventKind string
+
 // Audit events.
 const (
-	EventUpdateAvailable       = "update-available"
-	EventStaged                = "staged"
-	EventAwaitingAuthorization = "awaiting-authorization"
-	EventInstalled             = "installed"
-	EventRollback              = "rollback"
-	EventVerificationFailure   = "verification-failure"
-	EventConsentDecision       = "consent-decision"
-	EventConsentRevoked        = "consent-revoked"
-	EventConsentNoAnswer       = "consent-no-answer"
-	EventFeaturesRestored      = "features-restored"
-	EventPolicyAccepted        = "policy-accepted"
-	EventFailed                = "failed"
-	EventPinned                = "pinned"
-	EventUnpinned              = "unpinned"
-	EventStateRecovered        = "state-recovered"
+	EventUpdateAvailable       EventKind = "update-available"
+	EventStaged                EventKind = "staged"
+	EventAwaitingAuthorization EventKind = "awaiting-authorization"
+	EventInstalled             EventKind = "installed"
+	EventRollback              EventKind = "rollback"
+	EventVerificationFailure   EventKind = "verification-failure"
+	EventConsentDecision       EventKind = "consent-decision"
+	EventConsentRevoked        EventKind = "consent-revoked"
+	EventConsentNoAnswer       EventKind = "consent-no-answer"
+	EventFeaturesRestored      EventKind = "features-restored"
+	EventPolicyAccepted        EventKind = "policy-accepted"
+	EventFailed                EventKind = "failed"
+	EventPinned                EventKind = "pinned"
+	EventUnpinned              EventKind = "unpinned"
+	EventStateRecovered        EventKind = "state-recovered"
 )
 
 // AuditEvent is one entry of audit.jsonl.
 type AuditEvent struct {
 	Time      time.Time `json:"time"`
-	Event     string    `json:"event"`
+	Event     EventKind `json:"event"`
 	Device    string    `json:"device"`
 	Component string    `json:"component,omitempty"`
 	Version   string    `json:"version,omitempty"`
 	Feature   string    `json:"feature,omitempty"`
-	Decision  string    `json:"decision,omitempty"`
+	Decision  Decision  `json:"decision,omitempty"`
 	By        string    `json:"by,omitempty"`
 	Detail    string    `json:"detail,omitempty"`
 }
@@ -64,7 +67,7 @@ func (a *Agent) appendAudit(evs ...AuditEvent) {
 	}
 	if err := a.auditLog().AppendAll(batch); err != nil {
 		a.log.Error("audit log", "err", err)
-		a.raise(NoteLogDamaged, "critical", "", "", fmt.Sprintf("the audit log cannot be appended to: %v; run bcagent audit verify", err))
+		a.raise(NoteLogDamaged, SeverityCritical, "", "", fmt.Sprintf("the audit log cannot be appended to: %v; run bcagent audit verify", err))
 	}
 }
 
@@ -79,17 +82,17 @@ func (a *Agent) failed(err error, component, version string) error {
 	case errors.Is(err, ErrAuthorizationRequired):
 	case errors.As(err, &expired):
 		a.audit(AuditEvent{Event: EventVerificationFailure, Component: component, Version: version, Detail: err.Error()})
-		a.raise(NoteMetadataExpired, "critical", "", "", "the repository's metadata has expired: nothing new will be installed until the publisher refreshes it (or someone is replaying old metadata)")
+		a.raise(NoteMetadataExpired, SeverityCritical, "", "", "the repository's metadata has expired: nothing new will be installed until the publisher refreshes it (or someone is replaying old metadata)")
 	case errors.Is(err, ErrVerification):
 		a.audit(AuditEvent{Event: EventVerificationFailure, Component: component, Version: version, Detail: err.Error()})
-		a.raise(NoteVerificationFailure, "critical", component, version, "an update failed verification and was refused; this may be an attack: "+err.Error())
+		a.raise(NoteVerificationFailure, SeverityCritical, component, version, "an update failed verification and was refused; this may be an attack: "+err.Error())
 	case component != "":
 		a.audit(AuditEvent{Event: EventFailed, Component: component, Version: version, Detail: err.Error()})
 	case isNetwork(err):
-		a.raise(NoteRepositoryUnreachable, "warning", "", "", "the update repository could not be reached; what is installed keeps running and the agent will retry: "+err.Error())
+		a.raise(NoteRepositoryUnreachable, SeverityWarning, "", "", "the update repository could not be reached; what is installed keeps running and the agent will retry: "+err.Error())
 	default:
 		a.audit(AuditEvent{Event: EventFailed, Detail: err.Error()})
-		a.raise(NoteCheckFailed, "warning", "", "", "the update check failed on this PC; what is installed keeps running and the agent will retry: "+err.Error())
+		a.raise(NoteCheckFailed, SeverityWarning, "", "", "the update check failed on this PC; what is installed keeps running and the agent will retry: "+err.Error())
 	}
 	return err
 }

@@ -15,12 +15,12 @@ import (
 
 // ComponentReport is what a check found for one component.
 type ComponentReport struct {
-	Name      string `json:"name"`
-	Installed string `json:"installed,omitempty"`
-	Available string `json:"available,omitempty"`
-	Staged    string `json:"staged,omitempty"`
-	State     string `json:"state"`
-	Path      string `json:"path,omitempty"`
+	Name      string    `json:"name"`
+	Installed string    `json:"installed,omitempty"`
+	Available string    `json:"available,omitempty"`
+	Staged    string    `json:"staged,omitempty"`
+	State     StateName `json:"state"`
+	Path      string    `json:"path,omitempty"`
 }
 
 // CheckReport is the result of Check.
@@ -139,20 +139,27 @@ func (a *Agent) check(ctx context.Context, st *State) (*session, error) {
 		}
 		if c.Staged != nil && (c.Available == nil || c.Staged.SHA256 != c.Available.SHA256) {
 			// The channel moved on (or back): the staged file is stale.
+			stale := c.Staged.Version
 			a.dropStaged(name, c)
-			a.resolve(name, NoteStaged, NoteAwaitingAuthorization)
-		}
-		updateComponentState(c)
-		a.refreshGate(st, name, c)
-		switch {
-		case c.Available == nil:
-			a.resolve(name, NoteUpdateAvailable)
-		case c.Staged == nil:
-			if prev == nil || prev.SHA256 != c.Available.SHA256 {
-				a.audit(AuditEvent{Event: EventUpdateAvailable, Component: name, Version: c.Available.Version, Detail: c.Available.Path})
+			if err := a.transition(name, c, Dropped, occasion{Version: stale}); err != nil {
+				return nil, err
 			}
-			a.raise(NoteUpdateAvailable, "info", name, c.Available.Version,
-				fmt.Sprintf("%s %s is available (installed: %s)", name, c.Available.Version, orNone(c.Installed)))
+		}
+		var err error
+		switch {
+		case c.Staged != nil:
+			err = a.refreshGate(st, name, c)
+		case c.Available == nil:
+			err = a.transition(name, c, Unoffered, occasion{})
+		default:
+			err = a.transition(name, c, Found, occasion{
+				Version: c.Available.Version, Detail: c.Available.Path,
+				Message: fmt.Sprintf("%s %s is available (installed: %s)", name, c.Available.Version, orNone(c.Installed)),
+				Again:   prev == nil || prev.SHA256 != c.Available.SHA256,
+			})
+		}
+		if err != nil {
+			return nil, err
 		}
 	}
 	return s, nil
@@ -179,36 +186,29 @@ func (a *Agent) noteExpiry(s *session) {
 		soonest, role = tm.Snapshot.Signed.Expires, "snapshot"
 	}
 	if time.Until(soonest) < expiringWithin {
-		a.raise(NoteMetadataExpiring, "warning", "", "", fmt.Sprintf("the repository's %s metadata expires at %s; after that no update can be installed until the publisher re-signs it", role, soonest.UTC().Format(time.RFC3339)))
+		a.raise(NoteMetadataExpiring, SeverityWarning, "", "", fmt.Sprintf("the repository's %s metadata expires at %s; after that no update can be installed until the publisher re-signs it", role, soonest.UTC().Format(time.RFC3339)))
 		return
 	}
 	a.resolve("", NoteMetadataExpiring)
 }
 
 // refreshGate marks a staged release whose gated features have no
-// decision as awaiting authorization.
-func (a *Agent) refreshGate(st *State, name string, c *ComponentState) {
-	if c.Staged == nil {
-		return
-	}
+// decision as awaiting authorization, and one whose features all have one
+// as staged again.
+func (a *Agent) refreshGate(st *State, name string, c *ComponentState) error {
 	pending, err := a.pendingFeatures(st, name, c.Staged)
-	if len(pending) > 0 || err != nil {
-		c.State = StateAwaitingAuthorization
+	switch {
+	case len(pending) > 0 || err != nil:
+		if c.State == StateStaged {
+			return a.transition(name, c, Awaiting, occasion{Version: c.Staged.Version, Quiet: true})
+		}
+	case c.State == StateAwaitingAuthorization:
+		return a.transition(name, c, Ready, occasion{Version: c.Staged.Version,
+			Message: fmt.Sprintf("%s %s is downloaded, verified and ready to install", name, c.Staged.Version)})
 	}
+	return nil
 }
 
-func updateComponentState(c *ComponentState) {
-	switch {
-	case c.Failed != nil && c.Available == nil && c.Staged == nil:
-		c.State = StateFailed // until a newer release appears
-	case c.Staged != nil:
-		c.State = StateStaged
-	case c.Available != nil:
-		c.State = StateUpdateAvailable
-	default:
-		c.State = StateUpToDate
-	}
-}
 
 // channelRelease follows the component's channel pointer to the release it
 // names. Nil, nil means the channel does not exist for this platform.
@@ -340,7 +340,7 @@ func (a *Agent) noteYanked(s *session, name string, c *ComponentState) {
 		a.resolve(name, NoteYanked)
 		return
 	}
-	a.raise(NoteYanked, "warning", name, c.Installed, fmt.Sprintf("the installed %s %s was withdrawn by its publisher (%s); the agent installs the release the channel names when there is one", name, c.Installed, orNone(meta.YankReason)))
+	a.raise(NoteYanked, SeverityWarning, name, c.Installed, fmt.Sprintf("the installed %s %s was withdrawn by its publisher (%s); the agent installs the release the channel names when there is one", name, c.Installed, orNone(meta.YankReason)))
 }
 
 // Pin holds a component on a version (which may be older than the

@@ -18,26 +18,32 @@ import (
 	"github.com/beckmanconnect/bcupdate/repo"
 )
 
+// Decision is a person's decision on a gated feature.
+type Decision string
+
 // Consent decisions.
 const (
-	DecisionGranted  = "granted"
-	DecisionDeclined = "declined"
-	DecisionRevoked  = "revoked"
+	DecisionGranted  Decision = "granted"
+	DecisionDeclined Decision = "declined"
+	DecisionRevoked  Decision = "revoked"
 )
+
+// ConsentState is a feature's consent as status shows it.
+type ConsentState string
 
 // Feature consent states in status (DESIGN.md).
 const (
-	ConsentNotRequired = "not-required"
-	ConsentPending     = "pending"
-	ConsentGranted     = "granted"
-	ConsentDeclined    = "declined"
-	ConsentRevoked     = "revoked"
+	ConsentNotRequired ConsentState = "not-required"
+	ConsentPending     ConsentState = "pending"
+	ConsentGranted     ConsentState = "granted"
+	ConsentDeclined    ConsentState = "declined"
+	ConsentRevoked     ConsentState = "revoked"
 )
 
 // ConsentRecord is one entry of consent.jsonl.
 type ConsentRecord struct {
 	Time        time.Time `json:"time"`
-	Decision    string    `json:"decision"`
+	Decision    Decision  `json:"decision"`
 	By          string    `json:"by"`
 	OSUser      string    `json:"os_user"`
 	DeviceID    string    `json:"device_id"`
@@ -146,7 +152,7 @@ func (a *Agent) decisions() (map[string]ConsentRecord, error) {
 
 // decisionFor is the standing decision for a feature of a component: a
 // decision counts only for the exact text it was made on.
-func decisionFor(decs map[string]ConsentRecord, component string, f repo.Feature) string {
+func decisionFor(decs map[string]ConsentRecord, component string, f repo.Feature) Decision {
 	r, ok := decs[component+"\x00"+f.ID]
 	if !ok || r.TextSHA256 != FeatureTextSHA256(f) {
 		return ""
@@ -163,7 +169,7 @@ func osUser() string {
 
 // recordDecision appends a decision to the consent log (fsynced) and the
 // audit log. It is always called before anything is activated.
-func (a *Agent) recordDecision(component, version string, f repo.Feature, decision, by, method string, terminal bool) error {
+func (a *Agent) recordDecision(component, version string, f repo.Feature, decision Decision, by, method string, terminal bool) error {
 	r := ConsentRecord{
 		Time: time.Now().UTC(), Decision: decision, By: by, OSUser: osUser(),
 		DeviceID: a.cfg.DeviceID, DeviceModel: a.cfg.DeviceModel,

@@ -13,29 +13,42 @@ import (
 	"time"
 )
 
+// NoteKind is a kind of notification.
+type NoteKind string
+
+// Severity says how urgent a notification is.
+type Severity string
+
+// Severities.
+const (
+	SeverityInfo     Severity = "info"
+	SeverityWarning  Severity = "warning"
+	SeverityCritical Severity = "critical"
+)
+
 // Notification kinds.
 const (
-	NoteUpdateAvailable       = "update-available"
-	NoteStaged                = "staged"
-	NoteAwaitingAuthorization = "awaiting-authorization"
-	NoteInstalled             = "installed"
-	NoteFailed                = "failed"
-	NoteRolledBack            = "rolled-back"
-	NoteMetadataExpiring      = "metadata-expiring"
-	NoteMetadataExpired       = "metadata-expired"
-	NoteVerificationFailure   = "verification-failure"
-	NoteLogDamaged            = "log-damaged"
-	NoteRepositoryUnreachable = "repository-unreachable"
-	NoteYanked                = "yanked"
-	NoteFeaturesRestored      = "features-restored"
-	NoteCheckFailed           = "check-failed"
+	NoteUpdateAvailable       NoteKind = "update-available"
+	NoteStaged                NoteKind = "staged"
+	NoteAwaitingAuthorization NoteKind = "awaiting-authorization"
+	NoteInstalled             NoteKind = "installed"
+	NoteFailed                NoteKind = "failed"
+	NoteRolledBack            NoteKind = "rolled-back"
+	NoteMetadataExpiring      NoteKind = "metadata-expiring"
+	NoteMetadataExpired       NoteKind = "metadata-expired"
+	NoteVerificationFailure   NoteKind = "verification-failure"
+	NoteLogDamaged            NoteKind = "log-damaged"
+	NoteRepositoryUnreachable NoteKind = "repository-unreachable"
+	NoteYanked                NoteKind = "yanked"
+	NoteFeaturesRestored      NoteKind = "features-restored"
+	NoteCheckFailed           NoteKind = "check-failed"
 )
 
 // Notification is one active notice for the people at the PC.
 type Notification struct {
 	ID        string    `json:"id"`
-	Kind      string    `json:"kind"`
-	Severity  string    `json:"severity"` // info, warning, critical
+	Kind      NoteKind  `json:"kind"`
+	Severity  Severity  `json:"severity"`
 	Component string    `json:"component,omitempty"`
 	Version   string    `json:"version,omitempty"`
 	Message   string    `json:"message"`
@@ -89,13 +102,13 @@ func (a *Agent) saveNotifications(list []Notification) error {
 // raise adds a notification unless the same one is already active; a new
 // or changed one is handed to notify_command. In a batch (batch.go) the
 // file is written, and the command run, at the batch's flush.
-func (a *Agent) raise(kind, severity, component, version, message string) {
+func (a *Agent) raise(kind NoteKind, severity Severity, component, version, message string) {
 	list, err := a.notes()
 	if err != nil {
 		a.log.Error("notifications", "err", err)
 		list = []Notification{}
 	}
-	id := kind
+	id := string(kind)
 	if component != "" {
 		id += ":" + component
 	}
@@ -124,7 +137,7 @@ func (a *Agent) raise(kind, severity, component, version, message string) {
 
 // resolve clears notifications of the given kinds for a component
 // ("" component: repository-wide ones).
-func (a *Agent) resolve(component string, kinds ...string) {
+func (a *Agent) resolve(component string, kinds ...NoteKind) {
 	list, err := a.notes()
 	if err != nil || len(list) == 0 {
 		return
@@ -180,7 +193,7 @@ func (a *Agent) runNotifyCommand(n Notification) {
 	body, _ := json.Marshal(n)
 	cmd := exec.CommandContext(ctx, a.cfg.NotifyCommand[0], a.cfg.NotifyCommand[1:]...)
 	cmd.Stdin = bytes.NewReader(body)
-	cmd.Env = append(os.Environ(), "BCAGENT_NOTIFICATION_KIND="+n.Kind)
+	cmd.Env = append(os.Environ(), "BCAGENT_NOTIFICATION_KIND="+string(n.Kind))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		a.log.Error("notify_command failed", "err", err, "output", string(out))
 	}

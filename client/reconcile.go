@@ -46,7 +46,7 @@ func (a *Agent) reconcile() error {
 			continue
 		}
 		if readErr == nil && slices.Equal(have, want) {
-			a.raise(NoteFeaturesRestored, "critical", name, c.Installed, name+": "+why)
+			a.raise(NoteFeaturesRestored, SeverityCritical, name, c.Installed, name+": "+why)
 			continue
 		}
 		extra := readErr != nil
@@ -67,9 +67,9 @@ func (a *Agent) reconcile() error {
 		if decErr != nil {
 			detail += "; the consent log does not verify, so no grant in it counts"
 		}
-		severity := "warning"
+		severity := SeverityWarning
 		if extra {
-			severity = "critical"
+			severity = SeverityCritical
 		}
 		a.audit(AuditEvent{Event: EventFeaturesRestored, Component: name, Version: c.Installed, Detail: detail})
 		a.raise(NoteFeaturesRestored, severity, name, c.Installed, fmt.Sprintf("%s: %s", name, detail))
@@ -134,6 +134,6 @@ func (a *Agent) reconcileCurrent(name string, c *ComponentState) {
 		detail += "; that version is no longer on disk"
 	}
 	a.audit(AuditEvent{Event: EventFeaturesRestored, Component: name, Version: c.Installed, Detail: detail})
-	a.raise(NoteFeaturesRestored, "critical", name, c.Installed, name+": "+detail)
+	a.raise(NoteFeaturesRestored, SeverityCritical, name, c.Installed, name+": "+detail)
 	a.log.Warn("current put back", "component", name, "detail", detail)
 }

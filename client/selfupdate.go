@@ -75,17 +75,20 @@ func (a *Agent) selfUpdate(st *State, name string, c *ComponentState) error {
 		if rerr := atomicfile.Rename(old, a.selfPath); rerr != nil {
 			return fmt.Errorf("the new agent binary is broken (%v) and restoring %s failed: %w", err, old, rerr)
 		}
-		j := intent{Component: name, From: c.Installed, To: rel.Version}
-		c.markFailed(rel, "the new agent binary did not come up: "+err.Error())
+		from, why := c.Installed, "the new agent binary did not come up: "+err.Error()
+		if terr := a.markRolledBack(name, c, rel, from, why, why,
+			fmt.Sprintf("the agent could not update itself to %s (%v); it keeps running %s", rel.Version, err, orNone(from))); terr != nil {
+			return terr
+		}
 		a.dropStaged(name, c)
 		if err := a.saveState(st); err != nil {
 			return err
 		}
-		a.audit(AuditEvent{Event: EventRollback, Component: name, Version: j.From, Detail: c.LastError})
-		a.raise(NoteFailed, "warning", name, rel.Version, fmt.Sprintf("the agent could not update itself to %s (%v); it keeps running %s", rel.Version, err, orNone(j.From)))
-		return fmt.Errorf("%w to %s: the new agent binary did not come up: %v", errRolledBack, orNone(j.From), err)
+		return fmt.Errorf("%w to %s: the new agent binary did not come up: %v", errRolledBack, orNone(from), err)
 	}
-	c.markInstalled(rel)
+	if err := a.commitInstalled(name, c, rel, nil); err != nil {
+		return err
+	}
 	if err := a.saveState(st); err != nil {
 		return err
 	}

@@ -81,21 +81,24 @@ func (a *Agent) stageComponents(ctx context.Context, names []string) (*CheckRepo
 		if c.Available == nil {
 			continue
 		}
-		if c.Staged == nil {
+		newly := c.Staged == nil
+		if newly {
 			if err := failures[name]; err != nil {
 				err = a.failed(fmt.Errorf("stage %s %s: %w", name, c.Available.Version, err), name, c.Available.Version)
 				first = cmp.Or(first, err)
 				continue
 			}
-			c.Staged = staged[name]
-			c.State, c.LastError = "", ""
-			updateComponentState(c)
-			a.audit(AuditEvent{Event: EventStaged, Component: name, Version: c.Staged.Version, Detail: c.Staged.Path})
-			a.resolve(name, NoteUpdateAvailable, NoteVerificationFailure)
-			a.log.Info("staged", "component", name, "version", c.Staged.Version)
+			c.Staged, c.LastError = staged[name], ""
 		}
 		pending, perr := a.pendingFeatures(st, name, c.Staged)
-		if len(pending) > 0 || perr != nil {
+		waits := len(pending) > 0 || perr != nil
+		if newly {
+			if err := a.transition(name, c, Staged, occasion{Version: c.Staged.Version, Detail: c.Staged.Path, Quiet: waits,
+				Message: fmt.Sprintf("%s %s is downloaded, verified and ready to install", name, c.Staged.Version)}); err != nil {
+				return nil, err
+			}
+		}
+		if waits {
 			var ids []string
 			for _, f := range pending {
 				ids = append(ids, f.ID)
@@ -104,11 +107,11 @@ func (a *Agent) stageComponents(ctx context.Context, names []string) (*CheckRepo
 			if perr != nil {
 				why = fmt.Errorf("%w: %w", ErrAuthorizationRequired, perr)
 			}
-			a.markAwaiting(name, c, why)
+			if err := a.markAwaiting(name, c, why); err != nil {
+				return nil, err
+			}
 			waiting = errors.Join(waiting, why)
-			continue
 		}
-		a.raise(NoteStaged, "info", name, c.Staged.Version, fmt.Sprintf("%s %s is downloaded, verified and ready to install", name, c.Staged.Version))
 	}
 	if err := a.saveState(st); err != nil {
 		return nil, err

@@ -21,13 +21,17 @@ import (
 	"github.com/beckmanconnect/bcupdate/repo"
 )
 
+// StateName is a component's state (DESIGN.md); lifecycle.go says how
+// one becomes another.
+type StateName string
+
 // Component states (DESIGN.md).
 const (
-	StateUpToDate              = "up-to-date"
-	StateUpdateAvailable       = "update-available"
-	StateStaged                = "staged"
-	StateAwaitingAuthorization = "awaiting-authorization"
-	StateFailed                = "failed"
+	StateUpToDate              StateName = "up-to-date"
+	StateUpdateAvailable       StateName = "update-available"
+	StateStaged                StateName = "staged"
+	StateAwaitingAuthorization StateName = "awaiting-authorization"
+	StateFailed                StateName = "failed"
 )
 
 // State is <state>/state.json. It holds only what the agent cannot derive:
@@ -61,9 +65,9 @@ type ComponentState struct {
 	// again until a newer one appears.
 	Failed *Release `json:"failed,omitempty"`
 	// Pinned holds the component on a version (bcagent pin).
-	Pinned    string `json:"pinned,omitempty"`
-	State     string `json:"state"`
-	LastError string `json:"last_error,omitempty"`
+	Pinned    string    `json:"pinned,omitempty"`
+	State     StateName `json:"state"`
+	LastError string    `json:"last_error,omitempty"`
 }
 
 // Release is a release the agent has seen in verified metadata.
@@ -95,7 +99,7 @@ const (
 // NoteStateRecovered: state.json was damaged or lost and was restored from
 // its last good copy or rebuilt; it is resolved once a check has re-learned
 // the release metadata of everything installed.
-const NoteStateRecovered = "state-recovered"
+const NoteStateRecovered NoteKind = "state-recovered"
 
 func (a *Agent) statePath() string { return filepath.Join(a.dir, stateFile) }
 
@@ -175,7 +179,7 @@ func (a *Agent) parseState(data []byte) (*State, error) {
 // code using them can rely on (metadata present and about that very
 // component and version).
 func checkState(st *State) error {
-	states := []string{"", StateUpToDate, StateUpdateAvailable, StateStaged, StateAwaitingAuthorization, StateFailed}
+	states := []StateName{"", StateUpToDate, StateUpdateAvailable, StateStaged, StateAwaitingAuthorization, StateFailed}
 	for name, c := range st.Components {
 		if err := repo.ValidateName("component", name); err != nil {
 			return err
@@ -322,7 +326,7 @@ func (a *Agent) adoptState(root *os.Root, st *State, damage, recovered []string)
 		}
 	}
 	a.audit(AuditEvent{Event: EventStateRecovered, Detail: what + ": " + how})
-	a.raise(NoteStateRecovered, "warning", "", "", msg)
+	a.raise(NoteStateRecovered, SeverityWarning, "", "", msg)
 }
 
 // rebuildState makes a state from what survives outside state.json: each
@@ -495,7 +499,7 @@ func (a *Agent) reconcileTree(st *State) []string {
 			c.PreviousRelease = nil
 		}
 		c.Available, c.Staged, c.Failed, c.LastError = nil, nil, nil, ""
-		updateComponentState(c)
+		c.State = deriveState(c) // recovery: re-derived, not a transition
 	}
 	return notes
 }

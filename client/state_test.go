@@ -93,11 +93,11 @@ func notes(t *testing.T, a *Agent) []Notification {
 	return list
 }
 
-func hasNote(list []Notification, kind string) bool {
+func hasNote(list []Notification, kind NoteKind) bool {
 	return slices.ContainsFunc(list, func(n Notification) bool { return n.Kind == kind })
 }
 
-func auditHas(t *testing.T, a *Agent, event string) bool {
+func auditHas(t *testing.T, a *Agent, event EventKind) bool {
 	t.Helper()
 	evs, err := a.auditEvents()
 	if err != nil {

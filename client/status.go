@@ -41,7 +41,7 @@ type ComponentStatus struct {
 	Installed *string         `json:"installed"`
 	Staged    *string         `json:"staged"`
 	Available *string         `json:"available"`
-	State     string          `json:"state"`
+	State     StateName       `json:"state"`
 	Features  []FeatureStatus `json:"features"`
 	LastError string          `json:"last_error,omitempty"`
 	Pinned    string          `json:"pinned,omitempty"`
@@ -53,9 +53,9 @@ type ComponentStatus struct {
 
 // FeatureStatus is one feature of the installed or pending release.
 type FeatureStatus struct {
-	ID      string `json:"id"`
-	Active  bool   `json:"active"`
-	Consent string `json:"consent"`
+	ID      string       `json:"id"`
+	Active  bool         `json:"active"`
+	Consent ConsentState `json:"consent"`
 }
 
 // Status reports the agent's local view; it does not touch the network.

@@ -19,7 +19,7 @@ import (
 // esc makes untrusted text (names, versions, messages, anything read from
 // the state directory or metadata) safe to print on a terminal; every
 // text output goes through it.
-func esc(s string) string { return textsafe.Escape(s) }
+func esc[S ~string](s S) string { return textsafe.Escape(string(s)) }
 
 // printJSON prints v for scripts. The values stay exactly what they are;
 // runes a terminal could act on are written as JSON \u escapes: C0

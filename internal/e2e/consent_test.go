@@ -272,7 +272,7 @@ func TestPromptEndOfInput(t *testing.T) {
 	e.do(func(a *client.Agent) error { var err error; audit, _, err = a.ExportLogs(); return err })
 	n := 0
 	for _, en := range audit {
-		if strings.Contains(string(en.Entry), client.EventConsentNoAnswer) {
+		if strings.Contains(string(en.Entry), string(client.EventConsentNoAnswer)) {
 			n++
 		}
 	}
@@ -390,7 +390,7 @@ func TestNotificationsAndHook(t *testing.T) {
 	}
 	var notes []client.Notification
 	e.do(func(a *client.Agent) error { var err error; notes, err = a.Notifications(); return err })
-	var kinds []string
+	var kinds []client.NoteKind
 	for _, n := range notes {
 		kinds = append(kinds, n.Kind)
 	}

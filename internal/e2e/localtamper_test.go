@@ -159,7 +159,7 @@ func (e *env) notifications() []client.Notification {
 	return notes
 }
 
-func (e *env) auditHas(event string) bool {
+func (e *env) auditHas(event client.EventKind) bool {
 	e.t.Helper()
 	var audit []client.LogEntry
 	if err := e.do(func(a *client.Agent) error { var err error; audit, _, err = a.ExportLogs(); return err }); err != nil {
@@ -168,7 +168,7 @@ func (e *env) auditHas(event string) bool {
 	for _, en := range audit {
 		var m map[string]any
 		json.Unmarshal(en.Entry, &m)
-		if m["event"] == event {
+		if m["event"] == string(event) {
 			return true
 		}
 	}

@@ -28,7 +28,7 @@ func TestServicePolicies(t *testing.T) {
 		cfg      func(c *client.Config)
 		features []repo.Feature
 		want     string // installed version after one cycle
-		state    string
+		state    client.StateName
 	}{
 		{"auto applies", func(c *client.Config) { c.Policies = map[string]string{component: client.PolicyAuto} }, nil, "1.1.0", client.StateUpToDate},
 		{"stage only stages", nil, nil, "1.0.0", client.StateStaged},

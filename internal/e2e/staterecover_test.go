@@ -30,13 +30,13 @@ func (e *env) srNotifications() []client.Notification {
 	return list
 }
 
-func (e *env) srAuditEvents() []string {
+func (e *env) srAuditEvents() []client.EventKind {
 	e.t.Helper()
 	var entries []client.LogEntry
 	if err := e.do(func(a *client.Agent) (err error) { entries, _, err = a.ExportLogs(); return err }); err != nil {
 		e.t.Fatalf("audit log: %v", err)
 	}
-	var out []string
+	var out []client.EventKind
 	for _, le := range entries {
 		var ev client.AuditEvent
 		json.Unmarshal(le.Entry, &ev)
@@ -45,7 +45,7 @@ func (e *env) srAuditEvents() []string {
 	return out
 }
 
-func srHasKind(list []client.Notification, kind string) bool {
+func srHasKind(list []client.Notification, kind client.NoteKind) bool {
 	return slices.ContainsFunc(list, func(n client.Notification) bool { return n.Kind == kind })
 }
 
