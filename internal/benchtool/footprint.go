@@ -36,7 +36,7 @@ func agentBench(o options) (string, error) {
 	}
 	var s strings.Builder
 	fmt.Fprintf(&s, "Each component's release is a %s program (detached CMS), served on 127.0.0.1; `bcagent run --interval 1h`, RSS from /proc/PID/status when its first poll has finished (activity.json gone) and %s later; peak is VmHWM.\n\n", kib(footprintSize), settle)
-	fmt.Fprintf(&s, "| installed components | 2.0.0 staged by | idle RSS after the poll | %s later | peak RSS (VmHWM) | target |\n|---|---|---|---|---|---|\n", settle)
+	fmt.Fprintf(&s, "| installed components | 2.0.0 staged by | RSS when the poll ends | idle RSS %s later | peak RSS (VmHWM) | target |\n|---|---|---|---|---|---|\n", settle)
 	for _, n := range counts {
 		rows, err := footprintRows(o, n, settle)
 		if err != nil {
@@ -135,14 +135,14 @@ func footprintRows(o options, n int, settle time.Duration) (string, error) {
 		if i == 1 {
 			by = "run's first poll"
 		}
-		rss, later, hwm, err := idleRSS(agent, state, settle)
+		rss, later, anon, hwm, err := idleRSS(agent, state, settle)
 		if err != nil {
 			return "", fmt.Errorf("run (%s): %w", by, err)
 		}
 		if err := wantStatus(agent, state, names, "staged", "2.0.0"); err != nil {
 			return "", fmt.Errorf("after run's first poll: %w", err)
 		}
-		fmt.Fprintf(&b, "| %d | %s | %s | %s | %s | idle RSS < 20 MiB |\n", n, by, kib(rss), kib(later), kib(hwm))
+		fmt.Fprintf(&b, "| %d | %s | %s | %s (anonymous %s) | %s | idle RSS < 20 MiB |\n", n, by, kib(rss), kib(later), kib(anon), kib(hwm))
 	}
 	return b.String(), nil
 }
@@ -173,15 +173,16 @@ func wantStatus(agent, state string, names []string, field, version string) erro
 }
 
 // idleRSS starts `bcagent run --interval 1h`, waits for its first poll to
-// finish and returns VmRSS then and settle later, and VmHWM, in bytes.
-func idleRSS(agent, state string, settle time.Duration) (rss, later, hwm int64, err error) {
+// finish and returns VmRSS then and settle later (and RssAnon of that),
+// and VmHWM, in bytes.
+func idleRSS(agent, state string, settle time.Duration) (rss, later, anon, hwm int64, err error) {
 	stateFile := filepath.Join(state, "state.json")
 	before, _ := os.Stat(stateFile)
 	cmd := exec.Command(agent, "--state", state, "run", "--interval", "1h")
 	var out syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, 0, err
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	exited := make(chan struct{})
@@ -198,11 +199,11 @@ func idleRSS(agent, state string, settle time.Duration) (rss, later, hwm int64, 
 	for {
 		select {
 		case <-exited:
-			return 0, 0, 0, fmt.Errorf("bcagent run exited: %s", out.String())
+			return 0, 0, 0, 0, fmt.Errorf("bcagent run exited: %s", out.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			return 0, 0, 0, fmt.Errorf("the first poll did not finish in 60s: %s", out.String())
+			return 0, 0, 0, 0, fmt.Errorf("the first poll did not finish in 60s: %s", out.String())
 		}
 		data, rerr := os.ReadFile(activity)
 		if rerr == nil && (strings.Contains(string(data), pid) || strings.Contains(string(data), pidCompact)) {
@@ -216,20 +217,20 @@ func idleRSS(agent, state string, settle time.Duration) (rss, later, hwm int64, 
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	rss, hwm, err = procRSS(cmd.Process.Pid)
+	rss, _, _, err = procRSS(cmd.Process.Pid)
 	if err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, 0, err
 	}
 	time.Sleep(settle)
-	later, hwm, err = procRSS(cmd.Process.Pid)
-	return rss, later, hwm, err
+	later, anon, hwm, err = procRSS(cmd.Process.Pid)
+	return rss, later, anon, hwm, err
 }
 
-// procRSS reads VmRSS and VmHWM of pid, in bytes.
-func procRSS(pid int) (rss, hwm int64, err error) {
+// procRSS reads VmRSS, RssAnon and VmHWM of pid, in bytes.
+func procRSS(pid int) (rss, anon, hwm int64, err error) {
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	field := func(name string) int64 {
 		for _, l := range strings.Split(string(status), "\n") {
@@ -240,7 +241,7 @@ func procRSS(pid int) (rss, hwm int64, err error) {
 		}
 		return -1
 	}
-	return field("VmRSS"), field("VmHWM"), nil
+	return field("VmRSS"), field("RssAnon"), field("VmHWM"), nil
 }
 
 type linked struct {
