@@ -52,7 +52,7 @@ func timed(name string, args ...string) (measure, string, error) {
 //   - warm: the served file is in the page cache and written back (sync
 //     before the pair).
 func stageBench(bin string, size int64, quick bool) (string, error) {
-	rounds := 5
+	rounds := 7
 	if quick {
 		rounds = 1
 	}
@@ -175,6 +175,7 @@ func stageBench(bin string, size int64, quick bool) (string, error) {
 	}
 	var coldSSL, coldStage, warmSSL, warmStage []measure
 	var lastState string
+	loadBefore := loadavg()
 	for r := 0; r < rounds; r++ {
 		// Cold pair.
 		state, err := fresh()
@@ -238,6 +239,7 @@ func stageBench(bin string, size int64, quick bool) (string, error) {
 	}
 	floor := time.Since(floorStart)
 	os.Remove(filepath.Join(work, "floor.bin"))
+	loadAfter := loadavg()
 
 	mib := float64(size) / (1 << 20)
 	rate := func(d time.Duration) float64 { return mib / d.Seconds() }
@@ -267,8 +269,8 @@ func stageBench(bin string, size int64, quick bool) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Artifact: %d MiB of random bytes, detached CMS (sha256), served by `bcpublish serve` on 127.0.0.1; measured %s on %s. "+
 		"%d interleaved rounds per case (openssl, stage, openssl, stage, ...), each stage into a fresh agent state and checked (exit 0, staged file with the signed length and sha256); times are medians, ratios min-median-max of the per-round ratios. "+
-		"Cold: a fresh copy of the artifact was just renamed over the served file (dirty in the page cache, as publishing leaves it) before each openssl and each stage. Warm: the served file is cached and written back.\n\n",
-		size>>20, time.Now().UTC().Format("2006-01-02"), machine(), rounds)
+		"Cold: a fresh copy of the artifact was just renamed over the served file (dirty in the page cache, as publishing leaves it) before each openssl and each stage. Warm: the served file is cached and written back. Load average (1, 5, 15 min) %s before the rounds, %s after: anything else running shares the cores.\n\n",
+		size>>20, time.Now().UTC().Format("2006-01-02"), machine(), rounds, loadBefore, loadAfter)
 	fmt.Fprintf(&b, "| measurement | time | throughput | ratio to openssl (min-median-max) | peak RSS | target |\n|---|---|---|---|---|---|\n")
 	row := func(name string, ssl, st []measure, target string) {
 		lo, med, hi := ratios(ssl, st)
@@ -302,6 +304,15 @@ func checkFile(file string, size int64, want string) error {
 		return fmt.Errorf("%s: %d bytes, sha256 %s; want %d bytes, %s", file, n, got, size, want)
 	}
 	return nil
+}
+
+// loadavg is /proc/loadavg's three load averages.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "?"
 }
 
 func machine() string {
