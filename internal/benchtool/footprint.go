@@ -142,7 +142,7 @@ func footprintRows(o options, n int, settle time.Duration) (string, error) {
 		if err := wantStatus(agent, state, names, "staged", "2.0.0"); err != nil {
 			return "", fmt.Errorf("after run's first poll: %w", err)
 		}
-		fmt.Fprintf(&b, "| %d | %s | %s | %s (anonymous %s) | %s | idle RSS < 20 MiB |\n", n, by, kib(rss), kib(later), kib(anon), kib(hwm))
+		fmt.Fprintf(&b, "| %d | %s | %s | %s (anonymous %.1f MiB) | %s | idle RSS < 20 MiB |\n", n, by, kib(rss), kib(later), float64(anon)/(1<<20), kib(hwm))
 	}
 	return b.String(), nil
 }
