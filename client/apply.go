@@ -414,7 +414,6 @@ func (a *Agent) switchGroup(st *State, group []*prepared) error {
 	return nil
 }
 
-
 // markInstalled records rel as the installed version, the one before it
 // as previous, and clears what was pending: the facts of the Installed
 // transition (saved, this is the commit).

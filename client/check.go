@@ -209,7 +209,6 @@ func (a *Agent) refreshGate(st *State, name string, c *ComponentState) error {
 	return nil
 }
 
-
 // channelRelease follows the component's channel pointer to the release it
 // names. Nil, nil means the channel does not exist for this platform.
 func (a *Agent) channelRelease(ctx context.Context, s *session, component string) (*Release, error) {

@@ -281,7 +281,12 @@ func (f *httpFetcher) fetchRange(ctx context.Context, url string, off, length in
 	if resp.ContentLength > length-off {
 		return 0, restarted, permanent{&metadata.ErrDownloadLengthMismatch{Msg: fmt.Sprintf("server sends %d bytes, %d remain of the signed length", resp.ContentLength, length-off)}}
 	}
-	n, err = io.CopyBuffer(w, io.LimitReader(resp.Body, length-off+1), make([]byte, 1<<20))
+	body := io.LimitReader(resp.Body, length-off+1)
+	if rf, ok := w.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(body) // the pipeline: straight into its chunks
+	} else {
+		n, err = io.CopyBuffer(w, body, make([]byte, 1<<20))
+	}
 	if err == nil && n > length-off {
 		return n, restarted, permanent{&metadata.ErrDownloadLengthMismatch{Msg: "more bytes than the signed length"}}
 	}
@@ -308,6 +313,32 @@ type meteredWriter struct {
 
 func (m *meteredWriter) Write(p []byte) (int, error) {
 	n, err := m.w.Write(p)
+	m.count(n)
+	return n, err
+}
+
+// ReadFrom lets a writer below that reads for itself (the pipeline) read
+// r directly, metering each read as Write meters each write.
+func (m *meteredWriter) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := m.w.(io.ReaderFrom); ok {
+		return rf.ReadFrom(meteredReader{r, m})
+	}
+	return io.CopyBuffer(struct{ io.Writer }{m}, r, make([]byte, 1<<20))
+}
+
+type meteredReader struct {
+	r io.Reader
+	m *meteredWriter
+}
+
+func (mr meteredReader) Read(p []byte) (int, error) {
+	n, err := mr.r.Read(p)
+	mr.m.count(n)
+	return n, err
+}
+
+// count accounts for n more bytes: the rate cap and progress.
+func (m *meteredWriter) count(n int) {
 	m.n += int64(n)
 	if m.rate > 0 {
 		want := time.Duration(float64(m.n) / float64(m.rate) * float64(time.Second))
@@ -319,7 +350,6 @@ func (m *meteredWriter) Write(p []byte) (int, error) {
 		m.reported = m.n
 		m.progress(m.base+m.n, m.total)
 	}
-	return n, err
 }
 
 // The minimum-rate rule (TUF's slow-retrieval protection). A server, or

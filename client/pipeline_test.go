@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
+	"io"
 	"testing"
 )
 
@@ -63,5 +64,47 @@ func TestPipelineStopsAtTheFirstWriteError(t *testing.T) {
 	}
 	if _, err := p.Write(chunk); err == nil {
 		t.Fatal("a pipeline that failed accepted more bytes")
+	}
+}
+
+// oddReader returns data in reads of uneven sizes, then err.
+type oddReader struct {
+	data []byte
+	i    int
+	err  error
+}
+
+func (r *oddReader) Read(b []byte) (int, error) {
+	if len(r.data) == 0 {
+		return 0, r.err
+	}
+	n := min(len(b), []int{1, 4096, 3 << 20, 65536, 777}[r.i%5], len(r.data))
+	r.i++
+	copy(b, r.data[:n])
+	r.data = r.data[n:]
+	return n, nil
+}
+
+func TestPipelineReadFrom(t *testing.T) {
+	data := make([]byte, 5<<20+321)
+	rand.Read(data)
+	for _, tail := range []error{io.EOF, errors.New("connection reset")} {
+		var file bytes.Buffer
+		h := sha256.New()
+		p := newPipeline(&file, h)
+		n, err := p.ReadFrom(&oddReader{data: data, err: tail})
+		if tail == io.EOF && err != nil || tail != io.EOF && err != tail {
+			t.Fatalf("ReadFrom: %v, want %v", err, tail)
+		}
+		if n != int64(len(data)) {
+			t.Fatalf("ReadFrom accepted %d of %d bytes", n, len(data))
+		}
+		if err := p.Close(); err != nil {
+			t.Fatal(err)
+		}
+		want := sha256.Sum256(data)
+		if !bytes.Equal(file.Bytes(), data) || !bytes.Equal(h.Sum(nil), want[:]) {
+			t.Fatal("the file or the hash differs from what was read")
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 )
@@ -96,6 +97,10 @@ func Run(ctx context.Context, stateDir string, log *slog.Logger, o RunOptions) e
 		if o.Cycles > 0 && cycle >= o.Cycles {
 			return nil
 		}
+		// Idle until the next poll: give back to the system the memory the
+		// poll used (metadata, download chunks), instead of keeping it for
+		// an hour; the runtime would return it only slowly on its own.
+		debug.FreeOSMemory()
 		select {
 		case <-ctx.Done():
 			return nil

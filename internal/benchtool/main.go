@@ -65,7 +65,7 @@ func sections() []section {
 		// Peak RSS is read from the children's rusage, which also counts
 		// this process's memory at fork: the memory-hungry scale section
 		// runs last.
-		{"stage", func(o options) (string, error) { return stageBench(o.bin, o.size) }},
+		{"stage", func(o options) (string, error) { return stageBench(o.bin, o.size, o.quick) }},
 		{"agent", agentBench},
 		{"noop", noopBench},
 		{"components", componentsBench},
