@@ -177,16 +177,21 @@ func (ac *activity) write(force bool) {
 
 // replaceFile replaces name below dir atomically but without fsync: a
 // temporary file beside it (O_EXCL, through the confined root), then a
-// rename. For files that are a display, not state.
+// rename. For files that are a display or a cache, not state.
 func replaceFile(dir, name string, data []byte) (err error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return err
 	}
 	defer root.Close()
+	return replaceFileRoot(root, name, data)
+}
+
+// replaceFileRoot is replaceFile for a name below an open root.
+func replaceFileRoot(root *os.Root, name string, data []byte) (err error) {
 	var rnd [8]byte
 	rand.Read(rnd[:])
-	tmp := "." + name + ".tmp-" + hex.EncodeToString(rnd[:])
+	tmp := filepath.Join(filepath.Dir(name), "."+filepath.Base(name)+".tmp-"+hex.EncodeToString(rnd[:]))
 	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err

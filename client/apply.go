@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path"
@@ -201,11 +202,12 @@ func (a *Agent) prepare(p *prepared) error {
 	if rel.Meta.Codesign == repo.CodesignCMS {
 		var err error
 		if sig, err = a.readStaged(rel.File+repo.SignatureSuffix, 1<<20); err != nil {
+			p.spoiled = true // download it again
 			return fmt.Errorf("staged signature: %w", err)
 		}
 	}
 	if _, err := a.verifyStaged(rel.File, sig, rel); err != nil {
-		p.spoiled = errors.Is(err, ErrVerification)
+		p.spoiled = errors.Is(err, ErrVerification) || errors.Is(err, fs.ErrNotExist)
 		return err
 	}
 	if rel.Meta.Install == repo.InstallSelf {

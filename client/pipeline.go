@@ -33,6 +33,24 @@ type pipeline struct {
 	mu        sync.Mutex
 	err       error
 	closeOnce sync.Once
+	made      int // chunks allocated so far (at most pipelineChunks)
+}
+
+// chunk is a free chunk: one returned by the workers, or a new one while
+// fewer than pipelineChunks exist (a small download needs only one), or,
+// when all are in flight, the next to come back. Called only by the
+// goroutine that feeds the pipeline.
+func (p *pipeline) chunk() []byte {
+	select {
+	case buf := <-p.free:
+		return buf
+	default:
+	}
+	if p.made < pipelineChunks {
+		p.made++
+		return make([]byte, pipelineChunk)
+	}
+	return <-p.free
 }
 
 // pipeChunk is read by both workers; the one that finishes last returns
@@ -53,9 +71,6 @@ func newPipeline(file, hash io.Writer) *pipeline {
 		free:   make(chan []byte, pipelineChunks),
 		toFile: make(chan pipeItem, pipelineChunks+1),
 		toHash: make(chan pipeItem, pipelineChunks+1),
-	}
-	for i := 0; i < pipelineChunks; i++ {
-		p.free <- make([]byte, pipelineChunk)
 	}
 	p.done.Add(2)
 	go p.run(p.toFile, func(b []byte) error {
@@ -107,7 +122,7 @@ func (p *pipeline) Write(b []byte) (int, error) {
 		if err := p.failed(); err != nil {
 			return n, err
 		}
-		buf := <-p.free
+		buf := p.chunk()
 		m := copy(buf[:cap(buf)], b)
 		p.send(buf[:m])
 		n += m
@@ -134,7 +149,7 @@ func (p *pipeline) ReadFrom(r io.Reader) (int64, error) {
 		if err := p.failed(); err != nil {
 			return n, err
 		}
-		buf := <-p.free
+		buf := p.chunk()
 		buf = buf[:cap(buf)]
 		m := 0
 		var err error

@@ -161,7 +161,9 @@ func (a *Agent) stage(ctx context.Context, s *session, component string, rel *Re
 	if err := root.MkdirAll(dirName, 0o700); err != nil {
 		return nil, a.confined(root, dirName, err)
 	}
-	if err := writeFileRootSync(root, marker, []byte(rel.SHA256+"\n"), 0o600); err != nil {
+	// Not fsynced: a marker lost in a power cut only means the partial
+	// download it names is not resumed but started again.
+	if err := replaceFileRoot(root, marker, []byte(rel.SHA256+"\n")); err != nil {
 		return nil, a.confined(root, marker, err)
 	}
 	defer func() {
