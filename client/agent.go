@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
@@ -238,20 +239,30 @@ func (s *session) lookup(p string) (*metadata.TargetFiles, error) {
 	return tf, nil
 }
 
-func syncCache(dir string) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		if e.Type().IsRegular() && strings.HasSuffix(e.Name(), ".json") {
-			if f, err := os.Open(filepath.Join(dir, e.Name())); err == nil {
-				f.Sync()
-				f.Close()
-			}
+// syncCache makes the top-level metadata go-tuf's refresh cached durable
+// (go-tuf writes it without fsync): the versions in it are the rollback
+// protection. Delegated roles are written durably when they are fetched
+// (tufspec.go). An error is the refresh's: what was verified may not
+// survive a power cut.
+func syncCache(dir string) error {
+	for _, name := range []string{"root.json", "timestamp.json", "snapshot.json", "targets.json"} {
+		// Read-write: Windows flushes only handles opened for writing.
+		f, err := os.OpenFile(filepath.Join(dir, name), os.O_RDWR, 0)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // not fetched yet (a refresh that stopped early)
+		}
+		if err != nil {
+			return fmt.Errorf("metadata cache: %w", err)
+		}
+		err = f.Sync()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("metadata cache: fsync %s: %w", name, err)
 		}
 	}
-	atomicfile.SyncDir(dir)
+	return atomicfile.SyncDir(dir)
 }
 
 // fetchSmall downloads a small target into memory and checks it against

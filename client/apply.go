@@ -64,7 +64,7 @@ func (a *Agent) Apply(ctx context.Context, only string, o ApplyOptions) (*CheckR
 			return nil, err
 		}
 		err := func() error {
-			defer a.beginBatch()()
+			defer a.beginBatch(ctx)()
 			c := st.Components[name]
 			if c.Staged == nil {
 				return a.decideInstalled(ctx, st, name, o)
@@ -93,7 +93,7 @@ func (a *Agent) Apply(ctx context.Context, only string, o ApplyOptions) (*CheckR
 			p.err = syncPrepared(p.dest)
 		}
 	})
-	failure, rolledBack := a.installPrepared(st, ready)
+	failure, rolledBack := a.installPrepared(ctx, st, ready)
 	if err := a.saveState(st); err != nil {
 		return nil, errors.Join(failure, err)
 	}
@@ -265,8 +265,8 @@ func syncPrepared(dest string) error {
 // the next check downloads it again). It returns the first failure in
 // order, and whether that one was a rollback. Self-updates come last, one
 // at a time, as before.
-func (a *Agent) installPrepared(st *State, ready []*prepared) (failure error, rolledBack bool) {
-	defer a.beginBatch()()
+func (a *Agent) installPrepared(ctx context.Context, st *State, ready []*prepared) (failure error, rolledBack bool) {
+	defer a.beginBatch(ctx)()
 	fail := func(err error, rb bool) {
 		if failure == nil {
 			failure, rolledBack = err, rb
@@ -294,12 +294,12 @@ func (a *Agent) installPrepared(st *State, ready []*prepared) (failure error, ro
 		}
 	}
 	if len(group) > 0 {
-		if err := a.switchGroup(st, group); err != nil {
+		if err := a.switchGroup(ctx, st, group); err != nil {
 			return errors.Join(failure, err), false
 		}
 	}
 	for _, p := range self {
-		if err := a.selfUpdate(st, p.name, p.c); err != nil {
+		if err := a.selfUpdate(ctx, st, p.name, p.c); err != nil {
 			if errors.Is(err, errRolledBack) {
 				fail(fmt.Errorf("apply %s %s: %w", p.name, p.rel.Version, err), true)
 			} else {
@@ -317,7 +317,7 @@ func (a *Agent) installPrepared(st *State, ready []*prepared) (failure error, ro
 }
 
 // switchGroup is the part of installPrepared under the journal.
-func (a *Agent) switchGroup(st *State, group []*prepared) error {
+func (a *Agent) switchGroup(ctx context.Context, st *State, group []*prepared) error {
 	var js []intent
 	for _, p := range group {
 		before, err := a.ActiveFeatures(p.name)
@@ -358,10 +358,13 @@ func (a *Agent) switchGroup(st *State, group []*prepared) error {
 	// Installers one at a time (Windows Installer runs one at a time).
 	for _, p := range group {
 		if p.rel.Meta.Install == repo.InstallInstaller {
-			if err := a.runInstaller(p.dest, p.rel); err != nil {
+			if err := a.runInstaller(ctx, p.dest, p.rel); err != nil {
 				p.failed = fmt.Errorf("installer failed: %w", err)
 			}
 		}
+	}
+	if err := a.stopped(ctx, group); err != nil {
+		return err
 	}
 	forEach(len(group), maxParallel, func(i int) {
 		if p := group[i]; p.failed == nil {
@@ -375,9 +378,12 @@ func (a *Agent) switchGroup(st *State, group []*prepared) error {
 		if p.failed != nil {
 			continue
 		}
-		if err := a.healthCheck(p.dest, p.rel); err != nil {
+		if err := a.healthCheck(ctx, p.dest, p.rel); err != nil {
 			p.failed = fmt.Errorf("health check failed: %w", err)
 		}
+	}
+	if err := a.stopped(ctx, group); err != nil {
+		return err
 	}
 	for _, p := range group {
 		if p.failed == nil {
@@ -416,6 +422,26 @@ func (a *Agent) switchGroup(st *State, group []*prepared) error {
 	return nil
 }
 
+// stopped undoes the whole group, as recovery would, when ctx ended (a
+// service stop) while its installers or health checks ran: a release cut
+// short is not a failed one, so nothing is held back and it is installed
+// again at the next apply.
+func (a *Agent) stopped(ctx context.Context, group []*prepared) error {
+	if ctx.Err() == nil {
+		return nil
+	}
+	for _, p := range group {
+		if err := a.undo(p.j); err != nil {
+			return fmt.Errorf("stopped during the install of %s %s, and undoing it failed: %w (the next start settles it from the journal)", p.name, p.j.To, err)
+		}
+		os.RemoveAll(p.dest)
+	}
+	if err := a.clearJournal(); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
 // markInstalled records rel as the installed version, the one before it
 // as previous, and clears what was pending: the facts of the Installed
 // transition (saved, this is the commit).
@@ -449,7 +475,7 @@ func (a *Agent) markRolledBack(name string, c *ComponentState, rel *Release, fro
 var errRolledBack = errors.New("rolled back")
 
 // healthCheck runs the release's health_check in its version directory.
-func (a *Agent) healthCheck(dir string, rel *Release) error {
+func (a *Agent) healthCheck(ctx context.Context, dir string, rel *Release) error {
 	if len(rel.Meta.HealthCheck) == 0 {
 		return nil
 	}
@@ -459,11 +485,11 @@ func (a *Agent) healthCheck(dir string, rel *Release) error {
 	if err := repo.ValidateHealthCheck(rel.Meta.HealthCheck); err != nil {
 		return verifyf("%v", err)
 	}
-	return a.runIn(dir, argv, nil, durationOr(a.cfg.HealthTimeout, time.Minute), rel)
+	return a.runIn(ctx, dir, argv, nil, durationOr(a.cfg.HealthTimeout, time.Minute), rel)
 }
 
 // runInstaller runs the installer command the release declares.
-func (a *Agent) runInstaller(dir string, rel *Release) error {
+func (a *Agent) runInstaller(ctx context.Context, dir string, rel *Release) error {
 	if err := repo.ValidateInstaller(rel.Meta.Installer); err != nil {
 		return verifyf("%v", err)
 	}
@@ -472,14 +498,14 @@ func (a *Agent) runInstaller(dir string, rel *Release) error {
 	for i, arg := range rel.Meta.Installer {
 		argv[i] = strings.ReplaceAll(arg, "{file}", file)
 	}
-	return a.runIn(dir, argv, []string{"BCUPDATE_INSTALLER=" + file}, durationOr(a.cfg.InstallerTimeout, 30*time.Minute), rel)
+	return a.runIn(ctx, dir, argv, []string{"BCUPDATE_INSTALLER=" + file}, durationOr(a.cfg.InstallerTimeout, 30*time.Minute), rel)
 }
 
 // runIn runs argv (validated by the caller) with dir as working directory
-// and a timeout.
-func (a *Agent) runIn(dir string, argv, env []string, timeout time.Duration, rel *Release) error {
+// and a timeout, under ctx: a service stop ends it.
+func (a *Agent) runIn(parent context.Context, dir string, argv, env []string, timeout time.Duration, rel *Release) error {
 	prog := argv[0]
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(parent, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, prog, argv[1:]...)
 	cmd.Dir = dir

@@ -1,5 +1,7 @@
 package client
 
+import "context"
+
 // A batch collects the audit events and notification changes of one step
 // of the agent (a check, a stage, one component's install) and writes
 // them once at its end: one audit append (one fsync, chainLog.AppendAll)
@@ -17,6 +19,7 @@ package client
 // next cycle repeats (update available, staged). An install's events are
 // flushed right after that component's commit, not at the end of apply.
 type batch struct {
+	ctx    context.Context // the step's: notify_command runs under it
 	events []AuditEvent
 	// notes is the working list of active notifications, read from the
 	// file at the batch's first raise or resolve (loaded).
@@ -29,11 +32,11 @@ type batch struct {
 
 // beginBatch starts a batch and returns its flush; inside a batch it
 // returns a flush that does nothing (the outer batch writes).
-func (a *Agent) beginBatch() (flush func()) {
+func (a *Agent) beginBatch(ctx context.Context) (flush func()) {
 	if a.batch != nil {
 		return func() {}
 	}
-	b := &batch{}
+	b := &batch{ctx: ctx}
 	a.batch = b
 	return func() {
 		if a.batch != b {
@@ -50,7 +53,7 @@ func (a *Agent) beginBatch() (flush func()) {
 			}
 		}
 		for _, n := range b.handed {
-			a.runNotifyCommand(n)
+			a.runNotifyCommand(b.ctx, n)
 		}
 	}
 }

@@ -34,7 +34,7 @@ type CheckReport struct {
 // installed. It never downgrades: a channel pointing at an older release
 // than the installed one leaves the component up to date.
 func (a *Agent) Check(ctx context.Context) (*CheckReport, error) {
-	defer a.beginBatch()()
+	defer a.beginBatch(ctx)()
 	st, err := a.loadState()
 	if err != nil {
 		return nil, err

@@ -135,6 +135,9 @@ func (a *Agent) recover() error {
 	if err != nil {
 		return fmt.Errorf("%s is damaged (%v); check %s by hand", a.journalPath(), err, a.cfg.InstallRoot)
 	}
+	for _, j := range js {
+		a.log.Warn("recovery: settling an install a crash interrupted", "component", j.Component, "from", j.From, "to", j.To)
+	}
 	r := a.readState(root)
 	if r.st == nil {
 		return a.recoverLost(root, js, r.damage)

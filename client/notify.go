@@ -132,7 +132,7 @@ func (a *Agent) raise(kind NoteKind, severity Severity, component, version, mess
 		a.log.Error("notifications", "err", err)
 		return
 	}
-	a.runNotifyCommand(n)
+	a.runNotifyCommand(context.Background(), n)
 }
 
 // resolve clears notifications of the given kinds for a component
@@ -184,11 +184,11 @@ func (a *Agent) notes() ([]Notification, error) {
 }
 
 // runNotifyCommand hands a notification to the site's hook as JSON on stdin.
-func (a *Agent) runNotifyCommand(n Notification) {
+func (a *Agent) runNotifyCommand(parent context.Context, n Notification) {
 	if len(a.cfg.NotifyCommand) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), notifyCommandTimeout)
+	ctx, cancel := context.WithTimeout(parent, notifyCommandTimeout)
 	defer cancel()
 	body, _ := json.Marshal(n)
 	cmd := exec.CommandContext(ctx, a.cfg.NotifyCommand[0], a.cfg.NotifyCommand[1:]...)

@@ -43,7 +43,7 @@ func SelfPath() (string, error) {
 // <path>.old, the new one checked (--version must print the release
 // version) before the update is committed; otherwise the old binary is put
 // back and the release is marked failed.
-func (a *Agent) selfUpdate(st *State, name string, c *ComponentState) error {
+func (a *Agent) selfUpdate(ctx context.Context, st *State, name string, c *ComponentState) error {
 	rel := c.Staged
 	if a.selfPath == "" {
 		return errors.New("self-update: the agent's executable path is unknown")
@@ -71,7 +71,7 @@ func (a *Agent) selfUpdate(st *State, name string, c *ComponentState) error {
 		nf.Close()
 	}
 	atomicfile.SyncDir(filepath.Dir(a.selfPath))
-	if err := checkSelf(a.selfPath, rel.Version); err != nil {
+	if err := checkSelf(ctx, a.selfPath, rel.Version); err != nil {
 		if rerr := atomicfile.Rename(old, a.selfPath); rerr != nil {
 			return fmt.Errorf("the new agent binary is broken (%v) and restoring %s failed: %w", err, old, rerr)
 		}
@@ -99,8 +99,8 @@ func (a *Agent) selfUpdate(st *State, name string, c *ComponentState) error {
 
 // checkSelf runs the new binary with --version and wants the version in
 // what it prints.
-func checkSelf(path, version string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), selfCheckTimeout)
+func checkSelf(parent context.Context, path, version string) error {
+	ctx, cancel := context.WithTimeout(parent, selfCheckTimeout)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, path, "--version").CombinedOutput()
 	if err != nil {

@@ -46,7 +46,7 @@ func (a *Agent) Stage(ctx context.Context, only string) (*CheckReport, error) {
 }
 
 func (a *Agent) stageComponents(ctx context.Context, names []string) (*CheckReport, error) {
-	defer a.beginBatch()()
+	defer a.beginBatch(ctx)()
 	st, err := a.loadState()
 	if err != nil {
 		return nil, err
@@ -210,7 +210,10 @@ func (a *Agent) stage(ctx context.Context, s *session, component string, rel *Re
 			a.progress(component, done, total)
 		}
 	}
-	sum, ok := a.tryDelta(ctx, s, component, rel, filepath.Join(a.dir, dirName), f)
+	sum, ok, err := a.tryDelta(ctx, s, component, rel, filepath.Join(a.dir, dirName), f)
+	if err != nil {
+		return nil, err
+	}
 	if !ok {
 		sum, err = s.download(ctx, tf, f, a.cfg.MaxRate, progress)
 	}

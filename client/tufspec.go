@@ -172,7 +172,9 @@ func openSession(ctx context.Context, c sessionConfig) (*session, error) {
 	}
 	// go-tuf writes its cache without fsync; the cached versions are the
 	// rollback protection, so make them durable.
-	syncCache(cfg.LocalMetadataDir)
+	if err := syncCache(cfg.LocalMetadataDir); err != nil {
+		return nil, err
+	}
 	tm := up.GetTrustedMetadataSet()
 	// A map of our own: the roles the walk loads are not the Updater's.
 	tm.Targets = maps.Clone(tm.Targets)

@@ -2,11 +2,13 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/beckmanconnect/bcupdate/client"
 	"github.com/beckmanconnect/bcupdate/internal/testutil"
@@ -147,5 +149,60 @@ func (e *env) mustInstallAll(v string) {
 		if got := e.currentOf(c.Name); got != v {
 			e.t.Fatalf("%s: current is %q, want %q", c.Name, got, v)
 		}
+	}
+}
+
+// TestServiceStopEndsAHealthCheck: a service stop (the context ends)
+// while a release's health check runs ends the check and undoes the
+// install, and the release is not held back as failed: it stays staged
+// and is installed at the next apply.
+func TestServiceStopEndsAHealthCheck(t *testing.T) {
+	e := newEnv(t)
+	e.publishComp(component, "1.0.0", 0)
+	e.mustInstall("1.0.0")
+	mark := filepath.Join(t.TempDir(), "running")
+	t.Setenv("BCUPDATE_TEST_MARK", mark)
+	slow := testutil.TarGz(t,
+		testutil.TarEntry{Name: "bin/run", Body: "#!/bin/sh\n[ -e \"$BCUPDATE_TEST_MARK.done\" ] && exit 0\ntouch \"$BCUPDATE_TEST_MARK\"\nexec sleep 60\n", Mode: 0o755},
+		testutil.TarEntry{Name: "VERSION", Body: "1.1.0\n"})
+	e.publishWith("1.1.0", component+"-1.1.0.tar.gz", slow, func(o *publisher.ReleaseOptions) { o.HealthCheck = []string{"bin/run"} })
+	if err := e.check(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.stage(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for {
+			if _, err := os.Stat(mark); err == nil {
+				cancel()
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	err := e.do(func(a *client.Agent) error { _, err := a.Apply(ctx, "", client.ApplyOptions{}); return err })
+	cancel()
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("apply: want the stop, got %v", err)
+	}
+	if e.current() != "1.0.0" {
+		t.Fatalf("current is %s after the stop", e.current())
+	}
+	if _, err := os.Stat(filepath.Join(e.state, "journal.json")); !os.IsNotExist(err) {
+		t.Error("journal left behind")
+	}
+	c := e.status().Components[0]
+	if c.State == client.StateFailed || c.Staged == nil || *c.Staged != "1.1.0" {
+		t.Fatalf("after a stop the release must stay staged, not held back: %+v", c)
+	}
+	// The next apply (the check passes at once now) installs it.
+	os.WriteFile(mark+".done", nil, 0o600)
+	if err := e.apply(); err != nil {
+		t.Fatal(err)
+	}
+	if e.current() != "1.1.0" {
+		t.Fatalf("current is %s after the second apply", e.current())
 	}
 }
