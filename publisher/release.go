@@ -338,7 +338,9 @@ func newBlob(path string, data []byte) *blob {
 // planRelease works out what publishing in means for the repository r,
 // which it reads but does not change: the release metadata (with its gate
 // manifest), that the version is not published as another artifact, the
-// deltas, the signature, channel pointers and release index.
+// deltas, the signature, channel pointers and release index. It uses no
+// store; the only work outside memory is in.patcher's (bsdiff) and the
+// gate manifest's signer (--codesign-key), when the release has them.
 func planRelease(r *repo.Repo, in releaseInput) (*releasePlan, error) {
 	o := in.o
 	artPath := repo.ArtifactPath(o.Component, o.Platform, o.Version, filepath.Base(o.File))
