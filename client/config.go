@@ -140,8 +140,102 @@ const maxConfigSize = 1 << 20
 // DefaultPlatform is this machine's OS-ARCH.
 func DefaultPlatform() string { return runtime.GOOS + "-" + runtime.GOARCH }
 
-// Validate checks the configuration; errors name the field at fault.
+// Validate checks the configuration; errors name the field at fault. It
+// runs configRules in order and returns the first rule's error.
 func (c *Config) Validate() error {
+	for _, r := range configRules {
+		if err := r.check(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// configRule is one rule of Validate: the field as the user knows it (its
+// config.json key and the bcagent init flag that sets it) and its check,
+// which returns the usage error the user sees, naming the field.
+type configRule struct {
+	key, flag string
+	check     func(c *Config) error
+}
+
+// configRules are Validate's rules, in the order they are checked.
+var configRules = []configRule{
+	{"repository_url", "--repo-url", checkRepositoryURL},
+	{"components", "--component", checkComponents},
+	{"platform", "--platform", func(c *Config) error {
+		if err := repo.ValidatePlatform(c.Platform); err != nil {
+			return usagef("--platform: %v", err)
+		}
+		return nil
+	}},
+	{"channel", "--channel", func(c *Config) error {
+		if err := repo.ValidateName("channel", c.Channel); err != nil {
+			return usagef("--channel: %v", err)
+		}
+		return nil
+	}},
+	{"device_id", "--device-id", func(c *Config) error { return checkDeviceText("--device-id", c.DeviceID) }},
+	{"device_model", "--device-model", func(c *Config) error { return checkDeviceText("--device-model", c.DeviceModel) }},
+	{"trust_dir", "--trust", func(c *Config) error { return checkAbsolute("trust directory", c.TrustDir) }},
+	{"install_root", "--install-root", func(c *Config) error { return checkAbsolute("install root", c.InstallRoot) }},
+	{"phi_device_classes", "--phi-device-class", func(c *Config) error {
+		for _, m := range c.PHIDeviceClasses {
+			if strings.TrimSpace(m) == "" {
+				return usagef("--phi-device-class must not be empty")
+			}
+			if err := textsafe.Check(m, false); err != nil {
+				return usagef("--phi-device-class: %v", err)
+			}
+		}
+		return nil
+	}},
+	// The duration settings (ranges.go durationSettings), in one rule.
+	{"poll_interval, health_timeout, installer_timeout, min_rate_window",
+		"--poll-interval, --health-timeout, --installer-timeout, --min-rate-window", (*Config).checkDurations},
+	{"apply_window", "--apply-window", checkApplyWindow},
+	{"policies", "--policy", func(c *Config) error {
+		for comp, p := range c.Policies {
+			if !slices.Contains(c.Components, comp) {
+				return usagef("--policy %s=%s: %s is not a configured component", comp, p, comp)
+			}
+			if p != PolicyNotify && p != PolicyStage && p != PolicyAuto {
+				return usagef("--policy %s=%s: want notify, stage or auto", comp, p)
+			}
+		}
+		return nil
+	}},
+	{"min_policy_version", "--min-policy-version", func(c *Config) error {
+		return MinPolicyVersionRange.Check("--min-policy-version (config.json min_policy_version)", c.MinPolicyVersion)
+	}},
+	{"max_rate", "--max-rate", func(c *Config) error {
+		return MaxRateRange.Check("--max-rate (config.json max_rate)", c.MaxRate)
+	}},
+	{"min_rate", "--min-rate", func(c *Config) error {
+		if c.MinRate == 0 { // 0: the default
+			return nil
+		}
+		if err := MinRateRange.Check("--min-rate (config.json min_rate)", c.MinRate); err != nil {
+			return fmt.Errorf("%w (default %d)", err, DefaultMinRate)
+		}
+		return nil
+	}},
+	{"allowed_hosts", "--allow-host", func(c *Config) error {
+		for _, h := range c.AllowedHosts {
+			if h == "" || strings.ContainsAny(h, "/ ") {
+				return usagef("--allow-host %q: want a host name or host:port", h)
+			}
+			if err := textsafe.Check(h, false); err != nil {
+				return usagef("--allow-host: %v", err)
+			}
+		}
+		return nil
+	}},
+}
+
+// checkRepositoryURL: https, or http to loopback; no query, fragment or
+// credentials.
+func checkRepositoryURL(c *Config) error {
 	u, err := url.Parse(c.RepositoryURL)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		return usagef("repository URL %q: want https://host/path", c.RepositoryURL)
@@ -152,6 +246,11 @@ func (c *Config) Validate() error {
 	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return usagef("repository URL %s: no query, fragment or credentials allowed", c.RepositoryURL)
 	}
+	return nil
+}
+
+// checkComponents: at least one, each a valid name, none twice.
+func checkComponents(c *Config) error {
 	if len(c.Components) == 0 {
 		return usagef("at least one --component is required")
 	}
@@ -165,76 +264,40 @@ func (c *Config) Validate() error {
 		}
 		seen[comp] = true
 	}
-	if err := repo.ValidatePlatform(c.Platform); err != nil {
-		return usagef("--platform: %v", err)
+	return nil
+}
+
+// checkDeviceText: a device ID or model is required, at most 128
+// characters, and safe to show.
+func checkDeviceText(flag, v string) error {
+	if strings.TrimSpace(v) == "" || len(v) > 128 {
+		return usagef("%s is required (at most 128 characters)", flag)
 	}
-	if err := repo.ValidateName("channel", c.Channel); err != nil {
-		return usagef("--channel: %v", err)
+	if err := textsafe.Check(v, false); err != nil {
+		return usagef("%s: %v", flag, err)
 	}
-	if strings.TrimSpace(c.DeviceID) == "" || len(c.DeviceID) > 128 {
-		return usagef("--device-id is required (at most 128 characters)")
+	return nil
+}
+
+// checkAbsolute: a directory setting must be an absolute path.
+func checkAbsolute(what, p string) error {
+	if p == "" || !filepath.IsAbs(p) {
+		return usagef("%s %q must be an absolute path", what, p)
 	}
-	if err := textsafe.Check(c.DeviceID, false); err != nil {
-		return usagef("--device-id: %v", err)
+	return nil
+}
+
+// checkApplyWindow: none, or HH:MM-HH:MM with two different times.
+func checkApplyWindow(c *Config) error {
+	if c.ApplyWindow == "" {
+		return nil
 	}
-	if strings.TrimSpace(c.DeviceModel) == "" || len(c.DeviceModel) > 128 {
-		return usagef("--device-model is required (at most 128 characters)")
+	from, to, err := parseWindow(c.ApplyWindow)
+	if err != nil {
+		return usagef("--apply-window (config.json apply_window): %v; times 00:00 to 23:59", err)
 	}
-	if err := textsafe.Check(c.DeviceModel, false); err != nil {
-		return usagef("--device-model: %v", err)
-	}
-	if c.TrustDir == "" || !filepath.IsAbs(c.TrustDir) {
-		return usagef("trust directory %q must be an absolute path", c.TrustDir)
-	}
-	if c.InstallRoot == "" || !filepath.IsAbs(c.InstallRoot) {
-		return usagef("install root %q must be an absolute path", c.InstallRoot)
-	}
-	for _, m := range c.PHIDeviceClasses {
-		if strings.TrimSpace(m) == "" {
-			return usagef("--phi-device-class must not be empty")
-		}
-		if err := textsafe.Check(m, false); err != nil {
-			return usagef("--phi-device-class: %v", err)
-		}
-	}
-	if err := c.checkDurations(); err != nil {
-		return err
-	}
-	if c.ApplyWindow != "" {
-		from, to, err := parseWindow(c.ApplyWindow)
-		if err != nil {
-			return usagef("--apply-window (config.json apply_window): %v; times 00:00 to 23:59", err)
-		}
-		if from == to {
-			return usagef("--apply-window (config.json apply_window) %q is empty (it starts where it ends): want HH:MM-HH:MM with two different times, 00:00 to 23:59 (across midnight is fine: 22:00-04:00)", c.ApplyWindow)
-		}
-	}
-	for comp, p := range c.Policies {
-		if !slices.Contains(c.Components, comp) {
-			return usagef("--policy %s=%s: %s is not a configured component", comp, p, comp)
-		}
-		if p != PolicyNotify && p != PolicyStage && p != PolicyAuto {
-			return usagef("--policy %s=%s: want notify, stage or auto", comp, p)
-		}
-	}
-	if err := MinPolicyVersionRange.Check("--min-policy-version (config.json min_policy_version)", c.MinPolicyVersion); err != nil {
-		return err
-	}
-	if err := MaxRateRange.Check("--max-rate (config.json max_rate)", c.MaxRate); err != nil {
-		return err
-	}
-	if c.MinRate != 0 { // 0: the default
-		if err := MinRateRange.Check("--min-rate (config.json min_rate)", c.MinRate); err != nil {
-			return fmt.Errorf("%w (default %d)", err, DefaultMinRate)
-		}
-	}
-	for _, h := range c.AllowedHosts {
-		if h == "" || strings.ContainsAny(h, "/ ") {
-			return usagef("--allow-host %q: want a host name or host:port", h)
-		}
-		if err := textsafe.Check(h, false); err != nil {
-			return usagef("--allow-host: %v", err)
-		}
+	if from == to {
+		return usagef("--apply-window (config.json apply_window) %q is empty (it starts where it ends): want HH:MM-HH:MM with two different times, 00:00 to 23:59 (across midnight is fine: 22:00-04:00)", c.ApplyWindow)
 	}
 	return nil
 }

@@ -19,23 +19,39 @@ type patchFile struct {
 	file   string
 }
 
-// makeDeltas makes a bsdiff patch from each --delta-from version's
+// patcher makes the bsdiff patches of --delta-from: bsdiffPatcher on this
+// machine, a stand-in in tests of the plan.
+type patcher interface {
+	// ready says whether patches can be made here at all.
+	ready() error
+	// patch makes the patch from the artifact of version base (published
+	// as basePath with sha256 baseSum) to the new artifact: a temporary
+	// file and its contents.
+	patch(base, basePath, baseSum, version string) (file string, data []byte, err error)
+}
+
+// planDeltas plans a bsdiff patch from each --delta-from version's
 // artifact to the new one (Debian's bsdiff), as its own TUF target
 // <artifact>.from-<version>.bsdiff, and links it from rel. The base is the
 // earlier release's artifact of the same file name with the version in it
-// replaced (notification-client-1.0.0.zip for …-1.1.0.zip).
-func makeDeltas(ctx context.Context, s Store, r *repo.Repo, ix *repo.ReleaseIndex, o ReleaseOptions, artPath, sum string, rel *repo.Release) ([]patchFile, error) {
+// replaced (notification-client-1.0.0.zip for …-1.1.0.zip). On an error
+// the patches made so far are removed.
+func planDeltas(r *repo.Repo, ix *repo.ReleaseIndex, o ReleaseOptions, artPath, sum string, rel *repo.Release, pt patcher) (out []patchFile, err error) {
 	if len(o.DeltaFrom) == 0 {
 		return nil, nil
 	}
-	bsdiff, err := exec.LookPath("bsdiff")
-	if err != nil {
-		return nil, fmt.Errorf("--delta-from needs bsdiff on this machine (Debian: apt-get install bsdiff)")
+	if err := pt.ready(); err != nil {
+		return nil, err
 	}
-	var out []patchFile
+	defer func() {
+		if err != nil {
+			(&releasePlan{Patches: out}).removePatches()
+			out = nil
+		}
+	}()
 	for _, base := range o.DeltaFrom {
 		if _, err := repo.ParseVersion(base); err != nil {
-			return nil, usagef("--delta-from: %v", err)
+			return out, usagef("--delta-from: %v", err)
 		}
 		basePath, ok := ix.Releases[base]
 		if !ok {
@@ -46,38 +62,65 @@ func makeDeltas(ctx context.Context, s Store, r *repo.Repo, ix *repo.ReleaseInde
 		}
 		tf, ok, err := r.Lookup(basePath)
 		if err != nil {
-			return nil, err
+			return out, err
 		}
 		if !ok {
-			return nil, usagef("--delta-from %s: %s is not published", base, basePath)
+			return out, usagef("--delta-from %s: %s is not published", base, basePath)
 		}
 		baseSum := hex.EncodeToString(tf.Hashes["sha256"])
-		baseFile, err := fetchToTemp(ctx, s, "targets/"+repo.ConsistentName(basePath, baseSum), baseSum)
+		file, data, err := pt.patch(base, basePath, baseSum, o.Version)
 		if err != nil {
-			return nil, fmt.Errorf("--delta-from %s: %w", base, err)
+			return out, err
 		}
-		patch, err := os.CreateTemp("", "bcupdate-patch-*")
-		if err != nil {
-			os.Remove(baseFile)
-			return nil, err
-		}
-		patch.Close()
-		cmd := exec.CommandContext(ctx, bsdiff, baseFile, o.File, patch.Name())
-		msg, err := cmd.CombinedOutput()
-		os.Remove(baseFile)
-		if err != nil {
-			os.Remove(patch.Name())
-			return nil, fmt.Errorf("bsdiff %s -> %s: %v %s", base, o.Version, err, msg)
-		}
-		data, err := os.ReadFile(patch.Name())
-		if err != nil {
-			return nil, err
-		}
-		pt := repo.NewTarget(artPath+".from-"+base+".bsdiff", data, nil)
-		rel.Deltas = append(rel.Deltas, repo.Delta{From: base, BaseSHA256: baseSum, Patch: pt.Path, ResultSHA256: sum})
-		out = append(out, patchFile{target: pt, file: patch.Name()})
+		t := repo.NewTarget(artPath+".from-"+base+".bsdiff", data, nil)
+		rel.Deltas = append(rel.Deltas, repo.Delta{From: base, BaseSHA256: baseSum, Patch: t.Path, ResultSHA256: sum})
+		out = append(out, patchFile{target: t, file: file})
 	}
 	return out, nil
+}
+
+// bsdiffPatcher makes patches to file with bsdiff, from base artifacts
+// fetched from the store.
+type bsdiffPatcher struct {
+	ctx    context.Context
+	s      Store
+	file   string
+	bsdiff string
+}
+
+func (b *bsdiffPatcher) ready() error {
+	bsdiff, err := exec.LookPath("bsdiff")
+	if err != nil {
+		return fmt.Errorf("--delta-from needs bsdiff on this machine (Debian: apt-get install bsdiff)")
+	}
+	b.bsdiff = bsdiff
+	return nil
+}
+
+func (b *bsdiffPatcher) patch(base, basePath, baseSum, version string) (string, []byte, error) {
+	baseFile, err := fetchToTemp(b.ctx, b.s, "targets/"+repo.ConsistentName(basePath, baseSum), baseSum)
+	if err != nil {
+		return "", nil, fmt.Errorf("--delta-from %s: %w", base, err)
+	}
+	patch, err := os.CreateTemp("", "bcupdate-patch-*")
+	if err != nil {
+		os.Remove(baseFile)
+		return "", nil, err
+	}
+	patch.Close()
+	cmd := exec.CommandContext(b.ctx, b.bsdiff, baseFile, b.file, patch.Name())
+	msg, err := cmd.CombinedOutput()
+	os.Remove(baseFile)
+	if err != nil {
+		os.Remove(patch.Name())
+		return "", nil, fmt.Errorf("bsdiff %s -> %s: %v %s", base, version, err, msg)
+	}
+	data, err := os.ReadFile(patch.Name())
+	if err != nil {
+		os.Remove(patch.Name())
+		return "", nil, err
+	}
+	return patch.Name(), data, nil
 }
 
 // fetchToTemp copies an object to a temporary file and checks its sha256.

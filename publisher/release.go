@@ -10,8 +10,10 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -215,7 +217,9 @@ func fileDigest(path string) (int64, string, error) {
 
 // AddRelease publishes a code-signed artifact. Order: inputs, code signature
 // (with the agents' verifier), repository verification, immutability, then
-// writes: targets, versioned metadata, timestamp.json last.
+// writes: targets, versioned metadata, timestamp.json last. The work is in
+// three steps: readRelease reads and verifies the inputs, planRelease works
+// out what will be written (without a store), commitRelease writes it.
 func AddRelease(ctx context.Context, s Store, keys repo.Keys, trust *signer.Trust, o ReleaseOptions, log *slog.Logger) (*ReleaseResult, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -223,87 +227,173 @@ func AddRelease(ctx context.Context, s Store, keys repo.Keys, trust *signer.Trus
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	f, _, err := openFlagFile("--file", o.File)
+	r, in, err := readRelease(ctx, s, trust, o, log)
 	if err != nil {
 		return nil, err
 	}
+	p, err := planRelease(r, in)
+	if err != nil {
+		return nil, err
+	}
+	defer p.removePatches()
+	return commitRelease(ctx, s, keys, r, p, in)
+}
+
+// releaseInput is what a release's plan is made from: the options (as
+// validated), the artifact as read and verified, and what the repository
+// holds of the component. Nothing in it is read again.
+type releaseInput struct {
+	o        ReleaseOptions
+	kind     string // signer.KindCMS or signer.KindAuthenticode
+	sig      []byte // the detached code signature (KindCMS)
+	length   int64
+	sum      string         // the artifact's sha256, hex
+	trust    *signer.Trust  // the agents' verifier, with the repository's CRLs
+	verified *signer.Result // the artifact's code signature
+	index    *repo.ReleaseIndex
+	patcher  patcher // makes the --delta-from patches
+}
+
+// readRelease reads and checks what a release is made of: the artifact and
+// its code signature (verified as every agent will, with the repository's
+// CRLs), the archive's contents, and the repository with the component's
+// release index.
+func readRelease(ctx context.Context, s Store, trust *signer.Trust, o ReleaseOptions, log *slog.Logger) (*repo.Repo, releaseInput, error) {
+	in := releaseInput{o: o, kind: signer.KindFor(o.File)}
+	f, _, err := openFlagFile("--file", o.File)
+	if err != nil {
+		return nil, in, err
+	}
 	f.Close()
-	kind := signer.KindFor(o.File)
-	var sig []byte
-	if kind == signer.KindCMS {
-		if sig, err = readSmall("--signature", o.Signature, signer.MaxSignatureSize); err != nil {
+	if in.kind == signer.KindCMS {
+		if in.sig, err = readSmall("--signature", o.Signature, signer.MaxSignatureSize); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
-				return nil, fmt.Errorf("%w (every artifact needs a detached code signature)", err)
+				return nil, in, fmt.Errorf("%w (every artifact needs a detached code signature)", err)
 			}
-			return nil, err
+			return nil, in, err
 		}
 	}
 	r, err := loadForWrite(ctx, s)
 	if err != nil {
-		return nil, err
+		return nil, in, err
 	}
 	// The same verifier, with the same CRLs, as every agent will use.
 	crls, err := repoCRLs(ctx, s, r)
 	if err != nil {
-		return nil, err
+		return nil, in, err
 	}
-	if trust, err = trust.WithCRLs(crls); err != nil {
-		return nil, err
+	if in.trust, err = trust.WithCRLs(crls); err != nil {
+		return nil, in, err
 	}
-	verified, err := trust.VerifyFile(o.File, kind, sig)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", o.File, err)
+	if in.verified, err = in.trust.VerifyFile(o.File, in.kind, in.sig); err != nil {
+		return nil, in, fmt.Errorf("%s: %w", o.File, err)
 	}
-	log.Info("code signature verified", "file", o.File, "publisher", verified.Publisher.String())
+	log.Info("code signature verified", "file", o.File, "publisher", in.verified.Publisher.String())
 	// What the agents will do with it: an archive is unpacked by the very
 	// code (and rules) every agent runs.
 	if o.Install == repo.InstallArchive {
 		if err := checkArchive(o.File); err != nil {
-			return nil, err
+			return nil, in, err
 		}
 	}
-
-	length, sum, err := fileDigest(o.File)
-	if err != nil {
-		return nil, err
+	if in.length, in.sum, err = fileDigest(o.File); err != nil {
+		return nil, in, err
 	}
+	if in.index, err = releaseIndex(ctx, s, r, o.Component, o.Platform); err != nil {
+		return nil, in, err
+	}
+	in.patcher = &bsdiffPatcher{ctx: ctx, s: s, file: o.File}
+	return r, in, nil
+}
+
+// releasePlan is what a release add will write, worked out before anything
+// is: the targets to add with the bytes each is published from.
+type releasePlan struct {
+	// Release is the artifact's release metadata (features, gate manifest,
+	// deltas, release time), as it is in Artifact.Custom.
+	Release  *repo.Release
+	Artifact repo.Target
+	File     string // the artifact's bytes (--file)
+	// Patches are the --delta-from patches (temporary files).
+	Patches []patchFile
+	// Signature is the detached code signature (nil for Authenticode).
+	Signature *blob
+	// Pointers are the channel pointers that change.
+	Pointers []blob
+	// Index is the component's release index if it changes (it lists the
+	// release for the first time), else nil.
+	Index *blob
+}
+
+// blob is a target published from bytes in memory.
+type blob struct {
+	Target repo.Target
+	Data   []byte
+}
+
+func newBlob(path string, data []byte) *blob {
+	return &blob{Target: repo.NewTarget(path, data, nil), Data: data}
+}
+
+// planRelease works out what publishing in means for the repository r,
+// which it reads but does not change: the release metadata (with its gate
+// manifest), that the version is not published as another artifact, the
+// deltas, the signature, channel pointers and release index. It uses no
+// store; the only work outside memory is in.patcher's (bsdiff) and the
+// gate manifest's signer (--codesign-key), when the release has them.
+func planRelease(r *repo.Repo, in releaseInput) (*releasePlan, error) {
+	o := in.o
 	artPath := repo.ArtifactPath(o.Component, o.Platform, o.Version, filepath.Base(o.File))
 	rel := &repo.Release{
 		Component: o.Component, Version: o.Version, Platform: o.Platform,
-		Install: o.Install, Codesign: kind, HealthCheck: o.HealthCheck, Features: o.Features, Installer: o.Installer,
+		Install: o.Install, Codesign: in.kind, HealthCheck: o.HealthCheck, Features: o.Features, Installer: o.Installer,
 		Released: o.Now.UTC().Truncate(time.Second).Format(time.RFC3339),
 	}
-	if err := o.gate(rel, sum, trust); err != nil {
+	if err := o.gate(rel, in.sum, in.trust); err != nil {
 		return nil, err
 	}
 	if err := rel.Validate(); err != nil {
 		return nil, usagef("%v", err)
 	}
-	ix, err := releaseIndex(ctx, s, r, o.Component, o.Platform)
-	if err != nil {
-		return nil, err
-	}
-	if prev, ok := ix.Releases[o.Version]; ok && prev != artPath {
+	if prev, ok := in.index.Releases[o.Version]; ok && prev != artPath {
 		return nil, fmt.Errorf("%w: %s %s for %s is already published as %s", repo.ErrConflict, o.Component, o.Version, o.Platform, prev)
 	}
-	patches, err := makeDeltas(ctx, s, r, ix, o, artPath, sum, rel)
-	if err != nil {
+	p := &releasePlan{Release: rel, File: o.File}
+	var err error
+	if p.Patches, err = planDeltas(r, in.index, o, artPath, in.sum, rel, in.patcher); err != nil {
 		return nil, err
 	}
-	defer func() {
-		for _, p := range patches {
-			os.Remove(p.file)
-		}
-	}()
+	if p.Artifact, p.Release, err = artifactTarget(r, artPath, in.length, in.sum, rel); err != nil {
+		p.removePatches()
+		return nil, err
+	}
+	if in.kind == signer.KindCMS {
+		p.Signature = newBlob(repo.SignaturePath(artPath), in.sig)
+	}
+	if p.Pointers, err = planPointers(r, o, artPath); err != nil {
+		p.removePatches()
+		return nil, err
+	}
+	if in.index.Releases[o.Version] != artPath {
+		ix := &repo.ReleaseIndex{Releases: maps.Clone(in.index.Releases)}
+		ix.Releases[o.Version] = artPath
+		p.Index = newBlob(repo.ReleasesPath(o.Component, o.Platform), ix.Marshal())
+	}
+	return p, nil
+}
+
+// artifactTarget is the artifact's target with rel as its custom metadata,
+// and the release as published. Publishing the identical artifact again
+// keeps its first release time.
+func artifactTarget(r *repo.Repo, artPath string, length int64, sum string, rel *repo.Release) (repo.Target, *repo.Release, error) {
 	custom, err := rel.Custom()
 	if err != nil {
-		return nil, err
+		return repo.Target{}, nil, err
 	}
 	art := repo.Target{Path: artPath, Length: length, SHA256: sum, Custom: custom}
-	// Publishing the identical artifact again keeps its first release time.
 	old, ok, err := r.Lookup(artPath)
 	if err != nil {
-		return nil, err
+		return repo.Target{}, nil, err
 	}
 	if ok && old.Length == length && hex.EncodeToString(old.Hashes["sha256"]) == sum {
 		if oldRel, err := repo.ParseRelease(old.Custom); err == nil {
@@ -311,31 +401,20 @@ func AddRelease(ctx context.Context, s Store, keys repo.Keys, trust *signer.Trus
 			same.Released = oldRel.Released
 			if c, err := same.Custom(); err == nil {
 				art.Custom = c
+				rel = &same
 			}
 		}
 	}
-	addedArt, err := r.AddImmutable(art)
-	if err != nil {
-		return nil, err
-	}
-	for _, p := range patches {
-		if _, err := r.AddImmutable(p.target); err != nil {
-			return nil, err
-		}
-	}
-	var sigT repo.Target
-	addedSig := false
-	if kind == signer.KindCMS {
-		sigT = repo.NewTarget(repo.SignaturePath(artPath), sig, nil)
-		if addedSig, err = r.AddImmutable(sigT); err != nil {
-			return nil, err
-		}
-	}
-	var pointers []repo.Target
-	var ptr []byte
+	return art, rel, nil
+}
+
+// planPointers are the pointers of o.Channels at artPath (for o.Percent of
+// devices) that are not already so.
+func planPointers(r *repo.Repo, o ReleaseOptions, artPath string) ([]blob, error) {
+	var out []blob
 	for _, ch := range o.Channels {
-		var pt repo.Target
-		if pt, ptr, err = pointerTarget(o.Component, o.Platform, ch, artPath, o.Percent); err != nil {
+		pt, data, err := pointerTarget(o.Component, o.Platform, ch, artPath, o.Percent)
+		if err != nil {
 			return nil, err
 		}
 		if old, ok, err := r.Lookup(pt.Path); err != nil {
@@ -343,66 +422,114 @@ func AddRelease(ctx context.Context, s Store, keys repo.Keys, trust *signer.Trus
 		} else if ok && hex.EncodeToString(old.Hashes["sha256"]) == pt.SHA256 {
 			continue
 		}
-		if err := r.Set(pt); err != nil {
-			return nil, err
+		if slices.ContainsFunc(out, func(b blob) bool { return b.Target.Path == pt.Path }) {
+			continue // a channel named twice
 		}
-		pointers = append(pointers, pt)
+		out = append(out, blob{Target: pt, Data: data})
 	}
-	var ixT repo.Target
-	var ixData []byte
-	if ix.Releases[o.Version] != artPath {
-		ix.Releases[o.Version] = artPath
-		ixData = ix.Marshal()
-		ixT = repo.NewTarget(repo.ReleasesPath(o.Component, o.Platform), ixData, nil)
-		if err := r.Set(ixT); err != nil {
-			return nil, err
+	return out, nil
+}
+
+// removePatches removes the plan's temporary patch files.
+func (p *releasePlan) removePatches() {
+	for _, pf := range p.Patches {
+		if pf.file != "" {
+			os.Remove(pf.file)
 		}
 	}
-	res := &ReleaseResult{Path: artPath, SHA256: sum, Length: length, Channels: o.Channels, Verified: verified}
-	if !addedArt && !addedSig && len(pointers) == 0 && ixData == nil {
+}
+
+// stage adds the plan's targets to r (in memory). The artifact, patches and
+// signature are immutable: the same path with other content is refused.
+// It reports whether the artifact is new, and whether anything is.
+func (p *releasePlan) stage(r *repo.Repo) (addedArt, changed bool, err error) {
+	if addedArt, err = r.AddImmutable(p.Artifact); err != nil {
+		return false, false, err
+	}
+	for _, pf := range p.Patches {
+		if _, err := r.AddImmutable(pf.target); err != nil {
+			return false, false, err
+		}
+	}
+	addedSig := false
+	if p.Signature != nil {
+		if addedSig, err = r.AddImmutable(p.Signature.Target); err != nil {
+			return false, false, err
+		}
+	}
+	for _, b := range p.Pointers {
+		if err := r.Set(b.Target); err != nil {
+			return false, false, err
+		}
+	}
+	if p.Index != nil {
+		if err := r.Set(p.Index.Target); err != nil {
+			return false, false, err
+		}
+	}
+	return addedArt, addedArt || addedSig || len(p.Pointers) > 0 || p.Index != nil, nil
+}
+
+// commitRelease stages the plan in r, signs the new metadata and writes, in
+// order: the artifact, patches, signature, channel pointers and release
+// index, then the versioned metadata, timestamp.json last. A plan that
+// changes nothing writes nothing.
+func commitRelease(ctx context.Context, s Store, keys repo.Keys, r *repo.Repo, p *releasePlan, in releaseInput) (*ReleaseResult, error) {
+	addedArt, changed, err := p.stage(r)
+	if err != nil {
+		return nil, err
+	}
+	res := &ReleaseResult{Path: p.Artifact.Path, SHA256: p.Artifact.SHA256, Length: p.Artifact.Length, Channels: in.o.Channels, Verified: in.verified}
+	if !changed {
 		res.AlreadyPresent = true
 		res.TargetsVersion = r.Targets.Signed.Version
 		res.TimestampVersion = r.Timestamp.Signed.Version
 		return res, nil
 	}
-	files, err := r.Commit(keys, o.Now)
+	files, err := r.Commit(keys, in.o.Now)
 	if err != nil {
 		return nil, err
 	}
-
 	// Nothing has been written so far. Now: targets, metadata, timestamp.
-	if addedArt {
-		if err := putFileIfAbsent(ctx, s, "targets/"+art.StorageName(), o.File, sum); err != nil {
-			return nil, err
-		}
-	}
-	for _, p := range patches {
-		if err := putFileIfAbsent(ctx, s, "targets/"+p.target.StorageName(), p.file, p.target.SHA256); err != nil {
-			return nil, err
-		}
-	}
-	if kind == signer.KindCMS {
-		if err := putBytesIfAbsent(ctx, s, "targets/"+sigT.StorageName(), sig); err != nil {
-			return nil, err
-		}
-	}
-	for _, pt := range pointers {
-		if err := putBytesIfAbsent(ctx, s, "targets/"+pt.StorageName(), ptr); err != nil {
-			return nil, err
-		}
-	}
-	if ixData != nil {
-		if err := putBytesIfAbsent(ctx, s, "targets/"+ixT.StorageName(), ixData); err != nil {
-			return nil, err
-		}
+	if err := p.writeTargets(ctx, s, addedArt); err != nil {
+		return nil, err
 	}
 	if err := writeMetadata(ctx, s, r, files); err != nil {
 		return nil, err
 	}
 	res.TargetsVersion = r.Targets.Signed.Version
 	res.TimestampVersion = r.Timestamp.Signed.Version
-	res.Warnings = expiryWarnings(r, o.Now, ExpiryWarnWindow)
+	res.Warnings = expiryWarnings(r, in.o.Now, ExpiryWarnWindow)
 	return res, nil
+}
+
+// writeTargets writes the plan's targets: the artifact (if new), patches,
+// signature, channel pointers, release index.
+func (p *releasePlan) writeTargets(ctx context.Context, s Store, addedArt bool) error {
+	if addedArt {
+		if err := putFileIfAbsent(ctx, s, "targets/"+p.Artifact.StorageName(), p.File, p.Artifact.SHA256); err != nil {
+			return err
+		}
+	}
+	for _, pf := range p.Patches {
+		if err := putFileIfAbsent(ctx, s, "targets/"+pf.target.StorageName(), pf.file, pf.target.SHA256); err != nil {
+			return err
+		}
+	}
+	blobs := make([]blob, 0, len(p.Pointers)+2)
+	if p.Signature != nil {
+		blobs = append(blobs, *p.Signature)
+	}
+	blobs = append(blobs, p.Pointers...)
+	if p.Index != nil {
+		blobs = append(blobs, *p.Index)
+	}
+	for _, b := range blobs {
+		if err := putBytesIfAbsent(ctx, s, "targets/"+b.Target.StorageName(), b.Data); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // repoCRLs reads the repository's trust/crl/ targets, checked against
