@@ -80,16 +80,6 @@ func freePort() (string, error) {
 	return l.Addr().String(), nil
 }
 
-func waitPort(addr string) error {
-	for i := 0; i < 100; i++ {
-		if waitPortOnce(addr) {
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("nothing listens on %s", addr)
-}
-
 // waitPortOnce says whether something accepts connections on addr.
 func waitPortOnce(addr string) bool {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
