@@ -316,43 +316,11 @@ func (a *Agent) installPrepared(ctx context.Context, st *State, ready []*prepare
 	return failure, rolledBack
 }
 
-// switchGroup is the part of installPrepared under the journal.
+// switchGroup is the part of installPrepared under the journal: switch
+// every component, run installers, activate and check health, settle each
+// as installed or rolled back, commit, clean up.
 func (a *Agent) switchGroup(ctx context.Context, st *State, group []*prepared) error {
-	var js []intent
-	for _, p := range group {
-		before, err := a.ActiveFeatures(p.name)
-		if err != nil {
-			return err
-		}
-		if before == nil {
-			before = []string{}
-		}
-		p.j = intent{Component: p.name, From: p.c.Installed, To: p.rel.Version, FromFeatures: before}
-		js = append(js, p.j)
-	}
-	if err := a.writeJournalAll(js); err != nil {
-		return err
-	}
-	// Each component's files are its own: switched side by side.
-	errs := make([]error, len(group))
-	forEach(len(group), maxParallel, func(i int) {
-		p := group[i]
-		// Never let a feature be active for a version that has no
-		// decision for it: while switching, only features active before
-		// and after stay on.
-		var both []string
-		for _, id := range p.j.FromFeatures {
-			if slices.Contains(p.active, id) {
-				both = append(both, id)
-			}
-		}
-		if err := a.writeFeatures(p.name, both); err != nil {
-			errs[i] = err
-			return
-		}
-		errs[i] = switchCurrent(filepath.Join(a.cfg.InstallRoot, p.name), p.rel.Version)
-	})
-	if err := errors.Join(errs...); err != nil {
+	if err := a.switchAll(group); err != nil {
 		return err
 	}
 	// Installers one at a time (Windows Installer runs one at a time).
@@ -366,37 +334,14 @@ func (a *Agent) switchGroup(ctx context.Context, st *State, group []*prepared) e
 	if err := a.stopped(ctx, group); err != nil {
 		return err
 	}
-	forEach(len(group), maxParallel, func(i int) {
-		if p := group[i]; p.failed == nil {
-			errs[i] = a.writeFeatures(p.name, p.active)
-		}
-	})
-	if err := errors.Join(errs...); err != nil {
+	if err := a.activate(ctx, group); err != nil {
 		return err
-	}
-	for _, p := range group {
-		if p.failed != nil {
-			continue
-		}
-		if err := a.healthCheck(ctx, p.dest, p.rel); err != nil {
-			p.failed = fmt.Errorf("health check failed: %w", err)
-		}
 	}
 	if err := a.stopped(ctx, group); err != nil {
 		return err
 	}
 	for _, p := range group {
-		if p.failed == nil {
-			if err := a.commitInstalled(p.name, p.c, p.rel, p.active); err != nil {
-				return err
-			}
-			continue
-		}
-		if err := a.undo(p.j); err != nil {
-			return fmt.Errorf("%s %s: %v; undoing it also failed: %w", p.name, p.j.To, p.failed, err)
-		}
-		if err := a.markRolledBack(p.name, p.c, p.rel, p.j.From, p.failed.Error(), fmt.Sprintf("%s %s: %v", p.name, p.j.To, p.failed),
-			fmt.Sprintf("%s %s could not be installed (%v) and was rolled back to %s; it will not be retried until a newer release appears", p.name, p.j.To, p.failed, orNone(p.j.From))); err != nil {
+		if err := a.settle(p); err != nil {
 			return err
 		}
 	}
@@ -420,6 +365,81 @@ func (a *Agent) switchGroup(ctx context.Context, st *State, group []*prepared) e
 		a.dropStaged(p.name, p.c)
 	}
 	return nil
+}
+
+// switchAll writes the journal for the group and points every component's
+// `current` at its new version, each component's files side by side.
+func (a *Agent) switchAll(group []*prepared) error {
+	var js []intent
+	for _, p := range group {
+		before, err := a.ActiveFeatures(p.name)
+		if err != nil {
+			return err
+		}
+		if before == nil {
+			before = []string{}
+		}
+		p.j = intent{Component: p.name, From: p.c.Installed, To: p.rel.Version, FromFeatures: before}
+		js = append(js, p.j)
+	}
+	if err := a.writeJournalAll(js); err != nil {
+		return err
+	}
+	errs := make([]error, len(group))
+	forEach(len(group), maxParallel, func(i int) {
+		p := group[i]
+		// Never let a feature be active for a version that has no
+		// decision for it: while switching, only features active before
+		// and after stay on.
+		var both []string
+		for _, id := range p.j.FromFeatures {
+			if slices.Contains(p.active, id) {
+				both = append(both, id)
+			}
+		}
+		if err := a.writeFeatures(p.name, both); err != nil {
+			errs[i] = err
+			return
+		}
+		errs[i] = switchCurrent(filepath.Join(a.cfg.InstallRoot, p.name), p.rel.Version)
+	})
+	return errors.Join(errs...)
+}
+
+// activate turns on the decided features of every component whose
+// installer did not fail, then runs their health checks one at a time.
+func (a *Agent) activate(ctx context.Context, group []*prepared) error {
+	errs := make([]error, len(group))
+	forEach(len(group), maxParallel, func(i int) {
+		if p := group[i]; p.failed == nil {
+			errs[i] = a.writeFeatures(p.name, p.active)
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for _, p := range group {
+		if p.failed != nil {
+			continue
+		}
+		if err := a.healthCheck(ctx, p.dest, p.rel); err != nil {
+			p.failed = fmt.Errorf("health check failed: %w", err)
+		}
+	}
+	return nil
+}
+
+// settle records p as installed, or puts it back on its old version and
+// holds its release back.
+func (a *Agent) settle(p *prepared) error {
+	if p.failed == nil {
+		return a.commitInstalled(p.name, p.c, p.rel, p.active)
+	}
+	if err := a.undo(p.j); err != nil {
+		return fmt.Errorf("%s %s: %v; undoing it also failed: %w", p.name, p.j.To, p.failed, err)
+	}
+	return a.markRolledBack(p.name, p.c, p.rel, p.j.From, p.failed.Error(), fmt.Sprintf("%s %s: %v", p.name, p.j.To, p.failed),
+		fmt.Sprintf("%s %s could not be installed (%v) and was rolled back to %s; it will not be retried until a newer release appears", p.name, p.j.To, p.failed, orNone(p.j.From)))
 }
 
 // stopped undoes the whole group, as recovery would, when ctx ended (a
