@@ -121,48 +121,53 @@ func (a *Agent) check(ctx context.Context, st *State) (*session, error) {
 	a.resolve("", NoteMetadataExpired, NoteVerificationFailure, NoteRepositoryUnreachable, NoteCheckFailed)
 	a.noteExpiry(s)
 	for _, f := range all {
-		name, rel := f.name, f.rel
-		c := st.Components[name]
-		prev := c.Available
-		c.Available = nil
-		if rel != nil && (c.Installed == "" || repo.CompareVersions(rel.Version, c.Installed) > 0 ||
-			(c.Pinned != "" && rel.Version != c.Installed)) {
-			c.Available = rel // a pin may also go back to an older version
-		}
-		a.noteYanked(s, name, c)
-		if c.Failed != nil && c.Available != nil {
-			if c.Available.SHA256 == c.Failed.SHA256 {
-				c.Available = nil // rolled back once: not retried
-			} else {
-				c.Failed, c.LastError = nil, "" // a newer release replaces it
-			}
-		}
-		if c.Staged != nil && (c.Available == nil || c.Staged.SHA256 != c.Available.SHA256) {
-			// The channel moved on (or back): the staged file is stale.
-			stale := c.Staged.Version
-			a.dropStaged(name, c)
-			if err := a.transition(name, c, Dropped, occasion{Version: stale}); err != nil {
-				return nil, err
-			}
-		}
-		var err error
-		switch {
-		case c.Staged != nil:
-			err = a.refreshGate(st, name, c)
-		case c.Available == nil:
-			err = a.transition(name, c, Unoffered, occasion{})
-		default:
-			err = a.transition(name, c, Found, occasion{
-				Version: c.Available.Version, Detail: c.Available.Path,
-				Message: fmt.Sprintf("%s %s is available (installed: %s)", name, c.Available.Version, orNone(c.Installed)),
-				Again:   prev == nil || prev.SHA256 != c.Available.SHA256,
-			})
-		}
-		if err != nil {
+		if err := a.offer(s, st, f.name, f.rel); err != nil {
 			return nil, err
 		}
 	}
 	return s, nil
+}
+
+// offer settles what the check found for one component: rel, the release
+// its channel or pin names (nil: none), becomes available unless it is
+// not newer or was rolled back once; a staged copy of anything else is
+// dropped.
+func (a *Agent) offer(s *session, st *State, name string, rel *Release) error {
+	c := st.Components[name]
+	prev := c.Available
+	c.Available = nil
+	if rel != nil && (c.Installed == "" || repo.CompareVersions(rel.Version, c.Installed) > 0 ||
+		(c.Pinned != "" && rel.Version != c.Installed)) {
+		c.Available = rel // a pin may also go back to an older version
+	}
+	a.noteYanked(s, name, c)
+	if c.Failed != nil && c.Available != nil {
+		if c.Available.SHA256 == c.Failed.SHA256 {
+			c.Available = nil // rolled back once: not retried
+		} else {
+			c.Failed, c.LastError = nil, "" // a newer release replaces it
+		}
+	}
+	if c.Staged != nil && (c.Available == nil || c.Staged.SHA256 != c.Available.SHA256) {
+		// The channel moved on (or back): the staged file is stale.
+		stale := c.Staged.Version
+		a.dropStaged(name, c)
+		if err := a.transition(name, c, Dropped, occasion{Version: stale}); err != nil {
+			return err
+		}
+	}
+	switch {
+	case c.Staged != nil:
+		return a.refreshGate(st, name, c)
+	case c.Available == nil:
+		return a.transition(name, c, Unoffered, occasion{})
+	default:
+		return a.transition(name, c, Found, occasion{
+			Version: c.Available.Version, Detail: c.Available.Path,
+			Message: fmt.Sprintf("%s %s is available (installed: %s)", name, c.Available.Version, orNone(c.Installed)),
+			Again:   prev == nil || prev.SHA256 != c.Available.SHA256,
+		})
+	}
 }
 
 func orNone(s string) string {
