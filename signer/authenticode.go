@@ -9,9 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/sassoftware/relic/v8/lib/authenticode"
-
 	"github.com/beckmanconnect/bcupdate/internal/regfile"
+	"github.com/beckmanconnect/bcupdate/internal/third_party/relic/authenticode"
 )
 
 // Code-signing kinds, as in the release metadata.
