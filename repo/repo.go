@@ -770,25 +770,3 @@ func signChecked[T metadata.Roles](r *Repo, role string, md *metadata.Metadata[T
 	}
 	return nil
 }
-
-// MoveTargetForTest moves a target from one bin to another without the
-// checks Set makes, to test that agents refuse misplaced targets. Never
-// used by bcpublish.
-func (r *Repo) MoveTargetForTest(path, from, to string) error {
-	a, err := r.bin(from)
-	if err != nil {
-		return err
-	}
-	b, err := r.bin(to)
-	if err != nil {
-		return err
-	}
-	tf, ok := a.Signed.Targets[path]
-	if !ok {
-		return fmt.Errorf("%s is not in %s", path, from)
-	}
-	delete(a.Signed.Targets, path)
-	b.Signed.Targets[path] = tf
-	r.dirty[from], r.dirty[to] = true, true
-	return nil
-}
