@@ -28,13 +28,14 @@ const (
 // TopLevelRoles in the order keys are usually listed.
 var TopLevelRoles = []string{RoleRoot, RoleTargets, RoleSnapshot, RoleTimestamp}
 
-// Default lifetimes of each role's metadata (DESIGN.md).
-var DefaultExpiry = map[string]time.Duration{
-	RoleRoot:      365 * 24 * time.Hour,
-	RoleTargets:   90 * 24 * time.Hour,
-	RoleSnapshot:  7 * 24 * time.Hour,
-	RoleTimestamp: 24 * time.Hour,
-}
+// Default lifetimes of each role's metadata (DESIGN.md). RootExpiry is
+// also what bcpublish gives a staged root (publisher.StageRoot).
+const (
+	RootExpiry      = 365 * 24 * time.Hour
+	targetsExpiry   = 90 * 24 * time.Hour
+	snapshotExpiry  = 7 * 24 * time.Hour
+	timestampExpiry = 24 * time.Hour
+)
 
 // Size limits on metadata read by Load (the agent has its own, in go-tuf).
 const (
@@ -122,9 +123,20 @@ func (r *Repo) nextVersion(v int64, role string) (int64, error) {
 	return 0, fmt.Errorf("more than %d unreferenced versions of %s.json in the repository", maxSkipped, role)
 }
 
-// Expires returns the expiry a role would get if signed at now.
+// expiry returns the expiry a role would get if signed at now.
 func expiry(role string, now time.Time) time.Time {
-	return now.UTC().Add(DefaultExpiry[role]).Truncate(time.Second)
+	var d time.Duration
+	switch role {
+	case RoleRoot:
+		d = RootExpiry
+	case RoleTargets:
+		d = targetsExpiry
+	case RoleSnapshot:
+		d = snapshotExpiry
+	case RoleTimestamp:
+		d = timestampExpiry
+	}
+	return now.UTC().Add(d).Truncate(time.Second)
 }
 
 // New makes version 1 of root, with consistent snapshots, the keys' public

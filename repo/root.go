@@ -21,7 +21,7 @@ type RootEdit struct {
 }
 
 // NextRoot returns an unsigned copy of the current root as version N+1,
-// expiring DefaultExpiry from now.
+// expiring RootExpiry from now.
 func (r *Repo) NextRoot(now time.Time) (*metadata.Metadata[metadata.RootType], error) {
 	b, err := r.Root.ToBytes(false)
 	if err != nil {
