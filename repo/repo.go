@@ -145,16 +145,16 @@ func expiry(role string, now time.Time) time.Time {
 // makes version 1 of each. Write 1.root.json (returned) before those files.
 func New(keys Keys, now time.Time) (*Repo, File, error) { return NewBins(keys, now, 0) }
 
-// MaxBins bounds hashed bins (the snapshot lists each one).
-const MaxBins = 1 << 14
+// maxBins bounds hashed bins (the snapshot lists each one).
+const maxBins = 1 << 14
 
 // NewBins is New with targets delegated to bins hashed bins (a power of
 // two, 0 for a flat repository), signed with the targets keys. Artifacts,
 // signatures and channel pointers go to the bins; policy/ and trust/ stay
 // in targets.
 func NewBins(keys Keys, now time.Time, bins int) (*Repo, File, error) {
-	if bins != 0 && (bins < 2 || bins > MaxBins || bins&(bins-1) != 0) {
-		return nil, File{}, fmt.Errorf("bins %d: want a power of two from 2 to %d", bins, MaxBins)
+	if bins != 0 && (bins < 2 || bins > maxBins || bins&(bins-1) != 0) {
+		return nil, File{}, fmt.Errorf("bins %d: want a power of two from 2 to %d", bins, maxBins)
 	}
 	root := metadata.Root(expiry(RoleRoot, now))
 	root.Signed.ConsistentSnapshot = true
@@ -191,7 +191,7 @@ func NewBins(keys Keys, now time.Time, bins int) (*Repo, File, error) {
 	r.topDirty = true
 	if bins > 0 {
 		d := &metadata.Delegations{Keys: map[string]*metadata.Key{}, SuccinctRoles: &metadata.SuccinctRoles{
-			Threshold: 1, BitLength: bits.TrailingZeros(uint(bins)), NamePrefix: BinsPrefix}}
+			Threshold: 1, BitLength: bits.TrailingZeros(uint(bins)), NamePrefix: binsPrefix}}
 		for _, s := range keys[RoleTargets] {
 			k, id, err := tufKey(s)
 			if err != nil {
@@ -211,8 +211,8 @@ func NewBins(keys Keys, now time.Time, bins int) (*Repo, File, error) {
 	return r, File{Name: "1.root.json", Data: rootBytes}, nil
 }
 
-// BinsPrefix names the hashed bins: bins-00, bins-01, ….
-const BinsPrefix = "bins"
+// binsPrefix names the hashed bins: bins-00, bins-01, ….
+const binsPrefix = "bins"
 
 // Bins is the number of hashed bins (0: a flat repository).
 func (r *Repo) Bins() int {
