@@ -26,15 +26,17 @@ var bannedModules = []string{
 	"github.com/sigstore/sigstore/pkg/signature/kms",
 }
 
-// Issue 15 asks for an agent under 10 MiB stripped. It is not there yet:
-// urfave/cli renders help with text/template, whose reflective method calls
-// make the linker keep every exported method of every reachable type, and
-// go-tuf's metadata package needs sigstore's signature package, which links
-// the protobuf runtime. maxAgentSize keeps what was won (13.5 MiB before
-// relic was trimmed) from creeping back; lower it when the agent shrinks.
+// Issue 15 asks for an agent under 10 MiB stripped. It is not there yet
+// (12.6 MiB for linux, 13.1 MiB for windows): urfave/cli renders help with
+// text/template, whose reflective method lookups make the linker keep every
+// exported method of every reachable type (about 1.8 MB), and go-tuf's
+// metadata package needs sigstore's signature package, which links the
+// protobuf runtime (about 1.3 MB). maxAgentSize, below both sizes before
+// relic was trimmed (13.5 and 13.7 MiB), keeps what was won from creeping
+// back; lower it when the agent shrinks.
 const (
 	agentSizeGoal = 10 << 20
-	maxAgentSize  = 13<<20 + 256<<10
+	maxAgentSize  = 13<<20 + 512<<10
 )
 
 // TestBinaryDependencies builds bcagent the way the Makefile does (stripped)
