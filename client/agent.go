@@ -149,8 +149,23 @@ func Init(stateDir string, o InitOptions) error {
 // SelfComponent is the component name of the agent itself.
 const SelfComponent = "bcagent"
 
+// OpenOptions are what the program opening the agent tells it; a nil
+// *OpenOptions (tests) means the zero value.
+type OpenOptions struct {
+	// Log receives the agent's log (nil: discarded).
+	Log *slog.Logger
+	// UserAgent is sent with every request, e.g. "bcagent/1.4.0"
+	// (empty: "bcagent/dev").
+	UserAgent string
+}
+
 // Open opens an initialized state directory and takes its lock.
-func Open(stateDir string, log *slog.Logger) (*Agent, error) {
+func Open(stateDir string, opts *OpenOptions) (*Agent, error) {
+	var o OpenOptions
+	if opts != nil {
+		o = *opts
+	}
+	log := o.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -171,6 +186,9 @@ func Open(stateDir string, log *slog.Logger) (*Agent, error) {
 	if err != nil {
 		lock.Close()
 		return nil, err
+	}
+	if o.UserAgent != "" {
+		hc.Transport.(*guardedTransport).userAgent = o.UserAgent
 	}
 	a := &Agent{dir: abs, cfg: cfg, trust: trust, log: log, lock: lock, http: hc}
 	a.SetMinRate(cfg.MinRateRule())
@@ -195,10 +213,6 @@ func (a *Agent) Close() error {
 
 // Config returns the agent's configuration.
 func (a *Agent) Config() Config { return *a.cfg }
-
-// SetHTTPClient replaces the agent's HTTP client (tests with a TLS server).
-// The allow list and TLS floor are the caller's responsibility.
-func (a *Agent) SetHTTPClient(c *http.Client) { a.http = c }
 
 // refresh opens a session on the agent's repository: go-tuf's top-level
 // refresh over the metadata cache in <state>/tuf (tufspec.go).

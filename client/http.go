@@ -30,8 +30,9 @@ const (
 	retryBase     = 250 * time.Millisecond
 )
 
-// UserAgent is sent with every request.
-var UserAgent = "bcagent/dev"
+// defaultUserAgent is sent when the opener names no user agent
+// (OpenOptions.UserAgent; tests, the conformance client).
+const defaultUserAgent = "bcagent/dev"
 
 // allowList is the set of hosts the agent may talk to.
 type allowList struct {
@@ -67,12 +68,16 @@ func (a *allowList) check(u *neturl.URL) error {
 type guardedTransport struct {
 	allow *allowList
 	next  http.RoundTripper
-	// rule is the minimum rate every response body must keep up. It and
-	// observe are set before the first request and not changed after.
+	// rule is the minimum rate every response body must keep up. It,
+	// observe and userAgent are set before the first request and not
+	// changed after.
 	rule rateRule
 	// observe, if set, is told how far each response body has got
 	// (activity.json).
 	observe func(u *neturl.URL, done, total int64, finished bool)
+	// userAgent is the User-Agent header of every request
+	// (OpenOptions.UserAgent).
+	userAgent string
 }
 
 func (g *guardedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -82,7 +87,12 @@ func (g *guardedTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	// The body guard stops a body that is too slow by cancelling this
 	// request's own context, with the reason as its cause.
 	ctx, cancel := context.WithCancelCause(req.Context())
-	resp, err := g.next.RoundTrip(req.WithContext(ctx))
+	out := req.WithContext(ctx)
+	if g.userAgent != "" && req.Header.Get("User-Agent") != g.userAgent {
+		out = req.Clone(ctx) // a RoundTripper must not change the caller's request
+		out.Header.Set("User-Agent", g.userAgent)
+	}
+	resp, err := g.next.RoundTrip(out)
 	if err != nil {
 		cancel(nil)
 		return nil, err
@@ -111,7 +121,7 @@ func newHTTPClient(repoURL string, allowed []string) (*http.Client, error) {
 		ForceAttemptHTTP2:     true,
 	}
 	return &http.Client{
-		Transport: &guardedTransport{allow: allow, next: tr, rule: defaultRateRule},
+		Transport: &guardedTransport{allow: allow, next: tr, rule: defaultRateRule, userAgent: defaultUserAgent},
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if len(via) >= 5 {
 				return errors.New("too many redirects")
@@ -191,7 +201,6 @@ func (f *httpFetcher) once(ctx context.Context, u string, read func(*http.Respon
 	if err != nil {
 		return permanent{err}
 	}
-	req.Header.Set("User-Agent", UserAgent)
 	resp, err := f.client.Do(req)
 	if err != nil {
 		var uerr *neturl.Error
@@ -247,7 +256,6 @@ func (f *httpFetcher) fetchRange(ctx context.Context, url string, off, length in
 	if err != nil {
 		return 0, false, permanent{err}
 	}
-	req.Header.Set("User-Agent", UserAgent)
 	if off > 0 {
 		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", off))
 	}
@@ -571,8 +579,7 @@ func formatBytes(n float64) string {
 // rate bytes per second over each window of time spent waiting for the
 // server (0: no rule). Open sets config.json's (min_rate,
 // min_rate_window); tests set a short window. Call it before the agent
-// downloads anything. It checks no range, and does nothing to an HTTP
-// client set with SetHTTPClient.
+// downloads anything. It checks no range.
 func (a *Agent) SetMinRate(rate int64, window time.Duration) {
 	if gt, ok := a.http.Transport.(*guardedTransport); ok {
 		gt.rule = rateRule{min: rate, window: window}

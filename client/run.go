@@ -33,6 +33,8 @@ type RunOptions struct {
 	Now func() time.Time
 	// SelfPath is the agent's own executable, for self-updates.
 	SelfPath string
+	// UserAgent is sent with every request (OpenOptions.UserAgent).
+	UserAgent string
 }
 
 // Run is the service: every poll interval (plus up to 10% jitter) it
@@ -76,7 +78,7 @@ func Run(ctx context.Context, stateDir string, log *slog.Logger, o RunOptions) e
 	}
 	backoff := time.Duration(0)
 	for cycle := 1; ; cycle++ {
-		err := cycleOnce(ctx, abs, log, now, o.SelfPath)
+		err := cycleOnce(ctx, abs, &OpenOptions{Log: log, UserAgent: o.UserAgent}, now, o.SelfPath)
 		if errors.Is(err, ErrRestart) {
 			log.Info("updated itself; exiting for the service manager to start the new binary")
 			return ErrRestart
@@ -111,8 +113,8 @@ func Run(ctx context.Context, stateDir string, log *slog.Logger, o RunOptions) e
 
 // cycleOnce is one poll: open (waiting for a command at the terminal to
 // finish), check, then stage and apply by policy.
-func cycleOnce(ctx context.Context, dir string, log *slog.Logger, now func() time.Time, self string) error {
-	a, err := OpenWait(ctx, dir, log, openWait)
+func cycleOnce(ctx context.Context, dir string, open *OpenOptions, now func() time.Time, self string) error {
+	a, err := OpenWait(ctx, dir, open, openWait)
 	if err != nil {
 		return err
 	}
@@ -161,10 +163,10 @@ func cycleOnce(ctx context.Context, dir string, log *slog.Logger, now func() tim
 
 // OpenWait is Open, waiting up to wait for another agent to let go of the
 // state directory.
-func OpenWait(ctx context.Context, stateDir string, log *slog.Logger, wait time.Duration) (*Agent, error) {
+func OpenWait(ctx context.Context, stateDir string, o *OpenOptions, wait time.Duration) (*Agent, error) {
 	deadline := time.Now().Add(wait)
 	for {
-		a, err := Open(stateDir, log)
+		a, err := Open(stateDir, o)
 		if !errors.Is(err, ErrLocked) || time.Now().After(deadline) {
 			return a, err
 		}

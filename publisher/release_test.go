@@ -111,11 +111,11 @@ func TestAddReleaseAndList(t *testing.T) {
 	if len(list) != 1 || list[0].Version != "1.0.0" || strings.Join(list[0].Channels, ",") != "beta,stable" || list[0].Install != repo.InstallArchive {
 		t.Fatalf("list %+v", list)
 	}
-	st, err := publisher.Status(context.Background(), f.store, time.Now())
+	st, err := publisher.Status(context.Background(), f.store, time.Now(), 0)
 	if err != nil || len(st.Warnings) != 0 || st.Releases != 1 {
 		t.Fatalf("status %+v %v", st, err)
 	}
-	st, err = publisher.Status(context.Background(), f.store, time.Now().Add(36*time.Hour))
+	st, err = publisher.Status(context.Background(), f.store, time.Now().Add(36*time.Hour), 0)
 	if err != nil || len(st.Warnings) == 0 || !strings.Contains(st.Warnings[0], "timestamp v2 expired") {
 		t.Fatalf("status of an expired timestamp: %+v %v", st, err)
 	}
@@ -190,7 +190,7 @@ func withDefaults(o publisher.ReleaseOptions) publisher.ReleaseOptions {
 // window; snapshot and timestamp keep their own refresh-timer thresholds.
 func TestExpiryWindowEdges(t *testing.T) {
 	f := newFixture(t)
-	r, err := publisher.Status(context.Background(), f.store, time.Now())
+	r, err := publisher.Status(context.Background(), f.store, time.Now(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,7 +340,7 @@ func TestPublishAfterInterruptedPublishes(t *testing.T) {
 		if err := add(store, "1.1.0"); err != nil {
 			t.Fatalf("bins %d: publish after interrupted ones: %v", bins, err)
 		}
-		st, err := publisher.Status(context.Background(), store, time.Now())
+		st, err := publisher.Status(context.Background(), store, time.Now(), 0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -100,7 +100,7 @@ func StageRoot(ctx context.Context, s Store, from string, change RootChange, out
 			return nil, usagef("%v", err)
 		}
 	}
-	next.Signed.Expires = now.UTC().Add(repo.DefaultExpiry[repo.RoleRoot]).Truncate(time.Second)
+	next.Signed.Expires = now.UTC().Add(repo.RootExpiry).Truncate(time.Second)
 	if out == "" {
 		return nil, usagef("--out FILE is required")
 	}

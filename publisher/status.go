@@ -10,12 +10,19 @@ import (
 	"github.com/beckmanconnect/bcupdate/repo"
 )
 
-// WarnWithin is how close to expiry a role must be for status to warn.
-var WarnWithin = map[string]time.Duration{
-	repo.RoleRoot:      60 * 24 * time.Hour,
-	repo.RoleTargets:   14 * 24 * time.Hour,
-	repo.RoleSnapshot:  2 * 24 * time.Hour,
-	repo.RoleTimestamp: 6 * time.Hour,
+// warnWithin is how close to expiry a role must be for status to warn.
+func warnWithin(role string) time.Duration {
+	switch role {
+	case repo.RoleRoot:
+		return 60 * 24 * time.Hour
+	case repo.RoleTargets:
+		return 14 * 24 * time.Hour
+	case repo.RoleSnapshot:
+		return 2 * 24 * time.Hour
+	case repo.RoleTimestamp:
+		return 6 * time.Hour
+	}
+	return 0
 }
 
 // RoleStatus is one role's version and expiry.
@@ -38,11 +45,12 @@ type RepoStatus struct {
 // Status loads and verifies the repository and reports versions, expiries
 // and a warning for every role expired or about to expire.
 //
-// window, if positive, replaces the warning window of root and targets
-// (the roles a person re-signs); snapshot and timestamp, which a timer
-// re-signs, warn when the timer has visibly stopped (2 days, 6 hours).
-func Status(ctx context.Context, s Store, now time.Time, window ...time.Duration) (*RepoStatus, error) {
-	return status(ctx, s, now, true, window...)
+// window, if positive (0: the defaults, 60 and 14 days), replaces the
+// warning window of root and targets (the roles a person re-signs);
+// snapshot and timestamp, which a timer re-signs, warn when the timer has
+// visibly stopped (2 days, 6 hours).
+func Status(ctx context.Context, s Store, now time.Time, window time.Duration) (*RepoStatus, error) {
+	return status(ctx, s, now, true, window)
 }
 
 // ExpiryWarnings is Status without counting targets (which, with bins,
@@ -55,12 +63,12 @@ func ExpiryWarnings(ctx context.Context, s Store, now time.Time, window time.Dur
 	return st.Warnings, nil
 }
 
-func status(ctx context.Context, s Store, now time.Time, count bool, window ...time.Duration) (*RepoStatus, error) {
+func status(ctx context.Context, s Store, now time.Time, count bool, window time.Duration) (*RepoStatus, error) {
 	r, err := loadRepo(ctx, s)
 	if err != nil {
 		return nil, err
 	}
-	return statusOf(r, now, count, window...)
+	return statusOf(r, now, count, window)
 }
 
 // expiryWarnings are ExpiryWarnings for a repository already in memory
@@ -73,7 +81,7 @@ func expiryWarnings(r *repo.Repo, now time.Time, window time.Duration) []string 
 	return st.Warnings
 }
 
-func statusOf(r *repo.Repo, now time.Time, count bool, window ...time.Duration) (*RepoStatus, error) {
+func statusOf(r *repo.Repo, now time.Time, count bool, window time.Duration) (*RepoStatus, error) {
 	st := &RepoStatus{Bins: r.Bins(), Warnings: []string{}}
 	if count {
 		all, err := r.AllTargets()
@@ -95,9 +103,9 @@ func statusOf(r *repo.Repo, now time.Time, count bool, window ...time.Duration) 
 	}
 	add := func(role string, version int64, expires time.Time) {
 		rs := RoleStatus{Role: role, Version: version, Expires: expires.UTC()}
-		within := WarnWithin[role]
-		if len(window) > 0 && window[0] > 0 && (role == repo.RoleRoot || role == repo.RoleTargets) {
-			within = window[0]
+		within := warnWithin(role)
+		if window > 0 && (role == repo.RoleRoot || role == repo.RoleTargets) {
+			within = window
 		}
 		switch left := expires.Sub(now); {
 		case left <= 0:
@@ -145,9 +153,9 @@ func ParseWindow(s string) (time.Duration, error) {
 // quiet repository), and repairs a repository an older bcpublish left
 // half-rotated (repo.LoadStaleTargets: a new targets key in the root, the
 // targets metadata still signed with the old one).
-func Refresh(ctx context.Context, s Store, keys repo.Keys, now time.Time, targets ...bool) (*repo.Repo, error) {
+func Refresh(ctx context.Context, s Store, keys repo.Keys, now time.Time, targets bool) (*repo.Repo, error) {
 	load := repo.Load
-	if len(targets) > 0 && targets[0] {
+	if targets {
 		load = repo.LoadStaleTargets
 	}
 	r, err := loadWith(ctx, s, load)
@@ -156,7 +164,7 @@ func Refresh(ctx context.Context, s Store, keys repo.Keys, now time.Time, target
 	}
 	r.Taken = func(file string) (bool, error) { return s.Exists(ctx, "metadata/"+file) }
 	var files []repo.File
-	if len(targets) > 0 && targets[0] {
+	if targets {
 		if err := r.MarkAllDirty(); err != nil {
 			return nil, err
 		}

@@ -29,8 +29,8 @@ import (
 // while keeping a grant (a grant is bound to the text's sha256, and the
 // text is in the signed manifest).
 
-// GateManifestType is the _type of a gate manifest.
-const GateManifestType = "bcupdate-gate"
+// gateManifestType is the _type of a gate manifest.
+const gateManifestType = "bcupdate-gate"
 
 // MaxGateManifestSize bounds a gate manifest (feature texts are at most
 // 64 KiB each).
@@ -58,7 +58,7 @@ type Gate struct {
 
 // NewGateManifest is the manifest for a release and its artifact's sha256.
 func NewGateManifest(r *Release, artifactSHA256 string) ([]byte, error) {
-	m := GateManifest{Type: GateManifestType, Component: r.Component, Version: r.Version, Platform: r.Platform,
+	m := GateManifest{Type: gateManifestType, Component: r.Component, Version: r.Version, Platform: r.Platform,
 		ArtifactSHA256: artifactSHA256, Features: r.Features}
 	if m.Features == nil {
 		m.Features = []Feature{}
@@ -74,8 +74,8 @@ func NewGateManifest(r *Release, artifactSHA256 string) ([]byte, error) {
 }
 
 func (m *GateManifest) validate() error {
-	if m.Type != GateManifestType {
-		return fmt.Errorf("gate manifest: _type %q, want %q", m.Type, GateManifestType)
+	if m.Type != gateManifestType {
+		return fmt.Errorf("gate manifest: _type %q, want %q", m.Type, gateManifestType)
 	}
 	rel := Release{Component: m.Component, Version: m.Version, Platform: m.Platform,
 		Install: InstallFile, Codesign: CodesignCMS, Features: m.Features}

@@ -28,13 +28,14 @@ const (
 // TopLevelRoles in the order keys are usually listed.
 var TopLevelRoles = []string{RoleRoot, RoleTargets, RoleSnapshot, RoleTimestamp}
 
-// Default lifetimes of each role's metadata (DESIGN.md).
-var DefaultExpiry = map[string]time.Duration{
-	RoleRoot:      365 * 24 * time.Hour,
-	RoleTargets:   90 * 24 * time.Hour,
-	RoleSnapshot:  7 * 24 * time.Hour,
-	RoleTimestamp: 24 * time.Hour,
-}
+// Default lifetimes of each role's metadata (DESIGN.md). RootExpiry is
+// also what bcpublish gives a staged root (publisher.StageRoot).
+const (
+	RootExpiry      = 365 * 24 * time.Hour
+	targetsExpiry   = 90 * 24 * time.Hour
+	snapshotExpiry  = 7 * 24 * time.Hour
+	timestampExpiry = 24 * time.Hour
+)
 
 // Size limits on metadata read by Load (the agent has its own, in go-tuf).
 const (
@@ -122,9 +123,20 @@ func (r *Repo) nextVersion(v int64, role string) (int64, error) {
 	return 0, fmt.Errorf("more than %d unreferenced versions of %s.json in the repository", maxSkipped, role)
 }
 
-// Expires returns the expiry a role would get if signed at now.
+// expiry returns the expiry a role would get if signed at now.
 func expiry(role string, now time.Time) time.Time {
-	return now.UTC().Add(DefaultExpiry[role]).Truncate(time.Second)
+	var d time.Duration
+	switch role {
+	case RoleRoot:
+		d = RootExpiry
+	case RoleTargets:
+		d = targetsExpiry
+	case RoleSnapshot:
+		d = snapshotExpiry
+	case RoleTimestamp:
+		d = timestampExpiry
+	}
+	return now.UTC().Add(d).Truncate(time.Second)
 }
 
 // New makes version 1 of root, with consistent snapshots, the keys' public
@@ -133,16 +145,16 @@ func expiry(role string, now time.Time) time.Time {
 // makes version 1 of each. Write 1.root.json (returned) before those files.
 func New(keys Keys, now time.Time) (*Repo, File, error) { return NewBins(keys, now, 0) }
 
-// MaxBins bounds hashed bins (the snapshot lists each one).
-const MaxBins = 1 << 14
+// maxBins bounds hashed bins (the snapshot lists each one).
+const maxBins = 1 << 14
 
 // NewBins is New with targets delegated to bins hashed bins (a power of
 // two, 0 for a flat repository), signed with the targets keys. Artifacts,
 // signatures and channel pointers go to the bins; policy/ and trust/ stay
 // in targets.
 func NewBins(keys Keys, now time.Time, bins int) (*Repo, File, error) {
-	if bins != 0 && (bins < 2 || bins > MaxBins || bins&(bins-1) != 0) {
-		return nil, File{}, fmt.Errorf("bins %d: want a power of two from 2 to %d", bins, MaxBins)
+	if bins != 0 && (bins < 2 || bins > maxBins || bins&(bins-1) != 0) {
+		return nil, File{}, fmt.Errorf("bins %d: want a power of two from 2 to %d", bins, maxBins)
 	}
 	root := metadata.Root(expiry(RoleRoot, now))
 	root.Signed.ConsistentSnapshot = true
@@ -179,7 +191,7 @@ func NewBins(keys Keys, now time.Time, bins int) (*Repo, File, error) {
 	r.topDirty = true
 	if bins > 0 {
 		d := &metadata.Delegations{Keys: map[string]*metadata.Key{}, SuccinctRoles: &metadata.SuccinctRoles{
-			Threshold: 1, BitLength: bits.TrailingZeros(uint(bins)), NamePrefix: BinsPrefix}}
+			Threshold: 1, BitLength: bits.TrailingZeros(uint(bins)), NamePrefix: binsPrefix}}
 		for _, s := range keys[RoleTargets] {
 			k, id, err := tufKey(s)
 			if err != nil {
@@ -199,8 +211,8 @@ func NewBins(keys Keys, now time.Time, bins int) (*Repo, File, error) {
 	return r, File{Name: "1.root.json", Data: rootBytes}, nil
 }
 
-// BinsPrefix names the hashed bins: bins-00, bins-01, ….
-const BinsPrefix = "bins"
+// binsPrefix names the hashed bins: bins-00, bins-01, ….
+const binsPrefix = "bins"
 
 // Bins is the number of hashed bins (0: a flat repository).
 func (r *Repo) Bins() int {
@@ -768,27 +780,5 @@ func signChecked[T metadata.Roles](r *Repo, role string, md *metadata.Metadata[T
 		return fmt.Errorf("%w: the %s key given is not one of the repository root's %s keys (or too few of them): %v",
 			ErrWrongKey, role, role, err)
 	}
-	return nil
-}
-
-// MoveTargetForTest moves a target from one bin to another without the
-// checks Set makes, to test that agents refuse misplaced targets. Never
-// used by bcpublish.
-func (r *Repo) MoveTargetForTest(path, from, to string) error {
-	a, err := r.bin(from)
-	if err != nil {
-		return err
-	}
-	b, err := r.bin(to)
-	if err != nil {
-		return err
-	}
-	tf, ok := a.Signed.Targets[path]
-	if !ok {
-		return fmt.Errorf("%s is not in %s", path, from)
-	}
-	delete(a.Signed.Targets, path)
-	b.Signed.Targets[path] = tf
-	r.dirty[from], r.dirty[to] = true, true
 	return nil
 }

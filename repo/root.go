@@ -21,7 +21,7 @@ type RootEdit struct {
 }
 
 // NextRoot returns an unsigned copy of the current root as version N+1,
-// expiring DefaultExpiry from now.
+// expiring RootExpiry from now.
 func (r *Repo) NextRoot(now time.Time) (*metadata.Metadata[metadata.RootType], error) {
 	b, err := r.Root.ToBytes(false)
 	if err != nil {
@@ -108,9 +108,9 @@ func signedBy(delegator *metadata.Metadata[metadata.RootType], role string, md *
 	return ok
 }
 
-// CheckNextRoot says whether next may follow prev: version prev+1, signed by
+// checkNextRoot says whether next may follow prev: version prev+1, signed by
 // prev's root threshold and by its own. The error names what is missing.
-func CheckNextRoot(prev, next *metadata.Metadata[metadata.RootType]) error {
+func checkNextRoot(prev, next *metadata.Metadata[metadata.RootType]) error {
 	if next.Signed.Version != prev.Signed.Version+1 {
 		return fmt.Errorf("staged root is version %d; the repository's root is version %d, so the next must be %d",
 			next.Signed.Version, prev.Signed.Version, prev.Signed.Version+1)
@@ -148,8 +148,8 @@ func short(id string) string {
 	return id
 }
 
-// ChangedRoles lists the non-root roles whose keys or threshold differ.
-func ChangedRoles(prev, next *metadata.Metadata[metadata.RootType]) []string {
+// changedRoles lists the non-root roles whose keys or threshold differ.
+func changedRoles(prev, next *metadata.Metadata[metadata.RootType]) []string {
 	var out []string
 	for _, role := range []string{RoleTargets, RoleSnapshot, RoleTimestamp} {
 		a, b := prev.Signed.Roles[role], next.Signed.Roles[role]
@@ -171,10 +171,10 @@ func ChangedRoles(prev, next *metadata.Metadata[metadata.RootType]) []string {
 // It returns the files to write, in order: the versioned metadata first,
 // then N.root.json, then timestamp.json.
 func (r *Repo) PublishRoot(next *metadata.Metadata[metadata.RootType], keys Keys, now time.Time) ([]File, error) {
-	if err := CheckNextRoot(r.Root, next); err != nil {
+	if err := checkNextRoot(r.Root, next); err != nil {
 		return nil, err
 	}
-	changed := ChangedRoles(r.Root, next)
+	changed := changedRoles(r.Root, next)
 	rootBytes, err := next.ToBytes(true)
 	if err != nil {
 		return nil, err

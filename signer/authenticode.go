@@ -9,9 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/sassoftware/relic/v8/lib/authenticode"
-
 	"github.com/beckmanconnect/bcupdate/internal/regfile"
+	"github.com/beckmanconnect/bcupdate/internal/third_party/relic/authenticode"
 )
 
 // Code-signing kinds, as in the release metadata.
@@ -22,8 +21,8 @@ const (
 
 // Limits for embedded signatures.
 const (
-	// MaxAuthenticodeSize bounds the PE certificate table we read.
-	MaxAuthenticodeSize = 1 << 20
+	// maxAuthenticodeSize bounds the PE certificate table we read.
+	maxAuthenticodeSize = 1 << 20
 )
 
 var msiMagic = []byte{0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1}
@@ -143,8 +142,8 @@ func checkPECertTable(f *os.File) error {
 	switch {
 	case n == 0:
 		return verr("%s is not signed (empty certificate table)", filepath.Base(f.Name()))
-	case n > MaxAuthenticodeSize:
-		return verr("%s: certificate table of %d bytes is larger than the limit %d", filepath.Base(f.Name()), n, MaxAuthenticodeSize)
+	case n > maxAuthenticodeSize:
+		return verr("%s: certificate table of %d bytes is larger than the limit %d", filepath.Base(f.Name()), n, maxAuthenticodeSize)
 	case start+n > size:
 		return verr("%s: certificate table points past the end of the file", filepath.Base(f.Name()))
 	}

@@ -18,9 +18,9 @@ import (
 	_ "crypto/sha256" // register the digests relic may name
 	_ "crypto/sha512"
 
-	"github.com/sassoftware/relic/v8/lib/pkcs7"
-	"github.com/sassoftware/relic/v8/lib/pkcs9"
-	"github.com/sassoftware/relic/v8/lib/x509tools"
+	"github.com/beckmanconnect/bcupdate/internal/third_party/relic/pkcs7"
+	"github.com/beckmanconnect/bcupdate/internal/third_party/relic/pkcs9"
+	"github.com/beckmanconnect/bcupdate/internal/third_party/relic/x509tools"
 )
 
 // ErrVerification marks a code signature that does not verify. It may be an

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/sassoftware/relic/v8/lib/x509tools"
+	"github.com/beckmanconnect/bcupdate/internal/third_party/relic/x509tools"
 )
 
 // DefaultCRLGrace is how long after its NextUpdate a CRL is still used

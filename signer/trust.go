@@ -75,8 +75,8 @@ func (id Identity) String() string {
 	return string(id.Kind) + "=" + id.Value
 }
 
-// ParseIdentity parses one line of a publishers file.
-func ParseIdentity(line string) (Identity, error) {
+// parseIdentity parses one line of a publishers file.
+func parseIdentity(line string) (Identity, error) {
 	switch {
 	case strings.HasPrefix(line, "O="):
 		if v := strings.TrimSpace(line[2:]); v != "" {
@@ -143,7 +143,7 @@ func LoadTrust(dir string) (*Trust, error) {
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		id, err := ParseIdentity(line)
+		id, err := parseIdentity(line)
 		if err != nil {
 			return nil, fmt.Errorf("trust directory: %s line %d: %w", pubFile, n, err)
 		}

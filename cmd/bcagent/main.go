@@ -66,12 +66,14 @@ func main() {
 	os.Exit(code)
 }
 
+// userAgent is the User-Agent of the agent's requests.
+func userAgent() string { return "bcagent/" + version }
+
 // selfPath is the agent's own executable, resolved at start-up: after a
 // self-update os.Executable() would name the old file.
 var selfPath string
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	client.UserAgent = "bcagent/" + version
 	if p, err := client.SelfPath(); err == nil {
 		selfPath = p
 	}
@@ -198,7 +200,7 @@ func withAgent(c *cli.Context, fn func(*client.Agent) error) error {
 	if c.Args().Len() > 0 {
 		return usageErr("unexpected argument %q", c.Args().First())
 	}
-	a, err := client.OpenWait(c.Context, c.String("state"), logger(c), 30*time.Second)
+	a, err := client.OpenWait(c.Context, c.String("state"), &client.OpenOptions{Log: logger(c), UserAgent: userAgent()}, 30*time.Second)
 	if err != nil {
 		return err
 	}

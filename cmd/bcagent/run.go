@@ -21,7 +21,7 @@ func runCommand() *cli.Command {
 			if c.Args().Len() > 0 {
 				return usageErr("unexpected argument %q", c.Args().First())
 			}
-			o := client.RunOptions{Interval: c.Duration("interval"), Cycles: c.Int("cycles"), SelfPath: selfPath}
+			o := client.RunOptions{Interval: c.Duration("interval"), Cycles: c.Int("cycles"), SelfPath: selfPath, UserAgent: userAgent()}
 			if c.IsSet("interval") {
 				if err := client.PollIntervalRange.Check("--interval", o.Interval); err != nil {
 					return err

@@ -38,7 +38,9 @@ func (h *handler) Execute(args []string, r <-chan svc.ChangeRequest, s chan<- sv
 	s <- svc.Status{State: svc.StartPending}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- client.Run(ctx, h.state, slog.Default(), client.RunOptions{SelfPath: selfPath}) }()
+	go func() {
+		done <- client.Run(ctx, h.state, slog.Default(), client.RunOptions{SelfPath: selfPath, UserAgent: userAgent()})
+	}()
 	s <- svc.Status{State: svc.Running, Accepts: svc.AcceptStop | svc.AcceptShutdown}
 	for {
 		select {

@@ -27,7 +27,7 @@ func serveCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if _, err := publisher.Status(c.Context, s, timeNow()); err != nil {
+			if _, err := publisher.Status(c.Context, s, timeNow(), 0); err != nil {
 				return err
 			}
 			return publisher.Serve(c.Context, s, publisher.ServeOptions{

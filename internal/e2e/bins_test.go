@@ -15,6 +15,7 @@ import (
 	"github.com/beckmanconnect/bcupdate/internal/testutil"
 	"github.com/beckmanconnect/bcupdate/publisher"
 	"github.com/beckmanconnect/bcupdate/repo"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
 func metadataFiles(t *testing.T, dir string) []string {
@@ -119,17 +120,68 @@ func TestHashedBins(t *testing.T) {
 }
 
 // moveToBin re-signs the repository with a target moved from its bin to
-// another (what a confused or malicious publisher could do).
+// another (what a confused or malicious publisher could do), working on the
+// signed files as such a publisher would: repo's API refuses to misplace a
+// target.
 func moveToBin(t *testing.T, e *env, r *repo.Repo, p string, tf any, from, to string) {
 	t.Helper()
-	if err := r.MoveTargetForTest(p, from, to); err != nil {
-		t.Fatal(err)
+	now := time.Now()
+	read := func(name string) *metadata.Metadata[metadata.TargetsType] {
+		mf := r.Snapshot.Signed.Meta[name+".json"]
+		if mf == nil {
+			t.Fatalf("the snapshot does not list %s.json", name)
+		}
+		data, err := os.ReadFile(filepath.Join(e.store.Dir, "metadata", fmt.Sprintf("%d.%s.json", mf.Version, name)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		md, err := metadata.Targets().FromBytes(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return md
 	}
-	files, err := r.Commit(e.keys, time.Now())
+	a, b := read(from), read(to)
+	moved, ok := a.Signed.Targets[p]
+	if !ok {
+		t.Fatalf("%s is not in %s", p, from)
+	}
+	delete(a.Signed.Targets, p)
+	b.Signed.Targets[p] = moved
+	var files []repo.File
+	for _, bin := range []struct {
+		name string
+		md   *metadata.Metadata[metadata.TargetsType]
+	}{{from, a}, {to, b}} {
+		bin.md.Signed.Version++
+		bin.md.Signed.Expires = now.UTC().Add(90 * 24 * time.Hour).Truncate(time.Second)
+		bin.md.ClearSignatures()
+		for _, s := range e.keys[repo.RoleTargets] {
+			if _, err := bin.md.Sign(s); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The bin must verify, so that the agent refuses it for the
+		// misplacement and not for a bad signature.
+		if err := r.Targets.VerifyDelegate(bin.name, bin.md); err != nil {
+			t.Fatalf("re-signed %s does not verify: %v", bin.name, err)
+		}
+		data, err := bin.md.ToBytes(false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Snapshot.Signed.Meta[bin.name+".json"] = metadata.MetaFile(bin.md.Signed.Version)
+		files = append(files, repo.File{Name: fmt.Sprintf("%d.%s.json", bin.md.Signed.Version, bin.name), Data: data})
+	}
+	snap, err := r.Refresh(e.keys, now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.writeMetadata(files)
+	e.writeMetadata(append(files, snap...))
+
+	if got := r.BinFor(p); got != from {
+		t.Fatalf("%s belongs to %s, not %s", p, got, from)
+	}
 }
 
 // TestPinAndReleaseIndex: bcagent pin finds a version whatever its file is

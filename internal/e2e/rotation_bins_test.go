@@ -85,7 +85,7 @@ func TestRotateEveryRole(t *testing.T) {
 					}
 				}
 				e.keys = next
-				if st, err := publisher.Status(ctx, e.store, now); err != nil {
+				if st, err := publisher.Status(ctx, e.store, now, 0); err != nil {
 					t.Fatalf("status after rotating %s: %v", step.name, err)
 				} else if len(st.Warnings) != 0 {
 					t.Fatalf("status after rotating %s warns: %v", step.name, st.Warnings)

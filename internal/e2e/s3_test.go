@@ -109,7 +109,7 @@ func TestS3EndToEnd(t *testing.T) {
 	if res, err := publisher.Copy(context.Background(), dir, other); err != nil || res.Copied == 0 {
 		t.Fatalf("copy back: %+v %v", res, err)
 	}
-	if _, err := publisher.Status(context.Background(), other, time.Now()); err != nil {
+	if _, err := publisher.Status(context.Background(), other, time.Now(), 0); err != nil {
 		t.Fatal(err)
 	}
 
@@ -219,7 +219,7 @@ func TestS3KilledPublish(t *testing.T) {
 		time.Sleep(delay)
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
-		if _, err := publisher.Status(context.Background(), se.s3, time.Now()); err != nil {
+		if _, err := publisher.Status(context.Background(), se.s3, time.Now(), 0); err != nil {
 			t.Fatalf("after a kill at %s the repository does not verify: %v", delay, err)
 		}
 	}

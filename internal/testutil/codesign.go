@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sassoftware/relic/v8/lib/pkcs7"
-	"github.com/sassoftware/relic/v8/lib/pkcs9"
+	"github.com/beckmanconnect/bcupdate/internal/third_party/relic/pkcs7"
+	"github.com/beckmanconnect/bcupdate/internal/third_party/relic/pkcs9"
 )
 
 // NeedTools skips the test when a tool is missing (CI installs them all).

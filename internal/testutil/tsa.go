@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sassoftware/relic/v8/lib/pkcs7"
-	"github.com/sassoftware/relic/v8/lib/pkcs9"
-	"github.com/sassoftware/relic/v8/lib/x509tools"
+	"github.com/beckmanconnect/bcupdate/internal/third_party/relic/pkcs7"
+	"github.com/beckmanconnect/bcupdate/internal/third_party/relic/pkcs9"
+	"github.com/beckmanconnect/bcupdate/internal/third_party/relic/x509tools"
 )
 
 // TSA is an RFC 3161 timestamp authority made for a test: its own root and
