@@ -23,10 +23,6 @@ import (
 	"github.com/sassoftware/relic/v8/lib/x509tools"
 )
 
-// ErrVerification marks a code signature that does not verify. It may be an
-// attack: callers map it to exit code 3.
-var ErrVerification = errors.New("code signature verification failed")
-
 // MaxSignatureSize bounds a detached signature file.
 const MaxSignatureSize = 1 << 20
 
