@@ -17,12 +17,13 @@ import (
 
 	"github.com/beckmanconnect/bcupdate/internal/archive"
 	"github.com/beckmanconnect/bcupdate/internal/atomicfile"
+	"github.com/beckmanconnect/bcupdate/internal/errs"
 	"github.com/beckmanconnect/bcupdate/repo"
 )
 
 // ErrAuthorizationRequired: a release turns on a gated feature that has no
 // recorded decision; nothing was activated (exit code 4).
-var ErrAuthorizationRequired = errors.New("a person must authorize a feature first")
+var ErrAuthorizationRequired = errs.ErrAuthorizationRequired
 
 // Apply installs every staged release (or only's), in three steps:
 //

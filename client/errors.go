@@ -12,6 +12,7 @@ import (
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
+	"github.com/beckmanconnect/bcupdate/internal/errs"
 	"github.com/beckmanconnect/bcupdate/repo"
 	"github.com/beckmanconnect/bcupdate/signer"
 )
@@ -19,9 +20,10 @@ import (
 var (
 	// ErrVerification: TUF metadata, an artifact's hash or its code
 	// signature did not verify. It may be an attack (exit code 3).
-	ErrVerification = errors.New("verification failed")
-	// ErrUsage: bad input from the user (exit code 2).
-	ErrUsage = errors.New("usage error")
+	ErrVerification = errs.ErrVerification
+	// ErrUsage: bad input from the user (exit code 2); such errors are
+	// *errs.UsageError values.
+	ErrUsage = errs.ErrUsage
 	// ErrNotInitialized: the state directory has no configuration.
 	ErrNotInitialized = errors.New("agent not initialized")
 	// ErrTooSlow: a download fell below the minimum rate (a network
@@ -31,8 +33,9 @@ var (
 	ErrLocked = errors.New("state directory is in use by another agent")
 )
 
+// usagef is a usage error; its message names the flag or setting.
 func usagef(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{ErrUsage}, args...)...)
+	return errs.Usagef("", format, args...)
 }
 
 func verifyf(format string, args ...any) error {

@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/beckmanconnect/bcupdate/internal/atomicfile"
+	"github.com/beckmanconnect/bcupdate/internal/errs"
 	"github.com/beckmanconnect/bcupdate/internal/regfile"
 	"github.com/beckmanconnect/bcupdate/repo"
 	"github.com/beckmanconnect/bcupdate/signer"
@@ -51,7 +52,7 @@ func readSmall(flag, path string, limit int64) ([]byte, error) {
 // wrong); other errors pass unchanged.
 func fileErr(err error) error {
 	if errors.Is(err, regfile.ErrNotRegular) || errors.Is(err, regfile.ErrTooLarge) {
-		return fmt.Errorf("%w: %w", ErrUsage, err)
+		return errs.Usage("", err)
 	}
 	return err
 }

@@ -18,19 +18,21 @@ import (
 	"strings"
 	"time"
 
+	"github.com/beckmanconnect/bcupdate/internal/errs"
 	"github.com/beckmanconnect/bcupdate/internal/regfile"
 	"github.com/beckmanconnect/bcupdate/repo"
 	"github.com/beckmanconnect/bcupdate/signer"
 )
 
 // ErrUsage marks bad input from the user (exit code 2).
-var ErrUsage = errors.New("usage error")
+var ErrUsage = errs.ErrUsage
 
 // ErrRepoExists: init found a repository already there.
 var ErrRepoExists = errors.New("repository already exists")
 
+// usagef is a usage error (an *errs.UsageError); its message names the flag.
 func usagef(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{ErrUsage}, args...)...)
+	return errs.Usagef("", format, args...)
 }
 
 // Init creates a new repository in an empty store: root, the seeded device

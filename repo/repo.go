@@ -50,9 +50,6 @@ const (
 var (
 	// ErrConflict: a target path already exists with other content.
 	ErrConflict = errors.New("target already published with other content")
-	// ErrVerification: the repository's own metadata does not verify, or a
-	// key does not belong to the role it is used for.
-	ErrVerification = errors.New("repository metadata verification failed")
 	// ErrWrongKey: a key given to sign a role is not that role's key in
 	// the repository's root (an operator mistake, not an attack).
 	ErrWrongKey = errors.New("wrong signing key")

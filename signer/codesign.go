@@ -23,10 +23,6 @@ import (
 	"github.com/beckmanconnect/bcupdate/internal/third_party/relic/x509tools"
 )
 
-// ErrVerification marks a code signature that does not verify. It may be an
-// attack: callers map it to exit code 3.
-var ErrVerification = errors.New("code signature verification failed")
-
 // MaxSignatureSize bounds a detached signature file.
 const MaxSignatureSize = 1 << 20
 

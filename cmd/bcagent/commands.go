@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/beckmanconnect/bcupdate/client"
+	"github.com/beckmanconnect/bcupdate/internal/cliutil"
 	"github.com/beckmanconnect/bcupdate/internal/textsafe"
 )
 
@@ -57,70 +59,95 @@ func describe(w io.Writer, verb string, rep *client.CheckReport) {
 	_ = verb
 }
 
-func stageOutput(c *cli.Context, rep *client.CheckReport, err error) error {
+func stageOutput(w io.Writer, asJSON bool, rep *client.CheckReport, err error) error {
 	if rep == nil {
 		return err
 	}
-	if c.Bool("json") {
-		if jerr := printJSON(c.App.Writer, rep); jerr != nil {
+	if asJSON {
+		if jerr := printJSON(w, rep); jerr != nil {
 			return jerr
 		}
 		return err
 	}
 	for _, cr := range rep.Components {
 		if cr.State == client.StateAwaitingAuthorization {
-			fmt.Fprintf(c.App.Writer, "%s: %s staged and verified; it waits for a person to authorize its new features (bcagent apply)\n", esc(cr.Name), esc(cr.Staged))
+			fmt.Fprintf(w, "%s: %s staged and verified; it waits for a person to authorize its new features (bcagent apply)\n", esc(cr.Name), esc(cr.Staged))
 			continue
 		}
-		describe(c.App.Writer, "", &client.CheckReport{Components: []client.ComponentReport{cr}})
+		describe(w, "", &client.CheckReport{Components: []client.ComponentReport{cr}})
 	}
 	return err
 }
 
 func checkCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "check",
-		Usage: "refresh verified metadata and report available updates",
-		Flags: []cli.Flag{jsonFlag()},
+		Name:         "check",
+		Usage:        "refresh verified metadata and report available updates",
+		Flags:        []cli.Flag{jsonFlag()},
+		OnUsageError: cliutil.OnUsageError,
 		Action: func(c *cli.Context) error {
-			return withAgent(c, func(a *client.Agent) error {
-				rep, err := a.Check(c.Context)
-				if err != nil {
-					return err
-				}
-				if c.Bool("json") {
-					return printJSON(c.App.Writer, rep)
-				}
-				describe(c.App.Writer, "check", rep)
-				return nil
-			})
+			return runCheck(c.Context, globals(c), checkOptions{JSON: c.Bool("json"), Args: c.Args().Slice()})
 		},
 	}
 }
 
+// checkOptions are bcagent check's flags.
+type checkOptions struct {
+	JSON bool
+	Args []string
+}
+
+func runCheck(ctx context.Context, g *globalOptions, o checkOptions) error {
+	return withAgent(ctx, g, o.Args, func(a *client.Agent) error {
+		rep, err := a.Check(ctx)
+		if err != nil {
+			return err
+		}
+		if o.JSON {
+			return printJSON(g.Stdout, rep)
+		}
+		describe(g.Stdout, "check", rep)
+		return nil
+	})
+}
+
 func stageCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "stage",
-		Usage: "download and verify available updates (TUF and code signature); install nothing",
-		Flags: []cli.Flag{componentFlag(), jsonFlag()},
+		Name:         "stage",
+		Usage:        "download and verify available updates (TUF and code signature); install nothing",
+		Flags:        []cli.Flag{componentFlag(), jsonFlag()},
+		OnUsageError: cliutil.OnUsageError,
 		Action: func(c *cli.Context) error {
-			return withAgent(c, func(a *client.Agent) error {
-				if !c.Bool("json") && isTerminal(os.Stdout) {
-					bars := map[string]*progressbar.ProgressBar{}
-					a.SetProgress(func(component string, done, total int64) {
-						bar := bars[component]
-						if bar == nil {
-							bar = progressbar.DefaultBytes(total, "downloading "+component)
-							bars[component] = bar
-						}
-						bar.Set64(done)
-					})
-				}
-				rep, err := a.Stage(c.Context, c.String("component"))
-				return stageOutput(c, rep, err)
-			})
+			return runStage(c.Context, globals(c), stageOptions{Component: c.String("component"), JSON: c.Bool("json"),
+				Progress: !c.Bool("json") && isTerminal(os.Stdout), Args: c.Args().Slice()})
 		},
 	}
+}
+
+// stageOptions are bcagent stage's flags; Progress draws download bars.
+type stageOptions struct {
+	Component string
+	JSON      bool
+	Progress  bool
+	Args      []string
+}
+
+func runStage(ctx context.Context, g *globalOptions, o stageOptions) error {
+	return withAgent(ctx, g, o.Args, func(a *client.Agent) error {
+		if o.Progress {
+			bars := map[string]*progressbar.ProgressBar{}
+			a.SetProgress(func(component string, done, total int64) {
+				bar := bars[component]
+				if bar == nil {
+					bar = progressbar.DefaultBytes(total, "downloading "+component)
+					bars[component] = bar
+				}
+				bar.Set64(done)
+			})
+		}
+		rep, err := a.Stage(ctx, o.Component)
+		return stageOutput(g.Stdout, o.JSON, rep, err)
+	})
 }
 
 func applyCommand() *cli.Command {
@@ -135,48 +162,68 @@ func applyCommand() *cli.Command {
 			&cli.StringFlag{Name: "by", Usage: "`NAME` of the person deciding, recorded in the consent log (command line only)"},
 			&cli.BoolFlag{Name: "no-prompt", Usage: "never ask at the terminal (a release waiting for a decision exits 4)", EnvVars: []string{"BCAGENT_NO_PROMPT"}},
 		},
+		OnUsageError: cliutil.OnUsageError,
 		Action: func(c *cli.Context) error {
-			return withAgent(c, func(a *client.Agent) error {
-				before, err := a.Status()
-				if err != nil {
-					return err
-				}
-				o := client.ApplyOptions{Authorize: c.StringSlice("authorize"), Decline: c.StringSlice("decline"), By: c.String("by"),
-					Terminal: isTerminal(os.Stdin)}
-				if !c.Bool("no-prompt") && !c.Bool("json") && o.Terminal {
-					o.Prompter = &client.TerminalPrompter{In: os.Stdin, Out: c.App.Writer, By: c.String("by")}
-				}
-				rep, err := a.Apply(c.Context, c.String("component"), o)
-				if rep == nil {
-					return err
-				}
-				if c.Bool("json") {
-					if jerr := printJSON(c.App.Writer, rep); jerr != nil {
-						return jerr
-					}
-					return err
-				}
-				old := map[string]string{}
-				for _, cs := range before.Components {
-					if cs.Installed != nil {
-						old[cs.Name] = *cs.Installed
-					}
-				}
-				after, _ := a.Status()
-				for i, cr := range rep.Components {
-					switch {
-					case cr.Installed != old[cr.Name]:
-						fmt.Fprintf(c.App.Writer, "%s: installed %s (was %s)%s\n", esc(cr.Name), esc(cr.Installed), esc(orNothing(old[cr.Name])), featureLine(after, i))
-					case cr.State == client.StateAwaitingAuthorization:
-						fmt.Fprintf(c.App.Writer, "%s: %s is staged and waits for authorization; nothing was activated\n", esc(cr.Name), esc(cr.Staged))
-					default:
-						fmt.Fprintf(c.App.Writer, "%s: nothing staged to apply (installed: %s)%s\n", esc(cr.Name), esc(orNothing(cr.Installed)), featureLine(after, i))
-					}
-				}
-				return err
-			})
+			return runApply(c.Context, globals(c), applyOptions{Component: c.String("component"), JSON: c.Bool("json"),
+				Authorize: c.StringSlice("authorize"), Decline: c.StringSlice("decline"), By: c.String("by"), NoPrompt: c.Bool("no-prompt"),
+				Terminal: isTerminal(os.Stdin), Stdin: os.Stdin, Args: c.Args().Slice()})
 		},
 	}
+}
+
+// applyOptions are bcagent apply's flags; Terminal says whether Stdin is
+// one (a person may be asked there).
+type applyOptions struct {
+	Component          string
+	JSON               bool
+	Authorize, Decline []string
+	By                 string
+	NoPrompt           bool
+	Terminal           bool
+	Stdin              io.Reader
+	Args               []string
+}
+
+func runApply(ctx context.Context, g *globalOptions, o applyOptions) error {
+	return withAgent(ctx, g, o.Args, func(a *client.Agent) error {
+		before, err := a.Status()
+		if err != nil {
+			return err
+		}
+		ao := client.ApplyOptions{Authorize: o.Authorize, Decline: o.Decline, By: o.By, Terminal: o.Terminal}
+		if !o.NoPrompt && !o.JSON && ao.Terminal {
+			ao.Prompter = &client.TerminalPrompter{In: o.Stdin, Out: g.Stdout, By: o.By}
+		}
+		rep, err := a.Apply(ctx, o.Component, ao)
+		if rep == nil {
+			return err
+		}
+		if o.JSON {
+			if jerr := printJSON(g.Stdout, rep); jerr != nil {
+				return jerr
+			}
+			return err
+		}
+		old := map[string]string{}
+		for _, cs := range before.Components {
+			if cs.Installed != nil {
+				old[cs.Name] = *cs.Installed
+			}
+		}
+		after, _ := a.Status()
+		w := g.Stdout
+		for i, cr := range rep.Components {
+			switch {
+			case cr.Installed != old[cr.Name]:
+				fmt.Fprintf(w, "%s: installed %s (was %s)%s\n", esc(cr.Name), esc(cr.Installed), esc(orNothing(old[cr.Name])), featureLine(after, i))
+			case cr.State == client.StateAwaitingAuthorization:
+				fmt.Fprintf(w, "%s: %s is staged and waits for authorization; nothing was activated\n", esc(cr.Name), esc(cr.Staged))
+			default:
+				fmt.Fprintf(w, "%s: nothing staged to apply (installed: %s)%s\n", esc(cr.Name), esc(orNothing(cr.Installed)), featureLine(after, i))
+			}
+		}
+		return err
+	})
 }
 
 func featureLine(st *client.StatusReport, i int) string {
@@ -210,23 +257,34 @@ func orNothing(s string) string {
 
 func statusCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "status",
-		Usage: "show the device, repository, each component's versions and state, and what a running agent is doing (never waits for it)",
-		Flags: []cli.Flag{jsonFlag()},
+		Name:         "status",
+		Usage:        "show the device, repository, each component's versions and state, and what a running agent is doing (never waits for it)",
+		Flags:        []cli.Flag{jsonFlag()},
+		OnUsageError: cliutil.OnUsageError,
 		Action: func(c *cli.Context) error {
-			return withView(c, func(v *client.View) error {
-				st, err := v.Status()
-				if err != nil {
-					return err
-				}
-				if c.Bool("json") {
-					return printJSON(c.App.Writer, st)
-				}
-				printStatus(c.App.Writer, st)
-				return nil
-			})
+			return runStatus(c.Context, globals(c), statusOptions{JSON: c.Bool("json"), Args: c.Args().Slice()})
 		},
 	}
+}
+
+// statusOptions are bcagent status's flags.
+type statusOptions struct {
+	JSON bool
+	Args []string
+}
+
+func runStatus(ctx context.Context, g *globalOptions, o statusOptions) error {
+	return withView(ctx, g, o.Args, func(v *client.View) error {
+		st, err := v.Status()
+		if err != nil {
+			return err
+		}
+		if o.JSON {
+			return printJSON(g.Stdout, st)
+		}
+		printStatus(g.Stdout, st)
+		return nil
+	})
 }
 
 // printStatus prints status for people, every name and version escaped.
@@ -278,65 +336,96 @@ func deref(s *string) string {
 
 func rollbackCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "rollback",
-		Usage: "switch a component back to its previous installed version",
-		Flags: []cli.Flag{componentFlag()},
+		Name:         "rollback",
+		Usage:        "switch a component back to its previous installed version",
+		Flags:        []cli.Flag{componentFlag()},
+		OnUsageError: cliutil.OnUsageError,
 		Action: func(c *cli.Context) error {
-			if c.String("component") == "" {
-				return usageErr("--component is required")
-			}
-			return withAgent(c, func(a *client.Agent) error {
-				rep, err := a.Rollback(c.Context, c.String("component"))
-				if err != nil {
-					return err
-				}
-				for _, cr := range rep.Components {
-					if cr.Name == c.String("component") {
-						fmt.Fprintf(c.App.Writer, "%s: rolled back to %s\n", esc(cr.Name), esc(cr.Installed))
-					}
-				}
-				return nil
-			})
+			return runRollback(c.Context, globals(c), componentOptions{Component: c.String("component"), Args: c.Args().Slice()})
 		},
 	}
+}
+
+// componentOptions are the flags of rollback and unpin.
+type componentOptions struct {
+	Component string
+	Args      []string
+}
+
+func runRollback(ctx context.Context, g *globalOptions, o componentOptions) error {
+	if o.Component == "" {
+		return cliutil.Usagef("component", "--component is required")
+	}
+	return withAgent(ctx, g, o.Args, func(a *client.Agent) error {
+		rep, err := a.Rollback(ctx, o.Component)
+		if err != nil {
+			return err
+		}
+		for _, cr := range rep.Components {
+			if cr.Name == o.Component {
+				fmt.Fprintf(g.Stdout, "%s: rolled back to %s\n", esc(cr.Name), esc(cr.Installed))
+			}
+		}
+		return nil
+	})
 }
 
 func pinCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "pin",
-		Usage: "hold a component on a version (also an older one) whatever its channel says",
-		Flags: []cli.Flag{componentFlag(), &cli.StringFlag{Name: "version", Usage: "the `VERSION` to hold", EnvVars: []string{"BCAGENT_VERSION"}}},
+		Name:         "pin",
+		Usage:        "hold a component on a version (also an older one) whatever its channel says",
+		Flags:        []cli.Flag{componentFlag(), &cli.StringFlag{Name: "version", Usage: "the `VERSION` to hold", EnvVars: []string{"BCAGENT_VERSION"}}},
+		OnUsageError: cliutil.OnUsageError,
 		Action: func(c *cli.Context) error {
-			if c.String("component") == "" || c.String("version") == "" {
-				return usageErr("--component and --version are required")
-			}
-			return withAgent(c, func(a *client.Agent) error {
-				if err := a.Pin(c.String("component"), c.String("version")); err != nil {
-					return err
-				}
-				fmt.Fprintf(c.App.Writer, "%s: pinned to %s (bcagent unpin to follow the channel again)\n", esc(c.String("component")), esc(c.String("version")))
-				return nil
-			})
+			return runPin(c.Context, globals(c), pinOptions{Component: c.String("component"), Version: c.String("version"), Args: c.Args().Slice()})
 		},
 	}
 }
 
+// pinOptions are bcagent pin's flags.
+type pinOptions struct {
+	Component, Version string
+	Args               []string
+}
+
+func runPin(ctx context.Context, g *globalOptions, o pinOptions) error {
+	if o.Component == "" || o.Version == "" {
+		flag := "component"
+		if o.Component != "" {
+			flag = "version"
+		}
+		return cliutil.Usagef(flag, "--component and --version are required")
+	}
+	return withAgent(ctx, g, o.Args, func(a *client.Agent) error {
+		if err := a.Pin(o.Component, o.Version); err != nil {
+			return err
+		}
+		fmt.Fprintf(g.Stdout, "%s: pinned to %s (bcagent unpin to follow the channel again)\n", esc(o.Component), esc(o.Version))
+		return nil
+	})
+}
+
 func unpinCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "unpin",
-		Usage: "let a pinned component follow its channel again",
-		Flags: []cli.Flag{componentFlag()},
+		Name:         "unpin",
+		Usage:        "let a pinned component follow its channel again",
+		Flags:        []cli.Flag{componentFlag()},
+		OnUsageError: cliutil.OnUsageError,
 		Action: func(c *cli.Context) error {
-			if c.String("component") == "" {
-				return usageErr("--component is required")
-			}
-			return withAgent(c, func(a *client.Agent) error {
-				if err := a.Unpin(c.String("component")); err != nil {
-					return err
-				}
-				fmt.Fprintf(c.App.Writer, "%s: follows its channel again\n", esc(c.String("component")))
-				return nil
-			})
+			return runUnpin(c.Context, globals(c), componentOptions{Component: c.String("component"), Args: c.Args().Slice()})
 		},
 	}
+}
+
+func runUnpin(ctx context.Context, g *globalOptions, o componentOptions) error {
+	if o.Component == "" {
+		return cliutil.Usagef("component", "--component is required")
+	}
+	return withAgent(ctx, g, o.Args, func(a *client.Agent) error {
+		if err := a.Unpin(o.Component); err != nil {
+			return err
+		}
+		fmt.Fprintf(g.Stdout, "%s: follows its channel again\n", esc(o.Component))
+		return nil
+	})
 }

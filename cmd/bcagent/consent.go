@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -11,33 +12,24 @@ import (
 	"golang.org/x/term"
 
 	"github.com/beckmanconnect/bcupdate/client"
+	"github.com/beckmanconnect/bcupdate/internal/cliutil"
 )
 
 func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
 
 func consentCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "consent",
-		Usage: "list and revoke consent decisions for gated features",
+		Name:         "consent",
+		Usage:        "list and revoke consent decisions for gated features",
+		OnUsageError: cliutil.OnUsageError,
 		Subcommands: []*cli.Command{
 			{
-				Name:  "list",
-				Usage: "this device's standing decision for each feature (the consent log must verify)",
-				Flags: []cli.Flag{jsonFlag()},
+				Name:         "list",
+				Usage:        "this device's standing decision for each feature (the consent log must verify)",
+				Flags:        []cli.Flag{jsonFlag()},
+				OnUsageError: cliutil.OnUsageError,
 				Action: func(c *cli.Context) error {
-					return withView(c, func(v *client.View) error {
-						list, err := v.ConsentList()
-						if err != nil {
-							return err
-						}
-						if c.Bool("json") {
-							if list == nil {
-								list = []client.ConsentStatus{}
-							}
-							return printJSON(c.App.Writer, list)
-						}
-						return printConsentList(c.App.Writer, list)
-					})
+					return runConsentList(c.Context, globals(c), jsonOptions{JSON: c.Bool("json"), Args: c.Args().Slice()})
 				},
 			},
 			{
@@ -48,23 +40,57 @@ func consentCommand() *cli.Command {
 					&cli.StringFlag{Name: "feature", Usage: "feature `ID` (command line only)"},
 					&cli.StringFlag{Name: "by", Usage: "`NAME` of the person revoking (command line only)"},
 				},
+				OnUsageError: cliutil.OnUsageError,
 				Action: func(c *cli.Context) error {
-					for _, f := range []string{"component", "feature", "by"} {
-						if c.String(f) == "" {
-							return usageErr("--%s is required", f)
-						}
-					}
-					return withAgent(c, func(a *client.Agent) error {
-						if err := a.Revoke(c.String("component"), c.String("feature"), c.String("by"), isTerminal(os.Stdin)); err != nil {
-							return err
-						}
-						fmt.Fprintf(c.App.Writer, "%s: %s revoked by %s and deactivated\n", esc(c.String("component")), esc(c.String("feature")), esc(c.String("by")))
-						return nil
-					})
+					return runConsentRevoke(c.Context, globals(c), revokeOptions{Component: c.String("component"), Feature: c.String("feature"),
+						By: c.String("by"), Terminal: isTerminal(os.Stdin), Args: c.Args().Slice()})
 				},
 			},
 		},
 	}
+}
+
+// jsonOptions are the flags of the commands that only report.
+type jsonOptions struct {
+	JSON bool
+	Args []string
+}
+
+func runConsentList(ctx context.Context, g *globalOptions, o jsonOptions) error {
+	return withView(ctx, g, o.Args, func(v *client.View) error {
+		list, err := v.ConsentList()
+		if err != nil {
+			return err
+		}
+		if o.JSON {
+			if list == nil {
+				list = []client.ConsentStatus{}
+			}
+			return printJSON(g.Stdout, list)
+		}
+		return printConsentList(g.Stdout, list)
+	})
+}
+
+// revokeOptions are bcagent consent revoke's flags; Terminal says whether
+// stdin is one (recorded with the decision).
+type revokeOptions struct {
+	Component, Feature, By string
+	Terminal               bool
+	Args                   []string
+}
+
+func runConsentRevoke(ctx context.Context, g *globalOptions, o revokeOptions) error {
+	if err := cliutil.Required([]string{"component", "feature", "by"}, o.Component, o.Feature, o.By); err != nil {
+		return err
+	}
+	return withAgent(ctx, g, o.Args, func(a *client.Agent) error {
+		if err := a.Revoke(o.Component, o.Feature, o.By, o.Terminal); err != nil {
+			return err
+		}
+		fmt.Fprintf(g.Stdout, "%s: %s revoked by %s and deactivated\n", esc(o.Component), esc(o.Feature), esc(o.By))
+		return nil
+	})
 }
 
 // printConsentList prints consent list for people. Every field read from
@@ -87,82 +113,98 @@ func printConsentList(w io.Writer, list []client.ConsentStatus) error {
 
 func auditCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "audit",
-		Usage: "verify and export the tamper-evident audit and consent logs",
+		Name:         "audit",
+		Usage:        "verify and export the tamper-evident audit and consent logs",
+		OnUsageError: cliutil.OnUsageError,
 		Subcommands: []*cli.Command{
 			{
-				Name:  "verify",
-				Usage: "check the hash chains of audit.jsonl and consent.jsonl; exit 3 naming the first bad entry",
+				Name:         "verify",
+				Usage:        "check the hash chains of audit.jsonl and consent.jsonl; exit 3 naming the first bad entry",
+				OnUsageError: cliutil.OnUsageError,
 				Action: func(c *cli.Context) error {
-					return withView(c, func(v *client.View) error {
-						rep, err := v.VerifyLogs()
-						if err != nil {
-							return err
-						}
-						fmt.Fprintf(c.App.Writer, "audit log verified: %d audit entries, %d consent entries, hash chains intact\n", rep.AuditEntries, rep.ConsentEntries)
-						return nil
-					})
+					return runAuditVerify(c.Context, globals(c), c.Args().Slice())
 				},
 			},
 			{
-				Name:  "export",
-				Usage: "print both logs after verifying them",
-				Flags: []cli.Flag{jsonFlag()},
+				Name:         "export",
+				Usage:        "print both logs after verifying them",
+				Flags:        []cli.Flag{jsonFlag()},
+				OnUsageError: cliutil.OnUsageError,
 				Action: func(c *cli.Context) error {
-					return withView(c, func(v *client.View) error {
-						audit, consent, err := v.ExportLogs()
-						if err != nil {
-							return err
-						}
-						if c.Bool("json") {
-							if audit == nil {
-								audit = []client.LogEntry{}
-							}
-							if consent == nil {
-								consent = []client.LogEntry{}
-							}
-							return printJSON(c.App.Writer, map[string]any{"audit": audit, "consent": consent})
-						}
-						fmt.Fprintln(c.App.Writer, "# audit.jsonl")
-						for _, e := range audit {
-							fmt.Fprintln(c.App.Writer, client.DescribeEntry(e))
-						}
-						fmt.Fprintln(c.App.Writer, "# consent.jsonl")
-						for _, e := range consent {
-							fmt.Fprintln(c.App.Writer, client.DescribeEntry(e))
-						}
-						return nil
-					})
+					return runAuditExport(c.Context, globals(c), jsonOptions{JSON: c.Bool("json"), Args: c.Args().Slice()})
 				},
 			},
 		},
 	}
 }
 
+func runAuditVerify(ctx context.Context, g *globalOptions, args []string) error {
+	return withView(ctx, g, args, func(v *client.View) error {
+		rep, err := v.VerifyLogs()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(g.Stdout, "audit log verified: %d audit entries, %d consent entries, hash chains intact\n", rep.AuditEntries, rep.ConsentEntries)
+		return nil
+	})
+}
+
+func runAuditExport(ctx context.Context, g *globalOptions, o jsonOptions) error {
+	return withView(ctx, g, o.Args, func(v *client.View) error {
+		audit, consent, err := v.ExportLogs()
+		if err != nil {
+			return err
+		}
+		if o.JSON {
+			if audit == nil {
+				audit = []client.LogEntry{}
+			}
+			if consent == nil {
+				consent = []client.LogEntry{}
+			}
+			return printJSON(g.Stdout, map[string]any{"audit": audit, "consent": consent})
+		}
+		fmt.Fprintln(g.Stdout, "# audit.jsonl")
+		for _, e := range audit {
+			fmt.Fprintln(g.Stdout, client.DescribeEntry(e))
+		}
+		fmt.Fprintln(g.Stdout, "# consent.jsonl")
+		for _, e := range consent {
+			fmt.Fprintln(g.Stdout, client.DescribeEntry(e))
+		}
+		return nil
+	})
+}
+
 func notificationsCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "notifications",
-		Usage: "show active notifications",
-		Flags: []cli.Flag{jsonFlag()},
+		Name:         "notifications",
+		Usage:        "show active notifications",
+		Flags:        []cli.Flag{jsonFlag()},
+		OnUsageError: cliutil.OnUsageError,
 		Action: func(c *cli.Context) error {
-			return withView(c, func(v *client.View) error {
-				list, err := v.Notifications()
-				if err != nil {
-					return err
-				}
-				if c.Bool("json") {
-					return printJSON(c.App.Writer, list)
-				}
-				if len(list) == 0 {
-					fmt.Fprintln(c.App.Writer, "no active notifications")
-				}
-				for _, n := range list {
-					fmt.Fprintf(c.App.Writer, "[%s] %s %s\n", esc(n.Severity), n.Since.Format(time.RFC3339), esc(n.Message))
-				}
-				return nil
-			})
+			return runNotifications(c.Context, globals(c), jsonOptions{JSON: c.Bool("json"), Args: c.Args().Slice()})
 		},
 	}
+}
+
+func runNotifications(ctx context.Context, g *globalOptions, o jsonOptions) error {
+	return withView(ctx, g, o.Args, func(v *client.View) error {
+		list, err := v.Notifications()
+		if err != nil {
+			return err
+		}
+		if o.JSON {
+			return printJSON(g.Stdout, list)
+		}
+		if len(list) == 0 {
+			fmt.Fprintln(g.Stdout, "no active notifications")
+		}
+		for _, n := range list {
+			fmt.Fprintf(g.Stdout, "[%s] %s %s\n", esc(n.Severity), n.Since.Format(time.RFC3339), esc(n.Message))
+		}
+		return nil
+	})
 }
 
 // howGiven says how a decision was given: at the prompt, or with flags, and

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/beckmanconnect/bcupdate/client"
+	"github.com/beckmanconnect/bcupdate/internal/cliutil"
 )
 
 func initCommand() *cli.Command {
@@ -36,70 +38,106 @@ func initCommand() *cli.Command {
 			&cli.StringFlag{Name: "installer-timeout", Usage: "`DURATION` a release's installer may take, " + client.InstallerTimeoutRange.String() + " (default 30m)", EnvVars: []string{"BCAGENT_INSTALLER_TIMEOUT"}},
 			&cli.StringFlag{Name: "install-root", Usage: "where components are installed (default: STATE/install)", EnvVars: []string{"BCAGENT_INSTALL_ROOT"}},
 		},
+		OnUsageError: cliutil.OnUsageError,
 		Action: func(c *cli.Context) error {
-			if c.Args().Len() > 0 {
-				return usageErr("unexpected argument %q", c.Args().First())
-			}
-			for _, f := range []string{"repo-url", "root", "trust", "device-id", "device-model"} {
-				if c.String(f) == "" {
-					return usageErr("--%s is required", f)
-				}
-			}
-			if c.IsSet("min-rate") && c.Int64("min-rate") == 0 {
-				// 0 in config.json means the default; given here it would
-				// read as "no rule", which there is not.
-				return usageErr("--min-rate 0 is out of range: want %s (the rule cannot be turned off; leave the flag out for the default %d)", client.MinRateRange, client.DefaultMinRate)
-			}
-			policies := map[string]string{}
-			for _, p := range c.StringSlice("policy") {
-				comp, pol, ok := strings.Cut(p, "=")
-				if !ok {
-					return usageErr("--policy %q: want COMPONENT=notify|stage|auto", p)
-				}
-				policies[comp] = pol
-			}
-			err := client.Init(c.String("state"), client.InitOptions{
-				RootFile:     c.String("root"),
-				AgentVersion: version,
-				Config: client.Config{
-					RepositoryURL:    c.String("repo-url"),
-					Components:       c.StringSlice("component"),
-					Platform:         c.String("platform"),
-					Channel:          c.String("channel"),
-					DeviceID:         c.String("device-id"),
-					DeviceModel:      c.String("device-model"),
-					TrustDir:         c.String("trust"),
-					AllowedHosts:     c.StringSlice("allow-host"),
-					InstallRoot:      c.String("install-root"),
-					PHIDeviceClasses: c.StringSlice("phi-device-class"),
-					MinPolicyVersion: c.Int64("min-policy-version"),
-					NotifyCommand:    strings.Fields(c.String("notify-command")),
-					PollInterval:     c.String("poll-interval"),
-					Policies:         policies,
-					ApplyWindow:      c.String("apply-window"),
-					MaxRate:          c.Int64("max-rate"),
-					MinRate:          c.Int64("min-rate"),
-					MinRateWindow:    c.String("min-rate-window"),
-					HealthTimeout:    c.String("health-timeout"),
-					InstallerTimeout: c.String("installer-timeout"),
-				},
+			return runInit(c.Context, globals(c), initOptions{
+				RepoURL: c.String("repo-url"), Root: c.String("root"), Trust: c.String("trust"),
+				Components: c.StringSlice("component"), DeviceID: c.String("device-id"), DeviceModel: c.String("device-model"),
+				Platform: c.String("platform"), Channel: c.String("channel"), AllowHosts: c.StringSlice("allow-host"),
+				PHIDeviceClasses: c.StringSlice("phi-device-class"), MinPolicyVersion: c.Int64("min-policy-version"),
+				NotifyCommand: c.String("notify-command"), PollInterval: c.String("poll-interval"), Policies: c.StringSlice("policy"),
+				ApplyWindow: c.String("apply-window"), MaxRate: c.Int64("max-rate"), MinRate: c.Int64("min-rate"), MinRateSet: c.IsSet("min-rate"),
+				MinRateWindow: c.String("min-rate-window"), HealthTimeout: c.String("health-timeout"),
+				InstallerTimeout: c.String("installer-timeout"), InstallRoot: c.String("install-root"),
+				Args: c.Args().Slice(),
 			})
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(c.App.Writer, "initialized agent state %s for %s (%s), components %s, repository %s\n",
-				c.String("state"), esc(c.String("device-id")), esc(c.String("device-model")), esc(fmt.Sprint(c.StringSlice("component"))), esc(c.String("repo-url")))
-			// PHI classes are matched normalized (case, spacing, Unicode
-			// form); say which way this model went, so a typo is seen now.
-			// The normalized name is shown ASCII-quoted, so a look-alike
-			// letter (a Cyrillic о in "Navios EX") is visible.
-			if known, norm := client.KnownModel(c.String("device-model"), c.StringSlice("phi-device-class")); known {
-				fmt.Fprintf(c.App.Writer, "device model %s (normalized %+q) is in a PHI device class: gated features ask a person first\n", esc(c.String("device-model")), norm)
-			} else {
-				fmt.Fprintf(c.App.ErrWriter, "bcagent: warning: device model %s (normalized %+q) is in no known PHI device class (%s); features gated for PHI devices will turn on without asking unless the signed device policy names it: check the spelling, or add --phi-device-class\n",
-					esc(c.String("device-model")), norm, strings.Join(client.BuiltinPHIClasses(), ", "))
-			}
-			return nil
 		},
 	}
+}
+
+// initOptions are bcagent init's flags, one field each.
+type initOptions struct {
+	RepoURL, Root, Trust  string
+	Components            []string
+	DeviceID, DeviceModel string
+	Platform, Channel     string
+	AllowHosts            []string
+	PHIDeviceClasses      []string
+	MinPolicyVersion      int64
+	NotifyCommand         string
+	PollInterval          string
+	Policies              []string // COMPONENT=POLICY
+	ApplyWindow           string
+	MaxRate, MinRate      int64
+	MinRateSet            bool // --min-rate was given (0 then is an error, not the default)
+	MinRateWindow         string
+	HealthTimeout         string
+	InstallerTimeout      string
+	InstallRoot           string
+	Args                  []string
+}
+
+// runInit sets up the state directory g.State.
+func runInit(_ context.Context, g *globalOptions, o initOptions) error {
+	if err := cliutil.NoArgs(o.Args); err != nil {
+		return err
+	}
+	if err := cliutil.Required([]string{"repo-url", "root", "trust", "device-id", "device-model"}, o.RepoURL, o.Root, o.Trust, o.DeviceID, o.DeviceModel); err != nil {
+		return err
+	}
+	if o.MinRateSet && o.MinRate == 0 {
+		// 0 in config.json means the default; given here it would
+		// read as "no rule", which there is not.
+		return cliutil.Usagef("min-rate", "--min-rate 0 is out of range: want %s (the rule cannot be turned off; leave the flag out for the default %d)", client.MinRateRange, client.DefaultMinRate)
+	}
+	policies := map[string]string{}
+	for _, p := range o.Policies {
+		comp, pol, ok := strings.Cut(p, "=")
+		if !ok {
+			return cliutil.Usagef("policy", "--policy %q: want COMPONENT=notify|stage|auto", p)
+		}
+		policies[comp] = pol
+	}
+	err := client.Init(g.State, client.InitOptions{
+		RootFile:     o.Root,
+		AgentVersion: version,
+		Config: client.Config{
+			RepositoryURL:    o.RepoURL,
+			Components:       o.Components,
+			Platform:         o.Platform,
+			Channel:          o.Channel,
+			DeviceID:         o.DeviceID,
+			DeviceModel:      o.DeviceModel,
+			TrustDir:         o.Trust,
+			AllowedHosts:     o.AllowHosts,
+			InstallRoot:      o.InstallRoot,
+			PHIDeviceClasses: o.PHIDeviceClasses,
+			MinPolicyVersion: o.MinPolicyVersion,
+			NotifyCommand:    strings.Fields(o.NotifyCommand),
+			PollInterval:     o.PollInterval,
+			Policies:         policies,
+			ApplyWindow:      o.ApplyWindow,
+			MaxRate:          o.MaxRate,
+			MinRate:          o.MinRate,
+			MinRateWindow:    o.MinRateWindow,
+			HealthTimeout:    o.HealthTimeout,
+			InstallerTimeout: o.InstallerTimeout,
+		},
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(g.Stdout, "initialized agent state %s for %s (%s), components %s, repository %s\n",
+		g.State, esc(o.DeviceID), esc(o.DeviceModel), esc(fmt.Sprint(o.Components)), esc(o.RepoURL))
+	// PHI classes are matched normalized (case, spacing, Unicode
+	// form); say which way this model went, so a typo is seen now.
+	// The normalized name is shown ASCII-quoted, so a look-alike
+	// letter (a Cyrillic о in "Navios EX") is visible.
+	if known, norm := client.KnownModel(o.DeviceModel, o.PHIDeviceClasses); known {
+		fmt.Fprintf(g.Stdout, "device model %s (normalized %+q) is in a PHI device class: gated features ask a person first\n", esc(o.DeviceModel), norm)
+	} else {
+		fmt.Fprintf(g.Stderr, "bcagent: warning: device model %s (normalized %+q) is in no known PHI device class (%s); features gated for PHI devices will turn on without asking unless the signed device policy names it: check the spelling, or add --phi-device-class\n",
+			esc(o.DeviceModel), norm, strings.Join(client.BuiltinPHIClasses(), ", "))
+	}
+	return nil
 }

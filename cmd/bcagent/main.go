@@ -20,41 +20,24 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/beckmanconnect/bcupdate/client"
+	"github.com/beckmanconnect/bcupdate/internal/cliutil"
 	"github.com/beckmanconnect/bcupdate/internal/textsafe"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
-// Exit codes (DESIGN.md).
+// exitCode maps an error to the exit code (docs/design.md).
+func exitCode(err error) int { return cliutil.ExitCode(err) }
+
+// Exit codes (docs/design.md), as tests name them.
 const (
-	exitOK                    = 0
-	exitFailure               = 1
-	exitUsage                 = 2
-	exitVerification          = 3
-	exitAuthorizationRequired = 4
+	exitOK                    = cliutil.ExitOK
+	exitFailure               = cliutil.ExitFailure
+	exitUsage                 = cliutil.ExitUsage
+	exitVerification          = cliutil.ExitVerification
+	exitAuthorizationRequired = cliutil.ExitAuthorizationRequired
 )
-
-var errUsage = errors.New("usage error")
-
-func usageErr(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{errUsage}, args...)...)
-}
-
-func exitCode(err error) int {
-	switch {
-	case err == nil:
-		return exitOK
-	case errors.Is(err, client.ErrAuthorizationRequired):
-		return exitAuthorizationRequired
-	case errors.Is(err, client.ErrVerification):
-		return exitVerification
-	case errors.Is(err, errUsage), errors.Is(err, client.ErrUsage):
-		return exitUsage
-	default:
-		return exitFailure
-	}
-}
 
 func main() {
 	if state := serviceState(os.Args); state != "" && runAsService(state) {
@@ -78,31 +61,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		selfPath = p
 	}
 	warnIgnoredDecisionEnv(stderr)
-	app := newApp(stdout, stderr)
-	unknown := false
-	app.CommandNotFound = func(c *cli.Context, name string) {
-		unknown = true
-		fmt.Fprintf(stderr, "bcagent: unknown command %q; see bcagent --help\n", name)
+	return program(stdout).Run(ctx, newApp(stdout, stderr), args, stderr)
+}
+
+// program is how bcagent reports: errors escaped (they may quote a name, a
+// path or a server's message, none of which may reach the terminal as
+// control sequences), and a self-update is success.
+func program(stdout io.Writer) cliutil.Program {
+	return cliutil.Program{
+		Name:   "bcagent",
+		Escape: textsafe.Escape,
+		Handle: func(err error) (int, bool) {
+			if errors.Is(err, client.ErrRestart) {
+				fmt.Fprintln(stdout, "bcagent updated itself; exiting so that the service manager starts the new binary")
+				return exitOK, true
+			}
+			return 0, false
+		},
 	}
-	err := app.RunContext(ctx, args)
-	if err == nil && unknown {
-		return exitUsage
-	}
-	if errors.Is(err, client.ErrRestart) {
-		fmt.Fprintln(stdout, "bcagent updated itself; exiting so that the service manager starts the new binary")
-		return exitOK
-	}
-	if err != nil {
-		msg := err.Error()
-		for _, prefix := range []string{errUsage.Error() + ": ", client.ErrUsage.Error() + ": "} {
-			msg = strings.ReplaceAll(msg, prefix, "")
-		}
-		// One line, escaped: an error may quote a name, a path or a
-		// server's message, and none of them may reach the terminal as
-		// control sequences.
-		fmt.Fprintf(stderr, "bcagent: %s\n", textsafe.Escape(strings.ReplaceAll(msg, "\n", " ")))
-	}
-	return exitCode(err)
 }
 
 // decisionEnv are environment variables that once (or in other tools)
@@ -146,16 +122,29 @@ func defaultStateDir() string {
 	return "/var/lib/bcagent"
 }
 
+// globalOptions are the options every command sees: the app's flags and
+// its output.
+type globalOptions struct {
+	State   string
+	Verbose bool
+	Stdout  io.Writer
+	Stderr  io.Writer
+}
+
+// globals reads the app's flags from any command's context.
+func globals(c *cli.Context) *globalOptions {
+	return &globalOptions{State: c.String("state"), Verbose: c.Bool("verbose"), Stdout: c.App.Writer, Stderr: c.App.ErrWriter}
+}
+
 func newApp(stdout, stderr io.Writer) *cli.App {
-	onUsage := func(c *cli.Context, err error, _ bool) error { return usageErr("%v", err) }
-	app := &cli.App{
+	return &cli.App{
 		Name:            "bcagent",
 		Usage:           "keep BeckmanConnect components on this PC up to date, verified and authorized",
 		Version:         version,
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
-		OnUsageError:    onUsage,
+		OnUsageError:    cliutil.OnUsageError,
 		ExitErrHandler:  func(*cli.Context, error) {},
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "state", Value: defaultStateDir(), Usage: "agent state `DIR`", EnvVars: []string{"BCAGENT_STATE"}},
@@ -177,30 +166,22 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			serviceCommand(),
 		},
 	}
-	var set func([]*cli.Command)
-	set = func(cmds []*cli.Command) {
-		for _, c := range cmds {
-			c.OnUsageError = onUsage
-			set(c.Subcommands)
-		}
-	}
-	set(app.Commands)
-	return app
 }
 
-func logger(c *cli.Context) *slog.Logger {
-	if c.Bool("verbose") {
-		return slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))
+func (g *globalOptions) logger() *slog.Logger {
+	if g.Verbose {
+		return slog.New(slog.NewTextHandler(g.Stderr, nil))
 	}
 	return nil
 }
 
-// withAgent opens the state directory, runs fn and closes it.
-func withAgent(c *cli.Context, fn func(*client.Agent) error) error {
-	if c.Args().Len() > 0 {
-		return usageErr("unexpected argument %q", c.Args().First())
+// withAgent opens the state directory (a command that takes no arguments),
+// runs fn and closes it.
+func withAgent(ctx context.Context, g *globalOptions, args []string, fn func(*client.Agent) error) error {
+	if err := cliutil.NoArgs(args); err != nil {
+		return err
 	}
-	a, err := client.OpenWait(c.Context, c.String("state"), &client.OpenOptions{Log: logger(c), UserAgent: userAgent()}, 30*time.Second)
+	a, err := client.OpenWait(ctx, g.State, &client.OpenOptions{Log: g.logger(), UserAgent: userAgent()}, 30*time.Second)
 	if err != nil {
 		return err
 	}

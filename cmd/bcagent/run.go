@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/beckmanconnect/bcupdate/client"
+	"github.com/beckmanconnect/bcupdate/internal/cliutil"
 )
 
 func runCommand() *cli.Command {
@@ -17,22 +20,37 @@ func runCommand() *cli.Command {
 			&cli.DurationFlag{Name: "interval", Usage: fmt.Sprintf("poll every `DURATION`, %s (default: poll_interval from config.json, else 1h)", client.PollIntervalRange), EnvVars: []string{"BCAGENT_INTERVAL"}},
 			&cli.IntFlag{Name: "cycles", Usage: fmt.Sprintf("stop after `N` polls: %s", client.CyclesRange), EnvVars: []string{"BCAGENT_CYCLES"}},
 		},
+		OnUsageError: cliutil.OnUsageError,
 		Action: func(c *cli.Context) error {
-			if c.Args().Len() > 0 {
-				return usageErr("unexpected argument %q", c.Args().First())
-			}
-			o := client.RunOptions{Interval: c.Duration("interval"), Cycles: c.Int("cycles"), SelfPath: selfPath, UserAgent: userAgent()}
-			if c.IsSet("interval") {
-				if err := client.PollIntervalRange.Check("--interval", o.Interval); err != nil {
-					return err
-				}
-			}
-			if err := client.CyclesRange.Check("--cycles", int64(o.Cycles)); err != nil {
-				return err
-			}
-			log := slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))
-			fmt.Fprintf(c.App.Writer, "bcagent %s serving %s\n", version, c.String("state"))
-			return client.Run(c.Context, c.String("state"), log, o)
+			return runRun(c.Context, globals(c), runOptions{
+				Interval: c.Duration("interval"), IntervalSet: c.IsSet("interval"), Cycles: c.Int("cycles"), Args: c.Args().Slice()})
 		},
 	}
+}
+
+// runOptions are bcagent run's flags.
+type runOptions struct {
+	Interval    time.Duration
+	IntervalSet bool // --interval was given (else config.json's poll_interval)
+	Cycles      int
+	Args        []string
+}
+
+// runRun is the service loop, until ctx is done.
+func runRun(ctx context.Context, g *globalOptions, o runOptions) error {
+	if err := cliutil.NoArgs(o.Args); err != nil {
+		return err
+	}
+	ro := client.RunOptions{Interval: o.Interval, Cycles: o.Cycles, SelfPath: selfPath, UserAgent: userAgent()}
+	if o.IntervalSet {
+		if err := client.PollIntervalRange.Check("--interval", ro.Interval); err != nil {
+			return err
+		}
+	}
+	if err := client.CyclesRange.Check("--cycles", int64(ro.Cycles)); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(g.Stderr, nil))
+	fmt.Fprintf(g.Stdout, "bcagent %s serving %s\n", version, g.State)
+	return client.Run(ctx, g.State, log, ro)
 }

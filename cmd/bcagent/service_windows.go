@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/windows/svc/mgr"
 
 	"github.com/beckmanconnect/bcupdate/client"
+	"github.com/beckmanconnect/bcupdate/internal/cliutil"
 )
 
 const serviceName = "bcagent"
@@ -76,10 +77,11 @@ func serviceCommand() *cli.Command {
 		}
 	}
 	return &cli.Command{
-		Name:  "service",
-		Usage: "install, uninstall, start or stop the Windows service",
+		Name:         "service",
+		Usage:        "install, uninstall, start or stop the Windows service",
+		OnUsageError: cliutil.OnUsageError,
 		Subcommands: []*cli.Command{
-			{Name: "install", Usage: "register bcagent as an automatic Windows service", Action: action(func(m *mgr.Mgr, c *cli.Context) error {
+			{Name: "install", OnUsageError: cliutil.OnUsageError, Usage: "register bcagent as an automatic Windows service", Action: action(func(m *mgr.Mgr, c *cli.Context) error {
 				exe, err := os.Executable()
 				if err != nil {
 					return err
@@ -96,7 +98,7 @@ func serviceCommand() *cli.Command {
 				fmt.Fprintf(c.App.Writer, "installed service %s (%s --state %s run)\n", serviceName, exe, c.String("state"))
 				return nil
 			})},
-			{Name: "uninstall", Usage: "remove the Windows service", Action: action(func(m *mgr.Mgr, c *cli.Context) error {
+			{Name: "uninstall", OnUsageError: cliutil.OnUsageError, Usage: "remove the Windows service", Action: action(func(m *mgr.Mgr, c *cli.Context) error {
 				s, err := m.OpenService(serviceName)
 				if err != nil {
 					return err
@@ -108,7 +110,7 @@ func serviceCommand() *cli.Command {
 				fmt.Fprintf(c.App.Writer, "removed service %s\n", serviceName)
 				return nil
 			})},
-			{Name: "start", Usage: "start the Windows service", Action: action(func(m *mgr.Mgr, c *cli.Context) error {
+			{Name: "start", OnUsageError: cliutil.OnUsageError, Usage: "start the Windows service", Action: action(func(m *mgr.Mgr, c *cli.Context) error {
 				s, err := m.OpenService(serviceName)
 				if err != nil {
 					return err
@@ -116,7 +118,7 @@ func serviceCommand() *cli.Command {
 				defer s.Close()
 				return s.Start()
 			})},
-			{Name: "stop", Usage: "stop the Windows service", Action: action(func(m *mgr.Mgr, c *cli.Context) error {
+			{Name: "stop", OnUsageError: cliutil.OnUsageError, Usage: "stop the Windows service", Action: action(func(m *mgr.Mgr, c *cli.Context) error {
 				s, err := m.OpenService(serviceName)
 				if err != nil {
 					return err

@@ -1,19 +1,20 @@
 package main
 
 import (
-	"github.com/urfave/cli/v2"
+	"context"
 
 	"github.com/beckmanconnect/bcupdate/client"
+	"github.com/beckmanconnect/bcupdate/internal/cliutil"
 )
 
 // withView opens the state directory read-only, without its lock, and runs
 // fn: the commands that only report never wait for an agent that is
 // downloading or installing (client.View).
-func withView(c *cli.Context, fn func(*client.View) error) error {
-	if c.Args().Len() > 0 {
-		return usageErr("unexpected argument %q", c.Args().First())
+func withView(_ context.Context, g *globalOptions, args []string, fn func(*client.View) error) error {
+	if err := cliutil.NoArgs(args); err != nil {
+		return err
 	}
-	v, err := client.OpenReadOnly(c.String("state"), logger(c))
+	v, err := client.OpenReadOnly(g.State, g.logger())
 	if err != nil {
 		return err
 	}

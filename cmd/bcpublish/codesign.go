@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/beckmanconnect/bcupdate/internal/cliutil"
 	"github.com/beckmanconnect/bcupdate/publisher"
 )
 
@@ -13,8 +15,9 @@ var timeNow = time.Now
 
 func codesignCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "codesign",
-		Usage: "make and check detached CMS code signatures (.p7s)",
+		Name:         "codesign",
+		Usage:        "make and check detached CMS code signatures (.p7s)",
+		OnUsageError: cliutil.OnUsageError,
 		Subcommands: []*cli.Command{
 			{
 				Name:  "sign",
@@ -25,16 +28,10 @@ func codesignCommand() *cli.Command {
 					&cli.StringFlag{Name: "file", Usage: "`FILE` to sign", EnvVars: []string{"BCPUBLISH_FILE"}},
 					&cli.StringFlag{Name: "out", Usage: "signature `FILE.p7s` (default: FILE.p7s)", EnvVars: []string{"BCPUBLISH_OUT"}},
 				},
+				OnUsageError: cliutil.OnUsageError,
 				Action: func(c *cli.Context) error {
-					if err := need(c, "cert", "key", "file"); err != nil {
-						return err
-					}
-					out, err := publisher.SignFile(c.String("cert"), c.String("key"), c.String("file"), c.String("out"))
-					if err != nil {
-						return err
-					}
-					fmt.Fprintf(c.App.Writer, "signed %s -> %s\n", c.String("file"), out)
-					return nil
+					return runCodesignSign(c.Context, globals(c), codesignSignOptions{Cert: c.String("cert"), Key: c.String("key"),
+						File: c.String("file"), Out: c.String("out"), Args: c.Args().Slice()})
 				},
 			},
 			{
@@ -46,21 +43,52 @@ func codesignCommand() *cli.Command {
 					&cli.StringFlag{Name: "signature", Usage: "`FILE.p7s` (default: FILE.p7s)", EnvVars: []string{"BCPUBLISH_SIGNATURE"}},
 					&cli.BoolFlag{Name: "explain", Usage: "print the chain, the time it was checked at and the pinned identity that matched", EnvVars: []string{"BCPUBLISH_EXPLAIN"}},
 				},
+				OnUsageError: cliutil.OnUsageError,
 				Action: func(c *cli.Context) error {
-					if err := need(c, "trust", "file"); err != nil {
-						return err
-					}
-					res, err := publisher.VerifyFile(c.String("trust"), c.String("file"), c.String("signature"))
-					if err != nil {
-						return err
-					}
-					if c.Bool("explain") {
-						fmt.Fprint(c.App.Writer, res.Explain())
-					}
-					fmt.Fprintf(c.App.Writer, "verified %s: signed by %s, pinned publisher %s\n", c.String("file"), res.Chain[0].Subject, res.Publisher)
-					return nil
+					return runCodesignVerify(c.Context, globals(c), codesignVerifyOptions{Trust: c.String("trust"), File: c.String("file"),
+						Signature: c.String("signature"), Explain: c.Bool("explain"), Args: c.Args().Slice()})
 				},
 			},
 		},
 	}
+}
+
+// codesignSignOptions are bcpublish codesign sign's flags.
+type codesignSignOptions struct {
+	Cert, Key, File, Out string
+	Args                 []string
+}
+
+func runCodesignSign(_ context.Context, g *globalOptions, o codesignSignOptions) error {
+	if err := need(o.Args, "cert", o.Cert, "key", o.Key, "file", o.File); err != nil {
+		return err
+	}
+	out, err := publisher.SignFile(o.Cert, o.Key, o.File, o.Out)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(g.Stdout, "signed %s -> %s\n", o.File, out)
+	return nil
+}
+
+// codesignVerifyOptions are bcpublish codesign verify's flags.
+type codesignVerifyOptions struct {
+	Trust, File, Signature string
+	Explain                bool
+	Args                   []string
+}
+
+func runCodesignVerify(_ context.Context, g *globalOptions, o codesignVerifyOptions) error {
+	if err := need(o.Args, "trust", o.Trust, "file", o.File); err != nil {
+		return err
+	}
+	res, err := publisher.VerifyFile(o.Trust, o.File, o.Signature)
+	if err != nil {
+		return err
+	}
+	if o.Explain {
+		fmt.Fprint(g.Stdout, res.Explain())
+	}
+	fmt.Fprintf(g.Stdout, "verified %s: signed by %s, pinned publisher %s\n", o.File, res.Chain[0].Subject, res.Publisher)
+	return nil
 }

@@ -1,12 +1,13 @@
 // Command bcpublish is the release engineers' CLI: role keys, repository
 // init, releases, status, serving and code signing. It only maps flags to
 // the publisher package and errors to exit codes.
+//
+// Each command is a constructor that declares its flags, an options
+// struct and a runX(ctx, g, opts) function that tests may call directly.
 package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -15,40 +16,19 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/beckmanconnect/bcupdate/internal/cliutil"
 	"github.com/beckmanconnect/bcupdate/publisher"
 	"github.com/beckmanconnect/bcupdate/repo"
-	"github.com/beckmanconnect/bcupdate/signer"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
-// Exit codes (DESIGN.md).
-const (
-	exitOK           = 0
-	exitFailure      = 1
-	exitUsage        = 2
-	exitVerification = 3
-)
+// program is how bcpublish reports; a bad target path is a usage error.
+var program = cliutil.Program{Name: "bcpublish", Usage: []error{repo.ErrBadPath}}
 
-var errUsage = errors.New("usage error")
-
-func usageErr(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{errUsage}, args...)...)
-}
-
-func exitCode(err error) int {
-	switch {
-	case err == nil:
-		return exitOK
-	case errors.Is(err, signer.ErrVerification), errors.Is(err, repo.ErrVerification):
-		return exitVerification
-	case errors.Is(err, errUsage), errors.Is(err, publisher.ErrUsage), errors.Is(err, repo.ErrBadPath):
-		return exitUsage
-	default:
-		return exitFailure
-	}
-}
+// exitCode maps an error to the exit code (docs/design.md).
+func exitCode(err error) int { return cliutil.ExitCode(err, program.Usage...) }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -59,28 +39,11 @@ func main() {
 
 // run executes the CLI and returns the exit code; tests call it directly.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	app := newApp(stdout, stderr)
-	unknown := false
-	app.CommandNotFound = func(c *cli.Context, name string) {
-		unknown = true
-		fmt.Fprintf(stderr, "bcpublish: unknown command %q; see bcpublish --help\n", name)
-	}
-	err := app.RunContext(ctx, args)
-	if err == nil && unknown {
-		return exitUsage
-	}
-	if err != nil {
-		msg := err.Error()
-		msg = strings.ReplaceAll(msg, errUsage.Error()+": ", "")
-		msg = strings.ReplaceAll(msg, publisher.ErrUsage.Error()+": ", "")
-		fmt.Fprintf(stderr, "bcpublish: %s\n", strings.ReplaceAll(msg, "\n", " "))
-	}
-	return exitCode(err)
+	return program.Run(ctx, newApp(stdout, stderr), args, stderr)
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
-	onUsage := func(c *cli.Context, err error, _ bool) error { return usageErr("%v", err) }
-	app := &cli.App{
+	return &cli.App{
 		Name:                 "bcpublish",
 		Usage:                "publish code-signed BeckmanConnect releases into a TUF repository",
 		Version:              version,
@@ -88,7 +51,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		ErrWriter:            stderr,
 		EnableBashCompletion: false,
 		HideHelpCommand:      true,
-		OnUsageError:         onUsage,
+		OnUsageError:         cliutil.OnUsageError,
 		ExitErrHandler:       func(*cli.Context, error) {},
 		Commands: []*cli.Command{
 			keysCommand(),
@@ -104,40 +67,112 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			codesignCommand(),
 		},
 	}
-	setUsageHandler(app.Commands, onUsage)
-	addRoleKeyFlags(app.Commands)
-	addS3Flags(app.Commands)
-	return app
+}
+
+// globalOptions are what every command sees: its output.
+type globalOptions struct {
+	Stdout, Stderr io.Writer
+}
+
+func globals(c *cli.Context) *globalOptions {
+	return &globalOptions{Stdout: c.App.Writer, Stderr: c.App.ErrWriter}
+}
+
+// storeOptions name a repository: a directory or s3://bucket/prefix, with
+// the S3 options (s3Flags).
+type storeOptions struct {
+	Flag     string // the flag that names it: repo, or copy's from and to
+	Location string
+	S3       publisher.S3Options
+}
+
+// storeOpts reads the repository flag and the S3 options.
+func storeOpts(c *cli.Context, flag string) storeOptions {
+	return storeOptions{Flag: flag, Location: c.String(flag), S3: publisher.S3Options{
+		Endpoint: c.String("s3-endpoint"), Region: c.String("s3-region"), PathStyle: c.Bool("s3-path-style"),
+		SSE: c.String("sse"), SSEKMSKeyID: c.String("sse-kms-key-id"),
+	}}
+}
+
+func (o storeOptions) open(ctx context.Context) (publisher.Store, error) {
+	s, err := publisher.OpenStore(ctx, o.Location, o.S3)
+	if err != nil {
+		return nil, cliutil.Usagef(o.Flag, "%v", err)
+	}
+	return s, nil
+}
+
+// keyOptions are --keys DIR, the per-role --ROLE-key references that
+// override it, and --retry (roleKeyFlags).
+type keyOptions struct {
+	Dir   string
+	Refs  publisher.KeyRefs
+	Retry int
+}
+
+func keyOpts(c *cli.Context) keyOptions {
+	refs := publisher.KeyRefs{}
+	for _, role := range repo.TopLevelRoles {
+		refs[role] = c.StringSlice(role + "-key")
+	}
+	return keyOptions{Dir: c.String("keys"), Refs: refs, Retry: c.Int("retry")}
+}
+
+// given is what counts as --keys for "--keys is required": the directory,
+// or any per-role reference.
+func (k keyOptions) given() string {
+	for _, role := range repo.TopLevelRoles {
+		if len(k.Refs[role]) > 0 {
+			return "refs"
+		}
+	}
+	return k.Dir
+}
+
+// load loads the roles' keys from --ROLE-key references or --keys DIR.
+func (k keyOptions) load(ctx context.Context, roles ...string) (repo.Keys, error) {
+	return publisher.LoadKeysRefs(ctx, k.Dir, k.Refs, roles...)
 }
 
 // retrying runs a publish, again after losing a race with another
 // publisher, up to --retry times.
-func retrying(c *cli.Context, fn func() error) error {
-	return publisher.Retry(c.Context, c.Int("retry"), fn)
+func (k keyOptions) retrying(ctx context.Context, fn func() error) error {
+	return publisher.Retry(ctx, k.Retry, fn)
 }
 
-// addRoleKeyFlags gives every command that takes --keys the per-role
-// --ROLE-key references too.
-func addRoleKeyFlags(cmds []*cli.Command) {
-	for _, c := range cmds {
-		for _, f := range c.Flags {
-			if f.Names()[0] == "keys" {
-				c.Flags = append(c.Flags, roleKeyFlags()...)
-				if c.Name != "init" {
-					c.Flags = append(c.Flags, &cli.IntFlag{Name: "retry", Usage: "if another publisher wins a race, reload and try again up to `N` times", EnvVars: []string{"BCPUBLISH_RETRY"}})
-				}
-				break
-			}
+// need is the usage error for the first empty flag of the name, value
+// pairs, then for any argument.
+func need(args []string, nameValues ...string) error {
+	for i := 0; i+1 < len(nameValues); i += 2 {
+		if nameValues[i+1] == "" {
+			return cliutil.Usagef(nameValues[i], "--%s is required", nameValues[i])
 		}
-		addRoleKeyFlags(c.Subcommands)
 	}
+	return cliutil.NoArgs(args)
 }
 
-func setUsageHandler(cmds []*cli.Command, h cli.OnUsageErrorFunc) {
-	for _, c := range cmds {
-		c.OnUsageError = h
-		setUsageHandler(c.Subcommands, h)
+// openWithKeys checks the flags a publish needs (--repo, keys, and the
+// required name, value pairs), opens the repository and loads the roles'
+// keys.
+func openWithKeys(ctx context.Context, st storeOptions, k keyOptions, roles []string, args []string, required ...string) (publisher.Store, repo.Keys, error) {
+	if err := need(args, append([]string{"repo", st.Location, "keys", k.given()}, required...)...); err != nil {
+		return nil, nil, err
 	}
+	s, err := st.open(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	keys, err := k.load(ctx, roles...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, keys, nil
+}
+
+// openForPublish is openWithKeys with the online keys (targets, snapshot,
+// timestamp).
+func openForPublish(ctx context.Context, st storeOptions, k keyOptions, args []string, required ...string) (publisher.Store, repo.Keys, error) {
+	return openWithKeys(ctx, st, k, []string{repo.RoleTargets, repo.RoleSnapshot, repo.RoleTimestamp}, args, required...)
 }
 
 // Shared flags.
@@ -153,6 +188,25 @@ func trustFlag() cli.Flag {
 	return &cli.StringFlag{Name: "trust", Usage: "code-signing trust `DIR` (roots/, publishers)", EnvVars: []string{"BCPUBLISH_TRUST"}}
 }
 
+func jsonFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "json", Usage: "print JSON for scripts", EnvVars: []string{"BCPUBLISH_JSON"}}
+}
+
+// withKeys is a command's flags followed by the per-role --ROLE-key
+// references (every command that takes --keys has them) and, if retry,
+// --retry.
+func withKeys(retry bool, flags ...cli.Flag) []cli.Flag {
+	flags = append(flags, roleKeyFlags()...)
+	if retry {
+		flags = append(flags, &cli.IntFlag{Name: "retry", Usage: "if another publisher wins a race, reload and try again up to `N` times", EnvVars: []string{"BCPUBLISH_RETRY"}})
+	}
+	return flags
+}
+
+// withS3 is a command's flags followed by the S3 options (every command
+// that takes a repository has them).
+func withS3(flags ...cli.Flag) []cli.Flag { return append(flags, s3Flags()...) }
+
 // codesignFlags let a command sign what it publishes for the consent gate
 // (a gate manifest, a device policy) with the publisher's code-signing key.
 func codesignFlags() []cli.Flag {
@@ -162,71 +216,26 @@ func codesignFlags() []cli.Flag {
 	}
 }
 
-// codeSigner is the signer the codesign flags name, or nil.
-func codeSigner(c *cli.Context) (publisher.CodeSigner, error) {
-	cert, key := c.String("codesign-cert"), c.String("codesign-key")
-	if cert == "" && key == "" {
+// codesignOptions are the codesign flags.
+type codesignOptions struct{ Cert, Key string }
+
+func codesignOpts(c *cli.Context) codesignOptions {
+	return codesignOptions{Cert: c.String("codesign-cert"), Key: c.String("codesign-key")}
+}
+
+// signer is the signer the codesign flags name, or nil.
+func (o codesignOptions) signer() (publisher.CodeSigner, error) {
+	if o.Cert == "" && o.Key == "" {
 		return nil, nil
 	}
-	if cert == "" || key == "" {
-		return nil, usageErr("--codesign-cert and --codesign-key go together")
-	}
-	return publisher.CodeSignerFromFiles(cert, key)
-}
-
-func jsonFlag() cli.Flag {
-	return &cli.BoolFlag{Name: "json", Usage: "print JSON for scripts", EnvVars: []string{"BCPUBLISH_JSON"}}
-}
-
-func need(c *cli.Context, names ...string) error {
-	for _, n := range names {
-		if n == "keys" && hasRoleKeyRefs(c) {
-			continue
+	if o.Cert == "" || o.Key == "" {
+		flag := "codesign-cert"
+		if o.Cert != "" {
+			flag = "codesign-key"
 		}
-		if c.String(n) == "" {
-			return usageErr("--%s is required", n)
-		}
+		return nil, cliutil.Usagef(flag, "--codesign-cert and --codesign-key go together")
 	}
-	if c.Args().Len() > 0 {
-		return usageErr("unexpected argument %q", c.Args().First())
-	}
-	return nil
-}
-
-// openForPublish checks the flags a publish needs (--repo, keys, and
-// required), opens the repository and loads the online keys (targets,
-// snapshot, timestamp).
-func openForPublish(c *cli.Context, required ...string) (publisher.Store, repo.Keys, error) {
-	return openWithKeys(c, []string{repo.RoleTargets, repo.RoleSnapshot, repo.RoleTimestamp}, required...)
-}
-
-// openWithKeys is openForPublish with the roles whose keys to load.
-func openWithKeys(c *cli.Context, roles []string, required ...string) (publisher.Store, repo.Keys, error) {
-	if err := need(c, append([]string{"repo", "keys"}, required...)...); err != nil {
-		return nil, nil, err
-	}
-	s, err := openStore(c)
-	if err != nil {
-		return nil, nil, err
-	}
-	keys, err := loadKeys(c, roles...)
-	if err != nil {
-		return nil, nil, err
-	}
-	return s, keys, nil
-}
-
-func hasRoleKeyRefs(c *cli.Context) bool {
-	for _, role := range repo.TopLevelRoles {
-		if len(c.StringSlice(role+"-key")) > 0 {
-			return true
-		}
-	}
-	return false
-}
-
-func openStore(c *cli.Context) (publisher.Store, error) {
-	return openStoreFlag(c, "repo")
+	return publisher.CodeSignerFromFiles(o.Cert, o.Key)
 }
 
 // s3Flags configure an s3:// repository; the standard AWS environment
@@ -241,26 +250,12 @@ func s3Flags() []cli.Flag {
 	}
 }
 
-// addS3Flags gives every command that takes a repository the S3 options.
-func addS3Flags(cmds []*cli.Command) {
-	for _, c := range cmds {
-		for _, f := range c.Flags {
-			if n := f.Names()[0]; n == "repo" || n == "from" && c.Name == "copy" {
-				c.Flags = append(c.Flags, s3Flags()...)
-				break
-			}
-		}
-		addS3Flags(c.Subcommands)
+// roleKeyFlags take a key by reference for each role, overriding --keys.
+func roleKeyFlags() []cli.Flag {
+	var out []cli.Flag
+	for _, role := range repo.TopLevelRoles {
+		out = append(out, &cli.StringSliceFlag{Name: role + "-key", Usage: "the " + role + " key: a `FILE`, file://… or a KMS URI such as awskms:///arn:… (repeatable; overrides --keys)",
+			EnvVars: []string{"BCPUBLISH_" + strings.ToUpper(role) + "_KEY"}})
 	}
-}
-
-func openStoreFlag(c *cli.Context, flag string) (publisher.Store, error) {
-	s, err := publisher.OpenStore(c.Context, c.String(flag), publisher.S3Options{
-		Endpoint: c.String("s3-endpoint"), Region: c.String("s3-region"), PathStyle: c.Bool("s3-path-style"),
-		SSE: c.String("sse"), SSEKMSKeyID: c.String("sse-kms-key-id"),
-	})
-	if err != nil {
-		return nil, usageErr("%v", err)
-	}
-	return s, nil
+	return out
 }
