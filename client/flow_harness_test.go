@@ -164,7 +164,7 @@ func (e *flowEnv) publishWith(v, name string, data []byte, mutate func(*publishe
 	return res
 }
 
-// open opens the agent; it is closed at the end of the test.
+// open opens the agent; the caller closes it.
 func (e *flowEnv) open() *Agent {
 	e.t.Helper()
 	a, err := Open(e.state, nil)

@@ -26,6 +26,9 @@ func flowTarballCheck(t *testing.T, v string, code int) []byte {
 // back on the old version, marked failed, and not offered again; one whose
 // health check passes installs.
 func TestFlowHealthCheckRollsBack(t *testing.T) {
+	// Not parallel: it runs child processes, and a child forked while
+	// another test's agent holds its lock keeps a copy of the lock until
+	// it execs, which that test would see as another agent.
 	e := newFlowEnv(t, nil)
 	withCheck := func(o *publisher.ReleaseOptions) { o.HealthCheck = []string{"bin/health", "--quick"} }
 	e.publishWith("1.0.0", flowArtifact("1.0.0"), flowTarballCheck(t, "1.0.0", 0), withCheck)
@@ -80,6 +83,9 @@ func TestFlowHealthCheckRollsBack(t *testing.T) {
 // TestFlowInstallerRelease: an "installer" release runs its code-signed
 // installer (sh {file}); a failing installer leaves the old version.
 func TestFlowInstallerRelease(t *testing.T) {
+	// Not parallel: it runs child processes, and a child forked while
+	// another test's agent holds its lock keeps a copy of the lock until
+	// it execs, which that test would see as another agent.
 	e := newFlowEnv(t, nil)
 	opts := func(o *publisher.ReleaseOptions) {
 		o.Install = repo.InstallInstaller
@@ -114,6 +120,7 @@ func TestFlowInstallerRelease(t *testing.T) {
 
 // TestFlowPlainFileRelease: a release of one file is installed as is.
 func TestFlowPlainFileRelease(t *testing.T) {
+	t.Parallel()
 	e := newFlowEnv(t, nil)
 	e.publishWith("1.0.0", "tool.bin", []byte("tool 1.0.0\n"), nil)
 	e.install("1.0.0")
@@ -125,6 +132,7 @@ func TestFlowPlainFileRelease(t *testing.T) {
 
 // TestFlowZipRelease: a zip archive unpacks.
 func TestFlowZipRelease(t *testing.T) {
+	t.Parallel()
 	e := newFlowEnv(t, nil)
 	zip := testutil.Zip(t, testutil.TarEntry{Name: "VERSION", Body: "1.0.0\n"}, testutil.TarEntry{Name: "bin/x", Body: "x", Mode: 0o755})
 	e.publishWith("1.0.0", "notification-client-1.0.0.zip", zip, nil)
@@ -138,6 +146,7 @@ func TestFlowZipRelease(t *testing.T) {
 // TestFlowDelta: with the installed artifact cached, the next release
 // is staged from its bsdiff patch, not downloaded in full.
 func TestFlowDelta(t *testing.T) {
+	t.Parallel()
 	e := newFlowEnv(t, nil)
 	big := strings.Repeat("payload line that stays the same across releases\n", 4000)
 	tar := func(v string) []byte {
@@ -193,6 +202,7 @@ func TestFlowDelta(t *testing.T) {
 // TestFlowResumeStagesFromPartial: a partial download of the very release
 // is resumed with a Range request, and the result verifies.
 func TestFlowResumeStagesFromPartial(t *testing.T) {
+	t.Parallel()
 	e := newFlowEnv(t, nil)
 	data := testutil.TarGz(t, testutil.TarEntry{Name: "data.bin", Body: strings.Repeat("0123456789abcdef", 8192)},
 		testutil.TarEntry{Name: "VERSION", Body: "1.0.0\n"})
@@ -250,6 +260,7 @@ func TestFlowResumeStagesFromPartial(t *testing.T) {
 // auto and an apply window that is open installs the release; with policy
 // notify it only notices it; with the window closed it only stages.
 func TestFlowRunServiceAutoApplies(t *testing.T) {
+	t.Parallel()
 	noon := func() time.Time { return time.Date(2026, 1, 2, 12, 0, 0, 0, time.Local) }
 	e := newFlowEnv(t, func(c *Config) {
 		c.Policies = map[string]string{flowComp: PolicyAuto}
@@ -303,6 +314,7 @@ func TestFlowRunServiceAutoApplies(t *testing.T) {
 // TestFlowRunBacksOffOnFailure: a cycle that fails does not stop the
 // service; it returns at the end of its cycles.
 func TestFlowRunBacksOffOnFailure(t *testing.T) {
+	t.Parallel()
 	e := newFlowEnv(t, nil)
 	e.srv.Close()
 	err := Run(context.Background(), e.state, nil, RunOptions{Cycles: 2, MinBackoff: time.Millisecond, Interval: time.Minute})
@@ -327,6 +339,9 @@ func TestFlowRunBacksOffOnFailure(t *testing.T) {
 // TestFlowNotifyCommand: each new notification is handed to the site's
 // notify command as JSON on stdin.
 func TestFlowNotifyCommand(t *testing.T) {
+	// Not parallel: it runs child processes, and a child forked while
+	// another test's agent holds its lock keeps a copy of the lock until
+	// it execs, which that test would see as another agent.
 	out := filepath.Join(t.TempDir(), "notes")
 	e := newFlowEnv(t, func(c *Config) {
 		c.NotifyCommand = []string{"/bin/sh", "-c", "cat >> " + out + "; echo \" $BCAGENT_NOTIFICATION_KIND\" >> " + out}
@@ -349,6 +364,9 @@ func TestFlowNotifyCommand(t *testing.T) {
 // not is put back and the release is marked failed; without a self path
 // apply refuses.
 func TestFlowSelfUpdate(t *testing.T) {
+	// Not parallel: it runs child processes, and a child forked while
+	// another test's agent holds its lock keeps a copy of the lock until
+	// it execs, which that test would see as another agent.
 	e := newFlowEnv(t, func(c *Config) { c.Components = []string{SelfComponent} })
 	bin := filepath.Join(t.TempDir(), "bcagent")
 	if err := os.WriteFile(bin, []byte("#!/bin/sh\necho bcagent 1.0.0\n"), 0o755); err != nil {

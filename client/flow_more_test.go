@@ -18,6 +18,7 @@ import (
 // and the logs without a lock and writes nothing; it warns about drift in
 // features.json and `current`.
 func TestFlowReadOnlyView(t *testing.T) {
+	t.Parallel()
 	e := newFlowEnv(t, nil)
 	e.publish("1.0.0", flowFree)
 	e.install("1.0.0")
@@ -119,6 +120,7 @@ func TestFlowReadOnlyView(t *testing.T) {
 // the server after it was signed is refused at stage with ErrVerification,
 // audited and notified; nothing is staged or installed.
 func TestFlowTamperedArtifactIsVerificationFailure(t *testing.T) {
+	t.Parallel()
 	e := newFlowEnv(t, nil)
 	res := e.publish("1.0.0")
 	if err := e.check(); err != nil {
@@ -168,6 +170,7 @@ func TestFlowTamperedArtifactIsVerificationFailure(t *testing.T) {
 // TestFlowTamperedMetadataIsVerificationFailure: timestamp.json re-signed
 // by nobody (its signed part edited) is refused with ErrVerification.
 func TestFlowTamperedMetadataIsVerificationFailure(t *testing.T) {
+	t.Parallel()
 	e := newFlowEnv(t, nil)
 	e.publish("1.0.0")
 	p := filepath.Join(e.store.Dir, "metadata", "timestamp.json")
@@ -201,6 +204,7 @@ func TestFlowTamperedMetadataIsVerificationFailure(t *testing.T) {
 // TestFlowExpiredMetadata: a repository whose metadata has expired is
 // refused (ErrVerification, metadata-expired), what is installed stays.
 func TestFlowExpiredMetadata(t *testing.T) {
+	t.Parallel()
 	e := newFlowEnv(t, nil)
 	e.publish("1.0.0")
 	e.install("1.0.0")
@@ -228,6 +232,7 @@ func TestFlowExpiredMetadata(t *testing.T) {
 // TestFlowUnreachableRepository: a repository that is gone is a network
 // failure (repository-unreachable), not a verification failure.
 func TestFlowUnreachableRepository(t *testing.T) {
+	t.Parallel()
 	e := newFlowEnv(t, nil)
 	e.publish("1.0.0")
 	e.srv.Close()
@@ -247,6 +252,7 @@ func TestFlowUnreachableRepository(t *testing.T) {
 // TestFlowInitRefusesBadConfig: Init validates the configuration before it
 // writes anything.
 func TestFlowInitRefusesBadConfig(t *testing.T) {
+	t.Parallel()
 	e := newFlowEnv(t, nil)
 	cases := map[string]func(*Config){
 		"no url":             func(c *Config) { c.RepositoryURL = "" },

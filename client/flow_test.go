@@ -16,6 +16,7 @@ import (
 // releases, an upgrade, a rollback by hand (and the release left is not
 // offered again), status and the logs along the way.
 func TestFlowInstallUpgradeRollback(t *testing.T) {
+	t.Parallel()
 	e := newFlowEnv(t, nil)
 
 	// Nothing published: check finds nothing, status says so.
@@ -147,6 +148,7 @@ func TestFlowInstallUpgradeRollback(t *testing.T) {
 
 // TestFlowRollbackWithoutPrevious: a first install has nothing to go back to.
 func TestFlowRollbackWithoutPrevious(t *testing.T) {
+	t.Parallel()
 	e := newFlowEnv(t, nil)
 	e.publish("1.0.0")
 	e.install("1.0.0")
@@ -159,6 +161,7 @@ func TestFlowRollbackWithoutPrevious(t *testing.T) {
 // TestFlowPinUnpin: a pinned component is held on its version (and taken
 // to an older one), unpinned it follows the channel again.
 func TestFlowPinUnpin(t *testing.T) {
+	t.Parallel()
 	e := newFlowEnv(t, nil)
 	e.publish("1.0.0")
 	e.install("1.0.0")
@@ -276,6 +279,7 @@ func (p *flowPrompter) Confirm(ctx context.Context, req ConsentRequest) (bool, s
 // feature; consent list shows it; revoke turns it off at once; a release
 // declined installs with the feature off.
 func TestFlowGatedFeatureConsent(t *testing.T) {
+	t.Parallel()
 	e := newFlowEnv(t, nil)
 	e.publish("1.0.0", flowGated, flowFree)
 	if err := e.check(); err != nil {
