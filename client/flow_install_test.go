@@ -60,8 +60,12 @@ func TestFlowHealthCheckRollsBack(t *testing.T) {
 	}
 	e.do(func(a *Agent) error {
 		list, _ := a.Notifications()
-		if !flowHasNote(list, NoteRolledBack) && !flowHasNote(list, NoteFailed) {
-			t.Errorf("notifications %+v: want rolled-back or failed", list)
+		told := false
+		for _, n := range list {
+			told = told || ((n.Kind == NoteRolledBack || n.Kind == NoteFailed) && strings.Contains(n.Message, "rolled back to 1.0.0"))
+		}
+		if !told {
+			t.Errorf("notifications %+v: want one saying 1.1.0 was rolled back to 1.0.0", list)
 		}
 		return nil
 	})

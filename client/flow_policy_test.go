@@ -97,11 +97,38 @@ func TestFlowDevicePolicyGatesPHIFeatures(t *testing.T) {
 		return nil
 	})
 
-	// The same version with other classes, or an older version, is refused.
+	// The publisher refuses a policy whose version does not go up.
 	if err := e.setPolicy(2, "Something Else"); err == nil {
-		if err := e.check(); !errors.Is(err, ErrVerification) {
-			t.Errorf("policy version 2 with other classes: %v, want ErrVerification", err)
+		t.Error("publisher accepted a policy of the same version")
+	}
+	// A policy changed by someone with the TUF keys only (its code
+	// signature is the old one's) is refused by the agent.
+	r, err := repo.Load(func(name string) ([]byte, error) {
+		return os.ReadFile(filepath.Join(e.store.Dir, "metadata", name))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := repo.NewTarget(repo.DevicePolicyPath, []byte(`{"version":3,"phi_device_classes":["Other"]}`), nil)
+	if err := r.Set(forged); err != nil {
+		t.Fatal(err)
+	}
+	files, err := r.Commit(e.keys, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := filepath.Join(e.store.Dir, "targets", filepath.FromSlash(forged.StorageName()))
+	os.MkdirAll(filepath.Dir(tp), 0o755)
+	if err := os.WriteFile(tp, []byte(`{"version":3,"phi_device_classes":["Other"]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if err := os.WriteFile(filepath.Join(e.store.Dir, "metadata", f.Name), f.Data, 0o644); err != nil {
+			t.Fatal(err)
 		}
+	}
+	if err := e.check(); !errors.Is(err, ErrVerification) || !strings.Contains(err.Error(), "code signature") {
+		t.Fatalf("check with a policy the code signature does not cover: %v, want ErrVerification", err)
 	}
 }
 
