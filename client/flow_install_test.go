@@ -440,7 +440,7 @@ func TestFlowSelfUpdate(t *testing.T) {
 	if _, err := SelfPath(); err != nil {
 		t.Errorf("SelfPath: %v", err)
 	}
-	if err := checkSelf(filepath.Join(t.TempDir(), "missing"), "1.0.0"); err == nil {
+	if err := checkSelf(context.Background(), filepath.Join(t.TempDir(), "missing"), "1.0.0"); err == nil {
 		t.Error("checkSelf of a missing binary succeeded")
 	}
 }
