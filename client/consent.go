@@ -250,18 +250,18 @@ func (a *Agent) decide(ctx context.Context, st *State, component string, rel *Re
 			continue
 		}
 		d := decisionFor(decs, component, f)
-		switch {
-		case slices.Contains(o.Authorize, f.ID):
+		switch chooseDecision(d, f.ID, o) {
+		case grantByFlag:
 			d = DecisionGranted
 			if err := a.recordDecision(component, rel.Version, f, d, o.By, MethodFlags, o.Terminal); err != nil {
 				return nil, err
 			}
-		case slices.Contains(o.Decline, f.ID):
+		case declineByFlag:
 			d = DecisionDeclined
 			if err := a.recordDecision(component, rel.Version, f, d, o.By, MethodFlags, o.Terminal); err != nil {
 				return nil, err
 			}
-		case d == "" && o.Prompter != nil:
+		case ask:
 			granted, by, err := o.Prompter.Confirm(ctx, ConsentRequest{
 				Component: component, Version: rel.Version, DeviceID: a.cfg.DeviceID,
 				DeviceModel: a.cfg.DeviceModel, Feature: f, Text: FeatureText(f)})
@@ -291,10 +291,10 @@ func (a *Agent) decide(ctx context.Context, st *State, component string, rel *Re
 				return nil, err
 			}
 		}
-		switch d {
-		case DecisionGranted:
+		switch outcome(d) {
+		case featureOn:
 			active = append(active, f.ID)
-		case "":
+		case featureWaits:
 			pending = append(pending, f.ID)
 		}
 	}
@@ -303,6 +303,50 @@ func (a *Agent) decide(ctx context.Context, st *State, component string, rel *Re
 	}
 	sort.Strings(active)
 	return active, nil
+}
+
+// choice is how one gated feature is decided in an apply.
+type choice int
+
+const (
+	standing      choice = iota // the standing decision (or none) holds
+	grantByFlag                 // --authorize ID
+	declineByFlag               // --decline ID
+	ask                         // no standing decision: ask the person at the terminal
+)
+
+// chooseDecision: a decision given on the command line wins over a
+// standing one (and is recorded again); with none standing, a person at
+// the terminal is asked; otherwise the standing decision holds.
+func chooseDecision(d Decision, id string, o ApplyOptions) choice {
+	switch {
+	case slices.Contains(o.Authorize, id):
+		return grantByFlag
+	case slices.Contains(o.Decline, id):
+		return declineByFlag
+	case d == "" && o.Prompter != nil:
+		return ask
+	}
+	return standing
+}
+
+// featureOutcome is what a decision means for a gated feature.
+type featureOutcome int
+
+const (
+	featureOff   featureOutcome = iota // declined or revoked: installed with it off
+	featureOn                          // granted
+	featureWaits                       // no decision: the release waits for a person
+)
+
+func outcome(d Decision) featureOutcome {
+	switch d {
+	case DecisionGranted:
+		return featureOn
+	case "":
+		return featureWaits
+	}
+	return featureOff
 }
 
 // authorizationRequired says what waits for a person, and the command that
