@@ -47,7 +47,7 @@ type Config struct {
 	// "30m", "2h"); "" is the default. Every setting has a range
 	// (ranges.go, docs/operations.md); Validate refuses one outside it.
 	PollInterval string            `json:"poll_interval,omitempty"` // default 1h, 1m to 168h
-	Policies     map[string]string `json:"policies,omitempty"`      // component: notify|stage|auto (default stage)
+	Policies     map[string]Policy `json:"policies,omitempty"`      // component: notify|stage|auto (default stage)
 	ApplyWindow  string            `json:"apply_window,omitempty"`  // e.g. "02:00-05:00" local time
 	// MaxRate caps downloads, in bytes per second (0: no cap).
 	MaxRate int64 `json:"max_rate,omitempty"`
@@ -64,13 +64,16 @@ type Config struct {
 
 // Policies for a component in the service.
 const (
-	PolicyNotify = "notify"
-	PolicyStage  = "stage"
-	PolicyAuto   = "auto"
+	PolicyNotify Policy = "notify"
+	PolicyStage  Policy = "stage"
+	PolicyAuto   Policy = "auto"
 )
 
+// Policy is what the service does with a component's updates.
+type Policy string
+
 // Policy is a component's service policy.
-func (c *Config) Policy(component string) string {
+func (c *Config) Policy(component string) Policy {
 	if p := c.Policies[component]; p != "" {
 		return p
 	}

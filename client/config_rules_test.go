@@ -94,10 +94,10 @@ func TestConfigRules(t *testing.T) {
 			},
 		},
 		"policies": {
-			good: []value{{edit: func(c *Config) { c.Policies = map[string]string{"notification-client": PolicyAuto} }}},
+			good: []value{{edit: func(c *Config) { c.Policies = map[string]Policy{"notification-client": PolicyAuto} }}},
 			bad: []value{
-				{func(c *Config) { c.Policies = map[string]string{"other": PolicyAuto} }, "--policy other=auto: other is not a configured component"},
-				{func(c *Config) { c.Policies = map[string]string{"notification-client": "now"} }, "--policy notification-client=now: want notify, stage or auto"},
+				{func(c *Config) { c.Policies = map[string]Policy{"other": PolicyAuto} }, "--policy other=auto: other is not a configured component"},
+				{func(c *Config) { c.Policies = map[string]Policy{"notification-client": "now"} }, "--policy notification-client=now: want notify, stage or auto"},
 			},
 		},
 		"min_policy_version": {

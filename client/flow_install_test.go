@@ -267,7 +267,7 @@ func TestFlowRunServiceAutoApplies(t *testing.T) {
 	t.Parallel()
 	noon := func() time.Time { return time.Date(2026, 1, 2, 12, 0, 0, 0, time.Local) }
 	e := newFlowEnv(t, func(c *Config) {
-		c.Policies = map[string]string{flowComp: PolicyAuto}
+		c.Policies = map[string]Policy{flowComp: PolicyAuto}
 		c.ApplyWindow = "11:00-13:00"
 	})
 	e.publish("1.0.0")
@@ -305,7 +305,7 @@ func TestFlowRunServiceAutoApplies(t *testing.T) {
 		t.Error("run on an uninitialized directory accepted")
 	}
 
-	n := newFlowEnv(t, func(c *Config) { c.Policies = map[string]string{flowComp: PolicyNotify} })
+	n := newFlowEnv(t, func(c *Config) { c.Policies = map[string]Policy{flowComp: PolicyNotify} })
 	n.publish("1.0.0")
 	if err := Run(context.Background(), n.state, nil, RunOptions{Cycles: 1}); err != nil {
 		t.Fatal(err)

@@ -90,13 +90,13 @@ func runInit(_ context.Context, g *globalOptions, o initOptions) error {
 		// read as "no rule", which there is not.
 		return cliutil.Usagef("min-rate", "--min-rate 0 is out of range: want %s (the rule cannot be turned off; leave the flag out for the default %d)", client.MinRateRange, client.DefaultMinRate)
 	}
-	policies := map[string]string{}
+	policies := map[string]client.Policy{}
 	for _, p := range o.Policies {
 		comp, pol, ok := strings.Cut(p, "=")
 		if !ok {
 			return cliutil.Usagef("policy", "--policy %q: want COMPONENT=notify|stage|auto", p)
 		}
-		policies[comp] = pol
+		policies[comp] = client.Policy(pol)
 	}
 	err := client.Init(g.State, client.InitOptions{
 		RootFile:     o.Root,

@@ -30,18 +30,18 @@ func TestServicePolicies(t *testing.T) {
 		want     string // installed version after one cycle
 		state    client.StateName
 	}{
-		{"auto applies", func(c *client.Config) { c.Policies = map[string]string{component: client.PolicyAuto} }, nil, "1.1.0", client.StateUpToDate},
+		{"auto applies", func(c *client.Config) { c.Policies = map[string]client.Policy{component: client.PolicyAuto} }, nil, "1.1.0", client.StateUpToDate},
 		{"stage only stages", nil, nil, "1.0.0", client.StateStaged},
-		{"notify only notifies", func(c *client.Config) { c.Policies = map[string]string{component: client.PolicyNotify} }, nil, "1.0.0", client.StateUpdateAvailable},
+		{"notify only notifies", func(c *client.Config) { c.Policies = map[string]client.Policy{component: client.PolicyNotify} }, nil, "1.0.0", client.StateUpdateAvailable},
 		{"auto outside the apply window waits", func(c *client.Config) {
-			c.Policies = map[string]string{component: client.PolicyAuto}
+			c.Policies = map[string]client.Policy{component: client.PolicyAuto}
 			c.ApplyWindow = "02:00-05:00"
 		}, nil, "1.0.0", client.StateStaged},
 		{"auto inside an overnight window applies", func(c *client.Config) {
-			c.Policies = map[string]string{component: client.PolicyAuto}
+			c.Policies = map[string]client.Policy{component: client.PolicyAuto}
 			c.ApplyWindow = "11:00-01:00"
 		}, nil, "1.1.0", client.StateUpToDate},
-		{"auto never applies a gated feature", func(c *client.Config) { c.Policies = map[string]string{component: client.PolicyAuto} },
+		{"auto never applies a gated feature", func(c *client.Config) { c.Policies = map[string]client.Policy{component: client.PolicyAuto} },
 			[]repo.Feature{fileTransfer}, "1.0.0", client.StateAwaitingAuthorization},
 	}
 	for _, tc := range cases {
