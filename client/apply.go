@@ -174,7 +174,7 @@ func (a *Agent) decidedActive(st *State, name string, rel *Release) []string {
 
 func (a *Agent) markAwaiting(name string, c *ComponentState, err error) error {
 	return a.transition(name, c, Awaiting, occasion{Version: c.Staged.Version, Detail: err.Error(),
-		Message: fmt.Sprintf("%s %s is staged and waits for a person to authorize its new features: %v", name, c.Staged.Version, strings.TrimPrefix(err.Error(), ErrAuthorizationRequired.Error()+": "))})
+		Message: fmt.Sprintf("%s %s is staged and waits for a person to authorize its new features: %v", name, c.Staged.Version, waitDetail(err))})
 }
 
 // prepared is a decided release on its way in: verified again and

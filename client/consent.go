@@ -352,9 +352,29 @@ func outcome(d Decision) featureOutcome {
 // authorizationRequired says what waits for a person, and the command that
 // decides it, naming the feature IDs.
 func (a *Agent) authorizationRequired(component, version string, ids []string) error {
-	return fmt.Errorf("%w: %s %s turns on %s on %s (%s); run bcagent apply at a terminal, or bcagent apply --component %s %s --by NAME (--decline instead of --authorize installs with it off)",
-		ErrAuthorizationRequired, component, version, strings.Join(ids, ", "), a.cfg.DeviceID, a.cfg.DeviceModel,
-		component, "--authorize "+strings.Join(ids, " --authorize "))
+	return &waitError{detail: fmt.Sprintf("%s %s turns on %s on %s (%s); run bcagent apply at a terminal, or bcagent apply --component %s %s --by NAME (--decline instead of --authorize installs with it off)",
+		component, version, strings.Join(ids, ", "), a.cfg.DeviceID, a.cfg.DeviceModel,
+		component, "--authorize "+strings.Join(ids, " --authorize "))}
+}
+
+// waitError is ErrAuthorizationRequired with what waits and how to decide
+// it (detail), for the notification that says so; err, if set, is why
+// (for example a consent log that does not verify).
+type waitError struct {
+	detail string
+	err    error
+}
+
+func (e *waitError) Error() string        { return ErrAuthorizationRequired.Error() + ": " + e.detail }
+func (e *waitError) Is(target error) bool { return target == ErrAuthorizationRequired }
+func (e *waitError) Unwrap() error        { return e.err }
+
+// waitDetail is what an authorization-required error says waits.
+func waitDetail(err error) string {
+	if we, ok := errors.AsType[*waitError](err); ok {
+		return we.detail
+	}
+	return err.Error()
 }
 
 // FeaturesFile is <install-root>/<component>/features.json.

@@ -105,7 +105,7 @@ func (a *Agent) stageComponents(ctx context.Context, names []string) (*CheckRepo
 			}
 			why := a.authorizationRequired(name, c.Staged.Version, ids)
 			if perr != nil {
-				why = fmt.Errorf("%w: %w", ErrAuthorizationRequired, perr)
+				why = &waitError{detail: perr.Error(), err: perr}
 			}
 			if err := a.markAwaiting(name, c, why); err != nil {
 				return nil, err
