@@ -245,12 +245,15 @@ func (a *Agent) stage(ctx context.Context, s *session, component string, rel *Re
 	if err != nil {
 		return nil, err
 	}
+	// Neither the signature nor the names are fsynced either: a staged
+	// copy that a power cut spoiled or lost, its signature included, is
+	// dropped by apply and downloaded again (prepare, apply.go).
 	if sig != nil {
-		if err := writeFileRoot(root, final+repo.SignatureSuffix, sig, 0o600); err != nil {
+		if err := replaceFileRoot(root, final+repo.SignatureSuffix, sig); err != nil {
 			return nil, a.confined(root, final+repo.SignatureSuffix, err)
 		}
 	}
-	if err := renameRoot(root, partial, final); err != nil {
+	if err := root.Rename(partial, final); err != nil {
 		return nil, a.confined(root, final, err)
 	}
 	out := *rel
