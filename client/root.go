@@ -106,21 +106,6 @@ func writeFileRootSync(root *os.Root, name string, data []byte, perm os.FileMode
 // syncDirRoot fsyncs a directory below root (atomicfile.SyncDirIn).
 func syncDirRoot(root *os.Root, dir string) error { return atomicfile.SyncDirIn(root, dir) }
 
-// renameRoot renames oldname to newname below root and fsyncs the
-// directories involved.
-func renameRoot(root *os.Root, oldname, newname string) error {
-	if err := root.Rename(oldname, newname); err != nil {
-		return err
-	}
-	if err := syncDirRoot(root, filepath.Dir(newname)); err != nil {
-		return err
-	}
-	if filepath.Dir(oldname) != filepath.Dir(newname) {
-		return syncDirRoot(root, filepath.Dir(oldname))
-	}
-	return nil
-}
-
 // errNotStaged: a staged file path (state.json's "file") that is not
 // inside <state>/staging.
 var errNotStaged = errors.New("not inside the staging directory")
