@@ -59,15 +59,21 @@ func (a *Agent) audit(ev AuditEvent) {
 	a.appendAudit(ev)
 }
 
-// appendAudit appends events to the audit log in one append (one fsync).
+// appendAudit appends events to the audit log in as few appends as the
+// log allows (one fsync each, at most maxLogBatch entries).
 func (a *Agent) appendAudit(evs ...AuditEvent) {
-	batch := make([]any, len(evs))
-	for i, ev := range evs {
-		batch[i] = ev
-	}
-	if err := a.auditLog().AppendAll(batch); err != nil {
-		a.log.Error("audit log", "err", err)
-		a.raise(NoteLogDamaged, SeverityCritical, "", "", fmt.Sprintf("the audit log cannot be appended to: %v; run bcagent audit verify", err))
+	for len(evs) > 0 {
+		n := min(len(evs), maxLogBatch)
+		batch := make([]any, n)
+		for i, ev := range evs[:n] {
+			batch[i] = ev
+		}
+		evs = evs[n:]
+		if err := a.auditLog().AppendAll(batch); err != nil {
+			a.log.Error("audit log", "err", err)
+			a.raise(NoteLogDamaged, SeverityCritical, "", "", fmt.Sprintf("the audit log cannot be appended to: %v; run bcagent audit verify", err))
+			return
+		}
 	}
 }
 

@@ -643,3 +643,24 @@ func TestChainLogAppendAll(t *testing.T) {
 		})
 	}
 }
+
+// TestAppendAuditSplitsLargeBatches: a step with more audit entries than
+// one append may announce writes them all, in order.
+func TestAppendAuditSplitsLargeBatches(t *testing.T) {
+	a := stateAgent(t)
+	evs := make([]AuditEvent, maxLogBatch+3)
+	for i := range evs {
+		evs[i] = AuditEvent{Event: EventStaged, Detail: fmt.Sprint(i)}
+	}
+	a.appendAudit(evs...)
+	got, err := a.auditEvents()
+	if err != nil || len(got) != len(evs) {
+		t.Fatalf("%d entries, %v; want %d", len(got), err, len(evs))
+	}
+	if got[len(got)-1].Detail != fmt.Sprint(len(evs)-1) {
+		t.Fatalf("last entry %+v", got[len(got)-1])
+	}
+	if hasNote(notes(t, a), NoteLogDamaged) {
+		t.Fatal("a large batch was reported as a damaged log")
+	}
+}
