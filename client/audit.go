@@ -95,7 +95,9 @@ func (a *Agent) failed(err error, component, version string) error {
 	case component != "":
 		a.audit(AuditEvent{Event: EventFailed, Component: component, Version: version, Detail: err.Error()})
 	case isNetwork(err):
-		a.raise(NoteRepositoryUnreachable, SeverityWarning, "", "", "the update repository could not be reached; what is installed keeps running and the agent will retry: "+err.Error())
+		err = unreachable(a.cfg.RepositoryURL, err)
+		a.log.Info("repository unreachable", "err", errors.Unwrap(err))
+		a.raise(NoteRepositoryUnreachable, SeverityWarning, "", "", err.Error()+"; the agent will retry")
 	default:
 		a.audit(AuditEvent{Event: EventFailed, Detail: err.Error()})
 		a.raise(NoteCheckFailed, SeverityWarning, "", "", "the update check failed on this PC; what is installed keeps running and the agent will retry: "+err.Error())

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"time"
 
@@ -21,6 +22,8 @@ type ComponentReport struct {
 	Staged    string    `json:"staged,omitempty"`
 	State     StateName `json:"state"`
 	Path      string    `json:"path,omitempty"`
+	// Problem says why the repository offers nothing (state no-release).
+	Problem string `json:"problem,omitempty"`
 }
 
 // CheckReport is the result of Check.
@@ -41,19 +44,73 @@ func (a *Agent) Check(ctx context.Context) (*CheckReport, error) {
 	}
 	s, err := a.check(ctx, st)
 	if err != nil {
-		return nil, a.failed(err, "", "")
+		return nil, a.checkFailed(err)
 	}
 	if err := a.saveState(st); err != nil {
 		return nil, err
 	}
+	a.noteCheck(nil)
 	return a.report(s, st), nil
+}
+
+// checkFailed records a failed check (failed) and its result for status
+// (last-check.json); state.json stays as it was before the check.
+func (a *Agent) checkFailed(err error) error {
+	err = a.failed(err, "", "")
+	a.noteCheck(err)
+	return err
+}
+
+// lastCheckFile holds the last check's result (CheckResult), apart from
+// state.json, which a failed step must leave as it was.
+const lastCheckFile = "last-check.json"
+
+// noteCheck records how the check that just ended went (err nil: it
+// succeeded). Failing to record it is logged, never the check's error.
+func (a *Agent) noteCheck(err error) {
+	r := &CheckResult{At: time.Now().UTC().Truncate(time.Second), OK: err == nil}
+	if prev := a.lastCheck(); prev != nil {
+		r.LastSuccess = prev.LastSuccess
+	}
+	if err == nil {
+		r.LastSuccess = r.At
+	} else {
+		r.Failure, r.Error = checkFailure(err), err.Error()
+	}
+	data, jerr := json.MarshalIndent(r, "", "  ")
+	root, rerr := a.openRoot()
+	if jerr == nil && rerr == nil {
+		defer root.Close()
+		rerr = writeFileRoot(root, lastCheckFile, append(data, '\n'), 0o600)
+	}
+	if err := errors.Join(jerr, rerr); err != nil {
+		a.log.Error("recording the check's result", "err", err)
+	}
+}
+
+// lastCheck reads last-check.json (nil: no check recorded, or unreadable).
+func (a *Agent) lastCheck() *CheckResult {
+	root, err := a.openRoot()
+	if err != nil {
+		return nil
+	}
+	defer root.Close()
+	data, err := readFileRoot(root, lastCheckFile, 1<<20)
+	if err != nil {
+		return nil
+	}
+	var r CheckResult
+	if json.Unmarshal(data, &r) != nil {
+		return nil
+	}
+	return &r
 }
 
 func (a *Agent) report(s *session, st *State) *CheckReport {
 	rep := &CheckReport{TimestampVersion: st.Repository.TimestampVersion}
 	for _, name := range a.cfg.Components {
 		c := st.Components[name]
-		cr := ComponentReport{Name: name, Installed: c.Installed, State: c.State}
+		cr := ComponentReport{Name: name, Installed: c.Installed, State: c.State, Problem: c.Unpublished}
 		if c.Available != nil {
 			cr.Available, cr.Path = c.Available.Version, c.Available.Path
 		}
@@ -80,6 +137,7 @@ func (a *Agent) check(ctx context.Context, st *State) (*session, error) {
 	type found struct {
 		name string
 		rel  *Release
+		none *absence
 	}
 	// Each component's channel pointer (or pinned release) is looked up
 	// and fetched on its own goroutine (at most maxParallel); nothing is
@@ -89,13 +147,17 @@ func (a *Agent) check(ctx context.Context, st *State) (*session, error) {
 	forEach(len(all), maxParallel, func(i int) {
 		name := a.cfg.Components[i]
 		var rel *Release
+		var none *absence
 		var err error
 		if pin := st.Components[name].Pinned; pin != "" {
 			rel, err = a.pinnedRelease(ctx, s, name, pin, st.Components[name])
+			if rel == nil && err == nil {
+				none = &absence{why: fmt.Sprintf("%s is pinned to %s, which the repository does not publish for %s (or has withdrawn): bcagent unpin --component %s, or pin a published version", name, pin, a.cfg.Platform, name)}
+			}
 		} else {
-			rel, err = a.channelRelease(ctx, s, name)
+			rel, none, err = a.channelRelease(ctx, s, name)
 		}
-		all[i], errs[i] = found{name, rel}, err
+		all[i], errs[i] = found{name, rel, none}, err
 	})
 	for i, err := range errs {
 		if err != nil {
@@ -121,18 +183,26 @@ func (a *Agent) check(ctx context.Context, st *State) (*session, error) {
 	a.resolve("", NoteMetadataExpired, NoteVerificationFailure, NoteRepositoryUnreachable, NoteCheckFailed)
 	a.noteExpiry(s)
 	for _, f := range all {
-		if err := a.offer(s, st, f.name, f.rel); err != nil {
+		if err := a.offer(s, st, f.name, f.rel, f.none); err != nil {
 			return nil, err
 		}
 	}
 	return s, nil
 }
 
+// absence is why a check found no release for a component. soft: only
+// because the release the channel names was withdrawn, which is a problem
+// only while nothing is installed.
+type absence struct {
+	why  string
+	soft bool
+}
+
 // offer settles what the check found for one component: rel, the release
-// its channel or pin names (nil: none), becomes available unless it is
-// not newer or was rolled back once; a staged copy of anything else is
-// dropped.
-func (a *Agent) offer(s *session, st *State, name string, rel *Release) error {
+// its channel or pin names (nil: none, and none says why when that is a
+// problem), becomes available unless it is not newer or was rolled back
+// once; a staged copy of anything else is dropped.
+func (a *Agent) offer(s *session, st *State, name string, rel *Release, none *absence) error {
 	c := st.Components[name]
 	prev := c.Available
 	c.Available = nil
@@ -156,9 +226,16 @@ func (a *Agent) offer(s *session, st *State, name string, rel *Release) error {
 			return err
 		}
 	}
+	if none != nil && (none.soft && c.Installed != "") {
+		none = nil
+	}
+	c.Unpublished = ""
 	switch {
 	case c.Staged != nil:
 		return a.refreshGate(st, name, c)
+	case c.Available == nil && none != nil:
+		c.Unpublished = none.why
+		return a.transition(name, c, Unpublished, occasion{Message: none.why})
 	case c.Available == nil:
 		return a.transition(name, c, Unoffered, occasion{})
 	default:
@@ -215,47 +292,58 @@ func (a *Agent) refreshGate(st *State, name string, c *ComponentState) error {
 }
 
 // channelRelease follows the component's channel pointer to the release it
-// names. Nil, nil means the channel does not exist for this platform.
-func (a *Agent) channelRelease(ctx context.Context, s *session, component string) (*Release, error) {
+// names. No release and no error: the channel offers nothing now, and the
+// absence says why when that is a problem (the channel does not exist for
+// this platform, or names a withdrawn release); a device outside a staged
+// rollout simply waits.
+func (a *Agent) channelRelease(ctx context.Context, s *session, component string) (*Release, *absence, error) {
 	chPath := repo.ChannelPath(component, a.cfg.Platform, a.cfg.Channel)
 	data, _, err := s.fetchSmall(ctx, chPath, repo.MaxPointerSize)
 	if errors.Is(err, errTargetNotFound) {
 		a.log.Info("no release on channel", "component", component, "channel", chPath)
-		return nil, nil
+		return nil, &absence{why: a.noReleaseWhy(component)}, nil
 	}
 	if err != nil {
-		return nil, classifyTUF(err)
+		return nil, nil, classifyTUF(err)
 	}
 	ptr, err := repo.ParsePointer(data)
 	if err != nil {
-		return nil, verifyf("%s: %v", chPath, err)
+		return nil, nil, verifyf("%s: %v", chPath, err)
 	}
 	tf, err := s.lookup(ptr.Release)
 	if err != nil {
-		return nil, verifyf("%s names %s: %v", chPath, ptr.Release, err)
+		return nil, nil, verifyf("%s names %s: %v", chPath, ptr.Release, err)
 	}
 	meta, err := repo.ParseRelease(tf.Custom)
 	if err != nil {
-		return nil, verifyf("%s: %v", ptr.Release, err)
+		return nil, nil, verifyf("%s: %v", ptr.Release, err)
 	}
 	if meta.Yanked {
 		a.log.Info("channel names a yanked release; ignored", "release", ptr.Release)
-		return nil, nil
+		return nil, &absence{soft: true, why: fmt.Sprintf("channel %s of %s for %s names %s, which its publisher withdrew (%s), and nothing is installed",
+			a.cfg.Channel, component, a.cfg.Platform, meta.Version, orNone(meta.YankReason))}, nil
 	}
 	if !repo.InRollout(a.cfg.DeviceID, component, meta.Version, ptr.Percent) {
 		a.log.Info("not in this release's staged rollout yet", "release", ptr.Release, "percent", ptr.Percent)
-		return nil, nil
+		return nil, nil, nil
 	}
 	want := repo.ArtifactPath(component, a.cfg.Platform, meta.Version, path.Base(ptr.Release))
 	if meta.Component != component || meta.Platform != a.cfg.Platform || want != ptr.Release {
-		return nil, verifyf("%s names %s, whose metadata says %s %s for %s (mix-and-match?)",
+		return nil, nil, verifyf("%s names %s, whose metadata says %s %s for %s (mix-and-match?)",
 			chPath, ptr.Release, meta.Component, meta.Version, meta.Platform)
 	}
 	sha, err := targetSHA256(tf)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return &Release{Path: ptr.Release, Version: meta.Version, SHA256: sha, Length: tf.Length, Meta: meta}, nil
+	return &Release{Path: ptr.Release, Version: meta.Version, SHA256: sha, Length: tf.Length, Meta: meta}, nil, nil
+}
+
+// noReleaseWhy is the warning for a component whose channel does not
+// exist for this device's platform: what was looked for, and what to do.
+func (a *Agent) noReleaseWhy(component string) string {
+	return fmt.Sprintf("the repository has no release of %q for %s on channel %q: check the component name and channel (bcagent config show; bcpublish release list on the publisher's side) and fix them with bcagent config set",
+		component, a.cfg.Platform, a.cfg.Channel)
 }
 
 // pinnedRelease finds the release of a pinned version in the verified
@@ -383,4 +471,34 @@ func (a *Agent) Unpin(component string) error {
 	}
 	a.audit(AuditEvent{Event: EventUnpinned, Component: component})
 	return nil
+}
+
+// Unpublished refreshes the verified metadata and looks each configured
+// component's channel up, changing no component's state: one warning for
+// each the repository has no release of on this PC's platform and channel
+// (bcagent init says them at once, so a misspelt name is seen then). A
+// repository that cannot be reached, or does not verify against the
+// trusted root, is the error.
+func (a *Agent) Unpublished(ctx context.Context) ([]string, error) {
+	s, err := a.refresh(ctx)
+	if err == nil {
+		var out []string
+		for _, name := range a.cfg.Components {
+			_, none, cerr := a.channelRelease(ctx, s, name)
+			if cerr != nil {
+				err = fmt.Errorf("component %s: %w", name, cerr)
+				break
+			}
+			if none != nil && !none.soft {
+				out = append(out, none.why)
+			}
+		}
+		if err == nil {
+			return out, nil
+		}
+	}
+	if isNetwork(err) {
+		return nil, unreachable(a.cfg.RepositoryURL, err)
+	}
+	return nil, err
 }

@@ -2,12 +2,14 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	neturl "net/url"
+	"strings"
 	"syscall"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
@@ -83,6 +85,73 @@ func classifyTUF(err error) error {
 		return err
 	}
 	return fmt.Errorf("%w: %s; this may be an attack, nothing was changed: %w", ErrVerification, hint, err)
+}
+
+// unreachableError is a failure to reach the repository in the agent's
+// words: where it tried, the cause in short, and what to check. The
+// library's own error is kept for errors.Is/As and for the log.
+type unreachableError struct {
+	url, cause string
+	err        error
+}
+
+func (e *unreachableError) Error() string {
+	return fmt.Sprintf("cannot reach the repository at %s (%s): is its server running, and is repository_url right (bcagent config show)? What is installed keeps running; detail: %v", e.url, e.cause, e.err)
+}
+
+func (e *unreachableError) Unwrap() error { return e.err }
+
+// unreachable wraps a network error (isNetwork) for people, once.
+func unreachable(url string, err error) error {
+	var done *unreachableError
+	if errors.As(err, &done) {
+		return err
+	}
+	return &unreachableError{url: url, cause: networkCause(err), err: err}
+}
+
+// networkCause names a network failure in a few words.
+func networkCause(err error) string {
+	var (
+		dnsErr *net.DNSError
+		dlHTTP *metadata.ErrDownloadHTTP
+		nerr   net.Error
+	)
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	case errors.As(err, &dnsErr):
+		return fmt.Sprintf("host %s not found", dnsErr.Name)
+	case errors.Is(err, ErrTooSlow):
+		return "the server sent too little, too slowly"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &nerr) && nerr.Timeout():
+		return "timed out"
+	case errors.As(err, &dlHTTP):
+		return fmt.Sprintf("HTTP status %d", dlHTTP.StatusCode)
+	}
+	var cerr *tls.CertificateVerificationError
+	if errors.As(err, &cerr) {
+		return "its TLS certificate is not trusted by this PC"
+	}
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 && i+2 < len(msg) {
+		msg = msg[i+2:]
+	}
+	return msg
+}
+
+// checkFailure classifies a failed check for status.
+func checkFailure(err error) CheckFailure {
+	switch {
+	case errors.Is(err, ErrVerification):
+		return CheckVerification
+	case isNetwork(err):
+		return CheckUnreachable
+	default:
+		return CheckError
+	}
 }
 
 // isNetwork says whether err is a failure to reach the repository or to

@@ -19,9 +19,11 @@ import (
 //
 //	transition        from                                    to
 //	found             new, up-to-date, update-available,      update-available
-//	                  failed
+//	                  failed, no-release
 //	unoffered         new, up-to-date, update-available,      up-to-date, or failed while a
-//	                  failed                                  release is held back
+//	                  failed, no-release                      release is held back
+//	unpublished       new, up-to-date, update-available,      no-release (a warning: the
+//	                  failed, no-release                      repository offers nothing)
 //	dropped           staged, awaiting-authorization          derived (the staged copy is gone)
 //	staged            update-available                        staged
 //	awaiting          staged, awaiting-authorization          awaiting-authorization
@@ -43,6 +45,7 @@ type Transition string
 const (
 	Found            Transition = "found"
 	Unoffered        Transition = "unoffered"
+	Unpublished      Transition = "unpublished"
 	Dropped          Transition = "dropped"
 	Staged           Transition = "staged"
 	Awaiting         Transition = "awaiting"
@@ -56,7 +59,11 @@ const (
 const StateNew StateName = ""
 
 // anyState is every state a component can be in.
-var anyState = []StateName{StateNew, StateUpToDate, StateUpdateAvailable, StateStaged, StateAwaitingAuthorization, StateFailed}
+var anyState = []StateName{StateNew, StateUpToDate, StateUpdateAvailable, StateStaged, StateAwaitingAuthorization, StateFailed, StateNoRelease}
+
+// offerable are the states a check may find a component in when nothing
+// is staged: it may then find a release, none, or that none is published.
+var offerable = []StateName{StateNew, StateUpToDate, StateUpdateAvailable, StateFailed, StateNoRelease}
 
 // rule is one transition: the states it may happen in, the one it leads
 // to ("": derived from the facts), and what it records.
@@ -72,13 +79,20 @@ type rule struct {
 
 var lifecycle = map[Transition]rule{
 	Found: {
-		from: []StateName{StateNew, StateUpToDate, StateUpdateAvailable, StateFailed}, to: StateUpdateAvailable,
+		from: offerable, to: StateUpdateAvailable,
 		event: EventUpdateAvailable, note: NoteUpdateAvailable, severity: SeverityInfo,
-		log: "update available",
+		resolve: []NoteKind{NoteNoRelease},
+		log:     "update available",
 	},
 	Unoffered: {
-		from:    []StateName{StateNew, StateUpToDate, StateUpdateAvailable, StateFailed},
+		from:    offerable,
+		resolve: []NoteKind{NoteUpdateAvailable, NoteNoRelease},
+	},
+	Unpublished: {
+		from: offerable, to: StateNoRelease,
+		note: NoteNoRelease, severity: SeverityWarning,
 		resolve: []NoteKind{NoteUpdateAvailable},
+		log:     "no release in the repository",
 	},
 	Dropped: {
 		from:    []StateName{StateStaged, StateAwaitingAuthorization},
@@ -189,6 +203,8 @@ func deriveState(c *ComponentState) StateName {
 		return StateStaged
 	case c.Available != nil:
 		return StateUpdateAvailable
+	case c.Unpublished != "":
+		return StateNoRelease
 	default:
 		return StateUpToDate
 	}

@@ -16,8 +16,9 @@ func TestLifecycleTable(t *testing.T) {
 		from []StateName
 		to   StateName // for derived rules: with the facts set below
 	}{
-		Found:            {[]StateName{StateNew, StateUpToDate, StateUpdateAvailable, StateFailed}, StateUpdateAvailable},
-		Unoffered:        {[]StateName{StateNew, StateUpToDate, StateUpdateAvailable, StateFailed}, StateUpToDate},
+		Found:            {[]StateName{StateNew, StateUpToDate, StateUpdateAvailable, StateFailed, StateNoRelease}, StateUpdateAvailable},
+		Unoffered:        {[]StateName{StateNew, StateUpToDate, StateUpdateAvailable, StateFailed, StateNoRelease}, StateUpToDate},
+		Unpublished:      {[]StateName{StateNew, StateUpToDate, StateUpdateAvailable, StateFailed, StateNoRelease}, StateNoRelease},
 		Dropped:          {[]StateName{StateStaged, StateAwaitingAuthorization}, StateUpToDate},
 		Staged:           {[]StateName{StateUpdateAvailable}, StateStaged},
 		Awaiting:         {[]StateName{StateStaged, StateAwaitingAuthorization}, StateAwaitingAuthorization},

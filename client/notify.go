@@ -42,6 +42,7 @@ const (
 	NoteYanked                NoteKind = "yanked"
 	NoteFeaturesRestored      NoteKind = "features-restored"
 	NoteCheckFailed           NoteKind = "check-failed"
+	NoteNoRelease             NoteKind = "no-release"
 )
 
 // Notification is one active notice for the people at the PC.

@@ -104,6 +104,7 @@ func (v *View) Status() (*StatusReport, error) {
 			warnings = append(warnings, v.a.drift(st)...)
 		}
 		r.Warnings = warnings
+		v.a.assess(r, st, time.Now())
 		return nil
 	})
 	if err != nil {

@@ -78,7 +78,15 @@ func Run(ctx context.Context, stateDir string, log *slog.Logger, o RunOptions) e
 	}
 	backoff := time.Duration(0)
 	for cycle := 1; ; cycle++ {
-		err := cycleOnce(ctx, abs, &OpenOptions{Log: log, UserAgent: o.UserAgent}, now, o.SelfPath)
+		configured, err := cycleOnce(ctx, abs, &OpenOptions{Log: log, UserAgent: o.UserAgent}, now, o.SelfPath)
+		if o.Interval == 0 && configured > 0 && configured != interval {
+			// bcagent config set poll_interval: from this cycle on.
+			log.Info("poll interval changed in config.json", "from", interval, "to", configured)
+			interval = configured
+			if o.MinBackoff == 0 {
+				backoffMin = min(minBackoff, interval)
+			}
+		}
 		if errors.Is(err, ErrRestart) {
 			log.Info("updated itself; exiting for the service manager to start the new binary")
 			return ErrRestart
@@ -112,14 +120,21 @@ func Run(ctx context.Context, stateDir string, log *slog.Logger, o RunOptions) e
 }
 
 // cycleOnce is one poll: open (waiting for a command at the terminal to
-// finish), check, then stage and apply by policy.
-func cycleOnce(ctx context.Context, dir string, open *OpenOptions, now func() time.Time, self string) error {
+// finish), check, then stage and apply by policy. Each cycle reads
+// config.json afresh (bcagent config set takes effect here); it returns
+// the poll interval configured there (0: it could not be read).
+func cycleOnce(ctx context.Context, dir string, open *OpenOptions, now func() time.Time, self string) (time.Duration, error) {
 	a, err := OpenWait(ctx, dir, open, openWait)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer a.Close()
 	a.SetSelfPath(self)
+	return a.cfg.Interval(), a.poll(ctx, now)
+}
+
+// poll is the work of one cycle on the opened agent.
+func (a *Agent) poll(ctx context.Context, now func() time.Time) error {
 	a.setDoing("checking the repository")
 	if _, err := a.Check(ctx); err != nil {
 		return err

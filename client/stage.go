@@ -53,8 +53,9 @@ func (a *Agent) stageComponents(ctx context.Context, names []string) (*CheckRepo
 	}
 	s, err := a.check(ctx, st)
 	if err != nil {
-		return nil, a.failed(err, "", "")
+		return nil, a.checkFailed(err)
 	}
+	a.noteCheck(nil)
 	var todo []string
 	for _, name := range names {
 		if c := st.Components[name]; c.Available != nil && c.Staged == nil {

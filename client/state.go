@@ -32,6 +32,12 @@ const (
 	StateStaged                StateName = "staged"
 	StateAwaitingAuthorization StateName = "awaiting-authorization"
 	StateFailed                StateName = "failed"
+	// StateNoRelease: the repository offers this component nothing it
+	// could install (no channel pointer for its platform, a pin that is
+	// not published, or only a withdrawn release while nothing is
+	// installed): a misspelt name or channel, or a release not published
+	// yet. It is a warning, never "up to date".
+	StateNoRelease StateName = "no-release"
 )
 
 // State is <state>/state.json. It holds only what the agent cannot derive:
@@ -44,6 +50,31 @@ type State struct {
 	PolicyVersion int64                      `json:"policy_version,omitempty"`
 	Components    map[string]*ComponentState `json:"components"`
 }
+
+// CheckResult (last-check.json) is how a check of the repository ended: when, and if it
+// failed, how (Failure) and why (Error). LastSuccess is the time of the
+// last check that succeeded (zero: none yet).
+type CheckResult struct {
+	At          time.Time    `json:"at"`
+	OK          bool         `json:"ok"`
+	Failure     CheckFailure `json:"failure,omitempty"`
+	Error       string       `json:"error,omitempty"`
+	LastSuccess time.Time    `json:"last_success,omitzero"`
+}
+
+// CheckFailure is the kind of a failed check.
+type CheckFailure string
+
+// Kinds of failed checks.
+const (
+	// CheckVerification: metadata or an artifact did not verify (exit 3;
+	// possibly an attack).
+	CheckVerification CheckFailure = "verification"
+	// CheckUnreachable: the repository could not be reached.
+	CheckUnreachable CheckFailure = "unreachable"
+	// CheckError: anything else (a full disk, a configuration error).
+	CheckError CheckFailure = "error"
+)
 
 // RepositoryState is what the last successful refresh saw.
 type RepositoryState struct {
@@ -68,6 +99,9 @@ type ComponentState struct {
 	Pinned    string    `json:"pinned,omitempty"`
 	State     StateName `json:"state"`
 	LastError string    `json:"last_error,omitempty"`
+	// Unpublished says why the repository offers nothing for this
+	// component (state no-release); "" otherwise.
+	Unpublished string `json:"unpublished,omitempty"`
 }
 
 // Release is a release the agent has seen in verified metadata.

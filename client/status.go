@@ -19,6 +19,14 @@ type StatusReport struct {
 	// state directory will repair (a damaged state.json, an interrupted
 	// install).
 	Warnings []string `json:"warnings,omitempty"`
+	// LastCheck is how the last check ended (null: none yet).
+	LastCheck *CheckResult `json:"last_check"`
+	// Health is the verdict (health.go); Problems say, one line each,
+	// what keeps it from ok; Alerts are the active notifications behind
+	// them (critical ones, a withdrawn release, expiring metadata).
+	Health   Health         `json:"health"`
+	Problems []string       `json:"problems"`
+	Alerts   []Notification `json:"alerts"`
 }
 
 // DeviceStatus identifies the PC.
@@ -45,6 +53,9 @@ type ComponentStatus struct {
 	Features  []FeatureStatus `json:"features"`
 	LastError string          `json:"last_error,omitempty"`
 	Pinned    string          `json:"pinned,omitempty"`
+	// Why says why the component is failed, has no release, waits or is
+	// held by a pin ("" otherwise).
+	Why string `json:"why,omitempty"`
 	// ReleaseUnknown: the installed version's release metadata (and so
 	// its features) is unknown, after state.json was rebuilt from the
 	// install tree, until a check re-learns it.
@@ -65,7 +76,9 @@ func (a *Agent) Status() (*StatusReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	return a.statusOf(st), nil
+	r := a.statusOf(st)
+	a.assess(r, st, time.Now())
+	return r, nil
 }
 
 // statusOf makes the report of a state; it reads the consent log and
@@ -74,6 +87,8 @@ func (a *Agent) statusOf(st *State) *StatusReport {
 	r := &StatusReport{
 		Device:     DeviceStatus{ID: a.cfg.DeviceID, Model: a.cfg.DeviceModel, PHI: a.isPHIDevice(st)},
 		Repository: RepositoryStatus{URL: a.cfg.RepositoryURL, TimestampVersion: st.Repository.TimestampVersion},
+		Problems:   []string{},
+		Alerts:     []Notification{},
 	}
 	if !st.Repository.Expires.IsZero() {
 		e := st.Repository.Expires

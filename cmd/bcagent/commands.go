@@ -52,6 +52,8 @@ func describe(w io.Writer, verb string, rep *client.CheckReport) {
 			fmt.Fprintf(w, "%s: up to date (installed: %s)\n", name, installed)
 		case client.StateAwaitingAuthorization:
 			fmt.Fprintf(w, "%s: %s staged; waits for a person to authorize its new features (installed: %s)\n", name, esc(c.Staged), installed)
+		case client.StateNoRelease:
+			fmt.Fprintf(w, "%s: no release (installed: %s): %s\n", name, installed, esc(c.Problem))
 		default:
 			fmt.Fprintf(w, "%s: %s (installed: %s)\n", name, esc(c.State), installed)
 		}
@@ -104,11 +106,37 @@ func runCheck(ctx context.Context, g *globalOptions, o checkOptions) error {
 			return err
 		}
 		if o.JSON {
-			return printJSON(g.Stdout, rep)
+			if err := printJSON(g.Stdout, rep); err != nil {
+				return err
+			}
+		} else {
+			describe(g.Stdout, "check", rep)
 		}
-		describe(g.Stdout, "check", rep)
-		return nil
+		return noRelease(rep)
 	})
+}
+
+// noRelease is the error (exit 1) for a check that found components the
+// repository offers nothing for: a configured name or channel that is
+// wrong, or a release not published yet. Such a PC would never update,
+// so it is never "up to date".
+func noRelease(rep *client.CheckReport) error {
+	if rep == nil {
+		return nil
+	}
+	var names []string
+	for _, c := range rep.Components {
+		if c.State == client.StateNoRelease {
+			names = append(names, c.Name)
+		}
+	}
+	switch len(names) {
+	case 0:
+		return nil
+	case 1:
+		return fmt.Errorf("component %s has no release in the repository for this PC (see above); it will not be updated until that is fixed", esc(names[0]))
+	}
+	return fmt.Errorf("components %s have no release in the repository for this PC (see above); they will not be updated until that is fixed", esc(strings.Join(names, ", ")))
 }
 
 func stageCommand() *cli.Command {
@@ -146,7 +174,10 @@ func runStage(ctx context.Context, g *globalOptions, o stageOptions) error {
 			})
 		}
 		rep, err := a.Stage(ctx, o.Component)
-		return stageOutput(g.Stdout, o.JSON, rep, err)
+		if err := stageOutput(g.Stdout, o.JSON, rep, err); err != nil {
+			return err
+		}
+		return noRelease(rep)
 	})
 }
 
@@ -280,11 +311,42 @@ func runStatus(ctx context.Context, g *globalOptions, o statusOptions) error {
 			return err
 		}
 		if o.JSON {
-			return printJSON(g.Stdout, st)
+			if err := printJSON(g.Stdout, st); err != nil {
+				return err
+			}
+		} else {
+			printStatus(g.Stdout, st)
 		}
-		printStatus(g.Stdout, st)
-		return nil
+		return healthExit(st.Health)
 	})
+}
+
+// healthError ends bcagent status with the exit code of its verdict
+// (docs/design.md), the report already printed.
+type healthError struct{ code int }
+
+func (e *healthError) Error() string { return fmt.Sprintf("status: exit %d", e.code) }
+
+// healthExit is nil for a healthy agent, else the verdict's exit code:
+// 4 a release waits for a person, 1 something needs attention, 3 a
+// critical notification (possibly an attack).
+func healthExit(h client.Health) error {
+	if code := healthCode(h); code != exitOK {
+		return &healthError{code: code}
+	}
+	return nil
+}
+
+func healthCode(h client.Health) int {
+	switch h {
+	case client.HealthAwaiting:
+		return exitAuthorizationRequired
+	case client.HealthAttention:
+		return exitFailure
+	case client.HealthVerification:
+		return exitVerification
+	}
+	return exitOK
 }
 
 // printStatus prints status for people, every name and version escaped.
@@ -299,6 +361,21 @@ func printStatus(w io.Writer, st *client.StatusReport) {
 		exp = fmt.Sprintf("timestamp v%d, expires %s", st.Repository.TimestampVersion, st.Repository.Expires.Format("2006-01-02T15:04:05Z"))
 	}
 	fmt.Fprintf(w, "repository %s (%s)\n", esc(st.Repository.URL), exp)
+	switch lc := st.LastCheck; {
+	case lc == nil:
+		fmt.Fprintln(w, "last check: never")
+	case lc.OK:
+		fmt.Fprintf(w, "last check: %s, ok\n", lc.At.Format(time.RFC3339))
+	default:
+		last := "never"
+		if !lc.LastSuccess.IsZero() {
+			last = lc.LastSuccess.Format(time.RFC3339)
+		}
+		fmt.Fprintf(w, "last check: %s, FAILED (%s; last success %s): %s\n", lc.At.Format(time.RFC3339), esc(lc.Failure), last, esc(lc.Error))
+	}
+	for _, n := range st.Alerts {
+		fmt.Fprintf(w, "%s: %s\n", strings.ToUpper(esc(n.Severity)), esc(n.Message))
+	}
 	if st.Activity != nil {
 		fmt.Fprintf(w, "agent %s\n", esc(st.Activity.Describe(time.Now())))
 	}
@@ -323,7 +400,19 @@ func printStatus(w io.Writer, st *client.StatusReport) {
 			}
 			parts = append(parts, fmt.Sprintf("feature %s %s (consent %s)", esc(f.ID), onOff, esc(f.Consent)))
 		}
-		fmt.Fprintf(w, "%s: %s (%s)\n", esc(cs.Name), esc(cs.State), strings.Join(parts, ", "))
+		why := ""
+		if cs.Why != "" {
+			why = "; " + esc(cs.Why)
+		}
+		fmt.Fprintf(w, "%s: %s (%s%s)\n", esc(cs.Name), esc(cs.State), strings.Join(parts, ", "), why)
+	}
+	if st.Health == client.HealthOK {
+		fmt.Fprintln(w, "health: ok")
+		return
+	}
+	fmt.Fprintf(w, "health: %s (exit %d):\n", esc(st.Health), healthCode(st.Health))
+	for _, p := range st.Problems {
+		fmt.Fprintf(w, "  - %s\n", esc(p))
 	}
 }
 

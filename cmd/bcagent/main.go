@@ -72,6 +72,10 @@ func program(stdout io.Writer) cliutil.Program {
 		Name:   "bcagent",
 		Escape: textsafe.Escape,
 		Handle: func(err error) (int, bool) {
+			var he *healthError
+			if errors.As(err, &he) {
+				return he.code, true // status printed why
+			}
 			if errors.Is(err, client.ErrRestart) {
 				fmt.Fprintln(stdout, "bcagent updated itself; exiting so that the service manager starts the new binary")
 				return exitOK, true
@@ -163,6 +167,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			runCommand(),
 			pinCommand(),
 			unpinCommand(),
+			configCommand(),
 			serviceCommand(),
 		},
 	}

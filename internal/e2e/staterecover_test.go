@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -185,8 +186,11 @@ func TestStateRecoverCLIStatus(t *testing.T) {
 	os.Truncate(filepath.Join(e.state, "state.json"), 10)
 	os.Remove(filepath.Join(e.state, "state.json.prev"))
 	out, err := exec.Command(bin, "--state", e.state, "status", "--json").CombinedOutput()
-	if err != nil {
-		t.Fatalf("bcagent status: %v\n%s", err, out)
+	// It answers, and says the agent needs attention (exit 1): the state
+	// is rebuilt, and no check has vouched for it.
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), `"health": "attention"`) {
+		t.Fatalf("bcagent status: %v (want exit 1, health attention)\n%s", err, out)
 	}
 	if !strings.Contains(string(out), `"installed":"1.0.0"`) && !strings.Contains(string(out), `"installed": "1.0.0"`) {
 		t.Fatalf("bcagent status: %s", out)
