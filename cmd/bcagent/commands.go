@@ -427,7 +427,7 @@ func rollbackCommand() *cli.Command {
 	return &cli.Command{
 		Name:         "rollback",
 		Usage:        "switch a component back to its previous installed version",
-		Flags:        []cli.Flag{componentFlag()},
+		Flags:        []cli.Flag{cliutil.Req(componentFlag())},
 		OnUsageError: cliutil.OnUsageError,
 		Action: func(c *cli.Context) error {
 			return runRollback(c.Context, globals(c), componentOptions{Component: c.String("component"), Args: c.Args().Slice()})
@@ -442,8 +442,8 @@ type componentOptions struct {
 }
 
 func runRollback(ctx context.Context, g *globalOptions, o componentOptions) error {
-	if o.Component == "" {
-		return cliutil.Usagef("component", "--component is required")
+	if err := cliutil.Required([]string{"component"}, o.Component); err != nil {
+		return err
 	}
 	return withAgent(ctx, g, o.Args, func(a *client.Agent) error {
 		rep, err := a.Rollback(ctx, o.Component)
@@ -463,7 +463,7 @@ func pinCommand() *cli.Command {
 	return &cli.Command{
 		Name:         "pin",
 		Usage:        "hold a component on a version (also an older one) whatever its channel says",
-		Flags:        []cli.Flag{componentFlag(), &cli.StringFlag{Name: "version", Usage: "the `VERSION` to hold", EnvVars: []string{"BCAGENT_VERSION"}}},
+		Flags:        []cli.Flag{cliutil.Req(componentFlag()), cliutil.Req(&cli.StringFlag{Name: "version", Usage: "the `VERSION` to hold", EnvVars: []string{"BCAGENT_VERSION"}})},
 		OnUsageError: cliutil.OnUsageError,
 		Action: func(c *cli.Context) error {
 			return runPin(c.Context, globals(c), pinOptions{Component: c.String("component"), Version: c.String("version"), Args: c.Args().Slice()})
@@ -478,12 +478,8 @@ type pinOptions struct {
 }
 
 func runPin(ctx context.Context, g *globalOptions, o pinOptions) error {
-	if o.Component == "" || o.Version == "" {
-		flag := "component"
-		if o.Component != "" {
-			flag = "version"
-		}
-		return cliutil.Usagef(flag, "--component and --version are required")
+	if err := cliutil.Required([]string{"component", "version"}, o.Component, o.Version); err != nil {
+		return err
 	}
 	return withAgent(ctx, g, o.Args, func(a *client.Agent) error {
 		if err := a.Pin(o.Component, o.Version); err != nil {
@@ -498,7 +494,7 @@ func unpinCommand() *cli.Command {
 	return &cli.Command{
 		Name:         "unpin",
 		Usage:        "let a pinned component follow its channel again",
-		Flags:        []cli.Flag{componentFlag()},
+		Flags:        []cli.Flag{cliutil.Req(componentFlag())},
 		OnUsageError: cliutil.OnUsageError,
 		Action: func(c *cli.Context) error {
 			return runUnpin(c.Context, globals(c), componentOptions{Component: c.String("component"), Args: c.Args().Slice()})
@@ -507,8 +503,8 @@ func unpinCommand() *cli.Command {
 }
 
 func runUnpin(ctx context.Context, g *globalOptions, o componentOptions) error {
-	if o.Component == "" {
-		return cliutil.Usagef("component", "--component is required")
+	if err := cliutil.Required([]string{"component"}, o.Component); err != nil {
+		return err
 	}
 	return withAgent(ctx, g, o.Args, func(a *client.Agent) error {
 		if err := a.Unpin(o.Component); err != nil {

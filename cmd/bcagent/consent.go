@@ -35,10 +35,10 @@ func consentCommand() *cli.Command {
 			{
 				Name:  "revoke",
 				Usage: "withdraw consent: the feature is deactivated at once, without reinstalling",
-				Flags: []cli.Flag{componentFlag(),
+				Flags: []cli.Flag{cliutil.Req(componentFlag()),
 					// A decision and who made it: command line only, never the environment.
-					&cli.StringFlag{Name: "feature", Usage: "feature `ID` (command line only)"},
-					&cli.StringFlag{Name: "by", Usage: "`NAME` of the person revoking (command line only)"},
+					cliutil.Req(&cli.StringFlag{Name: "feature", Usage: "feature `ID` (command line only)"}),
+					cliutil.Req(&cli.StringFlag{Name: "by", Usage: "`NAME` of the person revoking (command line only)"}),
 				},
 				OnUsageError: cliutil.OnUsageError,
 				Action: func(c *cli.Context) error {

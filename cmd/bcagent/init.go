@@ -18,27 +18,27 @@ func initCommand() *cli.Command {
 		Name:  "init",
 		Usage: "set up the state directory: repository, trusted root, trust directory, device, components",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "repo-url", Usage: "repository `URL` (https, or http to loopback)", EnvVars: []string{"BCAGENT_REPO_URL"}},
-			&cli.StringFlag{Name: "root", Usage: "the repository's trusted `ROOT.json`, delivered with the agent", EnvVars: []string{"BCAGENT_ROOT"}},
-			&cli.StringFlag{Name: "trust", Usage: "code-signing trust `DIR`", EnvVars: []string{"BCAGENT_TRUST"}},
-			&cli.StringSliceFlag{Name: "component", Usage: "component `NAME` to keep up to date (repeatable)", EnvVars: []string{"BCAGENT_COMPONENT"}},
-			&cli.StringFlag{Name: "device-id", Usage: "this PC's instrument `ID`", EnvVars: []string{"BCAGENT_DEVICE_ID"}},
-			&cli.StringFlag{Name: "device-model", Usage: "this PC's instrument `MODEL`, e.g. \"Navios EX\"", EnvVars: []string{"BCAGENT_DEVICE_MODEL"}},
+			cliutil.Req(&cli.StringFlag{Name: "repo-url", Usage: "repository `URL` (https, or http to loopback)", EnvVars: []string{"BCAGENT_REPO_URL"}}),
+			cliutil.Req(&cli.StringFlag{Name: "root", Usage: "the repository's trusted `ROOT.json`, delivered with the agent", EnvVars: []string{"BCAGENT_ROOT"}}),
+			cliutil.Req(&cli.StringFlag{Name: "trust", Usage: "code-signing trust `DIR`", EnvVars: []string{"BCAGENT_TRUST"}}),
+			cliutil.Req(&cli.StringSliceFlag{Name: "component", Usage: "component `NAME` to keep up to date (repeatable)", EnvVars: []string{"BCAGENT_COMPONENT"}}),
+			cliutil.Req(&cli.StringFlag{Name: "device-id", Usage: "this PC's instrument `ID`", EnvVars: []string{"BCAGENT_DEVICE_ID"}}),
+			cliutil.Req(&cli.StringFlag{Name: "device-model", Usage: "this PC's instrument `MODEL`, e.g. \"Navios EX\"", EnvVars: []string{"BCAGENT_DEVICE_MODEL"}}),
 			&cli.StringFlag{Name: "platform", Usage: "`OS-ARCH` (default: this machine's)", EnvVars: []string{"BCAGENT_PLATFORM"}},
 			&cli.StringFlag{Name: "channel", Value: "stable", Usage: "release `CHANNEL`", EnvVars: []string{"BCAGENT_CHANNEL"}},
 			&cli.StringSliceFlag{Name: "allow-host", Usage: "another `HOST` the agent may connect to, e.g. a CDN (repeatable)", EnvVars: []string{"BCAGENT_ALLOW_HOST"}},
 			&cli.StringSliceFlag{Name: "phi-device-class", Usage: "another device `MODEL` to treat as holding PHI (adds to the signed policy; repeatable)", EnvVars: []string{"BCAGENT_PHI_DEVICE_CLASS"}},
 			&cli.Int64Flag{Name: "min-policy-version", Usage: "the device policy `VERSION` current at installation, " + client.MinPolicyVersionRange.String() + ": until the agent has seen a signed policy at least this new, features gated for PHI devices ask on this PC", EnvVars: []string{"BCAGENT_MIN_POLICY_VERSION"}},
 			&cli.StringFlag{Name: "notify-command", Usage: "`COMMAND` run with each new notification as JSON on stdin", EnvVars: []string{"BCAGENT_NOTIFY_COMMAND"}},
-			&cli.StringFlag{Name: "poll-interval", Usage: "service poll `INTERVAL`, " + client.PollIntervalRange.String() + " (default 1h)", EnvVars: []string{"BCAGENT_POLL_INTERVAL"}},
+			&cli.StringFlag{Name: "poll-interval", Usage: "service poll `INTERVAL`, " + client.PollIntervalRange.String() + " (default: 1h)", EnvVars: []string{"BCAGENT_POLL_INTERVAL"}},
 			&cli.StringSliceFlag{Name: "policy", Usage: "`COMPONENT=POLICY`: notify, stage (default) or auto (repeatable)", EnvVars: []string{"BCAGENT_POLICY"}},
 			&cli.StringFlag{Name: "apply-window", Usage: "apply only between `HH:MM-HH:MM` local time (auto policy)", EnvVars: []string{"BCAGENT_APPLY_WINDOW"}},
 			&cli.Int64Flag{Name: "max-rate", Usage: "cap downloads at `BYTES` per second, " + client.MaxRateRange.String(), EnvVars: []string{"BCAGENT_MAX_RATE"}},
-			&cli.Int64Flag{Name: "min-rate", Usage: "fail a download that brings fewer than `BYTES` per second over --min-rate-window (a dripping server), " + client.MinRateRange.String() + " (default 1024)", EnvVars: []string{"BCAGENT_MIN_RATE"}},
-			&cli.StringFlag{Name: "min-rate-window", Usage: "judge --min-rate over each `DURATION` of waiting for the server, " + client.MinRateWindowRange.String() + " (default 30s)", EnvVars: []string{"BCAGENT_MIN_RATE_WINDOW"}},
-			&cli.StringFlag{Name: "health-timeout", Usage: "`DURATION` a release's health check may take, " + client.HealthTimeoutRange.String() + " (default 60s)", EnvVars: []string{"BCAGENT_HEALTH_TIMEOUT"}},
-			&cli.StringFlag{Name: "installer-timeout", Usage: "`DURATION` a release's installer may take, " + client.InstallerTimeoutRange.String() + " (default 30m)", EnvVars: []string{"BCAGENT_INSTALLER_TIMEOUT"}},
-			&cli.StringFlag{Name: "install-root", Usage: "where components are installed (default: STATE/install)", EnvVars: []string{"BCAGENT_INSTALL_ROOT"}},
+			&cli.Int64Flag{Name: "min-rate", Usage: "fail a download that brings fewer than `BYTES` per second over --min-rate-window (a dripping server), " + client.MinRateRange.String(), DefaultText: "1024", EnvVars: []string{"BCAGENT_MIN_RATE"}},
+			&cli.StringFlag{Name: "min-rate-window", Usage: "judge --min-rate over each `DURATION` of waiting for the server, " + client.MinRateWindowRange.String() + " (default: 30s)", EnvVars: []string{"BCAGENT_MIN_RATE_WINDOW"}},
+			&cli.StringFlag{Name: "health-timeout", Usage: "`DURATION` a release's health check may take, " + client.HealthTimeoutRange.String() + " (default: 60s)", EnvVars: []string{"BCAGENT_HEALTH_TIMEOUT"}},
+			&cli.StringFlag{Name: "installer-timeout", Usage: "`DURATION` a release's installer may take, " + client.InstallerTimeoutRange.String() + " (default: 30m)", EnvVars: []string{"BCAGENT_INSTALLER_TIMEOUT"}},
+			&cli.StringFlag{Name: "install-root", Usage: "`DIR` where components are installed (default: STATE/install)", EnvVars: []string{"BCAGENT_INSTALL_ROOT"}},
 		},
 		OnUsageError: cliutil.OnUsageError,
 		Action: func(c *cli.Context) error {
@@ -84,7 +84,7 @@ func runInit(ctx context.Context, g *globalOptions, o initOptions) error {
 	if err := cliutil.NoArgs(o.Args); err != nil {
 		return err
 	}
-	if err := cliutil.Required([]string{"repo-url", "root", "trust", "device-id", "device-model"}, o.RepoURL, o.Root, o.Trust, o.DeviceID, o.DeviceModel); err != nil {
+	if err := cliutil.Required([]string{"repo-url", "root", "trust", "component", "device-id", "device-model"}, o.RepoURL, o.Root, o.Trust, strings.Join(o.Components, ","), o.DeviceID, o.DeviceModel); err != nil {
 		return err
 	}
 	if o.MinRateSet && o.MinRate == 0 {

@@ -79,7 +79,7 @@ func TestCLI(t *testing.T) {
 		out  string
 	}{
 		{[]string{"--state", state, "check"}, 1, "run bcagent init"},
-		{[]string{"--state", state, "init", "--repo-url", srv.URL}, 2, "--root is required"},
+		{[]string{"--state", state, "init", "--repo-url", srv.URL}, 2, "--root, --trust, --component, --device-id and --device-model are required"},
 		{[]string{"--state", state, "init", "--repo-url", "http://updates.example.com", "--root", filepath.Join(store.Dir, "metadata", "1.root.json"),
 			"--trust", pki.TrustDir, "--component", "notification-client", "--device-id", "INST-1", "--device-model", "DxH 900"}, 2, "plain http is refused"},
 		{[]string{"--state", state, "init", "--repo-url", srv.URL, "--root", filepath.Join(store.Dir, "metadata", "1.root.json"),
@@ -90,7 +90,7 @@ func TestCLI(t *testing.T) {
 		{[]string{"--state", state, "apply"}, 0, "notification-client: installed 1.0.0 (was nothing)"},
 		{[]string{"--state", state, "apply"}, 0, "nothing staged to apply"},
 		{[]string{"--state", state, "status"}, 0, "notification-client: up-to-date (installed 1.0.0)"},
-		{[]string{"--state", state, "check", "--bogus"}, 2, "flag provided but not defined"},
+		{[]string{"--state", state, "check", "--bogus"}, 2, "unknown flag --bogus for bcagent check"},
 		{[]string{"--state", state, "rollback", "--component", "notification-client"}, 1, "no previous version"},
 		{[]string{"--state", state, "pin", "--component", "notification-client", "--version", "1.0"}, 2, "--version"},
 		{[]string{"--state", state, "pin", "--component", "notification-client", "--version", "1.0.0"}, 0, "pinned to 1.0.0"},

@@ -17,7 +17,7 @@ func runCommand() *cli.Command {
 		Name:  "run",
 		Usage: "the service: poll, notify, stage and apply by policy until stopped (SIGTERM, SIGINT, service stop)",
 		Flags: []cli.Flag{
-			&cli.DurationFlag{Name: "interval", Usage: fmt.Sprintf("poll every `DURATION`, %s (default: poll_interval from config.json, else 1h)", client.PollIntervalRange), EnvVars: []string{"BCAGENT_INTERVAL"}},
+			&cli.DurationFlag{Name: "interval", Usage: fmt.Sprintf("poll every `DURATION`, %s", client.PollIntervalRange), DefaultText: "poll_interval from config.json, else 1h", EnvVars: []string{"BCAGENT_INTERVAL"}},
 			&cli.IntFlag{Name: "cycles", Usage: fmt.Sprintf("stop after `N` polls: %s", client.CyclesRange), EnvVars: []string{"BCAGENT_CYCLES"}},
 		},
 		OnUsageError: cliutil.OnUsageError,

@@ -15,7 +15,7 @@ func TestRunFunctionsUsageErrors(t *testing.T) {
 	var out, errOut bytes.Buffer
 	g := &globalOptions{State: t.TempDir(), Stdout: &out, Stderr: &errOut}
 	ctx := context.Background()
-	full := initOptions{RepoURL: "https://updates.example", Root: "root.json", Trust: "trust", DeviceID: "INST-1", DeviceModel: "Navios EX"}
+	full := initOptions{RepoURL: "https://updates.example", Root: "root.json", Trust: "trust", Components: []string{"nc"}, DeviceID: "INST-1", DeviceModel: "Navios EX"}
 	noRoot := full
 	noRoot.Root = ""
 	badPolicy := full
@@ -31,8 +31,9 @@ func TestRunFunctionsUsageErrors(t *testing.T) {
 		{"init --min-rate 0", "min-rate", "", runInit(ctx, g, zeroRate)},
 		{"init with an argument", "", `unexpected argument "extra"`, runInit(ctx, g, initOptions{Args: []string{"extra"}})},
 		{"rollback without --component", "component", "--component is required", runRollback(ctx, g, componentOptions{})},
-		{"pin without --version", "version", "--component and --version are required", runPin(ctx, g, pinOptions{Component: "nc"})},
+		{"pin without --version", "version", "--version is required", runPin(ctx, g, pinOptions{Component: "nc"})},
 		{"revoke without --by", "by", "--by is required", runConsentRevoke(ctx, g, revokeOptions{Component: "nc", Feature: "f"})},
+		{"revoke without anything: every flag at once", "component", "--component, --feature and --by are required", runConsentRevoke(ctx, g, revokeOptions{})},
 		{"status with an argument", "", `unexpected argument "x"`, runStatus(ctx, g, statusOptions{Args: []string{"x"}})},
 	} {
 		var ue *errs.UsageError

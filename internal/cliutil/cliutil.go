@@ -48,10 +48,7 @@ func ExitCode(err error, usage ...error) int {
 	return ExitFailure
 }
 
-// OnUsageError makes urfave/cli's complaint about the command line (an
-// unknown flag, a value that does not parse) a usage error. Every command
-// sets it.
-func OnUsageError(_ *cli.Context, err error, _ bool) error { return errs.Usage("", err) }
+func usage(flag string, err error) error { return errs.Usage(flag, err) }
 
 // Usagef is errs.Usagef: a usage error about flag.
 func Usagef(flag, format string, args ...any) error { return errs.Usagef(flag, format, args...) }
@@ -60,17 +57,6 @@ func Usagef(flag, format string, args ...any) error { return errs.Usagef(flag, f
 func NoArgs(args []string) error {
 	if len(args) > 0 {
 		return Usagef("", "unexpected argument %q", args[0])
-	}
-	return nil
-}
-
-// Required is the usage error naming the first flag in names whose value
-// (in the same order in values) is empty.
-func Required(names []string, values ...string) error {
-	for i, n := range names {
-		if values[i] == "" {
-			return Usagef(n, "--%s is required", n)
-		}
 	}
 	return nil
 }
@@ -93,9 +79,17 @@ func (p Program) Run(ctx context.Context, app *cli.App, args []string, stderr io
 	unknown := false
 	app.CommandNotFound = func(c *cli.Context, name string) {
 		unknown = true
-		fmt.Fprintf(stderr, "%s: unknown command %q; see %s --help\n", p.Name, name, p.Name)
+		where, cmds := p.Name, app.Commands
+		if c.Command != nil && c.Command.Name != "" {
+			where, cmds = c.Command.HelpName, c.Command.Subcommands
+		}
+		msg := fmt.Sprintf("unknown command %q for %s", name, where)
+		if s := Suggest(name, commandNames(cmds)); s != "" {
+			msg += fmt.Sprintf("; did you mean %s %s?", where, s)
+		}
+		p.Report(stderr, fmt.Errorf("%s (see %s --help)", msg, where))
 	}
-	err := app.RunContext(ctx, args)
+	err := app.RunContext(ctx, normalize(app, args))
 	if err == nil && unknown {
 		return ExitUsage
 	}

@@ -74,8 +74,9 @@ func TestProgramRun(t *testing.T) {
 		reported string
 	}{
 		{[]string{"prog", "do"}, nil, cliutil.ExitOK, ""},
-		{[]string{"prog", "nosuch"}, nil, cliutil.ExitUsage, "prog: unknown command \"nosuch\"; see prog --help\n"},
-		{[]string{"prog", "do", "--nosuch"}, nil, cliutil.ExitUsage, "prog: flag provided but not defined: -nosuch\n"},
+		{[]string{"prog", "nosuch"}, nil, cliutil.ExitUsage, "prog: unknown command \"nosuch\" for prog (see prog --help)\n"},
+		{[]string{"prog", "od"}, nil, cliutil.ExitUsage, "prog: unknown command \"od\" for prog; did you mean prog do? (see prog --help)\n"},
+		{[]string{"prog", "do", "--nosuch"}, nil, cliutil.ExitUsage, "prog: unknown flag --nosuch for prog do (see prog do --help)\n"},
 		{[]string{"prog", "do"}, errs.Usagef("x", "--x \x1b[2K bad\nline"), cliutil.ExitUsage, "prog: --x \\x1b[2K bad line\n"},
 		{[]string{"prog", "do"}, fmt.Errorf("fetch: %w", signer.ErrVerification), cliutil.ExitVerification, "prog: fetch: code signature verification failed\n"},
 	} {

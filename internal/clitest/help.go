@@ -1,0 +1,109 @@
+// Package clitest checks, for the tests of both programs, the command-line
+// conventions internal/cliutil sets out: every command's --help has one
+// default per flag, written "(default: X)", a placeholder that says what
+// to give (never urfave/cli's bare "value"), and marks required flags,
+// which the command then reports all at once when they are missing.
+package clitest
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/beckmanconnect/bcupdate/internal/cliutil"
+)
+
+// Run runs the program with args and returns its exit code and output.
+type Run func(args ...string) (code int, stdout, stderr string)
+
+// Commands lists the path of every command of app ("release", "add"), the
+// app itself first (an empty path).
+func Commands(app *cli.App) [][]string {
+	out := [][]string{{}}
+	var walk func(prefix []string, cmds []*cli.Command)
+	walk = func(prefix []string, cmds []*cli.Command) {
+		for _, c := range cmds {
+			if c.Hidden {
+				continue
+			}
+			p := append(append([]string{}, prefix...), c.Name)
+			out = append(out, p)
+			walk(p, c.Subcommands)
+		}
+	}
+	walk(nil, app.Commands)
+	return out
+}
+
+var (
+	flagLine    = regexp.MustCompile(`^\s+(--[a-z0-9-]+)(?:, -[a-z])?(?: ([^ ]+))?(?: \[ --[a-z0-9-]+ [^ ]+ \])?\s{2,}(.*)$`)
+	badDefault  = regexp.MustCompile(`\(default [^:]`)
+	requiredRef = regexp.MustCompile(`--[a-z0-9-]+`)
+)
+
+// CheckHelp runs `PATH --help` for every command of app and checks its
+// flag lines; for a command with required flags, it runs the command with
+// none and checks that the error names every one of them, at once, with
+// exit code 2 (usage).
+func CheckHelp(t *testing.T, app *cli.App, run Run) {
+	t.Helper()
+	for _, path := range Commands(app) {
+		name := strings.Join(append([]string{app.Name}, path...), " ")
+		code, out, errOut := run(append(append([]string{}, path...), "--help")...)
+		if code != 0 || errOut != "" {
+			t.Errorf("%s --help: exit %d, stderr %q", name, code, errOut)
+			continue
+		}
+		var required []string
+		for _, line := range strings.Split(out, "\n") {
+			m := flagLine.FindStringSubmatch(line)
+			if m == nil {
+				continue
+			}
+			flag, placeholder, usage := m[1], m[2], m[3]
+			if flag == "--help" || flag == "--version" {
+				continue
+			}
+			if n := strings.Count(usage, "(default"); n > 1 {
+				t.Errorf("%s: %s shows %d defaults: %s", name, flag, n, usage)
+			}
+			if badDefault.MatchString(usage) {
+				t.Errorf("%s: %s writes its default other than \"(default: X)\": %s", name, flag, usage)
+			}
+			if placeholder == "value" {
+				t.Errorf("%s: %s has no placeholder that says what to give (mark one in its usage with backquotes)", name, flag)
+			}
+			if strings.Contains(usage, cliutil.RequiredMark) {
+				required = append(required, flag)
+			}
+		}
+		if len(required) == 0 {
+			continue
+		}
+		code, _, errOut = run(path...)
+		if code != cliutil.ExitUsage {
+			t.Errorf("%s without its required flags %v: exit %d (want %d), stderr %q", name, required, code, cliutil.ExitUsage, errOut)
+			continue
+		}
+		named := requiredRef.FindAllString(errOut, -1)
+		for _, r := range required {
+			if !contains(named, r) {
+				t.Errorf("%s without its required flags: the error does not name %s: %q", name, r, errOut)
+			}
+		}
+		if strings.Count(errOut, "\n") > 1 {
+			t.Errorf("%s: the error is not one line: %q", name, errOut)
+		}
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

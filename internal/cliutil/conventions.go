@@ -1,0 +1,256 @@
+package cliutil
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+// The command-line conventions both programs keep (those of gh and
+// restic): `help` is accepted where --help is, a global flag may come
+// after the command, a mistyped command or flag gets a suggestion,
+// required flags say so in --help and are reported all at once.
+
+// Required is the usage error naming every flag in names whose value (in
+// the same order in values) is empty, all at once.
+func Required(names []string, values ...string) error {
+	var missing []string
+	for i, n := range names {
+		if values[i] == "" {
+			missing = append(missing, "--"+n)
+		}
+	}
+	switch len(missing) {
+	case 0:
+		return nil
+	case 1:
+		return Usagef(names[slices.IndexFunc(names, func(n string) bool { return "--"+n == missing[0] })], "%s is required", missing[0])
+	}
+	first := strings.TrimPrefix(missing[0], "--")
+	return Usagef(first, "%s and %s are required", strings.Join(missing[:len(missing)-1], ", "), missing[len(missing)-1])
+}
+
+// RequiredMark ends the usage of a required flag in --help.
+const RequiredMark = "(required)"
+
+// Req marks f as required in --help (the command's run function checks
+// it, with Required, so that every missing flag is named at once).
+func Req(f cli.Flag) cli.Flag {
+	add := func(u *string) { *u = strings.TrimSpace(*u + " " + RequiredMark) }
+	switch f := f.(type) {
+	case *cli.StringFlag:
+		add(&f.Usage)
+	case *cli.StringSliceFlag:
+		add(&f.Usage)
+	case *cli.IntFlag:
+		add(&f.Usage)
+	case *cli.Int64Flag:
+		add(&f.Usage)
+	case *cli.DurationFlag:
+		add(&f.Usage)
+	case *cli.BoolFlag:
+		add(&f.Usage)
+	default:
+		panic(fmt.Sprintf("cliutil.Req: flag type %T", f))
+	}
+	return f
+}
+
+// Suggest is the candidate closest to name when it is close enough to be
+// what was meant (a typo of one or two letters, or a prefix), else "".
+func Suggest(name string, candidates []string) string {
+	best, bestD := "", 1<<30
+	limit := max(1, len(name)/3)
+	for _, c := range candidates {
+		if len(name) >= 2 && strings.HasPrefix(c, name) && c != name {
+			return c
+		}
+		if d := editDistance(name, c); d <= limit && d < bestD {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance, a swap of two neighbours
+// counting as one edit.
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	prev2 := make([]int, len(rb)+1)
+	prev := make([]int, len(rb)+1)
+	cur := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
+		}
+		prev2, prev, cur = prev, cur, prev2
+	}
+	return prev[len(rb)]
+}
+
+// commandNames are the names and aliases of cmds that people may type.
+func commandNames(cmds []*cli.Command) []string {
+	var out []string
+	for _, c := range cmds {
+		if !c.Hidden {
+			out = append(out, c.Names()...)
+		}
+	}
+	return out
+}
+
+// flagNames are the long names of flags, with their dashes.
+func flagNames(flags []cli.Flag) []string {
+	var out []string
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			out = append(out, "--"+n)
+		}
+	}
+	return out
+}
+
+func takesValue(f cli.Flag) bool {
+	if d, ok := f.(cli.DocGenerationFlag); ok {
+		return d.TakesValue()
+	}
+	return false
+}
+
+// findFlag is the flag of flags named name (without dashes), or nil.
+func findFlag(flags []cli.Flag, name string) cli.Flag {
+	for _, f := range flags {
+		if slices.Contains(f.Names(), name) {
+			return f
+		}
+	}
+	return nil
+}
+
+// splitFlag reads "--name", "-name" or "--name=value".
+func splitFlag(arg string) (name string, hasValue, ok bool) {
+	if len(arg) < 2 || arg[0] != '-' || arg == "--" {
+		return "", false, false
+	}
+	name = strings.TrimLeft(arg, "-")
+	name, _, hasValue = strings.Cut(name, "=")
+	return name, hasValue, name != ""
+}
+
+// normalize rewrites args to what urfave/cli parses: `help [COMMAND…]` as
+// `[COMMAND…] --help`, and a global flag given after the command (and not
+// one of the command's own) moved before it. Nothing after "--" moves.
+func normalize(app *cli.App, args []string) []string {
+	if len(args) < 2 {
+		return args
+	}
+	out := []string{args[0]}
+	var moved, rest []string
+	cmds, flags := app.Commands, app.Flags
+	var path []*cli.Command
+	help := false
+	for i := 1; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			rest = append(rest, args[i:]...)
+			break
+		}
+		if name, hasValue, ok := splitFlag(a); ok {
+			own := findFlag(flags, name)
+			if own == nil && len(path) > 0 {
+				if g := findFlag(app.Flags, name); g != nil {
+					moved = append(moved, a)
+					if takesValue(g) && !hasValue && i+1 < len(args) {
+						moved = append(moved, args[i+1])
+						i++
+					}
+					continue
+				}
+			}
+			rest = append(rest, a)
+			if own != nil && takesValue(own) && !hasValue && i+1 < len(args) {
+				rest = append(rest, args[i+1])
+				i++
+			}
+			continue
+		}
+		if a == "help" && !help && findCommand(cmds, a) == nil && cmds != nil {
+			help = true
+			continue
+		}
+		rest = append(rest, a)
+		if c := findCommand(cmds, a); c != nil {
+			path = append(path, c)
+			cmds, flags = c.Subcommands, c.Flags
+		} else {
+			cmds = nil // an argument: no more commands below
+		}
+	}
+	out = append(append(out, moved...), rest...)
+	if help {
+		out = append(out, "--help")
+	}
+	return out
+}
+
+func findCommand(cmds []*cli.Command, name string) *cli.Command {
+	for _, c := range cmds {
+		if slices.Contains(c.Names(), name) {
+			return c
+		}
+	}
+	return nil
+}
+
+var needsArgument = regexp.MustCompile(`^flag needs an argument: -+(.+)$`)
+
+// helpName is how the command of c is typed ("bcpublish release add").
+func helpName(c *cli.Context) string {
+	if c.Command != nil && c.Command.Name != "" {
+		return c.Command.HelpName
+	}
+	return c.App.Name
+}
+
+var undefinedFlag = regexp.MustCompile(`^flag provided but not defined: -+(.+)$`)
+
+// OnUsageError makes urfave/cli's complaint about the command line (an
+// unknown flag, a value that does not parse) a usage error in our words:
+// an unknown flag names the command and the flag it most likely meant.
+// Every command sets it.
+func OnUsageError(c *cli.Context, err error, _ bool) error {
+	if m := needsArgument.FindStringSubmatch(err.Error()); m != nil {
+		return Usagef(m[1], "--%s needs a value (see %s --help)", m[1], helpName(c))
+	}
+	m := undefinedFlag.FindStringSubmatch(err.Error())
+	if m == nil {
+		return usage("", err)
+	}
+	where := c.App.Name
+	var flags []cli.Flag
+	if c.Command != nil && c.Command.Name != "" {
+		where = c.Command.HelpName
+		flags = c.Command.Flags
+	} else {
+		flags = c.App.Flags
+	}
+	msg := fmt.Sprintf("unknown flag --%s for %s", m[1], where)
+	if s := Suggest("--"+m[1], append(flagNames(flags), "--help")); s != "" {
+		msg += fmt.Sprintf("; did you mean %s?", s)
+	}
+	return Usagef(m[1], "%s (see %s --help)", msg, where)
+}
