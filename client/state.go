@@ -213,7 +213,7 @@ func (a *Agent) parseState(data []byte) (*State, error) {
 // code using them can rely on (metadata present and about that very
 // component and version).
 func checkState(st *State) error {
-	states := []StateName{"", StateUpToDate, StateUpdateAvailable, StateStaged, StateAwaitingAuthorization, StateFailed}
+	states := anyState
 	for name, c := range st.Components {
 		if err := repo.ValidateName("component", name); err != nil {
 			return err
