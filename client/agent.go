@@ -71,6 +71,9 @@ func Init(stateDir string, o InitOptions) error {
 	if err != nil {
 		return err
 	}
+	if _, err := os.Stat(filepath.Join(abs, "config.json")); err == nil {
+		return usagef("--state %s is already initialized (config.json exists): change its settings with bcagent config set KEY VALUE (bcagent config show lists them)", abs)
+	}
 	c := o.Config
 	c.RepositoryURL = strings.TrimRight(c.RepositoryURL, "/")
 	if c.Platform == "" {
@@ -113,9 +116,6 @@ func Init(stateDir string, o InitOptions) error {
 	}
 	if err := root.VerifyDelegate(repo.RoleRoot, root); err != nil {
 		return usagef("--root %s: not signed by its own root keys: %v", o.RootFile, err)
-	}
-	if _, err := os.Stat(filepath.Join(abs, "config.json")); err == nil {
-		return usagef("--state %s is already initialized (config.json exists)", abs)
 	}
 	for _, d := range []string{abs, filepath.Join(abs, "tuf"), filepath.Join(abs, "staging")} {
 		if err := ensureDir(d); err != nil {

@@ -25,7 +25,7 @@ func (a *Agent) selectComponents(only string) ([]string, error) {
 		return a.cfg.Components, nil
 	}
 	if !slices.Contains(a.cfg.Components, only) {
-		return nil, usagef("--component %s is not one of this agent's components %v", only, a.cfg.Components)
+		return nil, usagef("--component %s is not one of this agent's components (%s); bcagent config set components adds one", only, strings.Join(a.cfg.Components, ", "))
 	}
 	return []string{only}, nil
 }

@@ -198,3 +198,51 @@ func TestGlobalFlagsAfterTheCommand(t *testing.T) {
 	expect(t, 0, []string{"notification-client: 1.0.0 available", "level=INFO"}, "check", "--verbose", "--state", state)
 	expect(t, 0, []string{"USAGE:", "bcagent config set"}, "help", "config", "set")
 }
+
+// TestCommonMistakes: what a lab's IT person most often gets wrong is
+// answered in our words, naming the flag, file or command, never a bare
+// library error.
+func TestCommonMistakes(t *testing.T) {
+	fx := newFixture(t)
+	fx.publish("1.0.0")
+	other := newFixture(t) // another repository: its root is the wrong one
+	srv := httptest.NewServer(publisher.Handler(fx.store, nil))
+	defer srv.Close()
+	down := httptest.NewServer(nil)
+	downURL := down.URL
+	down.Close()
+
+	_, warned := initAgent(t, other, srv.URL, "--component", "notification-client")
+	for _, w := range []string{"does not verify against the trusted root given with --root", "is it this repository's root.json?"} {
+		if !strings.Contains(warned, w) {
+			t.Errorf("init with another repository's root: no %q in %q", w, warned)
+		}
+	}
+	_, warned = initAgent(t, fx, downURL, "--component", "notification-client")
+	for _, w := range []string{"cannot reach the repository at " + downURL + " (connection refused)", "run bcagent check once it can be reached"} {
+		if !strings.Contains(warned, w) {
+			t.Errorf("init with the server down: no %q in %q", w, warned)
+		}
+	}
+	state, warned := initAgent(t, fx, srv.URL, "--component", "notifcation-client")
+	if !strings.Contains(warned, `no release of "notifcation-client" for linux-amd64 on channel "stable"`) {
+		t.Errorf("init with a misspelt component: %q", warned)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"a misspelt command", []string{"stauts"}, 2, "did you mean bcagent status?"},
+		{"a misspelt flag", []string{"check", "--jsn"}, 2, "did you mean --json?"},
+		{"a component not configured", []string{"stage", "--component", "notification-client"}, 2, "not one of this agent's components (notifcation-client); bcagent config set components adds one"},
+		{"a flag without its value", []string{"pin", "--component"}, 2, "--component needs a value"},
+		{"a second init", []string{"init", "--repo-url", srv.URL, "--root", "r", "--trust", "t", "--component", "c", "--device-id", "d", "--device-model", "m"}, 2, "bcagent config set"},
+		{"a misspelt component at check", []string{"check"}, 1, "component notifcation-client has no release in the repository"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			expect(t, tc.code, []string{tc.want}, append([]string{"--state", state}, tc.args...)...)
+		})
+	}
+}
