@@ -590,6 +590,10 @@ type ReleaseInfo struct {
 	SHA256    string   `json:"sha256"`
 	Released  string   `json:"released"`
 	Channels  []string `json:"channels"`
+	// Yanked says the release was withdrawn (release yank): agents never
+	// install it. YankReason is the reason given then ("" when not yanked).
+	Yanked     bool   `json:"yanked"`
+	YankReason string `json:"yank_reason"`
 }
 
 // ListReleases lists every artifact with the channels that point at it.
@@ -614,7 +618,7 @@ func ListReleases(ctx context.Context, s Store) ([]ReleaseInfo, error) {
 		}
 		info := &ReleaseInfo{Path: p, Component: rel.Component, Version: rel.Version, Platform: rel.Platform,
 			Install: rel.Install, Length: tf.Length, SHA256: hex.EncodeToString(tf.Hashes["sha256"]),
-			Released: rel.Released, Channels: []string{}}
+			Released: rel.Released, Channels: []string{}, Yanked: rel.Yanked, YankReason: rel.YankReason}
 		byPath[p] = info
 		out = append(out, info)
 	}

@@ -238,15 +238,28 @@ func runReleaseList(ctx context.Context, g *globalOptions, o releaseListOptions)
 		return nil
 	}
 	tw := tabwriter.NewWriter(g.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "COMPONENT\tPLATFORM\tVERSION\tCHANNELS\tRELEASED\tSIZE\tPATH")
+	fmt.Fprintln(tw, "COMPONENT\tPLATFORM\tVERSION\tCHANNELS\tRELEASED\tSIZE\tPATH\tYANKED")
 	for _, r := range list {
 		ch := strings.Join(r.Channels, ",")
 		if ch == "" {
 			ch = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.Component, r.Platform, r.Version, ch, r.Released, r.Length, r.Path)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.Component, r.Platform, r.Version, ch, r.Released, r.Length, r.Path, yankedColumn(r))
 	}
 	return tw.Flush()
+}
+
+// yankedColumn is release list's YANKED column: "-", or "yes: REASON".
+// The reason was checked for control characters when it was published
+// (repo.ParseRelease refuses them).
+func yankedColumn(r publisher.ReleaseInfo) string {
+	switch {
+	case !r.Yanked:
+		return "-"
+	case r.YankReason == "":
+		return "yes"
+	}
+	return "yes: " + r.YankReason
 }
 
 func releasePromoteCommand() *cli.Command {
