@@ -142,7 +142,7 @@ func (o *ReleaseOptions) validate() error {
 		return usagef("--component: %v", err)
 	}
 	if _, err := repo.ParseVersion(o.Version); err != nil {
-		return usagef("--version: %v", err)
+		return usagef("--version %w", err)
 	}
 	if err := repo.ValidatePlatform(o.Platform); err != nil {
 		return usagef("--platform: %v", err)
