@@ -57,6 +57,91 @@ var (
 	ErrNotFound = errors.New("no repository found")
 )
 
+// WrongKeyError is ErrWrongKey for one role: Have of the keys given for
+// Role are among the repository root's keys for it, and it needs Need
+// signatures. OtherRole, if set, is the role of the root a key given is
+// a key of instead (a key of another role given for this one). Err is
+// what go-tuf said, if it was asked.
+type WrongKeyError struct {
+	Role       string
+	Have, Need int
+	OtherRole  string
+	Bins       bool // the keys of the hashed bins, which targets delegates to
+	Err        error
+}
+
+func (e *WrongKeyError) Error() string {
+	whose := "the repository root's " + e.Role + " keys"
+	if e.Bins {
+		whose = "the targets keys the hashed bins are delegated to"
+	}
+	switch {
+	case e.OtherRole != "":
+		return fmt.Sprintf("the %s key given is the repository's %s key, not one of %s (%d of the %d signatures needed)", e.Role, e.OtherRole, whose, e.Have, e.Need)
+	case e.Have > 0:
+		return fmt.Sprintf("too few of the %s keys given are %s (%d of the %d signatures needed)", e.Role, whose, e.Have, e.Need)
+	}
+	return fmt.Sprintf("the %s key given is not one of %s (%d of the %d signatures needed)", e.Role, whose, e.Have, e.Need)
+}
+
+// Unwrap makes a WrongKeyError match ErrWrongKey and reach go-tuf's error.
+func (e *WrongKeyError) Unwrap() []error {
+	if e.Err == nil {
+		return []error{ErrWrongKey}
+	}
+	return []error{ErrWrongKey, e.Err}
+}
+
+// wrongKey is the WrongKeyError of the keys given for role against the
+// key ids wanted and the threshold.
+func (r *Repo) wrongKey(role string, given []signature.Signer, wanted []string, need int, cause error) *WrongKeyError {
+	e := &WrongKeyError{Role: role, Need: need, Err: cause}
+	for _, s := range given {
+		_, id, err := tufKey(s)
+		if err != nil {
+			continue
+		}
+		if slices.Contains(wanted, id) {
+			e.Have++
+			continue
+		}
+		for _, other := range TopLevelRoles {
+			if rr := r.Root.Signed.Roles[other]; other != role && rr != nil && slices.Contains(rr.KeyIDs, id) && e.OtherRole == "" {
+				e.OtherRole = other
+			}
+		}
+	}
+	return e
+}
+
+// CheckKeys is a *WrongKeyError unless enough of given (the root's
+// threshold) are the repository root's keys for role.
+func (r *Repo) CheckKeys(role string, given []signature.Signer) error {
+	rr := r.Root.Signed.Roles[role]
+	if rr == nil {
+		return fmt.Errorf("role %q: want root, targets, snapshot or timestamp", role)
+	}
+	if e := r.wrongKey(role, given, rr.KeyIDs, rr.Threshold, nil); e.Have < e.Need {
+		return e
+	}
+	return nil
+}
+
+// KeyRoles lists the roles of root that list s's key, and its key id.
+func KeyRoles(root *metadata.Metadata[metadata.RootType], s signature.Signer) ([]string, string, error) {
+	_, id, err := tufKey(s)
+	if err != nil {
+		return nil, "", err
+	}
+	var roles []string
+	for _, role := range TopLevelRoles {
+		if rr := root.Signed.Roles[role]; rr != nil && slices.Contains(rr.KeyIDs, id) {
+			roles = append(roles, role)
+		}
+	}
+	return roles, id, nil
+}
+
 // Keys are the signers of each top-level role. A role may have several
 // keys; each one signs.
 type Keys map[string][]signature.Signer
@@ -339,7 +424,9 @@ func (r *Repo) checkBinKeys(keys Keys) error {
 		}
 	}
 	if have < sr.Threshold {
-		return fmt.Errorf("%w: the targets key given is not a key of the bins (%d of %d)", ErrWrongKey, have, sr.Threshold)
+		e := r.wrongKey(RoleTargets, keys[RoleTargets], sr.KeyIDs, sr.Threshold, nil)
+		e.Bins = true
+		return e
 	}
 	return nil
 }
@@ -774,8 +861,8 @@ func signChecked[T metadata.Roles](r *Repo, role string, md *metadata.Metadata[T
 		return fmt.Errorf("sign %s: %w", role, err)
 	}
 	if err := r.Root.VerifyDelegate(role, md); err != nil {
-		return fmt.Errorf("%w: the %s key given is not one of the repository root's %s keys (or too few of them): %v",
-			ErrWrongKey, role, role, err)
+		rr := r.Root.Signed.Roles[role]
+		return r.wrongKey(role, keys[role], rr.KeyIDs, rr.Threshold, err)
 	}
 	return nil
 }

@@ -8,6 +8,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -97,7 +99,7 @@ func storeOpts(c *cli.Context, flag string) storeOptions {
 func (o storeOptions) open(ctx context.Context) (publisher.Store, error) {
 	s, err := publisher.OpenStore(ctx, o.Location, o.S3)
 	if err != nil {
-		return nil, cliutil.Usagef(o.Flag, "%v", err)
+		return nil, cliutil.Usagef(o.Flag, "%w", err)
 	}
 	return s, nil
 }
@@ -135,9 +137,25 @@ func (k keyOptions) load(ctx context.Context, roles ...string) (repo.Keys, error
 }
 
 // retrying runs a publish, again after losing a race with another
-// publisher, up to --retry times.
+// publisher, up to --retry times; a key the root does not list is
+// explained.
 func (k keyOptions) retrying(ctx context.Context, fn func() error) error {
-	return publisher.Retry(ctx, k.Retry, fn)
+	return k.explain(publisher.Retry(ctx, k.Retry, fn))
+}
+
+// explain says, of a role key the repository's root does not list, which
+// flag gave it and what to check; other errors pass unchanged.
+func (k keyOptions) explain(err error) error {
+	var wk *repo.WrongKeyError
+	if !errors.As(err, &wk) {
+		return err
+	}
+	role := wk.Role
+	if refs := k.Refs[role]; len(refs) > 0 {
+		return fmt.Errorf("--%s-key %s does not match the repository: %w; give this repository's %s key", role, strings.Join(refs, ","), err, role)
+	}
+	return fmt.Errorf("--keys %s: %s.key does not match the repository: %w; check that --keys is this repository's key directory, or give the %s key with --%s-key",
+		k.Dir, role, err, role, role)
 }
 
 // need is the usage error for the first empty flag of the name, value

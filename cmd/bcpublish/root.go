@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/urfave/cli/v2"
@@ -141,6 +142,9 @@ func runRootSign(ctx context.Context, g *globalOptions, o rootSignOptions) error
 		return cliutil.Usagef("key", "--key: %v", err)
 	}
 	id, n, err := publisher.SignRootFile(o.Args[0], s)
+	if errors.Is(err, repo.ErrWrongKey) {
+		return fmt.Errorf("--key %s: %w (root.key of the key directory, or its KMS URI)", o.Key, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -174,7 +178,7 @@ func runRootPublish(ctx context.Context, g *globalOptions, o rootPublishOptions)
 	}
 	md, err := publisher.PublishRoot(ctx, s, o.Args[0], keys, timeNow())
 	if err != nil {
-		return err
+		return o.Keys.explain(err)
 	}
 	fmt.Fprintf(g.Stdout, "published root v%d; agents follow it at their next check\n", md.Signed.Version)
 	return nil
@@ -209,7 +213,7 @@ func runRootRotate(ctx context.Context, g *globalOptions, o rootRotateOptions) e
 	}
 	md, err := publisher.RotateRoot(ctx, s, o.Change, rootKeys[repo.RoleRoot], keys, timeNow())
 	if err != nil {
-		return err
+		return o.Keys.explain(err)
 	}
 	fmt.Fprintf(g.Stdout, "published root v%d, expires %s\n", md.Signed.Version, md.Signed.Expires.Format("2006-01-02"))
 	return nil
