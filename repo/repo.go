@@ -563,11 +563,11 @@ func load(read ReadFunc, staleOK bool) (*Repo, error) {
 		}
 		if r.Root != nil {
 			if err := r.Root.VerifyDelegate(RoleRoot, next); err != nil {
-				return nil, fmt.Errorf("%w: %s is not signed by the previous root's keys: %v", ErrVerification, name, err)
+				return nil, unsigned(r.Root, RoleRoot, name, next, err)
 			}
 		}
 		if err := next.VerifyDelegate(RoleRoot, next); err != nil {
-			return nil, fmt.Errorf("%w: %s is not signed by its own root keys: %v", ErrVerification, name, err)
+			return nil, unsigned(next, RoleRoot, name, next, err)
 		}
 		r.Root = next
 		roots = append(roots, next)
@@ -579,7 +579,7 @@ func load(read ReadFunc, staleOK bool) (*Repo, error) {
 		return nil, fmt.Errorf("%w: timestamp.json: %v", ErrVerification, err)
 	}
 	if err := r.Root.VerifyDelegate(RoleTimestamp, r.Timestamp); err != nil {
-		return nil, fmt.Errorf("%w: timestamp.json: %v", ErrVerification, err)
+		return nil, unsigned(r.Root, RoleTimestamp, "timestamp.json", r.Timestamp, err)
 	}
 	snapMeta := r.Timestamp.Signed.Meta["snapshot.json"]
 	if snapMeta == nil {
@@ -597,7 +597,7 @@ func load(read ReadFunc, staleOK bool) (*Repo, error) {
 		return nil, fmt.Errorf("%w: %s: %v", ErrVerification, name, err)
 	}
 	if err := r.Root.VerifyDelegate(RoleSnapshot, r.Snapshot); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrVerification, name, err)
+		return nil, unsigned(r.Root, RoleSnapshot, name, r.Snapshot, err)
 	}
 	if r.Snapshot.Signed.Version != snapMeta.Version {
 		return nil, fmt.Errorf("%w: %s has version %d", ErrVerification, name, r.Snapshot.Signed.Version)
@@ -626,7 +626,7 @@ func load(read ReadFunc, staleOK bool) (*Repo, error) {
 			return nil, fmt.Errorf("%w: %s is signed by the targets keys of root v%d, not by those of root v%d: a targets key rotation was published without re-signing targets (older bcpublish releases did that on repositories with hashed bins); repair it with bcpublish refresh --targets and the new targets key: %v",
 				ErrVerification, name, old, r.Root.Signed.Version, err)
 		default:
-			return nil, fmt.Errorf("%w: %s: %v", ErrVerification, name, err)
+			return nil, unsigned(r.Root, RoleTargets, name, r.Targets, err)
 		}
 	}
 	if r.Targets.Signed.Version != tMeta.Version {
