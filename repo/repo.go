@@ -350,6 +350,11 @@ func (r *Repo) bin(name string) (*metadata.Metadata[metadata.TargetsType], error
 		return nil, fmt.Errorf("%w: %s: %v", ErrVerification, file, err)
 	}
 	if err := verifyBin(r.Targets, name, b); err != nil {
+		var ue *metadata.ErrUnsignedMetadata
+		if errors.As(err, &ue) {
+			return nil, &explained{msg: fmt.Sprintf("%v: %s is not signed by enough of the targets keys the hashed bins are delegated to (it was changed, or signed with other keys)", ErrVerification, file),
+				errs: []error{ErrVerification, err}}
+		}
 		return nil, fmt.Errorf("%w: %s: %v", ErrVerification, file, err)
 	}
 	if b.Signed.Version != meta.Version {
