@@ -35,6 +35,9 @@ func usagef(format string, args ...any) error {
 	return errs.Usagef("", format, args...)
 }
 
+// usage makes err a usage error.
+func usage(err error) error { return errs.Usage("", err) }
+
 // Init creates a new repository in an empty store: root, the seeded device
 // policy target, and version 1 of targets, snapshot and timestamp.
 func Init(ctx context.Context, s Store, keys repo.Keys, now time.Time) (*repo.Repo, error) {

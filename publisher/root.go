@@ -98,7 +98,7 @@ func StageRoot(ctx context.Context, s Store, from string, change RootChange, out
 			return nil, err
 		}
 		if err := repo.EditRoot(next, e); err != nil {
-			return nil, usagef("%v", err)
+			return nil, usagef("%w", err)
 		}
 	}
 	next.Signed.Expires = now.UTC().Add(repo.RootExpiry).Truncate(time.Second)

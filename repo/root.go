@@ -52,7 +52,11 @@ func EditRoot(root *metadata.Metadata[metadata.RootType], e RootEdit) error {
 	}
 	for _, id := range e.Remove {
 		if !slices.Contains(role.KeyIDs, id) {
-			return fmt.Errorf("key %s is not a %s key", id, e.Role)
+			var ids []string
+			for _, k := range role.KeyIDs {
+				ids = append(ids, short(k))
+			}
+			return fmt.Errorf("key %s is not one of the root's %s keys (%s)", short(id), e.Role, strings.Join(ids, ", "))
 		}
 		if err := root.Signed.RevokeKey(id, e.Role); err != nil {
 			return fmt.Errorf("remove key from %s: %w", e.Role, err)
@@ -64,7 +68,7 @@ func EditRoot(root *metadata.Metadata[metadata.RootType], e RootEdit) error {
 	}
 	for name, r := range root.Signed.Roles {
 		if r.Threshold < 1 || r.Threshold > len(r.KeyIDs) {
-			return fmt.Errorf("role %s would need %d signatures from %d keys", name, r.Threshold, len(r.KeyIDs))
+			return fmt.Errorf("role %s would need %d signatures from %d keys; give a threshold from 1 to the number of keys, adding keys with --add-key first", name, r.Threshold, len(r.KeyIDs))
 		}
 	}
 	root.ClearSignatures()

@@ -140,6 +140,9 @@ func (k keyOptions) load(ctx context.Context, roles ...string) (repo.Keys, error
 // publisher, up to --retry times; a key the root does not list is
 // explained.
 func (k keyOptions) retrying(ctx context.Context, fn func() error) error {
+	if k.Retry < 0 {
+		return cliutil.Usagef("retry", "--retry %d: want 0 or more", k.Retry)
+	}
 	return k.explain(publisher.Retry(ctx, k.Retry, fn))
 }
 
