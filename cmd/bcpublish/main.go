@@ -198,7 +198,7 @@ func openForPublish(ctx context.Context, st storeOptions, k keyOptions, args []s
 
 // Shared flags.
 func repoFlag() cli.Flag {
-	return &cli.StringFlag{Name: "repo", Usage: "repository `DIR`", EnvVars: []string{"BCPUBLISH_REPO"}}
+	return &cli.StringFlag{Name: "repo", Usage: "repository `REPO`: a directory or s3://bucket/prefix", EnvVars: []string{"BCPUBLISH_REPO"}}
 }
 
 func keysFlag() cli.Flag {
@@ -213,20 +213,28 @@ func jsonFlag() cli.Flag {
 	return &cli.BoolFlag{Name: "json", Usage: "print JSON for scripts", EnvVars: []string{"BCPUBLISH_JSON"}}
 }
 
-// withKeys is a command's flags followed by the per-role --ROLE-key
-// references (every command that takes --keys has them) and, if retry,
-// --retry.
-func withKeys(retry bool, flags ...cli.Flag) []cli.Flag {
-	flags = append(flags, roleKeyFlags()...)
+// onlineRoles are the roles a publish signs with: targets, snapshot and
+// timestamp.
+var onlineRoles = []string{repo.RoleTargets, repo.RoleSnapshot, repo.RoleTimestamp}
+
+// withKeys is a command's flags followed by the --ROLE-key references of
+// the roles it signs with (every command that takes --keys has them) and,
+// if retry, --retry.
+func withKeys(retry bool, roles []string, flags ...cli.Flag) []cli.Flag {
+	flags = append(flags, roleKeyFlags(roles)...)
 	if retry {
 		flags = append(flags, &cli.IntFlag{Name: "retry", Usage: "if another publisher wins a race, reload and try again up to `N` times", EnvVars: []string{"BCPUBLISH_RETRY"}})
 	}
 	return flags
 }
 
-// withS3 is a command's flags followed by the S3 options (every command
-// that takes a repository has them).
+// withS3 is a command's flags followed by the S3 options that reach a
+// repository (every command that takes one has them).
 func withS3(flags ...cli.Flag) []cli.Flag { return append(flags, s3Flags()...) }
+
+// withS3Write is withS3 and the server-side encryption of uploads, for the
+// commands that write to the repository.
+func withS3Write(flags ...cli.Flag) []cli.Flag { return append(withS3(flags...), s3WriteFlags()...) }
 
 // codesignFlags let a command sign what it publishes for the consent gate
 // (a gate manifest, a device policy) with the publisher's code-signing key.
@@ -266,15 +274,23 @@ func s3Flags() []cli.Flag {
 		&cli.StringFlag{Name: "s3-endpoint", Usage: "S3-compatible endpoint `URL` (default: AWS, or AWS_ENDPOINT_URL_S3)", EnvVars: []string{"BCPUBLISH_S3_ENDPOINT"}},
 		&cli.StringFlag{Name: "s3-region", Usage: "S3 `REGION` (default: AWS_REGION or the profile's)", EnvVars: []string{"BCPUBLISH_S3_REGION"}},
 		&cli.BoolFlag{Name: "s3-path-style", Usage: "path-style S3 addressing (most S3-compatible servers)", EnvVars: []string{"BCPUBLISH_S3_PATH_STYLE"}},
-		&cli.StringFlag{Name: "sse", Value: "AES256", Usage: "server-side encryption of uploads: AES256 or aws:kms", EnvVars: []string{"BCPUBLISH_SSE"}},
+	}
+}
+
+// s3WriteFlags are the S3 options of uploads: only commands that write to
+// the repository have them.
+func s3WriteFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "sse", Value: "AES256", Usage: "server-side encryption of uploads, `MODE`: AES256 or aws:kms", EnvVars: []string{"BCPUBLISH_SSE"}},
 		&cli.StringFlag{Name: "sse-kms-key-id", Usage: "KMS `KEY` for --sse aws:kms (default: the bucket's)", EnvVars: []string{"BCPUBLISH_SSE_KMS_KEY_ID"}},
 	}
 }
 
-// roleKeyFlags take a key by reference for each role, overriding --keys.
-func roleKeyFlags() []cli.Flag {
+// roleKeyFlags take a key by reference for each of roles, overriding
+// --keys.
+func roleKeyFlags(roles []string) []cli.Flag {
 	var out []cli.Flag
-	for _, role := range repo.TopLevelRoles {
+	for _, role := range roles {
 		out = append(out, &cli.StringSliceFlag{Name: role + "-key", Usage: "the " + role + " key: a `FILE`, file://… or a KMS URI such as awskms:///arn:… (repeatable; overrides --keys)",
 			EnvVars: []string{"BCPUBLISH_" + strings.ToUpper(role) + "_KEY"}})
 	}

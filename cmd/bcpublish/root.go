@@ -17,7 +17,7 @@ func changeFlags() []cli.Flag {
 		&cli.StringFlag{Name: "role", Usage: "the `ROLE` to change: root, targets, snapshot or timestamp", EnvVars: []string{"BCPUBLISH_ROLE"}},
 		&cli.StringSliceFlag{Name: "add-key", Usage: "add a public key: `PUB` file or KMS URI (repeatable)", EnvVars: []string{"BCPUBLISH_ADD_KEY"}},
 		&cli.StringSliceFlag{Name: "remove-key", Usage: "remove a key: `PUB` file or key id (repeatable)", EnvVars: []string{"BCPUBLISH_REMOVE_KEY"}},
-		&cli.IntFlag{Name: "threshold", Usage: "signatures the role needs, `N`", EnvVars: []string{"BCPUBLISH_THRESHOLD"}},
+		&cli.IntFlag{Name: "threshold", Usage: "signatures the role needs, `N`", DefaultText: "unchanged", EnvVars: []string{"BCPUBLISH_THRESHOLD"}},
 		&cli.BoolFlag{Name: "extend", Usage: "re-issue the root with a new expiry (365 days), keys unchanged", EnvVars: []string{"BCPUBLISH_EXTEND"}},
 	}
 }
@@ -75,7 +75,7 @@ func rootCommand() *cli.Command {
 				Name:         "publish",
 				Usage:        "publish a staged root once it has enough signatures; re-sign the roles whose keys changed",
 				ArgsUsage:    "FILE",
-				Flags:        withS3(withKeys(true, repoFlag(), keysFlag())...),
+				Flags:        withS3Write(withKeys(true, onlineRoles, repoFlag(), keysFlag())...),
 				OnUsageError: cliutil.OnUsageError,
 				Action: func(c *cli.Context) error {
 					return runRootPublish(c.Context, globals(c), rootPublishOptions{Store: storeOpts(c, "repo"), Keys: keyOpts(c), Args: c.Args().Slice()})
@@ -84,7 +84,7 @@ func rootCommand() *cli.Command {
 			{
 				Name:         "rotate",
 				Usage:        "stage, sign with the root keys at hand and publish, in one step",
-				Flags:        withS3(withKeys(true, append([]cli.Flag{repoFlag(), keysFlag()}, changeFlags()...)...)...),
+				Flags:        withS3Write(withKeys(true, repo.TopLevelRoles, append([]cli.Flag{repoFlag(), keysFlag()}, changeFlags()...)...)...),
 				OnUsageError: cliutil.OnUsageError,
 				Action: func(c *cli.Context) error {
 					return runRootRotate(c.Context, globals(c), rootRotateOptions{Store: storeOpts(c, "repo"), Keys: keyOpts(c), Change: changeOpts(c), Args: c.Args().Slice()})
