@@ -74,14 +74,14 @@ func parseVersion(s string) (Version, string) {
 		v.Build = rest[i+1:]
 		rest = rest[:i]
 		if !validIdents(v.Build, false) {
-			return Version{}, `the build metadata after "+" must be dot-separated letters, digits and hyphens, such as ` + versionExample(rest[:i]) + "+build.5"
+			return Version{}, `the build metadata after "+" must be dot-separated letters, digits and hyphens, such as ` + versionExample(rest) + "+build.5"
 		}
 	}
 	if i := strings.IndexByte(rest, '-'); i >= 0 {
 		pre := rest[i+1:]
 		rest = rest[:i]
 		if !validIdents(pre, true) {
-			return Version{}, `the pre-release after "-" must be dot-separated letters, digits and hyphens (numbers without leading zeros), such as ` + versionExample(rest[:i]) + "-rc.1"
+			return Version{}, `the pre-release after "-" must be dot-separated letters, digits and hyphens (numbers without leading zeros), such as ` + versionExample(rest) + "-rc.1"
 		}
 		v.Pre = strings.Split(pre, ".")
 	}
