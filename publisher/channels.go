@@ -139,6 +139,9 @@ type YankResult struct {
 // never install it and warn where it is installed), and every channel that
 // named it is moved back to the newest older release that is not yanked.
 func Yank(ctx context.Context, s Store, keys repo.Keys, component, platform, version, reason string, now time.Time) (*YankResult, error) {
+	if _, err := repo.ParseVersion(version); err != nil {
+		return nil, usagef("--version %w", err)
+	}
 	r, err := loadForWrite(ctx, s)
 	if err != nil {
 		return nil, err

@@ -51,7 +51,7 @@ func planDeltas(r *repo.Repo, ix *repo.ReleaseIndex, o ReleaseOptions, artPath, 
 	}()
 	for _, base := range o.DeltaFrom {
 		if _, err := repo.ParseVersion(base); err != nil {
-			return out, usagef("--delta-from: %v", err)
+			return out, usagef("--delta-from %w", err)
 		}
 		basePath, ok := ix.Releases[base]
 		if !ok {

@@ -29,6 +29,9 @@ func CodeSignerFromFiles(certPath, keyPath string) (CodeSigner, error) {
 	if err != nil {
 		return nil, usagef("--codesign-key: %w", err)
 	}
+	if err := checkCodeSigningKey("--codesign-key", keyPath, "--codesign-cert", certPath, key, chain[0]); err != nil {
+		return nil, err
+	}
 	return func(content []byte) ([]byte, error) {
 		return signer.SignDetached(bytes.NewReader(content), chain, key)
 	}, nil

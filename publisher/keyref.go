@@ -64,7 +64,7 @@ func LoadPublicKeyRef(ctx context.Context, ref string) (*metadata.Key, error) {
 		if pub, err = cryptoutils.UnmarshalPEMToPublicKey(data); err != nil {
 			priv, perr := signer.ParsePrivateKey(data, path)
 			if perr != nil {
-				return nil, fmt.Errorf("key %s: no PEM public or private key: %v", ref, err)
+				return nil, usage(quiet(fmt.Errorf("key %s holds no PEM public or private key; give a .pub file such as bcpublish keys generate writes, or a KMS URI", ref), errors.Join(err, perr)))
 			}
 			pub = priv.Public()
 		}

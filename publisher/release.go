@@ -35,6 +35,9 @@ func usagef(format string, args ...any) error {
 	return errs.Usagef("", format, args...)
 }
 
+// usage makes err a usage error.
+func usage(err error) error { return errs.Usage("", err) }
+
 // Init creates a new repository in an empty store: root, the seeded device
 // policy target, and version 1 of targets, snapshot and timestamp.
 func Init(ctx context.Context, s Store, keys repo.Keys, now time.Time) (*repo.Repo, error) {
@@ -142,7 +145,7 @@ func (o *ReleaseOptions) validate() error {
 		return usagef("--component: %v", err)
 	}
 	if _, err := repo.ParseVersion(o.Version); err != nil {
-		return usagef("--version: %v", err)
+		return usagef("--version %w", err)
 	}
 	if err := repo.ValidatePlatform(o.Platform); err != nil {
 		return usagef("--platform: %v", err)
@@ -590,6 +593,10 @@ type ReleaseInfo struct {
 	SHA256    string   `json:"sha256"`
 	Released  string   `json:"released"`
 	Channels  []string `json:"channels"`
+	// Yanked says the release was withdrawn (release yank): agents never
+	// install it. YankReason is the reason given then ("" when not yanked).
+	Yanked     bool   `json:"yanked"`
+	YankReason string `json:"yank_reason"`
 }
 
 // ListReleases lists every artifact with the channels that point at it.
@@ -614,7 +621,7 @@ func ListReleases(ctx context.Context, s Store) ([]ReleaseInfo, error) {
 		}
 		info := &ReleaseInfo{Path: p, Component: rel.Component, Version: rel.Version, Platform: rel.Platform,
 			Install: rel.Install, Length: tf.Length, SHA256: hex.EncodeToString(tf.Hashes["sha256"]),
-			Released: rel.Released, Channels: []string{}}
+			Released: rel.Released, Channels: []string{}, Yanked: rel.Yanked, YankReason: rel.YankReason}
 		byPath[p] = info
 		out = append(out, info)
 	}

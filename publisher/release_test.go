@@ -354,3 +354,29 @@ func TestPublishAfterInterruptedPublishes(t *testing.T) {
 		}
 	}
 }
+
+// release list shows a yanked release and the reason it was withdrawn.
+func TestListReleasesShowsYanks(t *testing.T) {
+	f := newFixture(t)
+	for _, v := range []string{"1.0.0", "1.1.0"} {
+		if _, err := f.add(publisher.ReleaseOptions{Version: v, File: f.artifact(t, "nc-"+v+".zip", "zip "+v, f.pki.Leaf)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := publisher.Yank(context.Background(), f.store, f.keys, "notification-client", "windows-amd64", "1.1.0", "crashes on start", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	list, err := publisher.ListReleases(context.Background(), f.store)
+	if err != nil || len(list) != 2 {
+		t.Fatalf("list %+v %v", list, err)
+	}
+	for _, r := range list {
+		yanked := r.Version == "1.1.0"
+		if r.Yanked != yanked || (r.YankReason == "crashes on start") != yanked {
+			t.Errorf("%s: yanked %v, reason %q", r.Version, r.Yanked, r.YankReason)
+		}
+	}
+	if strings.Join(list[0].Channels, ",")+strings.Join(list[1].Channels, ",") != "stable" {
+		t.Errorf("channels after the yank: %+v", list)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/sigstore/sigstore/pkg/signature"
@@ -59,7 +60,7 @@ func readRootFile(file string) (*metadata.Metadata[metadata.RootType], error) {
 	}
 	md, err := metadata.Root().FromBytes(data)
 	if err != nil {
-		return nil, usagef("%s is not a TUF root: %v", file, err)
+		return nil, usagef("%s is not a TUF root (a file bcpublish root stage wrote): %w", file, err)
 	}
 	return md, nil
 }
@@ -97,7 +98,7 @@ func StageRoot(ctx context.Context, s Store, from string, change RootChange, out
 			return nil, err
 		}
 		if err := repo.EditRoot(next, e); err != nil {
-			return nil, usagef("%v", err)
+			return nil, usagef("%w", err)
 		}
 	}
 	next.Signed.Expires = now.UTC().Add(repo.RootExpiry).Truncate(time.Second)
@@ -113,6 +114,15 @@ func SignRootFile(file string, s signature.Signer) (string, int, error) {
 	md, err := readRootFile(file)
 	if err != nil {
 		return "", 0, err
+	}
+	// A key the staged root lists for another role only is a mistake; a
+	// key it does not list may be a current root key being rotated out.
+	roles, _, err := repo.KeyRoles(md, s)
+	if err != nil {
+		return "", 0, err
+	}
+	if len(roles) > 0 && !slices.Contains(roles, repo.RoleRoot) {
+		return "", 0, fmt.Errorf("%w: the key given is the staged root's %s key, not one of its root keys; sign with a root key", repo.ErrWrongKey, roles[0])
 	}
 	id, err := repo.SignRoot(md, s)
 	if err != nil {
@@ -151,6 +161,13 @@ func PublishRoot(ctx context.Context, s Store, file string, keys repo.Keys, now 
 // hand: rootSigners sign the new root (enough for the old root's threshold
 // and the new one's), keys re-sign the roles that changed.
 func RotateRoot(ctx context.Context, s Store, change RootChange, rootSigners []signature.Signer, keys repo.Keys, now time.Time) (*metadata.Metadata[metadata.RootType], error) {
+	r, err := loadRepo(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.CheckKeys(repo.RoleRoot, rootSigners); err != nil {
+		return nil, err
+	}
 	tmp, err := os.CreateTemp("", "bcupdate-root-*.json")
 	if err != nil {
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/url"
 	"sort"
@@ -19,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 )
 
 // S3Options configure the S3 backend beyond the standard AWS environment
@@ -65,7 +67,9 @@ func OpenS3(ctx context.Context, ref string, o S3Options) (*S3Store, error) {
 	default:
 		return nil, fmt.Errorf("--sse %q: want AES256 or aws:kms", o.SSE)
 	}
-	var opts []func(*config.LoadOptions) error
+	// The SDK's own warnings (IMDS fallbacks, checksums) would be a second
+	// line beside the error that says what to do.
+	opts := []func(*config.LoadOptions) error{config.WithLogger(logging.Nop{})}
 	if o.Region != "" {
 		opts = append(opts, config.WithRegion(o.Region))
 	}
@@ -75,6 +79,11 @@ func OpenS3(ctx context.Context, ref string, o S3Options) (*S3Store, error) {
 	}
 	if cfg.Region == "" {
 		cfg.Region = "us-east-1"
+	}
+	if cfg.Credentials != nil {
+		if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+			return nil, quiet(fmt.Errorf("%s: no usable AWS credentials; set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (for an SSO profile, run aws sso login)", ref), err)
+		}
 	}
 	client := s3.NewFromConfig(cfg, func(so *s3.Options) {
 		if o.Endpoint != "" {
@@ -125,8 +134,22 @@ func (s *S3Store) s3err(op, name string, err error) error {
 			return fmt.Errorf("%s %s/%s: access denied: check the AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID) and the bucket policy", op, s.ref, name)
 		}
 	}
+	var ne *net.OpError
+	if errors.As(err, &ne) {
+		return quiet(fmt.Errorf("%s %s/%s: cannot reach the S3 server (%v); check --s3-endpoint (or AWS_ENDPOINT_URL_S3) and that the server is running", op, s.ref, name, ne), err)
+	}
 	return fmt.Errorf("%s %s/%s: %w", op, s.ref, name, err)
 }
+
+// quietError reads as err and wraps both err and cause: for a library
+// error whose text would bury what to do (the AWS SDK's chain of
+// operations and retries), still reachable with errors.Is and errors.As.
+type quietError struct{ err, cause error }
+
+func (e *quietError) Error() string   { return e.err.Error() }
+func (e *quietError) Unwrap() []error { return []error{e.err, e.cause} }
+
+func quiet(err, cause error) error { return &quietError{err, cause} }
 
 // Get opens an object for reading.
 func (s *S3Store) Get(ctx context.Context, name string) (io.ReadCloser, error) {

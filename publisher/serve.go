@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -239,6 +240,25 @@ type ServeOptions struct {
 	Log   *slog.Logger
 }
 
+// listenErr says what to do when --addr cannot be listened on.
+func listenErr(addr string, err error) error {
+	var ae *net.AddrError
+	var de *net.DNSError
+	switch {
+	case errors.As(err, &de):
+		return usagef("--addr %s: the host name does not resolve; give an address of this machine, such as 127.0.0.1:8080 or :8443 (%w)", addr, err)
+	case errors.As(err, &ae):
+		return usagef("--addr %s: want HOST:PORT, such as 127.0.0.1:8080 or :8443 (%w)", addr, err)
+	case errors.Is(err, syscall.EADDRINUSE):
+		return fmt.Errorf("--addr %s: the port is in use (another bcpublish serve?); give another port, or port 0 for a free one: %w", addr, err)
+	case errors.Is(err, syscall.EACCES):
+		return fmt.Errorf("--addr %s: this user may not listen on that port; give a port above 1023 (and a proxy in front for 80 or 443): %w", addr, err)
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		return usagef("--addr %s: no network interface of this machine has that address; give one of its addresses, or 0.0.0.0 for all: %w", addr, err)
+	}
+	return fmt.Errorf("--addr %s: %w", addr, err)
+}
+
 // Serve serves a store until ctx is cancelled, then shuts down gracefully.
 // It answers as Handler does, on fasthttp: a gateway that thousands of
 // agents poll spends its time on timestamp.json, and net/http costs about
@@ -262,13 +282,13 @@ func Serve(ctx context.Context, s Store, o ServeOptions) error {
 		}
 		cert, err := tls.X509KeyPair(certPEM, keyPEM)
 		if err != nil {
-			return usagef("--tls-cert/--tls-key: %v", err)
+			return usagef("--tls-cert %s and --tls-key %s are not a PEM certificate (chain) and its own private key: %w", o.TLSCert, o.TLSKey, err)
 		}
 		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 	}
 	ln, err := net.Listen("tcp", o.Addr)
 	if err != nil {
-		return fmt.Errorf("--addr %s: %w", o.Addr, err)
+		return listenErr(o.Addr, err)
 	}
 	scheme := "http"
 	if tlsConfig != nil {

@@ -140,7 +140,7 @@ func (r *Release) Validate() error {
 		return err
 	}
 	if _, err := ParseVersion(r.Version); err != nil {
-		return err
+		return fmt.Errorf("version %w", err)
 	}
 	if err := ValidatePlatform(r.Platform); err != nil {
 		return err
@@ -168,7 +168,7 @@ func (r *Release) Validate() error {
 	}
 	if r.MinAgentVersion != "" {
 		if _, err := ParseVersion(r.MinAgentVersion); err != nil {
-			return fmt.Errorf("min_agent_version: %w", err)
+			return fmt.Errorf("min_agent_version %w", err)
 		}
 	}
 	seen := map[string]bool{}

@@ -124,7 +124,7 @@ func ParseArtifactPath(p string) (component, platform, version, file string, err
 		return
 	}
 	if _, err = ParseVersion(version); err != nil {
-		return
+		err = fmt.Errorf("version %w", err)
 	}
 	return
 }

@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -97,6 +98,30 @@ func TestNamesAndVersions(t *testing.T) {
 	for _, v := range []string{"1.0", "v1.0.0", "01.0.0", "1.0.0-", "1.0.0-01", "1.0.0+", "1..0", "1.0.0 "} {
 		if _, err := ParseVersion(v); err == nil {
 			t.Errorf("accepted version %q", v)
+		}
+	}
+}
+
+// A string that is not a semantic version says what to write instead.
+func TestParseVersionSaysWhatToWrite(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"v1.3.0", `"v1.3.0" is not a semantic version: write it without the "v", as 1.3.0`},
+		{"V1.3", `"V1.3" is not a semantic version: write it as MAJOR.MINOR.PATCH[-PRE] without the "V", such as 1.3.0`},
+		{"1.3", `"1.3" is not a semantic version: it has two numbers, not three; write MAJOR.MINOR.PATCH[-PRE], such as 1.3.0`},
+		{"1", `"1" is not a semantic version: it has one number, not three; write MAJOR.MINOR.PATCH[-PRE], such as 1.0.0`},
+		{"1.3.0.1", `"1.3.0.1" is not a semantic version: it has 4 numbers, not three; write MAJOR.MINOR.PATCH[-PRE], such as 1.3.0`},
+		{"01.2.3", `"01.2.3" is not a semantic version: numbers have no leading zeros; write 1.2.3`},
+		{"1.2.x", `"1.2.x" is not a semantic version: "x" is not a number; write MAJOR.MINOR.PATCH[-PRE], such as 1.2.0`},
+		{"1..0", `"1..0" is not a semantic version: a number is missing; write MAJOR.MINOR.PATCH[-PRE], such as 1.0.0`},
+		{"1.2.3-", `"1.2.3-" is not a semantic version: the pre-release after "-" must be dot-separated letters, digits and hyphens (numbers without leading zeros), such as 1.2.3-rc.1`},
+		{"1.2.3+", `"1.2.3+" is not a semantic version: the build metadata after "+" must be dot-separated letters, digits and hyphens, such as 1.2.3+build.5`},
+		{"1.0.0 ", `"1.0.0 " is not a semantic version: remove the spaces, as 1.0.0`},
+		{"", `"" is not a semantic version: it is empty; write MAJOR.MINOR.PATCH[-PRE], such as 1.0.0`},
+	} {
+		_, err := ParseVersion(tc.in)
+		var ve *VersionError
+		if !errors.As(err, &ve) || ve.Value != tc.in || err.Error() != tc.want {
+			t.Errorf("ParseVersion(%q) = %v\nwant %s", tc.in, err, tc.want)
 		}
 	}
 }

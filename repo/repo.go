@@ -57,6 +57,91 @@ var (
 	ErrNotFound = errors.New("no repository found")
 )
 
+// WrongKeyError is ErrWrongKey for one role: Have of the keys given for
+// Role are among the repository root's keys for it, and it needs Need
+// signatures. OtherRole, if set, is the role of the root a key given is
+// a key of instead (a key of another role given for this one). Err is
+// what go-tuf said, if it was asked.
+type WrongKeyError struct {
+	Role       string
+	Have, Need int
+	OtherRole  string
+	Bins       bool // the keys of the hashed bins, which targets delegates to
+	Err        error
+}
+
+func (e *WrongKeyError) Error() string {
+	whose := "the repository root's " + e.Role + " keys"
+	if e.Bins {
+		whose = "the targets keys the hashed bins are delegated to"
+	}
+	switch {
+	case e.OtherRole != "":
+		return fmt.Sprintf("the %s key given is the repository's %s key, not one of %s (%d of the %d signatures needed)", e.Role, e.OtherRole, whose, e.Have, e.Need)
+	case e.Have > 0:
+		return fmt.Sprintf("too few of the %s keys given are %s (%d of the %d signatures needed)", e.Role, whose, e.Have, e.Need)
+	}
+	return fmt.Sprintf("the %s key given is not one of %s (%d of the %d signatures needed)", e.Role, whose, e.Have, e.Need)
+}
+
+// Unwrap makes a WrongKeyError match ErrWrongKey and reach go-tuf's error.
+func (e *WrongKeyError) Unwrap() []error {
+	if e.Err == nil {
+		return []error{ErrWrongKey}
+	}
+	return []error{ErrWrongKey, e.Err}
+}
+
+// wrongKey is the WrongKeyError of the keys given for role against the
+// key ids wanted and the threshold.
+func (r *Repo) wrongKey(role string, given []signature.Signer, wanted []string, need int, cause error) *WrongKeyError {
+	e := &WrongKeyError{Role: role, Need: need, Err: cause}
+	for _, s := range given {
+		_, id, err := tufKey(s)
+		if err != nil {
+			continue
+		}
+		if slices.Contains(wanted, id) {
+			e.Have++
+			continue
+		}
+		for _, other := range TopLevelRoles {
+			if rr := r.Root.Signed.Roles[other]; other != role && rr != nil && slices.Contains(rr.KeyIDs, id) && e.OtherRole == "" {
+				e.OtherRole = other
+			}
+		}
+	}
+	return e
+}
+
+// CheckKeys is a *WrongKeyError unless enough of given (the root's
+// threshold) are the repository root's keys for role.
+func (r *Repo) CheckKeys(role string, given []signature.Signer) error {
+	rr := r.Root.Signed.Roles[role]
+	if rr == nil {
+		return fmt.Errorf("role %q: want root, targets, snapshot or timestamp", role)
+	}
+	if e := r.wrongKey(role, given, rr.KeyIDs, rr.Threshold, nil); e.Have < e.Need {
+		return e
+	}
+	return nil
+}
+
+// KeyRoles lists the roles of root that list s's key, and its key id.
+func KeyRoles(root *metadata.Metadata[metadata.RootType], s signature.Signer) ([]string, string, error) {
+	_, id, err := tufKey(s)
+	if err != nil {
+		return nil, "", err
+	}
+	var roles []string
+	for _, role := range TopLevelRoles {
+		if rr := root.Signed.Roles[role]; rr != nil && slices.Contains(rr.KeyIDs, id) {
+			roles = append(roles, role)
+		}
+	}
+	return roles, id, nil
+}
+
 // Keys are the signers of each top-level role. A role may have several
 // keys; each one signs.
 type Keys map[string][]signature.Signer
@@ -265,6 +350,11 @@ func (r *Repo) bin(name string) (*metadata.Metadata[metadata.TargetsType], error
 		return nil, fmt.Errorf("%w: %s: %v", ErrVerification, file, err)
 	}
 	if err := verifyBin(r.Targets, name, b); err != nil {
+		var ue *metadata.ErrUnsignedMetadata
+		if errors.As(err, &ue) {
+			return nil, &explained{msg: fmt.Sprintf("%v: %s is not signed by enough of the targets keys the hashed bins are delegated to (it was changed, or signed with other keys)", ErrVerification, file),
+				errs: []error{ErrVerification, err}}
+		}
 		return nil, fmt.Errorf("%w: %s: %v", ErrVerification, file, err)
 	}
 	if b.Signed.Version != meta.Version {
@@ -339,7 +429,9 @@ func (r *Repo) checkBinKeys(keys Keys) error {
 		}
 	}
 	if have < sr.Threshold {
-		return fmt.Errorf("%w: the targets key given is not a key of the bins (%d of %d)", ErrWrongKey, have, sr.Threshold)
+		e := r.wrongKey(RoleTargets, keys[RoleTargets], sr.KeyIDs, sr.Threshold, nil)
+		e.Bins = true
+		return e
 	}
 	return nil
 }
@@ -476,11 +568,11 @@ func load(read ReadFunc, staleOK bool) (*Repo, error) {
 		}
 		if r.Root != nil {
 			if err := r.Root.VerifyDelegate(RoleRoot, next); err != nil {
-				return nil, fmt.Errorf("%w: %s is not signed by the previous root's keys: %v", ErrVerification, name, err)
+				return nil, unsigned(r.Root, RoleRoot, name, next, err)
 			}
 		}
 		if err := next.VerifyDelegate(RoleRoot, next); err != nil {
-			return nil, fmt.Errorf("%w: %s is not signed by its own root keys: %v", ErrVerification, name, err)
+			return nil, unsigned(next, RoleRoot, name, next, err)
 		}
 		r.Root = next
 		roots = append(roots, next)
@@ -492,7 +584,7 @@ func load(read ReadFunc, staleOK bool) (*Repo, error) {
 		return nil, fmt.Errorf("%w: timestamp.json: %v", ErrVerification, err)
 	}
 	if err := r.Root.VerifyDelegate(RoleTimestamp, r.Timestamp); err != nil {
-		return nil, fmt.Errorf("%w: timestamp.json: %v", ErrVerification, err)
+		return nil, unsigned(r.Root, RoleTimestamp, "timestamp.json", r.Timestamp, err)
 	}
 	snapMeta := r.Timestamp.Signed.Meta["snapshot.json"]
 	if snapMeta == nil {
@@ -510,7 +602,7 @@ func load(read ReadFunc, staleOK bool) (*Repo, error) {
 		return nil, fmt.Errorf("%w: %s: %v", ErrVerification, name, err)
 	}
 	if err := r.Root.VerifyDelegate(RoleSnapshot, r.Snapshot); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrVerification, name, err)
+		return nil, unsigned(r.Root, RoleSnapshot, name, r.Snapshot, err)
 	}
 	if r.Snapshot.Signed.Version != snapMeta.Version {
 		return nil, fmt.Errorf("%w: %s has version %d", ErrVerification, name, r.Snapshot.Signed.Version)
@@ -539,7 +631,7 @@ func load(read ReadFunc, staleOK bool) (*Repo, error) {
 			return nil, fmt.Errorf("%w: %s is signed by the targets keys of root v%d, not by those of root v%d: a targets key rotation was published without re-signing targets (older bcpublish releases did that on repositories with hashed bins); repair it with bcpublish refresh --targets and the new targets key: %v",
 				ErrVerification, name, old, r.Root.Signed.Version, err)
 		default:
-			return nil, fmt.Errorf("%w: %s: %v", ErrVerification, name, err)
+			return nil, unsigned(r.Root, RoleTargets, name, r.Targets, err)
 		}
 	}
 	if r.Targets.Signed.Version != tMeta.Version {
@@ -774,8 +866,8 @@ func signChecked[T metadata.Roles](r *Repo, role string, md *metadata.Metadata[T
 		return fmt.Errorf("sign %s: %w", role, err)
 	}
 	if err := r.Root.VerifyDelegate(role, md); err != nil {
-		return fmt.Errorf("%w: the %s key given is not one of the repository root's %s keys (or too few of them): %v",
-			ErrWrongKey, role, role, err)
+		rr := r.Root.Signed.Roles[role]
+		return r.wrongKey(role, keys[role], rr.KeyIDs, rr.Threshold, err)
 	}
 	return nil
 }

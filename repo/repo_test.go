@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/beckmanconnect/bcupdate/repo"
 	"github.com/beckmanconnect/bcupdate/signer"
@@ -151,8 +152,22 @@ func TestCommitWithWrongKey(t *testing.T) {
 	}
 	wrong := newKeys(t)
 	keys[repo.RoleTargets] = wrong[repo.RoleTargets]
-	if _, err := r.Commit(keys, time.Now()); !errors.Is(err, repo.ErrWrongKey) {
-		t.Fatalf("want ErrVerification, got %v", err)
+	_, err = r.Commit(keys, time.Now())
+	var wk *repo.WrongKeyError
+	var unsigned *metadata.ErrUnsignedMetadata
+	if !errors.Is(err, repo.ErrWrongKey) || !errors.As(err, &wk) || !errors.As(err, &unsigned) {
+		t.Fatalf("want a WrongKeyError wrapping go-tuf's, got %v", err)
+	}
+	if wk.Role != repo.RoleTargets || wk.Have != 0 || wk.Need != 1 || wk.OtherRole != "" ||
+		err.Error() != "the targets key given is not one of the repository root's targets keys (0 of the 1 signatures needed)" {
+		t.Fatalf("%+v: %v", wk, err)
+	}
+	// A key of another role is named as such.
+	keys[repo.RoleTargets] = keys[repo.RoleSnapshot]
+	_, err = r.Commit(keys, time.Now())
+	if !errors.As(err, &wk) || wk.OtherRole != repo.RoleSnapshot ||
+		err.Error() != "the targets key given is the repository's snapshot key, not one of the repository root's targets keys (0 of the 1 signatures needed)" {
+		t.Fatalf("key of another role: %v", err)
 	}
 }
 

@@ -52,7 +52,11 @@ func EditRoot(root *metadata.Metadata[metadata.RootType], e RootEdit) error {
 	}
 	for _, id := range e.Remove {
 		if !slices.Contains(role.KeyIDs, id) {
-			return fmt.Errorf("key %s is not a %s key", id, e.Role)
+			var ids []string
+			for _, k := range role.KeyIDs {
+				ids = append(ids, short(k))
+			}
+			return fmt.Errorf("key %s is not one of the root's %s keys (%s)", short(id), e.Role, strings.Join(ids, ", "))
 		}
 		if err := root.Signed.RevokeKey(id, e.Role); err != nil {
 			return fmt.Errorf("remove key from %s: %w", e.Role, err)
@@ -64,7 +68,7 @@ func EditRoot(root *metadata.Metadata[metadata.RootType], e RootEdit) error {
 	}
 	for name, r := range root.Signed.Roles {
 		if r.Threshold < 1 || r.Threshold > len(r.KeyIDs) {
-			return fmt.Errorf("role %s would need %d signatures from %d keys", name, r.Threshold, len(r.KeyIDs))
+			return fmt.Errorf("role %s would need %d signatures from %d keys; give a threshold from 1 to the number of keys, adding keys with --add-key first", name, r.Threshold, len(r.KeyIDs))
 		}
 	}
 	root.ClearSignatures()
@@ -90,7 +94,7 @@ func KeyID(k *metadata.Key) (string, error) { return k.ID() }
 
 // signedBy lists the key ids of delegator's role whose signature on md
 // verifies.
-func signedBy(delegator *metadata.Metadata[metadata.RootType], role string, md *metadata.Metadata[metadata.RootType]) []string {
+func signedBy[T metadata.Roles](delegator *metadata.Metadata[metadata.RootType], role string, md *metadata.Metadata[T]) []string {
 	var ok []string
 	for _, id := range delegator.Signed.Roles[role].KeyIDs {
 		one := *delegator
@@ -107,6 +111,35 @@ func signedBy(delegator *metadata.Metadata[metadata.RootType], role string, md *
 	}
 	return ok
 }
+
+// unsigned is the verification error of md (the file name) not signed by
+// enough of root's keys for role, in counts instead of go-tuf's words
+// (its error is wrapped).
+func unsigned[T metadata.Roles](root *metadata.Metadata[metadata.RootType], role, name string, md *metadata.Metadata[T], err error) error {
+	rr := root.Signed.Roles[role]
+	if rr == nil {
+		return fmt.Errorf("%w: %s: %w", ErrVerification, name, err)
+	}
+	have := len(signedBy(root, role, md))
+	if have >= rr.Threshold {
+		return fmt.Errorf("%w: %s: %v", ErrVerification, name, err)
+	}
+	return &explained{
+		msg: fmt.Sprintf("%v: %s has %d valid signatures by the %s keys of root v%d, which needs %d (it was changed, or signed with keys that root does not list)",
+			ErrVerification, name, have, role, root.Signed.Version, rr.Threshold),
+		errs: []error{ErrVerification, err},
+	}
+}
+
+// explained is an error in our words (msg) that wraps the errors it
+// explains, such as go-tuf's, without repeating their text.
+type explained struct {
+	msg  string
+	errs []error
+}
+
+func (e *explained) Error() string   { return e.msg }
+func (e *explained) Unwrap() []error { return e.errs }
 
 // checkNextRoot says whether next may follow prev: version prev+1, signed by
 // prev's root threshold and by its own. The error names what is missing.

@@ -16,47 +16,129 @@ type Version struct {
 
 func (v Version) String() string { return v.raw }
 
+// VersionForm is the form ParseVersion wants, in the words errors use.
+const VersionForm = "MAJOR.MINOR.PATCH[-PRE]"
+
+// VersionError is a string that is not a semantic version. Its message
+// quotes the string and says what to write instead; a caller adds what the
+// string is ("--version %w", "version %w").
+type VersionError struct {
+	Value string
+	// Hint says what is wrong and the form to write, with the fixed
+	// version where there is one.
+	Hint string
+}
+
+func (e *VersionError) Error() string {
+	return fmt.Sprintf("%q is not a semantic version: %s", e.Value, e.Hint)
+}
+
 // ParseVersion parses MAJOR.MINOR.PATCH[-PRERELEASE][+BUILD], without a "v".
+// Its error is a *VersionError.
 func ParseVersion(s string) (Version, error) {
-	v := Version{raw: s}
-	bad := func(why string) (Version, error) {
-		return Version{}, fmt.Errorf("version %q is not a semantic version (MAJOR.MINOR.PATCH): %s", s, why)
+	v, hint := parseVersion(s)
+	if hint == "" {
+		return v, nil
 	}
-	if s == "" || len(s) > 128 {
-		return bad("empty or too long")
+	switch t := strings.TrimSpace(s); {
+	case t != s:
+		hint = "remove the spaces"
+		if _, h := parseVersion(t); h == "" {
+			hint += ", as " + t
+		}
+	case len(s) > 1 && (s[0] == 'v' || s[0] == 'V') && s[1] >= '0' && s[1] <= '9':
+		if _, h := parseVersion(s[1:]); h == "" {
+			hint = fmt.Sprintf("write it without the %q, as %s", s[:1], s[1:])
+		} else {
+			hint = fmt.Sprintf("write it as %s without the %q, such as %s", VersionForm, s[:1], versionExample(s[1:]))
+		}
+	}
+	return Version{}, &VersionError{Value: s, Hint: hint}
+}
+
+// parseVersion is ParseVersion, with what is wrong as a hint ("" when
+// nothing is).
+func parseVersion(s string) (Version, string) {
+	v := Version{raw: s}
+	form := func(why string) string {
+		return fmt.Sprintf("%s; write %s, such as %s", why, VersionForm, versionExample(s))
+	}
+	if s == "" {
+		return Version{}, form("it is empty")
+	}
+	if len(s) > 128 {
+		return Version{}, "it is longer than 128 characters"
 	}
 	rest := s
 	if i := strings.IndexByte(rest, '+'); i >= 0 {
 		v.Build = rest[i+1:]
 		rest = rest[:i]
 		if !validIdents(v.Build, false) {
-			return bad("bad build metadata")
+			return Version{}, `the build metadata after "+" must be dot-separated letters, digits and hyphens, such as ` + versionExample(rest) + "+build.5"
 		}
 	}
 	if i := strings.IndexByte(rest, '-'); i >= 0 {
 		pre := rest[i+1:]
 		rest = rest[:i]
 		if !validIdents(pre, true) {
-			return bad("bad pre-release")
+			return Version{}, `the pre-release after "-" must be dot-separated letters, digits and hyphens (numbers without leading zeros), such as ` + versionExample(rest) + "-rc.1"
 		}
 		v.Pre = strings.Split(pre, ".")
 	}
 	parts := strings.Split(rest, ".")
-	if len(parts) != 3 {
-		return bad("want three numbers")
-	}
-	nums := []*uint64{&v.Major, &v.Minor, &v.Patch}
-	for i, p := range parts {
-		if p == "" || (len(p) > 1 && p[0] == '0') {
-			return bad("numbers must not be empty or have leading zeros")
+	var nums []uint64
+	for _, p := range parts {
+		if p == "" {
+			return Version{}, form("a number is missing")
 		}
 		n, err := strconv.ParseUint(p, 10, 64)
 		if err != nil {
-			return bad("not a number")
+			return Version{}, form(fmt.Sprintf("%q is not a number", p))
 		}
-		*nums[i] = n
+		if len(p) > 1 && p[0] == '0' {
+			return Version{}, fmt.Sprintf("numbers have no leading zeros; write %s", versionExample(s))
+		}
+		nums = append(nums, n)
 	}
-	return v, nil
+	if len(nums) != 3 {
+		have := map[int]string{1: "one number", 2: "two numbers"}[len(nums)]
+		if have == "" {
+			have = fmt.Sprintf("%d numbers", len(nums))
+		}
+		return Version{}, form("it has " + have + ", not three")
+	}
+	v.Major, v.Minor, v.Patch = nums[0], nums[1], nums[2]
+	return v, ""
+}
+
+// versionExample is a version of s's form: its leading numbers (without
+// leading zeros), padded or cut to three, and its pre-release, or 1.0.0.
+func versionExample(s string) string {
+	rest, pre := s, ""
+	if i := strings.IndexByte(rest, '+'); i >= 0 {
+		rest = rest[:i]
+	}
+	if i := strings.IndexByte(rest, '-'); i >= 0 {
+		rest, pre = rest[:i], rest[i:]
+		if !validIdents(pre[1:], true) {
+			pre = ""
+		}
+	}
+	var nums []string
+	for _, p := range strings.Split(rest, ".") {
+		n, err := strconv.ParseUint(p, 10, 64)
+		if err != nil || len(nums) == 3 {
+			break
+		}
+		nums = append(nums, strconv.FormatUint(n, 10))
+	}
+	if len(nums) == 0 {
+		return "1.0.0"
+	}
+	for len(nums) < 3 {
+		nums = append(nums, "0")
+	}
+	return strings.Join(nums, ".") + pre
 }
 
 func validIdents(s string, numericNoLeadingZero bool) bool {

@@ -172,7 +172,7 @@ func (t *Trust) VerifyDetachedDigest(digest func(crypto.Hash) ([]byte, error), s
 	}
 	psd, err := pkcs7.Unmarshal(sig)
 	if err != nil {
-		return nil, verr("signature is not a DER CMS SignedData: %v", err)
+		return nil, quiet(verr("signature is not a DER CMS SignedData (a .p7s as bcpublish codesign sign, signtool /p7 or openssl cms -outform DER write it)"), err)
 	}
 	sd := &psd.Content
 	if len(sd.SignerInfos) != 1 {

@@ -6,12 +6,15 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 
 	"github.com/sigstore/sigstore/pkg/signature"
 
@@ -72,7 +75,7 @@ func LoadPrivateKey(path string) (crypto.Signer, error) {
 	}
 	defer f.Close()
 	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("key %s: permissions %o are too open; run chmod 600 %s", path, fi.Mode().Perm(), path)
+		return nil, fmt.Errorf("key %s: permissions %o are too open for a private key; run chmod 600 %s", path, fi.Mode().Perm(), path)
 	}
 	if fi.Size() > maxKeyFileSize {
 		return nil, fmt.Errorf("key %w", regfile.TooLarge(path, fi.Size(), maxKeyFileSize))
@@ -90,12 +93,14 @@ func LoadPrivateKey(path string) (crypto.Signer, error) {
 // ParsePrivateKey parses the first PKCS#8 (or SEC1 EC) private key in PEM data.
 // name is used in error messages.
 func ParsePrivateKey(data []byte, name string) (crypto.Signer, error) {
+	var seen []string
 	for {
 		var block *pem.Block
 		block, data = pem.Decode(data)
 		if block == nil {
-			return nil, fmt.Errorf("key %s: no PEM private key found", name)
+			return nil, noPrivateKey(name, seen)
 		}
+		seen = append(seen, block.Type)
 		var key any
 		var err error
 		switch block.Type {
@@ -111,7 +116,7 @@ func ParsePrivateKey(data []byte, name string) (crypto.Signer, error) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("key %s: %w", name, err)
+			return nil, fmt.Errorf("key %s: its %s is not a valid key: %w", name, block.Type, err)
 		}
 		s, ok := key.(crypto.Signer)
 		if !ok {
@@ -119,6 +124,20 @@ func ParsePrivateKey(data []byte, name string) (crypto.Signer, error) {
 		}
 		return s, nil
 	}
+}
+
+// noPrivateKey is the error of a key file without a private key, saying
+// what it holds instead (the PEM block types seen).
+func noPrivateKey(name string, seen []string) error {
+	switch {
+	case slices.Contains(seen, "CERTIFICATE"):
+		return fmt.Errorf("key %s holds a certificate, not a private key; give the PEM private key file", name)
+	case slices.Contains(seen, "PUBLIC KEY"):
+		return fmt.Errorf("key %s holds a public key, not a private key; give the private key (the .key file, not the .pub)", name)
+	case len(seen) > 0:
+		return fmt.Errorf("key %s holds no private key (PEM blocks: %s); want a PKCS#8 \"PRIVATE KEY\" PEM file", name, strings.Join(seen, ", "))
+	}
+	return fmt.Errorf("key %s: no PEM private key found; want a PKCS#8 \"PRIVATE KEY\" PEM file", name)
 }
 
 // RoleSigner turns a private key into the sigstore signer go-tuf uses:
@@ -129,11 +148,13 @@ func RoleSigner(priv crypto.Signer) (signature.Signer, error) {
 		return signature.LoadED25519SignerVerifier(k)
 	case *ecdsa.PrivateKey:
 		if k.Curve != elliptic.P256() {
-			return nil, errors.New("ECDSA role keys must use P-256")
+			return nil, fmt.Errorf("it is an ECDSA %s key; TUF role keys are Ed25519 or ECDSA P-256 (bcpublish keys generate makes them)", k.Curve.Params().Name)
 		}
 		return signature.LoadECDSASignerVerifier(k, crypto.SHA256)
+	case *rsa.PrivateKey:
+		return nil, errors.New("it is an RSA key, such as a code-signing key; TUF role keys are Ed25519 or ECDSA P-256 (bcpublish keys generate makes them)")
 	default:
-		return nil, fmt.Errorf("unsupported role key type %T (want ed25519 or ECDSA P-256)", priv)
+		return nil, fmt.Errorf("unsupported role key type %T; TUF role keys are Ed25519 or ECDSA P-256 (bcpublish keys generate makes them)", priv)
 	}
 }
 

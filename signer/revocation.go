@@ -44,7 +44,7 @@ func ParseCRL(data []byte, name string) (*CRL, error) {
 	}
 	l, err := x509.ParseRevocationList(data)
 	if err != nil {
-		return nil, fmt.Errorf("CRL %s: %w", name, err)
+		return nil, fmt.Errorf("CRL %s is not a certificate revocation list (DER, or PEM \"X509 CRL\"): %w", name, err)
 	}
 	return &CRL{Name: name, List: l}, nil
 }

@@ -103,16 +103,29 @@ func SPKIHash(cert *x509.Certificate) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// trustDirHelp says what a trust directory holds, for its errors.
+const trustDirHelp = `a trust directory holds roots/*.pem (the pinned code-signing root certificates) and publishers (lines such as "O=Beckman Coulter, Inc.")`
+
 // LoadTrust reads a trust directory. It fails if there is no root or no
 // publisher, because such a directory would accept nothing or anything.
 func LoadTrust(dir string) (*Trust, error) {
 	t := &Trust{Dir: dir, Roots: x509.NewCertPool(), TSARoots: x509.NewCertPool()}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		what := "is not a directory"
+		if err != nil {
+			what = "does not exist"
+			if !errors.Is(err, fs.ErrNotExist) {
+				what = err.Error()
+			}
+		}
+		return nil, fmt.Errorf("trust directory %s %s; %s", dir, what, trustDirHelp)
+	}
 	var err error
 	if t.RootCerts, err = loadCAs(dir, "roots", t.Roots); err != nil {
 		return nil, err
 	}
 	if len(t.RootCerts) == 0 {
-		return nil, fmt.Errorf("trust directory %s: no root certificates in roots/*.pem", dir)
+		return nil, fmt.Errorf("trust directory %s: no root certificates in %s; %s", dir, filepath.Join(dir, "roots", "*.pem"), trustDirHelp)
 	}
 	if t.TSARootCerts, err = loadCAs(dir, "tsa-roots", t.TSARoots); err != nil {
 		return nil, err
@@ -185,25 +198,41 @@ func LoadCertificates(path string) ([]*x509.Certificate, error) {
 		return nil, err
 	}
 	var certs []*x509.Certificate
+	var seen []string
 	for {
 		var block *pem.Block
 		block, data = pem.Decode(data)
 		if block == nil {
 			break
 		}
+		seen = append(seen, block.Type)
 		if block.Type != "CERTIFICATE" {
 			continue
 		}
 		c, err := x509.ParseCertificate(block.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
+			return nil, fmt.Errorf("%s: certificate %d is not a valid X.509 certificate: %w", path, len(certs)+1, err)
 		}
 		certs = append(certs, c)
 	}
 	if len(certs) == 0 {
-		return nil, fmt.Errorf("%s: no PEM certificate found", path)
+		return nil, noCertificate(path, seen)
 	}
 	return certs, nil
+}
+
+// noCertificate is the error of a certificate file without a certificate,
+// saying what it holds instead (the PEM block types seen).
+func noCertificate(path string, seen []string) error {
+	for _, t := range seen {
+		switch {
+		case strings.HasSuffix(t, "PRIVATE KEY"):
+			return fmt.Errorf("%s holds a private key, not a certificate; give the PEM certificate (chain) file", path)
+		case t == "PUBLIC KEY":
+			return fmt.Errorf("%s holds a public key, such as a TUF role key's .pub, not a certificate; give the PEM certificate (chain) file", path)
+		}
+	}
+	return fmt.Errorf("%s: no PEM certificate found; want PEM \"CERTIFICATE\" blocks", path)
 }
 
 // readLimited reads a certificate, CRL or publishers file: a regular file

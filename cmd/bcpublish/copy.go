@@ -14,7 +14,7 @@ func copyCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "copy",
 		Usage: "copy a whole repository (directory <-> s3://) in the safe order: targets, metadata, timestamp.json last",
-		Flags: withS3(
+		Flags: withS3Write(
 			&cli.StringFlag{Name: "from", Usage: "source `REPO`", EnvVars: []string{"BCPUBLISH_FROM"}},
 			&cli.StringFlag{Name: "to", Usage: "destination `REPO`", EnvVars: []string{"BCPUBLISH_TO"}},
 		),

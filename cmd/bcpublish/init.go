@@ -16,8 +16,8 @@ func initCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "init",
 		Usage: "create a new TUF repository (root, targets, snapshot, timestamp, device policy)",
-		Flags: withS3(withKeys(false, repoFlag(), keysFlag(),
-			&cli.IntFlag{Name: "bins", Usage: "delegate targets to `N` hashed bins (a power of two; about the square root of the targets you expect)", EnvVars: []string{"BCPUBLISH_BINS"}},
+		Flags: withS3Write(withKeys(false, repo.TopLevelRoles, repoFlag(), keysFlag(),
+			&cli.IntFlag{Name: "bins", Usage: "delegate targets to `N` hashed bins (a power of two; about the square root of the targets you expect)", DefaultText: "none", EnvVars: []string{"BCPUBLISH_BINS"}},
 		)...),
 		OnUsageError: cliutil.OnUsageError,
 		Action: func(c *cli.Context) error {

@@ -20,7 +20,7 @@ func keysCommand() *cli.Command {
 			Usage: "make root, targets, snapshot and timestamp keys (PKCS#8 PEM, 0600)",
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "out", Usage: "write keys to `DIR` (created 0700)", EnvVars: []string{"BCPUBLISH_OUT"}},
-				&cli.StringFlag{Name: "type", Value: "ed25519", Usage: "key type: ed25519 or ecdsa-p256", EnvVars: []string{"BCPUBLISH_KEY_TYPE"}},
+				&cli.StringFlag{Name: "type", Value: "ed25519", Usage: "key `TYPE`: ed25519 or ecdsa-p256", EnvVars: []string{"BCPUBLISH_KEY_TYPE"}},
 			},
 			OnUsageError: cliutil.OnUsageError,
 			Action: func(c *cli.Context) error {

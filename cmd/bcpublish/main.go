@@ -8,6 +8,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -97,7 +99,7 @@ func storeOpts(c *cli.Context, flag string) storeOptions {
 func (o storeOptions) open(ctx context.Context) (publisher.Store, error) {
 	s, err := publisher.OpenStore(ctx, o.Location, o.S3)
 	if err != nil {
-		return nil, cliutil.Usagef(o.Flag, "%v", err)
+		return nil, cliutil.Usagef(o.Flag, "%w", err)
 	}
 	return s, nil
 }
@@ -135,9 +137,28 @@ func (k keyOptions) load(ctx context.Context, roles ...string) (repo.Keys, error
 }
 
 // retrying runs a publish, again after losing a race with another
-// publisher, up to --retry times.
+// publisher, up to --retry times; a key the root does not list is
+// explained.
 func (k keyOptions) retrying(ctx context.Context, fn func() error) error {
-	return publisher.Retry(ctx, k.Retry, fn)
+	if k.Retry < 0 {
+		return cliutil.Usagef("retry", "--retry %d: want 0 or more", k.Retry)
+	}
+	return k.explain(publisher.Retry(ctx, k.Retry, fn))
+}
+
+// explain says, of a role key the repository's root does not list, which
+// flag gave it and what to check; other errors pass unchanged.
+func (k keyOptions) explain(err error) error {
+	var wk *repo.WrongKeyError
+	if !errors.As(err, &wk) {
+		return err
+	}
+	role := wk.Role
+	if refs := k.Refs[role]; len(refs) > 0 {
+		return fmt.Errorf("--%s-key %s does not match the repository: %w; give this repository's %s key", role, strings.Join(refs, ","), err, role)
+	}
+	return fmt.Errorf("--keys %s: %s.key does not match the repository: %w; check that --keys is this repository's key directory, or give the %s key with --%s-key",
+		k.Dir, role, err, role, role)
 }
 
 // need is the usage error for the first empty flag of the name, value
@@ -177,7 +198,7 @@ func openForPublish(ctx context.Context, st storeOptions, k keyOptions, args []s
 
 // Shared flags.
 func repoFlag() cli.Flag {
-	return &cli.StringFlag{Name: "repo", Usage: "repository `DIR`", EnvVars: []string{"BCPUBLISH_REPO"}}
+	return &cli.StringFlag{Name: "repo", Usage: "repository `REPO`: a directory or s3://bucket/prefix", EnvVars: []string{"BCPUBLISH_REPO"}}
 }
 
 func keysFlag() cli.Flag {
@@ -192,20 +213,28 @@ func jsonFlag() cli.Flag {
 	return &cli.BoolFlag{Name: "json", Usage: "print JSON for scripts", EnvVars: []string{"BCPUBLISH_JSON"}}
 }
 
-// withKeys is a command's flags followed by the per-role --ROLE-key
-// references (every command that takes --keys has them) and, if retry,
-// --retry.
-func withKeys(retry bool, flags ...cli.Flag) []cli.Flag {
-	flags = append(flags, roleKeyFlags()...)
+// onlineRoles are the roles a publish signs with: targets, snapshot and
+// timestamp.
+var onlineRoles = []string{repo.RoleTargets, repo.RoleSnapshot, repo.RoleTimestamp}
+
+// withKeys is a command's flags followed by the --ROLE-key references of
+// the roles it signs with (every command that takes --keys has them) and,
+// if retry, --retry.
+func withKeys(retry bool, roles []string, flags ...cli.Flag) []cli.Flag {
+	flags = append(flags, roleKeyFlags(roles)...)
 	if retry {
 		flags = append(flags, &cli.IntFlag{Name: "retry", Usage: "if another publisher wins a race, reload and try again up to `N` times", EnvVars: []string{"BCPUBLISH_RETRY"}})
 	}
 	return flags
 }
 
-// withS3 is a command's flags followed by the S3 options (every command
-// that takes a repository has them).
+// withS3 is a command's flags followed by the S3 options that reach a
+// repository (every command that takes one has them).
 func withS3(flags ...cli.Flag) []cli.Flag { return append(flags, s3Flags()...) }
+
+// withS3Write is withS3 and the server-side encryption of uploads, for the
+// commands that write to the repository.
+func withS3Write(flags ...cli.Flag) []cli.Flag { return append(withS3(flags...), s3WriteFlags()...) }
 
 // codesignFlags let a command sign what it publishes for the consent gate
 // (a gate manifest, a device policy) with the publisher's code-signing key.
@@ -245,15 +274,23 @@ func s3Flags() []cli.Flag {
 		&cli.StringFlag{Name: "s3-endpoint", Usage: "S3-compatible endpoint `URL` (default: AWS, or AWS_ENDPOINT_URL_S3)", EnvVars: []string{"BCPUBLISH_S3_ENDPOINT"}},
 		&cli.StringFlag{Name: "s3-region", Usage: "S3 `REGION` (default: AWS_REGION or the profile's)", EnvVars: []string{"BCPUBLISH_S3_REGION"}},
 		&cli.BoolFlag{Name: "s3-path-style", Usage: "path-style S3 addressing (most S3-compatible servers)", EnvVars: []string{"BCPUBLISH_S3_PATH_STYLE"}},
-		&cli.StringFlag{Name: "sse", Value: "AES256", Usage: "server-side encryption of uploads: AES256 or aws:kms", EnvVars: []string{"BCPUBLISH_SSE"}},
+	}
+}
+
+// s3WriteFlags are the S3 options of uploads: only commands that write to
+// the repository have them.
+func s3WriteFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "sse", Value: "AES256", Usage: "server-side encryption of uploads, `MODE`: AES256 or aws:kms", EnvVars: []string{"BCPUBLISH_SSE"}},
 		&cli.StringFlag{Name: "sse-kms-key-id", Usage: "KMS `KEY` for --sse aws:kms (default: the bucket's)", EnvVars: []string{"BCPUBLISH_SSE_KMS_KEY_ID"}},
 	}
 }
 
-// roleKeyFlags take a key by reference for each role, overriding --keys.
-func roleKeyFlags() []cli.Flag {
+// roleKeyFlags take a key by reference for each of roles, overriding
+// --keys.
+func roleKeyFlags(roles []string) []cli.Flag {
 	var out []cli.Flag
-	for _, role := range repo.TopLevelRoles {
+	for _, role := range roles {
 		out = append(out, &cli.StringSliceFlag{Name: role + "-key", Usage: "the " + role + " key: a `FILE`, file://… or a KMS URI such as awskms:///arn:… (repeatable; overrides --keys)",
 			EnvVars: []string{"BCPUBLISH_" + strings.ToUpper(role) + "_KEY"}})
 	}

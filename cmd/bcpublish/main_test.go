@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -83,6 +84,11 @@ func TestCLI(t *testing.T) {
 		{[]string{"refresh", "--repo", repoDir, "--keys", keys}, 0, "timestamp v6"},
 		{[]string{"trust", "add-crl", "--repo", repoDir, "--keys", keys, "--crl", crlFile}, 0, "published trust/crl/ca.crl: 0 revoked certificates"},
 		{[]string{"trust", "add-crl", "--repo", repoDir, "--keys", keys, "--crl", staleCRL}, 2, "nextUpdate"},
+		// A yank shows in release list, with its reason.
+		{[]string{"release", "yank", "--repo", repoDir, "--keys", keys, "--component", "notification-client", "--platform", "linux-amd64",
+			"--version", "1.2.0", "--reason", "crashes on start"}, 0, "stable -> notification-client/linux-amd64/1.1.0"},
+		{[]string{"release", "list", "--repo", repoDir}, 0, "nc-1.0.0.tar.gz  yes: crashes on start\n"},
+		{[]string{"release", "list", "--repo", repoDir, "--json"}, 0, `"yank_reason": "crashes on start"`},
 		// Usage errors: exit 2, one line naming the flag.
 		{[]string{"release", "add", "--repo", repoDir}, 2, "--keys is required"},
 		{[]string{"release", "add", "--bogus"}, 2, "flag provided but not defined"},
@@ -104,6 +110,24 @@ func TestCLI(t *testing.T) {
 		if s.code != 0 && strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
 			t.Errorf("bcpublish %v: error is not one line: %q", s.args, errOut)
 		}
+	}
+
+	// release list --json keeps its fields and says of every release
+	// whether it is yanked.
+	_, out, _ := bcpublish(t, "release", "list", "--repo", repoDir, "--json")
+	var list []map[string]any
+	if err := json.Unmarshal([]byte(out), &list); err != nil || len(list) != 3 {
+		t.Fatalf("release list --json: %v\n%s", err, out)
+	}
+	for _, r := range list {
+		yanked := r["version"] == "1.2.0"
+		if r["yanked"] != yanked || (r["yank_reason"] == "crashes on start") != yanked || r["path"] == nil || r["channels"] == nil {
+			t.Errorf("release list --json: %v", r)
+		}
+	}
+	_, out, _ = bcpublish(t, "release", "list", "--repo", repoDir)
+	if lines := strings.Split(out, "\n"); !strings.HasSuffix(lines[0], "  YANKED") || !strings.HasSuffix(strings.TrimSpace(lines[1]), "-") {
+		t.Errorf("release list:\n%s", out)
 	}
 
 	// A tampered artifact is refused with exit code 3.

@@ -22,7 +22,7 @@ func policyCommand() *cli.Command {
 		Subcommands: []*cli.Command{{
 			Name:  "set",
 			Usage: `publish a code-signed policy/devices.json: {"phi_device_classes": ["Navios EX", ...], "version": N}`,
-			Flags: withS3(withKeys(true, append([]cli.Flag{repoFlag(), keysFlag(), trustFlag(),
+			Flags: withS3Write(withKeys(true, onlineRoles, append([]cli.Flag{repoFlag(), keysFlag(), trustFlag(),
 				&cli.StringFlag{Name: "file", Usage: "the policy `FILE` (devices.json); its version must be above the published one", EnvVars: []string{"BCPUBLISH_FILE"}},
 				&cli.StringFlag{Name: "signature", Usage: "the policy's detached code signature `FILE.p7s` (default: FILE.p7s)", EnvVars: []string{"BCPUBLISH_SIGNATURE"}},
 			}, codesignFlags()...)...)...),

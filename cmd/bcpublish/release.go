@@ -28,7 +28,7 @@ func releaseAddCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "add",
 		Usage: "publish a code-signed artifact and point channels at it",
-		Flags: withS3(withKeys(true,
+		Flags: withS3Write(withKeys(true, onlineRoles,
 			repoFlag(), keysFlag(), trustFlag(),
 			&cli.StringFlag{Name: "component", Usage: "component `NAME` (lowercase, digits, -)", EnvVars: []string{"BCPUBLISH_COMPONENT"}},
 			&cli.StringFlag{Name: "version", Usage: "semantic `VERSION` such as 1.1.0", EnvVars: []string{"BCPUBLISH_VERSION"}},
@@ -37,12 +37,12 @@ func releaseAddCommand() *cli.Command {
 			&cli.StringFlag{Name: "signature", Usage: "detached CMS signature `FILE.p7s` (default: ARTIFACT.p7s)", EnvVars: []string{"BCPUBLISH_SIGNATURE"}},
 			&cli.StringSliceFlag{Name: "channel", Usage: "channel `NAME` to point at this release (repeatable; default stable)", EnvVars: []string{"BCPUBLISH_CHANNEL"}},
 			&cli.StringSliceFlag{Name: "delta-from", Usage: "also publish a bsdiff patch from earlier `VERSION` (repeatable; needs bsdiff)", EnvVars: []string{"BCPUBLISH_DELTA_FROM"}},
-			&cli.IntFlag{Name: "percent", Usage: "staged rollout: only `P` percent of devices take it (default: all)", EnvVars: []string{"BCPUBLISH_PERCENT"}},
-			&cli.StringFlag{Name: "install", Usage: "install kind: archive, file, installer or self (default: archive for .tar.gz/.zip, else file)", EnvVars: []string{"BCPUBLISH_INSTALL"}},
+			&cli.IntFlag{Name: "percent", Usage: "staged rollout: only `P` percent of devices take it", DefaultText: "all", EnvVars: []string{"BCPUBLISH_PERCENT"}},
+			&cli.StringFlag{Name: "install", Usage: "install `KIND`: archive, file, installer or self (default: archive for .tar.gz/.zip, else file)", EnvVars: []string{"BCPUBLISH_INSTALL"}},
 			&cli.StringFlag{Name: "installer", Usage: "installer `COMMAND` for --install installer; {file} is the installer (default for .msi: msiexec /i {file} /qn /norestart)", EnvVars: []string{"BCPUBLISH_INSTALLER"}},
 			&cli.StringSliceFlag{Name: "feature", Usage: "feature `ID[:required|phi-devices|none]` the release turns on (repeatable; default consent: required)", EnvVars: []string{"BCPUBLISH_FEATURE"}},
 			&cli.StringSliceFlag{Name: "feature-text", Usage: "`ID=FILE`: the feature's title (first line) and full description, shown to the person who authorizes it", EnvVars: []string{"BCPUBLISH_FEATURE_TEXT"}},
-			&cli.StringFlag{Name: "health-check", Usage: "command the agent runs after installing, e.g. \"bin/nc --version\"", EnvVars: []string{"BCPUBLISH_HEALTH_CHECK"}},
+			&cli.StringFlag{Name: "health-check", Usage: "`COMMAND` the agent runs after installing, e.g. \"bin/nc --version\"", EnvVars: []string{"BCPUBLISH_HEALTH_CHECK"}},
 			&cli.StringFlag{Name: "gate", Usage: "code-signed gate manifest `GATE.json` from bcpublish release gate (features are read from it)", EnvVars: []string{"BCPUBLISH_GATE"}},
 			&cli.StringFlag{Name: "gate-signature", Usage: "the gate manifest's detached code signature `FILE.p7s` (default: GATE.json.p7s)", EnvVars: []string{"BCPUBLISH_GATE_SIGNATURE"}},
 			codesignFlags()[0], codesignFlags()[1],
@@ -238,22 +238,35 @@ func runReleaseList(ctx context.Context, g *globalOptions, o releaseListOptions)
 		return nil
 	}
 	tw := tabwriter.NewWriter(g.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "COMPONENT\tPLATFORM\tVERSION\tCHANNELS\tRELEASED\tSIZE\tPATH")
+	fmt.Fprintln(tw, "COMPONENT\tPLATFORM\tVERSION\tCHANNELS\tRELEASED\tSIZE\tPATH\tYANKED")
 	for _, r := range list {
 		ch := strings.Join(r.Channels, ",")
 		if ch == "" {
 			ch = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.Component, r.Platform, r.Version, ch, r.Released, r.Length, r.Path)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.Component, r.Platform, r.Version, ch, r.Released, r.Length, r.Path, yankedColumn(r))
 	}
 	return tw.Flush()
+}
+
+// yankedColumn is release list's YANKED column: "-", or "yes: REASON".
+// The reason was checked for control characters when it was published
+// (repo.ParseRelease refuses them).
+func yankedColumn(r publisher.ReleaseInfo) string {
+	switch {
+	case !r.Yanked:
+		return "-"
+	case r.YankReason == "":
+		return "yes"
+	}
+	return "yes: " + r.YankReason
 }
 
 func releasePromoteCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "promote",
 		Usage: "point a channel at the release another names (or change a channel's rollout share)",
-		Flags: withS3(withKeys(true, repoFlag(), keysFlag(),
+		Flags: withS3Write(withKeys(true, onlineRoles, repoFlag(), keysFlag(),
 			&cli.StringFlag{Name: "component", Usage: "component `NAME`", EnvVars: []string{"BCPUBLISH_COMPONENT"}},
 			&cli.StringFlag{Name: "platform", Usage: "`OS-ARCH`", EnvVars: []string{"BCPUBLISH_PLATFORM"}},
 			&cli.StringFlag{Name: "from", Usage: "source `CHANNEL`", EnvVars: []string{"BCPUBLISH_FROM"}},
@@ -299,11 +312,11 @@ func releaseYankCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "yank",
 		Usage: "withdraw a release: agents never install it, and channels go back to the newest older release",
-		Flags: withS3(withKeys(true, repoFlag(), keysFlag(),
+		Flags: withS3Write(withKeys(true, onlineRoles, repoFlag(), keysFlag(),
 			&cli.StringFlag{Name: "component", Usage: "component `NAME`", EnvVars: []string{"BCPUBLISH_COMPONENT"}},
 			&cli.StringFlag{Name: "platform", Usage: "`OS-ARCH`", EnvVars: []string{"BCPUBLISH_PLATFORM"}},
 			&cli.StringFlag{Name: "version", Usage: "the `VERSION` to withdraw", EnvVars: []string{"BCPUBLISH_VERSION"}},
-			&cli.StringFlag{Name: "reason", Usage: "why, shown to the people at the PCs that have it", EnvVars: []string{"BCPUBLISH_REASON"}},
+			&cli.StringFlag{Name: "reason", Usage: "why, a `TEXT` shown to the people at the PCs that have it", EnvVars: []string{"BCPUBLISH_REASON"}},
 		)...),
 		OnUsageError: cliutil.OnUsageError,
 		Action: func(c *cli.Context) error {

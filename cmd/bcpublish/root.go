@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/urfave/cli/v2"
@@ -16,7 +17,7 @@ func changeFlags() []cli.Flag {
 		&cli.StringFlag{Name: "role", Usage: "the `ROLE` to change: root, targets, snapshot or timestamp", EnvVars: []string{"BCPUBLISH_ROLE"}},
 		&cli.StringSliceFlag{Name: "add-key", Usage: "add a public key: `PUB` file or KMS URI (repeatable)", EnvVars: []string{"BCPUBLISH_ADD_KEY"}},
 		&cli.StringSliceFlag{Name: "remove-key", Usage: "remove a key: `PUB` file or key id (repeatable)", EnvVars: []string{"BCPUBLISH_REMOVE_KEY"}},
-		&cli.IntFlag{Name: "threshold", Usage: "signatures the role needs, `N`", EnvVars: []string{"BCPUBLISH_THRESHOLD"}},
+		&cli.IntFlag{Name: "threshold", Usage: "signatures the role needs, `N`", DefaultText: "unchanged", EnvVars: []string{"BCPUBLISH_THRESHOLD"}},
 		&cli.BoolFlag{Name: "extend", Usage: "re-issue the root with a new expiry (365 days), keys unchanged", EnvVars: []string{"BCPUBLISH_EXTEND"}},
 	}
 }
@@ -74,7 +75,7 @@ func rootCommand() *cli.Command {
 				Name:         "publish",
 				Usage:        "publish a staged root once it has enough signatures; re-sign the roles whose keys changed",
 				ArgsUsage:    "FILE",
-				Flags:        withS3(withKeys(true, repoFlag(), keysFlag())...),
+				Flags:        withS3Write(withKeys(true, onlineRoles, repoFlag(), keysFlag())...),
 				OnUsageError: cliutil.OnUsageError,
 				Action: func(c *cli.Context) error {
 					return runRootPublish(c.Context, globals(c), rootPublishOptions{Store: storeOpts(c, "repo"), Keys: keyOpts(c), Args: c.Args().Slice()})
@@ -83,7 +84,7 @@ func rootCommand() *cli.Command {
 			{
 				Name:         "rotate",
 				Usage:        "stage, sign with the root keys at hand and publish, in one step",
-				Flags:        withS3(withKeys(true, append([]cli.Flag{repoFlag(), keysFlag()}, changeFlags()...)...)...),
+				Flags:        withS3Write(withKeys(true, repo.TopLevelRoles, append([]cli.Flag{repoFlag(), keysFlag()}, changeFlags()...)...)...),
 				OnUsageError: cliutil.OnUsageError,
 				Action: func(c *cli.Context) error {
 					return runRootRotate(c.Context, globals(c), rootRotateOptions{Store: storeOpts(c, "repo"), Keys: keyOpts(c), Change: changeOpts(c), Args: c.Args().Slice()})
@@ -141,6 +142,9 @@ func runRootSign(ctx context.Context, g *globalOptions, o rootSignOptions) error
 		return cliutil.Usagef("key", "--key: %v", err)
 	}
 	id, n, err := publisher.SignRootFile(o.Args[0], s)
+	if errors.Is(err, repo.ErrWrongKey) {
+		return fmt.Errorf("--key %s: %w (root.key of the key directory, or its KMS URI)", o.Key, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -174,7 +178,7 @@ func runRootPublish(ctx context.Context, g *globalOptions, o rootPublishOptions)
 	}
 	md, err := publisher.PublishRoot(ctx, s, o.Args[0], keys, timeNow())
 	if err != nil {
-		return err
+		return o.Keys.explain(err)
 	}
 	fmt.Fprintf(g.Stdout, "published root v%d; agents follow it at their next check\n", md.Signed.Version)
 	return nil
@@ -209,7 +213,7 @@ func runRootRotate(ctx context.Context, g *globalOptions, o rootRotateOptions) e
 	}
 	md, err := publisher.RotateRoot(ctx, s, o.Change, rootKeys[repo.RoleRoot], keys, timeNow())
 	if err != nil {
-		return err
+		return o.Keys.explain(err)
 	}
 	fmt.Fprintf(g.Stdout, "published root v%d, expires %s\n", md.Signed.Version, md.Signed.Expires.Format("2006-01-02"))
 	return nil

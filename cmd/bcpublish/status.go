@@ -92,7 +92,7 @@ func refreshCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "refresh",
 		Usage: "re-sign snapshot and timestamp so the repository does not expire (run from a timer)",
-		Flags: withS3(withKeys(true, repoFlag(), keysFlag(),
+		Flags: withS3Write(withKeys(true, onlineRoles, repoFlag(), keysFlag(),
 			&cli.BoolFlag{Name: "targets", Usage: "re-sign targets too (needs the targets key)", EnvVars: []string{"BCPUBLISH_REFRESH_TARGETS"}},
 		)...),
 		OnUsageError: cliutil.OnUsageError,

@@ -20,7 +20,7 @@ func trustCommand() *cli.Command {
 		Subcommands: []*cli.Command{{
 			Name:  "add-crl",
 			Usage: "publish a CRL as the TUF target trust/crl/<name>.crl (replacing an older one of that name)",
-			Flags: withS3(withKeys(true, repoFlag(), keysFlag(),
+			Flags: withS3Write(withKeys(true, onlineRoles, repoFlag(), keysFlag(),
 				&cli.StringFlag{Name: "crl", Usage: "the CRL `FILE` (DER or PEM) from the code-signing CA", EnvVars: []string{"BCPUBLISH_CRL"}},
 				&cli.StringFlag{Name: "name", Usage: "target `NAME` (default: the file name without extension)", EnvVars: []string{"BCPUBLISH_CRL_NAME"}},
 			)...),
