@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/beckmanconnect/bcupdate/internal/clitest"
 )
 
 // readOnlyCommands take a repository but never write to it: they have the
@@ -62,4 +64,13 @@ func TestHelpFlagHygiene(t *testing.T) {
 		}
 	}
 	walk(nil, newApp(io.Discard, io.Discard).Commands)
+}
+
+// TestHelpConventions: the conventions both programs share
+// (clitest.CheckHelp), required flags above all.
+func TestHelpConventions(t *testing.T) {
+	t.Chdir(t.TempDir())
+	clitest.CheckHelp(t, newApp(io.Discard, io.Discard), func(args ...string) (int, string, string) {
+		return bcpublish(t, args...)
+	})
 }

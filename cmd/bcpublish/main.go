@@ -45,7 +45,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:                 "bcpublish",
 		Usage:                "publish code-signed BeckmanConnect releases into a TUF repository",
 		Version:              version,
@@ -68,6 +68,53 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			serveCommand(),
 			codesignCommand(),
 		},
+	}
+	markRequired(app.Commands, "")
+	return app
+}
+
+// requiredFlags are the flags each command cannot run without: its run
+// function checks them (need, naming every missing one at once) and
+// --help marks them; TestHelpConventions holds the two together.
+var requiredFlags = map[string][]string{
+	"keys generate":   {"out"},
+	"init":            {"repo", "keys"},
+	"release add":     {"repo", "keys", "trust", "component", "version", "platform", "file"},
+	"release gate":    {"component", "version", "platform", "file", "out"},
+	"release list":    {"repo"},
+	"release promote": {"repo", "keys", "component", "platform", "from", "to"},
+	"release yank":    {"repo", "keys", "component", "platform", "version", "reason"},
+	"policy set":      {"repo", "keys", "file", "trust"},
+	"trust add-crl":   {"repo", "keys", "crl"},
+	"root stage":      {"repo", "out"},
+	"root rotate":     {"repo"},
+	"copy":            {"from", "to"},
+	"refresh":         {"repo", "keys"},
+	"status":          {"repo"},
+	"serve":           {"repo"},
+	"codesign sign":   {"cert", "key", "file"},
+	"codesign verify": {"trust", "file"},
+}
+
+// markRequired marks requiredFlags in the usage of each command's flags.
+// --keys may be replaced by the --ROLE-key flags, and says so.
+func markRequired(cmds []*cli.Command, prefix string) {
+	for _, c := range cmds {
+		path := strings.TrimSpace(prefix + " " + c.Name)
+		markRequired(c.Subcommands, path)
+		for _, name := range requiredFlags[path] {
+			for _, f := range c.Flags {
+				sf, ok := f.(*cli.StringFlag)
+				if !ok || sf.Name != name {
+					continue
+				}
+				if name == "keys" {
+					sf.Usage += " (required, or the --ROLE-key flags)"
+				} else {
+					cliutil.Req(sf)
+				}
+			}
+		}
 	}
 }
 
@@ -161,13 +208,15 @@ func (k keyOptions) explain(err error) error {
 		k.Dir, role, err, role, role)
 }
 
-// need is the usage error for the first empty flag of the name, value
-// pairs, then for any argument.
+// need is the usage error naming every empty flag of the name, value
+// pairs at once, then for any argument.
 func need(args []string, nameValues ...string) error {
+	var names, values []string
 	for i := 0; i+1 < len(nameValues); i += 2 {
-		if nameValues[i+1] == "" {
-			return cliutil.Usagef(nameValues[i], "--%s is required", nameValues[i])
-		}
+		names, values = append(names, nameValues[i]), append(values, nameValues[i+1])
+	}
+	if err := cliutil.Required(names, values...); err != nil {
+		return err
 	}
 	return cliutil.NoArgs(args)
 }

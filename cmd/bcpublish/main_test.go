@@ -90,8 +90,8 @@ func TestCLI(t *testing.T) {
 		{[]string{"release", "list", "--repo", repoDir}, 0, "nc-1.0.0.tar.gz  yes: crashes on start\n"},
 		{[]string{"release", "list", "--repo", repoDir, "--json"}, 0, `"yank_reason": "crashes on start"`},
 		// Usage errors: exit 2, one line naming the flag.
-		{[]string{"release", "add", "--repo", repoDir}, 2, "--keys is required"},
-		{[]string{"release", "add", "--bogus"}, 2, "flag provided but not defined"},
+		{[]string{"release", "add", "--repo", repoDir}, 2, "--keys, --trust, --component, --version, --platform and --file are required"},
+		{[]string{"release", "add", "--bogus"}, 2, "unknown flag --bogus for bcpublish release add"},
 		{[]string{"release", "add", "--repo", repoDir, "--keys", keys, "--trust", pki.TrustDir, "--component", "Bad_Name",
 			"--version", "1.0.0", "--platform", "linux-amd64", "--file", art}, 2, "--component"},
 		{[]string{"nope"}, 2, "unknown command"},

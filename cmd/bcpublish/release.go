@@ -39,7 +39,7 @@ func releaseAddCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "delta-from", Usage: "also publish a bsdiff patch from earlier `VERSION` (repeatable; needs bsdiff)", EnvVars: []string{"BCPUBLISH_DELTA_FROM"}},
 			&cli.IntFlag{Name: "percent", Usage: "staged rollout: only `P` percent of devices take it", DefaultText: "all", EnvVars: []string{"BCPUBLISH_PERCENT"}},
 			&cli.StringFlag{Name: "install", Usage: "install `KIND`: archive, file, installer or self (default: archive for .tar.gz/.zip, else file)", EnvVars: []string{"BCPUBLISH_INSTALL"}},
-			&cli.StringFlag{Name: "installer", Usage: "installer `COMMAND` for --install installer; {file} is the installer (default for .msi: msiexec /i {file} /qn /norestart)", EnvVars: []string{"BCPUBLISH_INSTALLER"}},
+			&cli.StringFlag{Name: "installer", Usage: "installer `COMMAND` for --install installer; {file} is the installer (default: for .msi, msiexec /i {file} /qn /norestart)", EnvVars: []string{"BCPUBLISH_INSTALLER"}},
 			&cli.StringSliceFlag{Name: "feature", Usage: "feature `ID[:required|phi-devices|none]` the release turns on (repeatable; default consent: required)", EnvVars: []string{"BCPUBLISH_FEATURE"}},
 			&cli.StringSliceFlag{Name: "feature-text", Usage: "`ID=FILE`: the feature's title (first line) and full description, shown to the person who authorizes it", EnvVars: []string{"BCPUBLISH_FEATURE_TEXT"}},
 			&cli.StringFlag{Name: "health-check", Usage: "`COMMAND` the agent runs after installing, e.g. \"bin/nc --version\"", EnvVars: []string{"BCPUBLISH_HEALTH_CHECK"}},

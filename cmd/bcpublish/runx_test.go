@@ -26,8 +26,8 @@ func TestRunFunctionsUsageErrors(t *testing.T) {
 	}{
 		{"keys generate --type rsa", "type", `--type "rsa": want ed25519 or ecdsa-p256`, runKeysGenerate(ctx, g, keysGenerateOptions{Out: dir, Type: "rsa"})},
 		{"keys generate without --out", "out", "--out is required", runKeysGenerate(ctx, g, keysGenerateOptions{Type: "ed25519"})},
-		{"release add without --repo", "repo", "--repo is required", runReleaseAdd(ctx, g, releaseAddOptions{})},
-		{"release add: role keys stand for --keys", "trust", "--trust is required",
+		{"release add without --repo", "repo", "--repo, --keys, --trust, --component, --version, --platform and --file are required", runReleaseAdd(ctx, g, releaseAddOptions{})},
+		{"release add: role keys stand for --keys", "trust", "--trust, --component, --version, --platform and --file are required",
 			runReleaseAdd(ctx, g, releaseAddOptions{Store: storeOptions{Flag: "repo", Location: dir}, Keys: refs})},
 		{"release add, half the codesign flags", "codesign-key", "--codesign-cert and --codesign-key go together",
 			func() error { _, err := codesignOptions{Cert: "chain.pem"}.signer(); return err }()},

@@ -44,9 +44,11 @@ var (
 )
 
 // CheckHelp runs `PATH --help` for every command of app and checks its
-// flag lines; for a command with required flags, it runs the command with
-// none and checks that the error names every one of them, at once, with
-// exit code 2 (usage).
+// flag lines; then it runs every command that runs with no flags at all:
+// the flags its error calls required must be exactly those --help marks,
+// named at once in one line, with exit code 2 (usage). run must keep the
+// commands from doing anything real without flags (an empty state
+// directory, no repository).
 func CheckHelp(t *testing.T, app *cli.App, run Run) {
 	t.Helper()
 	for _, path := range Commands(app) {
@@ -63,7 +65,7 @@ func CheckHelp(t *testing.T, app *cli.App, run Run) {
 				continue
 			}
 			flag, placeholder, usage := m[1], m[2], m[3]
-			if flag == "--help" || flag == "--version" {
+			if flag == "--help" {
 				continue
 			}
 			if n := strings.Count(usage, "(default"); n > 1 {
@@ -75,19 +77,32 @@ func CheckHelp(t *testing.T, app *cli.App, run Run) {
 			if placeholder == "value" {
 				t.Errorf("%s: %s has no placeholder that says what to give (mark one in its usage with backquotes)", name, flag)
 			}
-			if strings.Contains(usage, cliutil.RequiredMark) {
+			if strings.Contains(usage, cliutil.RequiredMark) || strings.Contains(usage, "(required, ") {
 				required = append(required, flag)
+			}
+		}
+		if !leaf(app, path) {
+			continue
+		}
+		// Run with no flags at all: every flag the error calls required
+		// must be marked, and every marked one named, in one line.
+		code, _, errOut = run(path...)
+		var named []string
+		if m := requiredErr.FindStringSubmatch(errOut); m != nil {
+			named = requiredRef.FindAllString(m[1], -1)
+		}
+		for _, n := range named {
+			if !contains(required, n) {
+				t.Errorf("%s: %s is required but --help does not mark it %s", name, n, cliutil.RequiredMark)
 			}
 		}
 		if len(required) == 0 {
 			continue
 		}
-		code, _, errOut = run(path...)
 		if code != cliutil.ExitUsage {
 			t.Errorf("%s without its required flags %v: exit %d (want %d), stderr %q", name, required, code, cliutil.ExitUsage, errOut)
 			continue
 		}
-		named := requiredRef.FindAllString(errOut, -1)
 		for _, r := range required {
 			if !contains(named, r) {
 				t.Errorf("%s without its required flags: the error does not name %s: %q", name, r, errOut)
@@ -97,6 +112,31 @@ func CheckHelp(t *testing.T, app *cli.App, run Run) {
 			t.Errorf("%s: the error is not one line: %q", name, errOut)
 		}
 	}
+}
+
+// requiredErr is the error a command gives without its required flags.
+var requiredErr = regexp.MustCompile(`: ((?:--[a-z0-9-]+(?:, | and )?)+) (?:is|are) required`)
+
+// leaf says whether path is a command that runs (no subcommands).
+func leaf(app *cli.App, path []string) bool {
+	if len(path) == 0 {
+		return false
+	}
+	cmds := app.Commands
+	var c *cli.Command
+	for _, p := range path {
+		c = nil
+		for _, cand := range cmds {
+			if cand.Name == p {
+				c = cand
+			}
+		}
+		if c == nil {
+			return false
+		}
+		cmds = c.Subcommands
+	}
+	return len(c.Subcommands) == 0
 }
 
 func contains(list []string, s string) bool {
