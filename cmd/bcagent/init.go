@@ -20,7 +20,7 @@ func initCommand() *cli.Command {
 		Flags: []cli.Flag{
 			cliutil.Req(&cli.StringFlag{Name: "repo-url", Usage: "repository `URL` (https, or http to loopback)", EnvVars: []string{"BCAGENT_REPO_URL"}}),
 			cliutil.Req(&cli.StringFlag{Name: "root", Usage: "the repository's trusted `ROOT.json`, delivered with the agent", EnvVars: []string{"BCAGENT_ROOT"}}),
-			cliutil.Req(&cli.StringFlag{Name: "trust", Usage: "code-signing trust `DIR`", EnvVars: []string{"BCAGENT_TRUST"}}),
+			cliutil.Req(&cli.StringFlag{Name: "trust", Usage: "code-signing trust `DIR` (roots/, publishers; docs/operations.md step 3)", EnvVars: []string{"BCAGENT_TRUST"}}),
 			cliutil.Req(&cli.StringSliceFlag{Name: "component", Usage: "component `NAME` to keep up to date (repeatable)", EnvVars: []string{"BCAGENT_COMPONENT"}}),
 			cliutil.Req(&cli.StringFlag{Name: "device-id", Usage: "this PC's instrument `ID`", EnvVars: []string{"BCAGENT_DEVICE_ID"}}),
 			cliutil.Req(&cli.StringFlag{Name: "device-model", Usage: "this PC's instrument `MODEL`, e.g. \"Navios EX\"", EnvVars: []string{"BCAGENT_DEVICE_MODEL"}}),
