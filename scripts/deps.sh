@@ -18,7 +18,10 @@ export GOTOOLCHAIN=local
 OSSLSIGNCODE_MIN=2.8
 # versitygw: the version internal/s3test runs (VersityVersion there).
 VERSITYGW_VERSION=$(sed -n 's/^const VersityVersion = "\(.*\)"$/\1/p' internal/s3test/s3test.go)
-VERSITYGW_VERSION=${VERSITYGW_VERSION:-v1.8.0}
+if [ -z "$VERSITYGW_VERSION" ]; then
+  echo "make deps: cannot read VersityVersion from internal/s3test/s3test.go" >&2
+  exit 2
+fi
 BACKPORTS_SOURCE=/etc/apt/sources.list.d/bookworm-backports.sources
 
 check_only=
