@@ -3,6 +3,7 @@ package testutil
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -169,5 +170,24 @@ func TestDepsScriptAgrees(t *testing.T) {
 				t.Errorf("scripts/deps.sh lacks %s (testutil.Tools wants %s >= %s)", v, name, tool.Min)
 			}
 		}
+	}
+}
+
+// scripts/deps.sh --check reports a Debian 12 osslsigncode as too old
+// (and installs nothing: --check only reports).
+func TestDepsScriptTooOld(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash")
+	}
+	fakeTool(t, "osslsigncode", "osslsigncode 2.5, using:\n\tOpenSSL 3.0.11 19 Sep 2023")
+	cmd := exec.Command(bash, filepath.Join("..", "..", "scripts", "deps.sh"), "--check")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("deps.sh --check passed with osslsigncode 2.5:\n%s", out)
+	}
+	if !regexp.MustCompile(`(?m)^  osslsigncode +2\.5 .*TOO OLD, need >= 2\.8`).Match(out) ||
+		!strings.Contains(string(out), "osslsigncode: 2.5 at ") || !strings.Contains(string(out), "run make deps") {
+		t.Errorf("deps.sh --check does not say osslsigncode 2.5 is too old:\n%s", out)
 	}
 }
