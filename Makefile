@@ -5,10 +5,13 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN     := bin
 
-.PHONY: help build test demo lint fuzz cross bench clean conformance
+.PHONY: help deps build test demo lint fuzz cross bench clean conformance
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+deps: ## install the external tools the tests and conformance use, at the versions they need (scripts/deps.sh; apt-get needs root)
+	bash scripts/deps.sh
 
 build: ## build bin/bcpublish and bin/bcagent
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/bcpublish ./cmd/bcagent

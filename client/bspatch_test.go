@@ -7,13 +7,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/beckmanconnect/bcupdate/internal/testutil"
 )
 
 // TestBspatchInterop applies patches made by Debian's bsdiff.
 func TestBspatchInterop(t *testing.T) {
-	if _, err := exec.LookPath("bsdiff"); err != nil {
-		t.Skip("bsdiff is not installed (CI installs it)")
-	}
+	testutil.NeedTool(t, "bsdiff")
 	dir := t.TempDir()
 	old := make([]byte, 300<<10)
 	rand.Read(old)

@@ -146,10 +146,7 @@ func TestLoadTrustErrors(t *testing.T) {
 // TestOpenSSLInterop verifies signatures made the way vendors make them:
 // `openssl cms -sign -binary -outform DER` (what signtool /p7 emits too).
 func TestOpenSSLInterop(t *testing.T) {
-	openssl, err := exec.LookPath("openssl")
-	if err != nil {
-		t.Skip("openssl not installed")
-	}
+	openssl := testutil.NeedTool(t, "openssl")
 	pki := testutil.NewPKI(t)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "artifact.tar.gz")

@@ -34,7 +34,7 @@ func main() {
 // code change), full artifact against the bsdiff patch.
 func deltaBench(o options) (string, error) {
 	if _, err := exec.LookPath("bsdiff"); err != nil {
-		return "| delta | not measured: bsdiff is not installed |\n|---|---|\n", nil
+		return "| delta | not measured: bsdiff is not installed (run make deps) |\n|---|---|\n", nil
 	}
 	dir, err := os.MkdirTemp("", "bcupdate-delta-")
 	if err != nil {
@@ -98,7 +98,7 @@ func waitPortOnce(addr string) bool {
 // per response. The median of each is reported.
 func serveBench(o options) (string, error) {
 	if _, err := exec.LookPath("wrk"); err != nil {
-		return "| serve | not measured: wrk is not installed |\n|---|---|\n", nil
+		return "| serve | not measured: wrk is not installed (run make deps) |\n|---|---|\n", nil
 	}
 	w, err := newWorld(0)
 	if err != nil {
@@ -228,7 +228,7 @@ func serveBench(o options) (string, error) {
 	fmt.Fprintf(&s, "| file | size | wrk | nginx requests/s | nginx MiB/s | `bcpublish serve` requests/s | `bcpublish serve` MiB/s | ratio to nginx (rounds) | CPU µs/request nginx | CPU µs/request `bcpublish serve` | target |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for i, f := range files {
 		ours := median(rps[i][ourIdx])
-		ng, ngMiB, ratio, ngCPU := "(not installed)", "", "", ""
+		ng, ngMiB, ratio, ngCPU := "(not installed: run make deps)", "", "", ""
 		if len(servers) == 2 {
 			n := median(rps[i][0])
 			// Each round's ratio: the two servers ran one after the

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/beckmanconnect/bcupdate/internal/testutil"
 )
 
 // groupGone asserts that no live process of group pgid remains.
@@ -38,10 +40,7 @@ func waitMembers(t *testing.T, pgid, n int) []int {
 
 // nginx stopped through the helper leaves none of its workers behind.
 func TestStopNginx(t *testing.T) {
-	nginx, err := exec.LookPath("nginx")
-	if err != nil {
-		t.Skip("nginx is not installed")
-	}
+	nginx := testutil.NeedTool(t, "nginx")
 	dir := t.TempDir()
 	c, addr, err := startNginx(nginx, filepath.Join(dir, "nginx"), dir)
 	if err != nil {

@@ -6,13 +6,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/beckmanconnect/bcupdate/internal/testutil"
 )
 
 // The serving comparison's honesty rules: a server that answers with an
@@ -75,9 +76,7 @@ func TestVerifyURL(t *testing.T) {
 }
 
 func TestWrkRun(t *testing.T) {
-	if _, err := exec.LookPath("wrk"); err != nil {
-		t.Skip("wrk is not installed")
-	}
+	testutil.NeedTool(t, "wrk")
 	o := wrkOpts{threads: 1, conns: 2, duration: "1s", minBytes: int64(len(testBody)), minRequests: 10}
 	good := testServer(t, file(testBody))
 	r, err := wrkRun(good, o)
@@ -116,10 +115,7 @@ func TestWrkRun(t *testing.T) {
 // cannot read a 0700 directory and answers 403; verifyURL says so, and
 // passes once the tree is readable.
 func TestNginxUnreadable(t *testing.T) {
-	nginx, err := exec.LookPath("nginx")
-	if err != nil {
-		t.Skip("nginx is not installed")
-	}
+	nginx := testutil.NeedTool(t, "nginx")
 	if os.Geteuid() != 0 {
 		t.Skip("nginx's workers only change user when started as root")
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sigstore/sigstore/pkg/signature"
 
+	"github.com/beckmanconnect/bcupdate/internal/testutil"
 	"github.com/beckmanconnect/bcupdate/publisher"
 	"github.com/beckmanconnect/bcupdate/repo"
 )
@@ -113,10 +114,14 @@ func TestRotateEveryRole(t *testing.T) {
 // the module), else a python-tuf installed with python3 (Debian's
 // python3-tuf); it needs python3 with cryptography and requests.
 type pythonTUF struct {
-	skip   string // why the check is skipped ("" if it runs)
-	python string
-	env    []string
-	script string
+	skip string // why the check is skipped ("" if it runs)
+	// noModules: no python3 has cryptography and requests, which make
+	// deps installs (a failure with BCUPDATE_REQUIRE_TOOLS=1); otherwise
+	// only python-tuf is missing (the tuf-conformance folder).
+	noModules bool
+	python    string
+	env       []string
+	script    string
 }
 
 const ngclientScript = `
@@ -149,6 +154,7 @@ func findPythonTUF(t *testing.T) *pythonTUF {
 	// The python3 on PATH, else Debian's (python3-cryptography,
 	// python3-requests).
 	var tried []string
+	hasModules := false
 	seen := map[string]bool{}
 	for _, name := range []string{"python3", "/usr/bin/python3"} {
 		python, err := exec.LookPath(name)
@@ -161,18 +167,35 @@ func findPythonTUF(t *testing.T) *pythonTUF {
 		} else {
 			seen[real] = true
 		}
-		cmd := exec.Command(python, "-c", "import cryptography, requests, tuf.ngclient")
-		cmd.Env = py.env
-		if out, err := cmd.CombinedOutput(); err != nil {
-			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-			tried = append(tried, python+": "+lines[len(lines)-1])
+		imports := func(mods string) bool {
+			cmd := exec.Command(python, "-c", "import "+mods)
+			cmd.Env = py.env
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+				tried = append(tried, python+": "+lines[len(lines)-1])
+			}
+			return err == nil
+		}
+		if !imports("cryptography, requests") {
+			continue
+		}
+		hasModules = true
+		if !imports("tuf.ngclient") {
 			continue
 		}
 		py.python = python
 		break
 	}
-	if py.python == "" {
-		py.skip = fmt.Sprintf("no python3 can import python-tuf's ngclient with cryptography and requests (%s); install python3-cryptography and python3-requests, and keep the tuf-conformance folder beside the module or set TUF_CONFORMANCE",
+	switch {
+	case py.python != "":
+	case !hasModules:
+		py.noModules = true
+		py.skip = fmt.Sprintf("no python3 imports cryptography and requests (%s): run make deps (python3-cryptography, python3-requests)",
+			strings.Join(tried, "; "))
+		return py
+	default:
+		py.skip = fmt.Sprintf("no python3 can import python-tuf's ngclient (%s): keep the tuf-conformance folder beside the module or set TUF_CONFORMANCE (or install python3-tuf)",
 			strings.Join(tried, "; "))
 		return py
 	}
@@ -207,6 +230,9 @@ func (py *pythonTUF) init(t *testing.T, e *env) string {
 func (py *pythonTUF) check(t *testing.T, e *env, dir, after, target string) {
 	t.Helper()
 	t.Run("python-tuf after "+after, func(t *testing.T) {
+		if py.noModules {
+			testutil.MissingTool(t, py.skip)
+		}
 		if py.skip != "" {
 			t.Skip(py.skip)
 		}

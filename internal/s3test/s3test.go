@@ -4,7 +4,9 @@
 package s3test
 
 import (
+	"bytes"
 	"context"
+	"debug/buildinfo"
 	"fmt"
 	"net"
 	"net/http/httptest"
@@ -22,6 +24,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
+
+	"github.com/beckmanconnect/bcupdate/internal/testutil"
 )
 
 // VersityVersion is the versitygw the tests run.
@@ -85,27 +89,45 @@ var (
 	installErr  error
 )
 
-// versitygw finds the versitygw binary, installing it with go install if
-// it is not on PATH or in GOPATH/bin (about two minutes, once).
+// versitygw finds a versitygw of VersityVersion or later on PATH or in
+// GOPATH/bin (the version its build information records), else installs
+// VersityVersion with go install (about two minutes, once), as make deps
+// does.
 func versitygw() (string, error) {
 	installOnce.Do(func() {
-		if p, err := exec.LookPath("versitygw"); err == nil {
-			versityBin = p
-			return
-		}
 		gopath, _ := exec.Command("go", "env", "GOPATH").Output()
-		p := filepath.Join(strings.TrimSpace(string(gopath)), "bin", "versitygw")
-		if _, err := os.Stat(p); err == nil {
-			versityBin = p
-			return
+		gobin := filepath.Join(strings.TrimSpace(string(gopath)), "bin", "versitygw")
+		var found []string
+		candidates := []string{gobin}
+		if p, err := exec.LookPath("versitygw"); err == nil && p != gobin {
+			candidates = []string{p, gobin}
+		}
+		for _, p := range candidates {
+			if _, err := os.Stat(p); err != nil {
+				continue
+			}
+			v := "an unknown version"
+			if info, err := buildinfo.ReadFile(p); err == nil && info.Main.Version != "" {
+				v = info.Main.Version
+				if strings.HasPrefix(v, "v") && testutil.CompareVersions(v, VersityVersion) >= 0 {
+					versityBin = p
+					return
+				}
+			}
+			found = append(found, fmt.Sprintf("%s is %s", p, v))
 		}
 		cmd := exec.Command("go", "install", "github.com/versity/versitygw/cmd/versitygw@"+VersityVersion)
 		cmd.Env = append(os.Environ(), "GOFLAGS=")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			installErr = fmt.Errorf("go install versitygw: %v\n%s", err, out)
+			have := "none on PATH or in GOPATH/bin"
+			if len(found) > 0 {
+				have = strings.Join(found, ", ")
+			}
+			installErr = fmt.Errorf("versitygw %s or later is not installed (%s) and go install failed (%v): run make deps\n%s",
+				VersityVersion, have, err, bytes.TrimSpace(out))
 			return
 		}
-		versityBin = p
+		versityBin = gobin
 	})
 	return versityBin, installErr
 }
@@ -116,7 +138,8 @@ func Versity(t *testing.T) *Server {
 	t.Helper()
 	bin, err := versitygw()
 	if err != nil {
-		t.Fatal(err)
+		testutil.MissingTool(t, err.Error())
+		return nil
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

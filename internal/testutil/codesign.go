@@ -17,16 +17,6 @@ import (
 	"github.com/beckmanconnect/bcupdate/internal/third_party/relic/pkcs9"
 )
 
-// NeedTools skips the test when a tool is missing (CI installs them all).
-func NeedTools(t testing.TB, tools ...string) {
-	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed (CI installs it); skipping", tool)
-		}
-	}
-}
-
 // Run runs a command and returns its combined output.
 func Run(t testing.TB, name string, args ...string) (string, error) {
 	t.Helper()
