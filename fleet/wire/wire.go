@@ -1,0 +1,193 @@
+// Package wire is what the agent and the fleet service say to each
+// other: the enrollment request, the device's status report, and how
+// both are signed with the device's own ed25519 key. It uses the standard
+// library only, so the agent links no part of the service.
+//
+// A device proves every message with its key: the signature covers a
+// domain string and the exact body bytes, sent in the Signature header
+// (base64), so nothing is re-encoded before it is checked. Reports carry
+// a counter that only grows; the service accepts a report only with a
+// counter above the last one it accepted from that device (replay
+// protection), and never one larger than MaxBody.
+package wire
+
+import (
+	"crypto/ed25519"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Paths of the device API (relative to the fleet URL).
+const (
+	EnrollPath = "/v1/enroll"
+	ReportPath = "/v1/report"
+)
+
+// SignatureHeader carries base64(ed25519 signature) of a request body;
+// DeviceHeader the device ID of a report.
+const (
+	SignatureHeader = "Bcfleet-Signature"
+	DeviceHeader    = "Bcfleet-Device"
+)
+
+// MaxBody is the largest request the service reads; a larger one is
+// refused unread.
+const MaxBody = 64 << 10
+
+// MaxHeartbeat is the most a heartbeat (an unchanged cycle) may take.
+const MaxHeartbeat = 512
+
+// Domains separate what a signature may be taken for.
+const (
+	enrollDomain = "bcfleet-enroll-v1\n"
+	reportDomain = "bcfleet-report-v1\n"
+)
+
+// Enrollee is the person who enrolled the device: personal data, sealed
+// at rest by the service.
+type Enrollee struct {
+	Email string `json:"email"`
+	Name  string `json:"name"`
+}
+
+// Instrument is the instrument the PC belongs to.
+type Instrument struct {
+	Model  string `json:"model"`
+	ID     string `json:"id"`
+	Serial string `json:"serial"`
+}
+
+// EnrollRequest registers a device's public key with a one-time token.
+// Its signature (by the key it registers) proves the device holds it.
+type EnrollRequest struct {
+	Token        string     `json:"token"`
+	PublicKey    []byte     `json:"public_key"` // ed25519, 32 bytes
+	Enrollee     Enrollee   `json:"enrollee"`
+	Instrument   Instrument `json:"instrument"`
+	AgentVersion string     `json:"agent_version"`
+	Time         time.Time  `json:"time"`
+	// Replaces: the device ID this key replaces (re-enrollment, key
+	// rotation); the token must be of the same site.
+	Replaces string `json:"replaces,omitempty"`
+}
+
+// EnrollResponse names the device.
+type EnrollResponse struct {
+	DeviceID string `json:"device_id"`
+	Site     string `json:"site"`
+}
+
+// Report is one poll cycle's status of a device. A heartbeat (nothing
+// changed since the last accepted report) has only DeviceID, Counter,
+// Time, Heartbeat and Digest.
+type Report struct {
+	DeviceID  string    `json:"device_id"`
+	Counter   uint64    `json:"counter"`
+	Time      time.Time `json:"time"`
+	Heartbeat bool      `json:"heartbeat,omitempty"`
+	// Digest is the sha256 (hex) of the full report's state: what a
+	// heartbeat says is unchanged.
+	Digest string `json:"digest"`
+
+	AgentVersion string      `json:"agent_version,omitempty"`
+	PollInterval string      `json:"poll_interval,omitempty"`
+	Components   []Component `json:"components,omitempty"`
+	TUF          *TUF        `json:"tuf,omitempty"`
+	Audit        *LogHead    `json:"audit,omitempty"`
+	Consent      *LogHead    `json:"consent,omitempty"`
+}
+
+// Component is one component's state on the device. Reason is sanitized
+// (no paths, no names): why it failed or waits.
+type Component struct {
+	Name            string   `json:"name"`
+	Installed       string   `json:"installed,omitempty"`
+	Staged          string   `json:"staged,omitempty"`
+	Channel         string   `json:"channel"`
+	Pinned          string   `json:"pinned,omitempty"`
+	State           string   `json:"state"`
+	Reason          string   `json:"reason,omitempty"`
+	ActiveFeatures  []string `json:"active_features,omitempty"`
+	PendingFeatures []string `json:"pending_features,omitempty"`
+}
+
+// TUF is the repository metadata the device trusts.
+type TUF struct {
+	RootVersion      int64 `json:"root_version"`
+	TimestampVersion int64 `json:"timestamp_version"`
+}
+
+// LogHead is a hash-chained log's head: how many entries, and the hash of
+// the last.
+type LogHead struct {
+	Seq  int64  `json:"seq"`
+	Hash string `json:"hash"`
+}
+
+// ReportResponse is the service's answer to an accepted report.
+type ReportResponse struct {
+	// SendFull: the service has no full report with the heartbeat's
+	// digest (it was lost); the next report must be a full one.
+	SendFull bool `json:"send_full,omitempty"`
+}
+
+// ErrorResponse is the body of every refusal: one line, and a reason
+// code that scripts and metrics use.
+type ErrorResponse struct {
+	Error  string `json:"error"`
+	Reason string `json:"reason"`
+}
+
+// Reasons for refusing a device's request.
+const (
+	ReasonMalformed    = "malformed"
+	ReasonTooLarge     = "too-large"
+	ReasonBadSignature = "bad-signature"
+	ReasonReplayed     = "replayed"
+	ReasonUnknown      = "unknown-device"
+	ReasonRevoked      = "revoked"
+	ReasonBadToken     = "bad-token"
+)
+
+// SignEnroll signs an enrollment body.
+func SignEnroll(key ed25519.PrivateKey, body []byte) string {
+	return sign(key, enrollDomain, body)
+}
+
+// SignReport signs a report body.
+func SignReport(key ed25519.PrivateKey, body []byte) string {
+	return sign(key, reportDomain, body)
+}
+
+// VerifyEnroll checks an enrollment body's signature by pub.
+func VerifyEnroll(pub ed25519.PublicKey, body []byte, sig string) error {
+	return verify(pub, enrollDomain, body, sig)
+}
+
+// VerifyReport checks a report body's signature by pub.
+func VerifyReport(pub ed25519.PublicKey, body []byte, sig string) error {
+	return verify(pub, reportDomain, body, sig)
+}
+
+// ErrBadSignature: a body's signature is missing, malformed or wrong.
+var ErrBadSignature = errors.New("signature does not verify")
+
+func sign(key ed25519.PrivateKey, domain string, body []byte) string {
+	return base64.StdEncoding.EncodeToString(ed25519.Sign(key, append([]byte(domain), body...)))
+}
+
+func verify(pub ed25519.PublicKey, domain string, body []byte, sig string) error {
+	if len(pub) != ed25519.PublicKeySize {
+		return fmt.Errorf("%w: public key of %d bytes", ErrBadSignature, len(pub))
+	}
+	raw, err := base64.StdEncoding.DecodeString(sig)
+	if err != nil || len(raw) != ed25519.SignatureSize {
+		return fmt.Errorf("%w: not a base64 ed25519 signature", ErrBadSignature)
+	}
+	if !ed25519.Verify(pub, append([]byte(domain), body...), raw) {
+		return ErrBadSignature
+	}
+	return nil
+}
