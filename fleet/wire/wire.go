@@ -102,13 +102,16 @@ type Report struct {
 // Component is one component's state on the device. Reason is sanitized
 // (no paths, no names): why it failed or waits.
 type Component struct {
-	Name            string   `json:"name"`
-	Installed       string   `json:"installed,omitempty"`
-	Staged          string   `json:"staged,omitempty"`
-	Channel         string   `json:"channel"`
-	Pinned          string   `json:"pinned,omitempty"`
-	State           string   `json:"state"`
-	Reason          string   `json:"reason,omitempty"`
+	Name      string `json:"name"`
+	Installed string `json:"installed,omitempty"`
+	Staged    string `json:"staged,omitempty"`
+	Channel   string `json:"channel"`
+	Pinned    string `json:"pinned,omitempty"`
+	State     string `json:"state"`
+	Reason    string `json:"reason,omitempty"`
+	// Failed is the version that was rolled back and is held back (state
+	// failed), so a rollout can count it.
+	Failed          string   `json:"failed,omitempty"`
 	ActiveFeatures  []string `json:"active_features,omitempty"`
 	PendingFeatures []string `json:"pending_features,omitempty"`
 }
