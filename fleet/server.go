@@ -36,6 +36,8 @@ type Server struct {
 	Rejected func(reason string)
 	// Accepted, if set, is told of each accepted report (metrics).
 	Accepted func(heartbeat bool)
+	// Enrolled, if set, is told of each enrollment (metrics).
+	Enrolled func()
 }
 
 func (s *Server) now() time.Time {
@@ -223,6 +225,9 @@ func (s *Server) Enroll(ctx context.Context, r *http.Request) (*wire.EnrollRespo
 		}
 	}
 	s.log().Info("enrolled", "device", id, "site", tok.Site, "replaces", req.Replaces)
+	if s.Enrolled != nil {
+		s.Enrolled()
+	}
 	return &wire.EnrollResponse{DeviceID: id, Site: tok.Site}, nil
 }
 
