@@ -273,6 +273,9 @@ func commandLabel(args []string) string {
 // agent holds the state directory and, if it has said, what it is doing.
 type ActivityStatus struct {
 	Busy bool `json:"busy"`
+	// Service: a service (bcagent run) is running on this state
+	// directory, busy or idle between its polls.
+	Service bool `json:"service"`
 	*Activity
 }
 
@@ -280,8 +283,11 @@ type ActivityStatus struct {
 // (pid 1234) has held the state directory since 12:00:03: downloading
 // notification-client 1.2.0 (nc.tar.gz) (34.0 MiB of 120.0 MiB)".
 func (s *ActivityStatus) Describe(now time.Time) string {
+	if s != nil && s.Service && !s.Busy {
+		return "idle between polls (the service, bcagent run, is running)"
+	}
 	if s == nil || !s.Busy {
-		return "idle (no bcagent holds the state directory)"
+		return "idle (no bcagent holds the state directory; no service, bcagent run, is running)"
 	}
 	if s.Activity == nil {
 		return "busy: another bcagent holds the state directory (it has not said what it is doing)"

@@ -52,7 +52,8 @@ func TestActivityDescribe(t *testing.T) {
 		s    *ActivityStatus
 		want string
 	}{
-		{&ActivityStatus{}, "idle (no bcagent holds the state directory)"},
+		{&ActivityStatus{}, "idle (no bcagent holds the state directory; no service, bcagent run, is running)"},
+		{&ActivityStatus{Service: true}, "idle between polls (the service, bcagent run, is running)"},
 		{&ActivityStatus{Busy: true}, "busy: another bcagent holds the state directory (it has not said what it is doing)"},
 		{&ActivityStatus{Busy: true, Activity: &Activity{PID: 1234, Command: "bcagent stage", Since: since,
 			Download: &DownloadActivity{Name: "notification-client 1.2.0", Done: 34 << 20, Total: 120 << 20}}},

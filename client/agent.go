@@ -1,7 +1,9 @@
 package client
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -112,7 +114,7 @@ func Init(stateDir string, o InitOptions) error {
 	}
 	root, err := metadata.Root().FromBytes(rootBytes)
 	if err != nil {
-		return usagef("--root %s: not a TUF root: %v", o.RootFile, err)
+		return usagef("--root %s: %s; give the repository's root metadata, metadata/1.root.json as bcpublish init wrote it", o.RootFile, notARoot(rootBytes))
 	}
 	if err := root.VerifyDelegate(repo.RoleRoot, root); err != nil {
 		return usagef("--root %s: not signed by its own root keys: %v", o.RootFile, err)
@@ -425,4 +427,22 @@ func targetSHA256(tf *metadata.TargetFiles) (string, error) {
 		return "", verifyf("target %s has no sha256 hash", tf.Path)
 	}
 	return fmt.Sprintf("%x", []byte(h)), nil
+}
+
+// notARoot says what a file given as --root holds instead of a TUF root.
+func notARoot(data []byte) string {
+	var probe struct {
+		Signed struct {
+			Type string `json:"_type"`
+		} `json:"signed"`
+	}
+	switch {
+	case bytes.Contains(data, []byte("-----BEGIN ")):
+		return "it is a PEM file (a key or a certificate), not TUF metadata"
+	case json.Unmarshal(data, &probe) != nil:
+		return "it is not TUF metadata (not JSON)"
+	case probe.Signed.Type != "" && probe.Signed.Type != "root":
+		return fmt.Sprintf("it is %s metadata, not the root", probe.Signed.Type)
+	}
+	return "it is not valid TUF root metadata"
 }

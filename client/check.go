@@ -110,7 +110,10 @@ func (a *Agent) report(s *session, st *State) *CheckReport {
 	rep := &CheckReport{TimestampVersion: st.Repository.TimestampVersion}
 	for _, name := range a.cfg.Components {
 		c := st.Components[name]
-		cr := ComponentReport{Name: name, Installed: c.Installed, State: c.State, Problem: c.Unpublished}
+		cr := ComponentReport{Name: name, Installed: c.Installed, State: c.State.shown(), Problem: c.Unpublished}
+		if c.State == StateFailed {
+			cr.Problem = why(name, c)
+		}
 		if c.Available != nil {
 			cr.Available, cr.Path = c.Available.Version, c.Available.Path
 		}

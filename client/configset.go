@@ -1,6 +1,7 @@
 package client
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -8,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/beckmanconnect/bcupdate/internal/errs"
+	"github.com/beckmanconnect/bcupdate/internal/suggest"
 	"github.com/beckmanconnect/bcupdate/signer"
 )
 
@@ -187,7 +189,11 @@ func findSetting(c *Config, key string) (setting, error) {
 			keys = append(keys, s.key)
 		}
 	}
-	return setting{}, errs.Usagef("", "no setting %q: bcagent config set takes one of %s", key, strings.Join(keys, ", "))
+	hint := ""
+	if s := suggest.Closest(key, keys); s != "" {
+		hint = fmt.Sprintf("did you mean %s? ", s)
+	}
+	return setting{}, errs.Usagef("", "no setting %q: %sbcagent config set takes one of %s", key, hint, strings.Join(keys, ", "))
 }
 
 // SetConfig changes one setting of config.json (key as config show lists
@@ -226,8 +232,8 @@ func (a *Agent) SetConfig(key, value string) (before, after string, err error) {
 			}
 		}
 	}
-	if err := next.Validate(); err != nil {
-		return "", "", fmt.Errorf("%s %q: %w", key, value, err)
+	if err := next.validateAs(key); err != nil {
+		return "", "", err
 	}
 	if next.TrustDir != a.cfg.TrustDir {
 		if err := next.checkPermissions(a.dir); err != nil {
@@ -246,4 +252,32 @@ func (a *Agent) SetConfig(key, value string) (before, after string, err error) {
 	*a.cfg = next
 	a.audit(AuditEvent{Event: EventConfigChanged, By: osUser(), Detail: fmt.Sprintf("%s: %q -> %q", key, before, after)})
 	return before, after, nil
+}
+
+// validateAs is Validate for a change made with config set: the first
+// rule's error in the words of config.json's keys, not init's flags.
+func (c *Config) validateAs(key string) error {
+	for _, r := range configRules {
+		err := r.check(c)
+		if err == nil {
+			continue
+		}
+		msg := err.Error()
+		keys := strings.Split(r.key, ", ")
+		for i, f := range strings.Split(r.flag, ", ") {
+			k := keys[min(i, len(keys)-1)]
+			if strings.HasPrefix(key, "policy.") && f == "--policy" {
+				k = "policy."
+			}
+			msg = strings.ReplaceAll(msg, f+" (config.json "+k+")", k)
+			msg = strings.ReplaceAll(msg, f+" ", k+" ")
+			msg = strings.ReplaceAll(msg, f+":", k+":")
+		}
+		msg = strings.ReplaceAll(msg, "policy. ", "policy.")
+		if !strings.Contains(msg, strings.Split(key, ".")[0]) {
+			msg = key + ": " + msg
+		}
+		return errs.Usage("", errors.New(msg))
+	}
+	return nil
 }

@@ -70,7 +70,7 @@ func classifyTUF(err error) error {
 	case errors.As(err, &badVer):
 		hint = "repository metadata is older than what this agent has already seen (a rollback attack?)"
 	case errors.As(err, &unsigned):
-		hint = "repository metadata is not signed by the trusted keys"
+		hint = "repository metadata is not signed by the keys this PC trusts (if the repository was set up anew, this PC's trusted root is not its root: ask its release engineers for the right root.json; otherwise someone may be serving forged metadata)"
 	case errors.As(err, &hashErr), errors.As(err, &lenErr):
 		hint = "repository data does not match its signed length or hash"
 	case errors.As(err, &repoErr), errors.As(err, &valueErr), errors.As(err, &typeErr):

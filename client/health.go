@@ -49,6 +49,8 @@ func (a *Agent) assess(r *StatusReport, st *State, now time.Time) {
 	switch {
 	case lc == nil:
 		raise(HealthAttention, "no check of the repository has succeeded yet: run bcagent check (or start the service, bcagent run)")
+	case !lc.OK && lc.Failure == CheckVerification && a.hasCritical():
+		worst = HealthVerification // the critical notification below says it
 	case !lc.OK && lc.Failure == CheckVerification:
 		raise(HealthVerification, "the last check, at %s, failed verification (this may be an attack; nothing was changed): %s", stamp(lc.At), lc.Error)
 	case !lc.OK:
@@ -87,6 +89,10 @@ func (a *Agent) assess(r *StatusReport, st *State, now time.Time) {
 			raise(HealthAttention, "%s: %s", cs.Name, cs.Why)
 		case StateAwaitingAuthorization:
 			raise(HealthAwaiting, "%s: %s", cs.Name, cs.Why)
+		case StateNew:
+			if lc != nil && lc.OK {
+				raise(HealthAttention, "%s: not checked yet (added since the last check): run bcagent check", cs.Name)
+			}
 		}
 	}
 	for _, w := range r.Warnings {
@@ -134,3 +140,14 @@ func why(name string, c *ComponentState) string {
 }
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// hasCritical says whether a critical notification is active.
+func (a *Agent) hasCritical() bool {
+	notes, _ := a.Notifications()
+	for _, n := range notes {
+		if n.Severity == SeverityCritical {
+			return true
+		}
+	}
+	return false
+}

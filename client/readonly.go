@@ -58,7 +58,11 @@ func (v *View) Activity() (*ActivityStatus, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &ActivityStatus{Busy: busy}
+	svc, err := probeLock(filepath.Join(v.a.dir, "service.lock"))
+	if err != nil {
+		return nil, err
+	}
+	s := &ActivityStatus{Busy: busy, Service: svc}
 	if !busy {
 		return s, nil // an activity.json left now is stale (a crash)
 	}

@@ -38,7 +38,18 @@ const (
 	// installed): a misspelt name or channel, or a release not published
 	// yet. It is a warning, never "up to date".
 	StateNoRelease StateName = "no-release"
+	// StateNotChecked is how reports name StateNew: no check has looked
+	// at the component yet, so nothing is known of it.
+	StateNotChecked StateName = "not-checked"
 )
+
+// shown is the state as reports name it.
+func (s StateName) shown() StateName {
+	if s == StateNew {
+		return StateNotChecked
+	}
+	return s
+}
 
 // State is <state>/state.json. It holds only what the agent cannot derive:
 // it is written only when it changes, so a failed step leaves it as it was.
@@ -328,7 +339,7 @@ func (a *Agent) fillComponents(st *State) {
 	}
 	for _, c := range a.cfg.Components {
 		if st.Components[c] == nil {
-			st.Components[c] = &ComponentState{State: StateUpToDate}
+			st.Components[c] = &ComponentState{State: StateNew}
 		}
 	}
 }

@@ -102,7 +102,7 @@ func (a *Agent) statusOf(st *State) *StatusReport {
 	}
 	for _, name := range a.cfg.Components {
 		c := st.Components[name]
-		cs := ComponentStatus{Name: name, Installed: opt(c.Installed), State: c.State, Features: []FeatureStatus{}, LastError: c.LastError, Pinned: c.Pinned, ReleaseUnknown: c.ReleaseUnknown()}
+		cs := ComponentStatus{Name: name, Installed: opt(c.Installed), State: c.State.shown(), Features: []FeatureStatus{}, LastError: c.LastError, Pinned: c.Pinned, ReleaseUnknown: c.ReleaseUnknown()}
 		pending := c.Available
 		if c.Staged != nil {
 			cs.Staged = opt(c.Staged.Version)

@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -696,8 +697,14 @@ func (r *Repo) AddImmutable(t Target) (added bool, err error) {
 		return false, err
 	}
 	if old, ok := m[t.Path]; ok {
-		if old.Length == t.Length && hex.EncodeToString(old.Hashes["sha256"]) == t.SHA256 && sameCustom(old.Custom, t.Custom) {
+		sameBytes := old.Length == t.Length && hex.EncodeToString(old.Hashes["sha256"]) == t.SHA256
+		if sameBytes && sameCustom(old.Custom, t.Custom) {
 			return false, nil
+		}
+		if sameBytes {
+			// The same file with other release metadata: say which.
+			return false, fmt.Errorf("%w: %s is published with the same file but other release metadata (%s); a published release does not change: give the same options as when it was published, or publish a new version",
+				ErrConflict, t.Path, customDiff(old.Custom, t.Custom))
 		}
 		return false, fmt.Errorf("%w: %s (published sha256 %s, this one %s); publish a new version instead",
 			ErrConflict, t.Path, hex.EncodeToString(old.Hashes["sha256"]), t.SHA256)
@@ -870,4 +877,50 @@ func signChecked[T metadata.Roles](r *Repo, role string, md *metadata.Metadata[T
 		return r.wrongKey(role, keys[role], rr.KeyIDs, rr.Threshold, err)
 	}
 	return nil
+}
+
+// customDiff names the top-level fields of the "bc" release metadata in
+// which two targets' custom metadata differ ("bc.health_check, bc.features").
+func customDiff(a, b *json.RawMessage) string {
+	fields := func(m *json.RawMessage) map[string]json.RawMessage {
+		var top map[string]json.RawMessage
+		if m != nil {
+			json.Unmarshal(*m, &top)
+		}
+		inner := map[string]json.RawMessage{}
+		if bc, ok := top["bc"]; ok {
+			json.Unmarshal(bc, &inner)
+		}
+		for k, v := range top {
+			if k != "bc" {
+				inner["custom."+k] = v
+			}
+		}
+		return inner
+	}
+	fa, fb := fields(a), fields(b)
+	var diff []string
+	for k, v := range fa {
+		if w, ok := fb[k]; !ok || !bytes.Equal(compactJSON(v), compactJSON(w)) {
+			diff = append(diff, k)
+		}
+	}
+	for k := range fb {
+		if _, ok := fa[k]; !ok {
+			diff = append(diff, k)
+		}
+	}
+	sort.Strings(diff)
+	if len(diff) == 0 {
+		return "its custom metadata"
+	}
+	return strings.Join(diff, ", ")
+}
+
+func compactJSON(m json.RawMessage) []byte {
+	var b bytes.Buffer
+	if json.Compact(&b, m) != nil {
+		return m
+	}
+	return b.Bytes()
 }

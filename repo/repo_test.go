@@ -1,6 +1,7 @@
 package repo_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -102,6 +103,12 @@ func TestNewLoadCommit(t *testing.T) {
 	other := repo.NewTarget(tgt.Path, []byte("abd"), nil)
 	if _, err := again.AddImmutable(other); !errors.Is(err, repo.ErrConflict) {
 		t.Fatalf("want conflict, got %v", err)
+	}
+	// The same bytes with other release metadata: the error names the field.
+	custom := json.RawMessage(`{"bc":{"health_check":["bin/nc","--version"]}}`)
+	meta := repo.NewTarget(tgt.Path, []byte("abc"), &custom)
+	if _, err := again.AddImmutable(meta); !errors.Is(err, repo.ErrConflict) || !strings.Contains(err.Error(), "same file but other release metadata (health_check)") {
+		t.Fatalf("want a conflict naming health_check, got %v", err)
 	}
 }
 

@@ -74,9 +74,6 @@ func LoadPrivateKey(path string) (crypto.Signer, error) {
 		return nil, fmt.Errorf("key %w", err)
 	}
 	defer f.Close()
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("key %s: permissions %o are too open for a private key; run chmod 600 %s", path, fi.Mode().Perm(), path)
-	}
 	if fi.Size() > maxKeyFileSize {
 		return nil, fmt.Errorf("key %w", regfile.TooLarge(path, fi.Size(), maxKeyFileSize))
 	}
@@ -87,7 +84,16 @@ func LoadPrivateKey(path string) (crypto.Signer, error) {
 	if len(data) > maxKeyFileSize {
 		return nil, fmt.Errorf("key %w", regfile.TooLarge(path, int64(len(data)), maxKeyFileSize))
 	}
-	return ParsePrivateKey(data, path)
+	// What the file holds is said first (a .pub given for a key is not
+	// fixed by a chmod); a private key others can read is never used.
+	key, err := ParsePrivateKey(data, path)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("key %s: permissions %o are too open for a private key; run chmod 600 %s", path, fi.Mode().Perm(), path)
+	}
+	return key, nil
 }
 
 // ParsePrivateKey parses the first PKCS#8 (or SEC1 EC) private key in PEM data.

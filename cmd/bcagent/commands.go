@@ -55,7 +55,11 @@ func describe(w io.Writer, verb string, rep *client.CheckReport) {
 		case client.StateNoRelease:
 			fmt.Fprintf(w, "%s: no release (installed: %s): %s\n", name, installed, esc(c.Problem))
 		default:
-			fmt.Fprintf(w, "%s: %s (installed: %s)\n", name, esc(c.State), installed)
+			why := ""
+			if c.Problem != "" {
+				why = ": " + esc(c.Problem)
+			}
+			fmt.Fprintf(w, "%s: %s (installed: %s)%s\n", name, esc(c.State), installed, why)
 		}
 	}
 	_ = verb
@@ -236,10 +240,12 @@ func runApply(ctx context.Context, g *globalOptions, o applyOptions) error {
 			return err
 		}
 		old := map[string]string{}
+		was := map[string]client.StateName{}
 		for _, cs := range before.Components {
 			if cs.Installed != nil {
 				old[cs.Name] = *cs.Installed
 			}
+			was[cs.Name] = cs.State
 		}
 		after, _ := a.Status()
 		w := g.Stdout
@@ -249,6 +255,8 @@ func runApply(ctx context.Context, g *globalOptions, o applyOptions) error {
 				fmt.Fprintf(w, "%s: installed %s (was %s)%s\n", esc(cr.Name), esc(cr.Installed), esc(orNothing(old[cr.Name])), featureLine(after, i))
 			case cr.State == client.StateAwaitingAuthorization:
 				fmt.Fprintf(w, "%s: %s is staged and waits for authorization; nothing was activated\n", esc(cr.Name), esc(cr.Staged))
+			case cr.State == client.StateFailed && was[cr.Name] != client.StateFailed:
+				fmt.Fprintf(w, "%s: the update failed and was rolled back; still on %s (%s)\n", esc(cr.Name), esc(orNothing(cr.Installed)), esc(cr.Problem))
 			default:
 				fmt.Fprintf(w, "%s: nothing staged to apply (installed: %s)%s\n", esc(cr.Name), esc(orNothing(cr.Installed)), featureLine(after, i))
 			}
@@ -289,7 +297,7 @@ func orNothing(s string) string {
 func statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:         "status",
-		Usage:        "show the device, repository, each component's versions and state, and what a running agent is doing (never waits for it)",
+		Usage:        "show the device, repository, last check, each component's versions and state, and a health verdict; exits 0 ok, 4 a release waits for a person, 1 needs attention, 3 critical (for monitoring); never waits for a running agent",
 		Flags:        []cli.Flag{jsonFlag()},
 		OnUsageError: cliutil.OnUsageError,
 		Action: func(c *cli.Context) error {
@@ -356,7 +364,7 @@ func printStatus(w io.Writer, st *client.StatusReport) {
 		phi = ", holds PHI"
 	}
 	fmt.Fprintf(w, "device %s (%s%s)\n", esc(st.Device.ID), esc(st.Device.Model), phi)
-	exp := "never checked"
+	exp := "no verified metadata yet"
 	if st.Repository.Expires != nil {
 		exp = fmt.Sprintf("timestamp v%d, expires %s", st.Repository.TimestampVersion, st.Repository.Expires.Format("2006-01-02T15:04:05Z"))
 	}
@@ -371,10 +379,7 @@ func printStatus(w io.Writer, st *client.StatusReport) {
 		if !lc.LastSuccess.IsZero() {
 			last = lc.LastSuccess.Format(time.RFC3339)
 		}
-		fmt.Fprintf(w, "last check: %s, FAILED (%s; last success %s): %s\n", lc.At.Format(time.RFC3339), esc(lc.Failure), last, esc(lc.Error))
-	}
-	for _, n := range st.Alerts {
-		fmt.Fprintf(w, "%s: %s\n", strings.ToUpper(esc(n.Severity)), esc(n.Message))
+		fmt.Fprintf(w, "last check: %s, FAILED (%s; last success %s; why below)\n", lc.At.Format(time.RFC3339), esc(lc.Failure), last)
 	}
 	if st.Activity != nil {
 		fmt.Fprintf(w, "agent %s\n", esc(st.Activity.Describe(time.Now())))
@@ -411,8 +416,16 @@ func printStatus(w io.Writer, st *client.StatusReport) {
 		return
 	}
 	fmt.Fprintf(w, "health: %s (exit %d):\n", esc(st.Health), healthCode(st.Health))
+	critical := map[string]bool{}
+	for _, n := range st.Alerts {
+		critical[n.Message] = n.Severity == client.SeverityCritical
+	}
 	for _, p := range st.Problems {
-		fmt.Fprintf(w, "  - %s\n", esc(p))
+		mark := "-"
+		if critical[p] {
+			mark = "CRITICAL:"
+		}
+		fmt.Fprintf(w, "  %s %s\n", mark, esc(p))
 	}
 }
 

@@ -79,16 +79,30 @@ func runConfigSet(ctx context.Context, g *globalOptions, o configSetOptions) err
 		return cliutil.Usagef("", "bcagent config set takes KEY VALUE (got %d arguments); bcagent config show lists the keys, \"\" is the default", len(o.Args))
 	}
 	key, value := o.Args[0], o.Args[1]
-	return withAgent(ctx, g, nil, func(a *client.Agent) error {
+	err := withAgent(ctx, g, nil, func(a *client.Agent) error {
 		before, after, err := a.SetConfig(key, value)
 		if err != nil {
 			return err
 		}
 		if before == after {
 			fmt.Fprintf(g.Stdout, "%s is already %q; nothing changed\n", esc(key), esc(after))
+			key = "" // nothing to look at
 			return nil
 		}
 		fmt.Fprintf(g.Stdout, "%s: %q -> %q (recorded in the audit log; a running service uses it from its next cycle)\n", esc(key), esc(before), esc(after))
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	switch key {
+	case "repository_url", "components", "channel", "platform", "allowed_hosts", "trust_dir":
+		// Where the agent looks changed: look once, as init does, with
+		// an agent opened on the new settings.
+		return withAgent(ctx, g, nil, func(a *client.Agent) error {
+			probeRepository(ctx, g, a, "")
+			return nil
+		})
+	}
+	return nil
 }

@@ -123,7 +123,7 @@ func TestConfigShowSet(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"channel", "beta"}, 0, `channel: "stable" -> "beta"`},
+		{[]string{"channel", "beta"}, 0, `no release of "notification-client" for linux-amd64 on channel "beta"`},
 		{[]string{"channel", "beta"}, 0, "already"},
 		{[]string{"channel", "Not A Name"}, 2, "channel"},
 		{[]string{"poll_interval", "5s"}, 2, "out of range"},
@@ -138,9 +138,14 @@ func TestConfigShowSet(t *testing.T) {
 		{[]string{"trust_dir", "/nonexistent/trust"}, 2, "trust_dir"},
 		{[]string{"repository_url", "http://updates.example.com"}, 2, "plain http is refused"},
 		{[]string{"no_such_key", "x"}, 2, "no setting \"no_such_key\": bcagent config set takes one of repository_url, channel"},
+		{[]string{"chanel", "x"}, 2, "did you mean channel?"},
+		{[]string{"components", ""}, 2, "components"},
 		{[]string{"channel"}, 2, "takes KEY VALUE"},
 	} {
-		expect(t, tc.code, []string{tc.want}, append([]string{"--state", state, "config", "set"}, tc.args...)...)
+		out := expect(t, tc.code, []string{tc.want}, append([]string{"--state", state, "config", "set"}, tc.args...)...)
+		if tc.code != 0 && (strings.Contains(out, " --") || strings.Count(out, "\n") != 1) {
+			t.Errorf("config set %q: the error is not one line in config.json's words: %q", tc.args, out)
+		}
 	}
 	out := expect(t, 0, []string{"event=config-changed", `channel: \"stable\" -> \"beta\"`}, "--state", state, "audit", "export")
 	if n := strings.Count(out, "event=config-changed"); n != 3 {
@@ -186,6 +191,7 @@ func TestRunningServiceTakesConfigChange(t *testing.T) {
 	waitFor("no release on channel beta", func(st *client.StatusReport) bool { return st.Components[0].State == client.StateNoRelease })
 	expect(t, 0, []string{`channel: "beta" -> "stable"`}, "--state", state, "config", "set", "channel", "stable")
 	waitFor("1.0.0 staged from channel stable", func(st *client.StatusReport) bool { return st.Components[0].State == client.StateStaged })
+	waitFor("status sees the service", func(st *client.StatusReport) bool { return st.Activity.Service })
 }
 
 // TestGlobalFlagsAfterTheCommand: bcagent check --verbose works.

@@ -141,34 +141,37 @@ func runInit(ctx context.Context, g *globalOptions, o initOptions) error {
 		fmt.Fprintf(g.Stderr, "bcagent: warning: device model %s (normalized %+q) is in no known PHI device class (%s); features gated for PHI devices will turn on without asking unless the signed device policy names it: check the spelling, or add --phi-device-class\n",
 			esc(o.DeviceModel), norm, strings.Join(client.BuiltinPHIClasses(), ", "))
 	}
-	probeRepository(ctx, g)
+	a, err := client.Open(g.State, &client.OpenOptions{Log: g.logger(), UserAgent: userAgent()})
+	if err != nil {
+		fmt.Fprintf(g.Stderr, "bcagent: warning: could not open the new state directory to look at the repository: %s\n", esc(err.Error()))
+		return nil
+	}
+	defer a.Close()
+	probeRepository(ctx, g, a, "--root")
 	return nil
 }
 
 // initProbeTimeout bounds the look at the repository that init takes.
 const initProbeTimeout = 20 * time.Second
 
-// probeRepository looks at the repository once, right after init, and
-// warns about what would otherwise only show at the first check: a server
-// that cannot be reached, a root that is not this repository's, a
-// component with no release on the channel. The state directory stays
-// initialized either way (the repository may come up later).
-func probeRepository(ctx context.Context, g *globalOptions) {
+// probeRepository looks at the repository once, right after init or a
+// config set that changes where the agent looks, and warns about what
+// would otherwise only show at the next check: a server that cannot be
+// reached, a root that is not this repository's, a component with no
+// release on the channel. The change stands either way (the repository
+// may come up later).
+func probeRepository(ctx context.Context, g *globalOptions, a *client.Agent, rootFrom string) {
 	ctx, cancel := context.WithTimeout(ctx, initProbeTimeout)
 	defer cancel()
 	warn := func(format string, args ...any) {
 		fmt.Fprintf(g.Stderr, "bcagent: warning: "+format+"\n", args...)
 	}
-	a, err := client.Open(g.State, &client.OpenOptions{Log: g.logger(), UserAgent: userAgent()})
-	if err != nil {
-		warn("could not open the new state directory to look at the repository: %s", esc(err.Error()))
-		return
-	}
-	defer a.Close()
 	missing, err := a.Unpublished(ctx)
 	switch {
-	case errors.Is(err, client.ErrVerification):
+	case errors.Is(err, client.ErrVerification) && rootFrom == "--root":
 		warn("the repository does not verify against the trusted root given with --root (is it this repository's root.json?): %s; remove the new state directory and run bcagent init again with the right --root", esc(err.Error()))
+	case errors.Is(err, client.ErrVerification):
+		warn("the repository does not verify against this PC's trusted root (is repository_url another repository?): %s", esc(err.Error()))
 	case err != nil:
 		warn("%s; run bcagent check once it can be reached", esc(err.Error()))
 	}

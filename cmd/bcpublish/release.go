@@ -18,7 +18,7 @@ import (
 func releaseCommand() *cli.Command {
 	return &cli.Command{
 		Name:         "release",
-		Usage:        "add and list releases",
+		Usage:        "add, gate, list, promote and yank releases",
 		OnUsageError: cliutil.OnUsageError,
 		Subcommands:  []*cli.Command{releaseAddCommand(), releaseGateCommand(), releaseListCommand(), releasePromoteCommand(), releaseYankCommand()},
 	}

@@ -66,7 +66,7 @@ func runStatus(ctx context.Context, g *globalOptions, o statusOptions) error {
 		fmt.Fprintf(tw, "%s\t%d\t%s\n", r.Role, r.Version, r.Expires.Format(time.RFC3339))
 	}
 	tw.Flush()
-	fmt.Fprintf(g.Stdout, "%d targets, %d releases; signatures verified\n", st.Targets, st.Releases)
+	fmt.Fprintf(g.Stdout, "%s, %s; signatures verified\n", plural(st.Targets, "target"), plural(st.Releases, "release"))
 	for _, w := range st.Warnings {
 		fmt.Fprintf(g.Stderr, "warning: %s\n", w)
 	}
@@ -131,4 +131,12 @@ func runRefresh(ctx context.Context, g *globalOptions, o refreshOptions) error {
 	fmt.Fprintf(g.Stdout, "refreshed %s: snapshot v%d, timestamp v%d expires %s\n", o.Store.Location,
 		r.Snapshot.Signed.Version, r.Timestamp.Signed.Version, r.Timestamp.Signed.Expires.Format(time.RFC3339))
 	return nil
+}
+
+// plural is "1 release", "2 releases".
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }
