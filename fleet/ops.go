@@ -156,14 +156,14 @@ func ListDevices(ctx context.Context, st Store, f ListFilter, now time.Time) ([]
 // DeviceDetail is a device with its enrollee: personal data, for support.
 type DeviceDetail struct {
 	DeviceSummary
-	Enrollee   wire.Enrollee `json:"enrollee"`
-	Enrolled   time.Time     `json:"enrolled"`
-	Replaces   string        `json:"replaces,omitempty"`
-	TUF        wire.TUF      `json:"tuf"`
-	Audit      wire.LogHead  `json:"audit"`
-	Consent    wire.LogHead  `json:"consent"`
-	PublicKey  []byte        `json:"public_key"`
-	Counter    uint64        `json:"counter"`
+	Enrollee  wire.Enrollee `json:"enrollee"`
+	Enrolled  time.Time     `json:"enrolled"`
+	Replaces  string        `json:"replaces,omitempty"`
+	TUF       wire.TUF      `json:"tuf"`
+	Audit     wire.LogHead  `json:"audit"`
+	Consent   wire.LogHead  `json:"consent"`
+	PublicKey []byte        `json:"public_key"`
+	Counter   uint64        `json:"counter"`
 }
 
 // ShowDevice opens a device's personal data for actor, after recording
