@@ -101,6 +101,13 @@ func commitTargets(ctx context.Context, s Store, r *repo.Repo, keys repo.Keys, n
 // percent of devices (100: all). Promoting a channel to itself changes its
 // rollout share.
 func Promote(ctx context.Context, s Store, keys repo.Keys, component, platform, from, to string, percent int, now time.Time) (string, error) {
+	return PromoteGuarded(ctx, s, keys, component, platform, from, to, percent, now, nil)
+}
+
+// PromoteGuarded is Promote with a guard: it is called with the version
+// the source channel names before anything is written, and its error
+// refuses the promotion (RolloutGuard asks the fleet service).
+func PromoteGuarded(ctx context.Context, s Store, keys repo.Keys, component, platform, from, to string, percent int, now time.Time, guard func(version string) error) (string, error) {
 	for _, c := range []string{from, to} {
 		if err := repo.ValidateName("channel", c); err != nil {
 			return "", usagef("%v", err)
@@ -116,6 +123,11 @@ func Promote(ctx context.Context, s Store, keys repo.Keys, component, platform, 
 	ptr, err := readPointer(ctx, s, r, component, platform, from)
 	if err != nil {
 		return "", err
+	}
+	if guard != nil {
+		if err := guard(releaseVersion(ptr.Release)); err != nil {
+			return "", err
+		}
 	}
 	t, b, err := pointerTarget(component, platform, to, ptr.Release, percent)
 	if err != nil {
@@ -216,4 +228,14 @@ func Yank(ctx context.Context, s Store, keys repo.Keys, component, platform, ver
 		res.Moved[channel] = older[0].path
 	}
 	return res, commitTargets(ctx, s, r, keys, now, blobs)
+}
+
+// releaseVersion is the version in a release's target path
+// (component/platform/version/file).
+func releaseVersion(p string) string {
+	parts := strings.Split(p, "/")
+	if len(parts) >= 4 {
+		return parts[2]
+	}
+	return ""
 }

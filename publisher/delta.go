@@ -40,6 +40,11 @@ func planDeltas(r *repo.Repo, ix *repo.ReleaseIndex, o ReleaseOptions, artPath, 
 	if len(o.DeltaFrom) == 0 {
 		return nil, nil
 	}
+	for _, base := range o.DeltaFrom { // a typo is named before a missing tool
+		if _, err := repo.ParseVersion(base); err != nil {
+			return nil, usagef("--delta-from %w", err)
+		}
+	}
 	if err := pt.ready(); err != nil {
 		return nil, err
 	}
@@ -50,9 +55,6 @@ func planDeltas(r *repo.Repo, ix *repo.ReleaseIndex, o ReleaseOptions, artPath, 
 		}
 	}()
 	for _, base := range o.DeltaFrom {
-		if _, err := repo.ParseVersion(base); err != nil {
-			return out, usagef("--delta-from %w", err)
-		}
 		basePath, ok := ix.Releases[base]
 		if !ok {
 			// Not in the index (a bins repository from before it): the

@@ -91,6 +91,17 @@ check() {
   tool nginx nginx-light -v
   tool faketime faketime --version
 
+  # PostgreSQL for the fleet store's suite (internal/pgtest runs initdb and
+  # pg_ctl from here as the postgres user in a temporary directory).
+  local pgbin
+  pgbin=$(ls -d /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -n 1 || true)
+  if [ -n "$pgbin" ]; then
+    found postgresql "$(basename "$(dirname "$(dirname "$pgbin")")")" "$(dirname "$pgbin")"
+  else
+    lacking postgresql "not installed (Debian package postgresql)"
+    apt_pkgs+=(postgresql)
+  fi
+
   if [ -d /usr/lib/python3/dist-packages/_pytest ]; then
     found python3-pytest "$(version_of "$(dpkg-query -W -f '${Version}' python3-pytest 2>/dev/null || true)")" /usr/lib/python3/dist-packages/pytest
   else

@@ -272,12 +272,16 @@ func releasePromoteCommand() *cli.Command {
 			&cli.StringFlag{Name: "from", Usage: "source `CHANNEL`", EnvVars: []string{"BCPUBLISH_FROM"}},
 			&cli.StringFlag{Name: "to", Usage: "target `CHANNEL`", EnvVars: []string{"BCPUBLISH_TO"}},
 			&cli.IntFlag{Name: "percent", Value: 100, Usage: "share of devices, `P` percent (staged rollout)", EnvVars: []string{"BCPUBLISH_PERCENT"}},
+			&cli.StringFlag{Name: "fleet", Usage: "ask the fleet service at `URL` first: refuse if the release fails on too many devices", EnvVars: []string{"BCPUBLISH_FLEET"}},
+			&cli.StringFlag{Name: "fleet-token", Usage: "your sign-on ID `TOKEN` for --fleet (better in the environment)", EnvVars: []string{"BCPUBLISH_FLEET_TOKEN"}},
+			&cli.StringFlag{Name: "max-failure-rate", Value: "2%", Usage: "with --fleet: the highest share of reporting devices, `RATE`, that may have failed or rolled back", EnvVars: []string{"BCPUBLISH_MAX_FAILURE_RATE"}},
 		)...),
 		OnUsageError: cliutil.OnUsageError,
 		Action: func(c *cli.Context) error {
 			return runReleasePromote(c.Context, globals(c), releasePromoteOptions{Store: storeOpts(c, "repo"), Keys: keyOpts(c),
 				Component: c.String("component"), Platform: c.String("platform"), From: c.String("from"), To: c.String("to"),
-				Percent: c.Int("percent"), Args: c.Args().Slice()})
+				Percent: c.Int("percent"), Fleet: c.String("fleet"), FleetToken: c.String("fleet-token"), MaxFailureRate: c.String("max-failure-rate"),
+				Args: c.Args().Slice()})
 		},
 	}
 }
@@ -288,6 +292,8 @@ type releasePromoteOptions struct {
 	Keys                          keyOptions
 	Component, Platform, From, To string
 	Percent                       int
+	Fleet, FleetToken             string
+	MaxFailureRate                string
 	Args                          []string
 }
 
@@ -296,9 +302,18 @@ func runReleasePromote(ctx context.Context, g *globalOptions, o releasePromoteOp
 	if err != nil {
 		return err
 	}
+	var guard func(string) error
+	if o.Fleet != "" {
+		rate, err := publisher.ParseRate(o.MaxFailureRate)
+		if err != nil {
+			return err
+		}
+		g := &publisher.RolloutGuard{Fleet: o.Fleet, Token: o.FleetToken, MaxFailureRate: rate}
+		guard = func(version string) error { return g.Check(ctx, o.Component, version) }
+	}
 	var rel string
 	err = o.Keys.retrying(ctx, func() (err error) {
-		rel, err = publisher.Promote(ctx, s, keys, o.Component, o.Platform, o.From, o.To, o.Percent, timeNow())
+		rel, err = publisher.PromoteGuarded(ctx, s, keys, o.Component, o.Platform, o.From, o.To, o.Percent, timeNow(), guard)
 		return err
 	})
 	if err != nil {

@@ -114,24 +114,28 @@ func splitFlag(arg string) (name string, hasValue, ok bool) {
 }
 
 // normalize rewrites args to what urfave/cli parses: `help [COMMAND…]` as
-// `[COMMAND…] --help`, and a global flag given after the command (and not
-// one of the command's own) moved before it. Nothing after "--" moves.
+// `[COMMAND…] --help`, a global flag given after the command (and not
+// one of the command's own) moved before it, and flags given after a
+// command's arguments (`rollout status C V --db X`) moved before the
+// arguments, since urfave/cli stops at the first argument. Nothing after
+// "--" moves.
 func normalize(app *cli.App, args []string) []string {
 	if len(args) < 2 {
 		return args
 	}
 	out := []string{args[0]}
-	var moved, rest []string
+	var moved, rest, pos, tail []string
 	cmds, flags := app.Commands, app.Flags
 	var path []*cli.Command
 	help := false
 	for i := 1; i < len(args); i++ {
 		a := args[i]
 		if a == "--" {
-			rest = append(rest, args[i:]...)
+			tail = args[i:]
 			break
 		}
-		if name, hasValue, ok := splitFlag(a); ok {
+		if name, hasValue, ok := splitFlag(a); ok && (len(pos) == 0 || findFlag(flags, name) != nil || findFlag(app.Flags, name) != nil) {
+			// (After an argument, only a known flag is one: "-1" is a value.)
 			own := findFlag(flags, name)
 			if own == nil && len(path) > 0 {
 				if g := findFlag(app.Flags, name); g != nil {
@@ -154,15 +158,16 @@ func normalize(app *cli.App, args []string) []string {
 			help = true
 			continue
 		}
-		rest = append(rest, a)
 		if c := findCommand(cmds, a); c != nil {
+			rest = append(rest, a)
 			path = append(path, c)
 			cmds, flags = c.Subcommands, c.Flags
 		} else {
+			pos = append(pos, a)
 			cmds = nil // an argument: no more commands below
 		}
 	}
-	out = append(append(out, moved...), rest...)
+	out = append(append(append(append(out, moved...), rest...), pos...), tail...)
 	if help {
 		out = append(out, "--help")
 	}

@@ -69,6 +69,9 @@ func TestNormalize(t *testing.T) {
 		{"prog help config set", "prog config set --help"},
 		{"prog config set help x", "prog config set help x"}, // an argument
 		{"prog config set --verbose k v", "prog --verbose config set k v"},
+		{"prog check X --json --state D", "prog --state D check --json X"}, // flags after arguments
+		{"prog config set k -1", "prog config set k -1"},                   // a value that looks like a flag
+		{"prog check X -- --json", "prog check X -- --json"},
 	} {
 		if got := strings.Join(normalize(app, strings.Fields(tc.in)), " "); got != tc.want {
 			t.Errorf("normalize(%q) = %q, want %q", tc.in, got, tc.want)

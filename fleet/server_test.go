@@ -1,0 +1,266 @@
+package fleet_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/beckmanconnect/bcupdate/fleet"
+	"github.com/beckmanconnect/bcupdate/fleet/sqlstore"
+	"github.com/beckmanconnect/bcupdate/fleet/wire"
+)
+
+type env struct {
+	store fleet.Store
+	kek   fleet.KEK
+	srv   *httptest.Server
+	fs    *fleet.Server
+	rej   map[string]int
+	keys  map[string]ed25519.PrivateKey
+	now   time.Time
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlstore.Open(ctx, "sqlite:"+filepath.Join(dir, "fleet.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := fleet.GenerateKEK(filepath.Join(dir, "kek")); err != nil {
+		t.Fatal(err)
+	}
+	kek, err := fleet.OpenKEK(filepath.Join(dir, "kek"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{store: st, kek: kek, rej: map[string]int{}, keys: map[string]ed25519.PrivateKey{}, now: time.Now().UTC()}
+	e.fs = &fleet.Server{Store: st, KEK: kek, Now: func() time.Time { return e.now }, Rejected: func(r string) { e.rej[r]++ }}
+	e.srv = httptest.NewServer(e.fs.Handler())
+	t.Cleanup(e.srv.Close)
+	return e
+}
+
+func (e *env) token(t *testing.T, site string, uses int, life time.Duration) string {
+	t.Helper()
+	secret, _, err := fleet.CreateToken(context.Background(), e.store, "test", site, life, uses, e.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return secret
+}
+
+func post(t *testing.T, url string, body []byte, headers map[string]string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func enrollBody(t *testing.T, token, email string, pub ed25519.PublicKey) []byte {
+	t.Helper()
+	body, _ := json.Marshal(wire.EnrollRequest{Token: token, PublicKey: pub, Enrollee: wire.Enrollee{Email: email, Name: "Ann Lee"},
+		Instrument: wire.Instrument{Model: "Navios EX", ID: "INST-0042", Serial: "SN123"}, AgentVersion: "1.0.0", Time: time.Now()})
+	return body
+}
+
+// enroll enrolls a new device with a fresh key and token; it returns its ID.
+func (e *env) enroll(t *testing.T, email string) string {
+	t.Helper()
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	body := enrollBody(t, e.token(t, "lab-1", 1, time.Hour), email, pub)
+	code, resp := post(t, e.srv.URL+wire.EnrollPath, body, map[string]string{wire.SignatureHeader: wire.SignEnroll(priv, body)})
+	if code != 200 {
+		t.Fatalf("enroll: %d %s", code, resp)
+	}
+	var er wire.EnrollResponse
+	json.Unmarshal(resp, &er)
+	e.keys[er.DeviceID] = priv
+	return er.DeviceID
+}
+
+func (e *env) report(t *testing.T, id string, r wire.Report) (int, string) {
+	t.Helper()
+	r.DeviceID = id
+	body, _ := json.Marshal(r)
+	key, ok := e.keys[id]
+	if !ok { // a device this test did not enroll: some key
+		_, key, _ = ed25519.GenerateKey(rand.Reader)
+	}
+	code, resp := post(t, e.srv.URL+wire.ReportPath, body, map[string]string{wire.DeviceHeader: id, wire.SignatureHeader: wire.SignReport(key, body)})
+	return code, string(resp)
+}
+
+func full(counter uint64, installed string) wire.Report {
+	return wire.Report{Counter: counter, Time: time.Now(), Digest: "d-" + installed, AgentVersion: "1.0.0", PollInterval: "1h",
+		Components: []wire.Component{{Name: "notification-client", Installed: installed, Channel: "stable", State: "up-to-date"}},
+		TUF:        &wire.TUF{RootVersion: 1, TimestampVersion: int64(counter)},
+		Audit:      &wire.LogHead{Seq: int64(counter), Hash: "a" + installed}, Consent: &wire.LogHead{Seq: 1, Hash: "c1"}}
+}
+
+func TestEnroll(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	id := e.enroll(t, "ann.lee@hospital.example")
+	d, err := e.store.Device(ctx, id)
+	if err != nil || d.Site != "lab-1" || d.Instrument.Serial != "SN123" {
+		t.Fatalf("device %+v %v", d, err)
+	}
+	if bytes.Contains(d.Sealed, []byte("ann.lee")) || bytes.Contains(d.Sealed, []byte("Ann Lee")) {
+		t.Fatal("the enrollee is stored in plaintext")
+	}
+	det, err := fleet.ShowDevice(ctx, e.store, e.kek, "test", id, time.Now())
+	if err != nil || det.Enrollee.Email != "ann.lee@hospital.example" {
+		t.Fatalf("show: %+v %v", det, err)
+	}
+	if ds, _ := e.store.Devices(ctx, fleet.DeviceFilter{EmailHash: fleet.EmailHash(e.kek, "ANN.LEE@hospital.example")}); len(ds) != 1 {
+		t.Fatalf("lookup by email: %d devices", len(ds))
+	}
+
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	tok := e.token(t, "lab-1", 1, time.Hour)
+	body := enrollBody(t, tok, "bob@hospital.example", pub)
+	_, otherPriv, _ := ed25519.GenerateKey(rand.Reader)
+	expired := e.token(t, "lab-1", 5, time.Minute)
+	e.now = e.now.Add(2 * time.Minute)
+	for _, tc := range []struct {
+		name   string
+		body   []byte
+		sig    string
+		status int
+		reason string
+	}{
+		{"signed by another key", body, wire.SignEnroll(otherPriv, body), 401, wire.ReasonBadSignature},
+		{"not signed", body, "", 401, wire.ReasonBadSignature},
+		{"an unknown token", enrollBody(t, "bcf_nope", "bob@hospital.example", pub), "", 403, wire.ReasonBadToken},
+		{"an expired token", enrollBody(t, expired, "bob@hospital.example", pub), "", 403, wire.ReasonBadToken},
+		{"not an email", enrollBody(t, tok, "bob", pub), "", 400, wire.ReasonMalformed},
+		{"unknown fields", []byte(`{"token":"x","public_key":"` + strings.Repeat("A", 43) + `=","surprise":1}`), "", 400, wire.ReasonMalformed},
+		{"too large", bytes.Repeat([]byte(" "), wire.MaxBody+1), "", 413, wire.ReasonTooLarge},
+	} {
+		sig := tc.sig
+		if sig == "" && tc.reason != wire.ReasonBadSignature {
+			sig = wire.SignEnroll(priv, tc.body)
+		}
+		code, resp := post(t, e.srv.URL+wire.EnrollPath, tc.body, map[string]string{wire.SignatureHeader: sig})
+		var er wire.ErrorResponse
+		json.Unmarshal(resp, &er)
+		if code != tc.status || er.Reason != tc.reason || er.Error == "" {
+			t.Errorf("%s: %d %s, want %d %s", tc.name, code, resp, tc.status, tc.reason)
+		}
+	}
+	if ds, _ := e.store.Devices(ctx, fleet.DeviceFilter{}); len(ds) != 1 {
+		t.Fatalf("refused enrollments stored devices: %d", len(ds))
+	}
+	// The token was not used by the refusals: it still enrolls, once.
+	code, _ := post(t, e.srv.URL+wire.EnrollPath, body, map[string]string{wire.SignatureHeader: wire.SignEnroll(priv, body)})
+	if code != 200 {
+		t.Fatalf("enroll with the token: %d", code)
+	}
+	pub2, priv2, _ := ed25519.GenerateKey(rand.Reader)
+	again := enrollBody(t, tok, "carl@hospital.example", pub2)
+	if code, resp := post(t, e.srv.URL+wire.EnrollPath, again, map[string]string{wire.SignatureHeader: wire.SignEnroll(priv2, again)}); code != 403 {
+		t.Fatalf("a used-up token: %d %s", code, resp)
+	}
+}
+
+func TestReports(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	id := e.enroll(t, "ann.lee@hospital.example")
+	if code, resp := e.report(t, id, full(1, "1.0.0")); code != 200 || strings.Contains(resp, "send_full") {
+		t.Fatalf("first report: %d %s", code, resp)
+	}
+	if code, resp := e.report(t, id, full(1, "1.1.0")); code != 409 || !strings.Contains(resp, wire.ReasonReplayed) {
+		t.Fatalf("a replayed counter: %d %s", code, resp)
+	}
+	d, _ := e.store.Device(ctx, id)
+	if d.State.Components[0].Installed != "1.0.0" {
+		t.Fatal("a replayed report was stored")
+	}
+	hb := wire.Report{Counter: 2, Time: time.Now(), Heartbeat: true, Digest: "d-1.0.0"}
+	hbBody, _ := json.Marshal(hb)
+	if len(hbBody) > wire.MaxHeartbeat {
+		t.Fatalf("a heartbeat of %d bytes", len(hbBody))
+	}
+	if code, resp := e.report(t, id, hb); code != 200 || strings.Contains(resp, "send_full") {
+		t.Fatalf("heartbeat: %d %s", code, resp)
+	}
+	hb.Counter, hb.Digest = 3, "d-unknown"
+	if code, resp := e.report(t, id, hb); code != 200 || !strings.Contains(resp, `"send_full":true`) {
+		t.Fatalf("a heartbeat of an unknown digest: %d %s", code, resp)
+	}
+	// Forged: signed by another key.
+	r := full(4, "9.9.9")
+	r.DeviceID = id
+	body, _ := json.Marshal(r)
+	_, other, _ := ed25519.GenerateKey(rand.Reader)
+	if code, _ := post(t, e.srv.URL+wire.ReportPath, body, map[string]string{wire.DeviceHeader: id, wire.SignatureHeader: wire.SignReport(other, body)}); code != 401 {
+		t.Fatalf("a forged report: %d", code)
+	}
+	if code, _ := e.report(t, "dev-unknown", full(4, "1.0.0")); code != 401 {
+		t.Fatalf("an unknown device: %d", code)
+	}
+	// The audit log goes backwards (from 4 entries to 2), the consent
+	// log forks: flagged.
+	if code, resp := e.report(t, id, full(4, "1.0.0")); code != 200 {
+		t.Fatalf("report: %d %s", code, resp)
+	}
+	r = full(5, "1.0.0")
+	r.Audit = &wire.LogHead{Seq: 2, Hash: "x"}
+	r.Consent = &wire.LogHead{Seq: 1, Hash: "c-other"}
+	if code, resp := e.report(t, id, r); code != 200 {
+		t.Fatalf("report: %d %s", code, resp)
+	}
+	d, _ = e.store.Device(ctx, id)
+	flags := strings.Join(d.State.Flags, "; ")
+	if !strings.Contains(flags, "audit log went backwards") || !strings.Contains(flags, "consent log forked") {
+		t.Fatalf("flags %q", flags)
+	}
+	if !d.Online(e.now) || d.Online(e.now.Add(4*time.Hour)) {
+		t.Fatal("online status")
+	}
+	// A timestamp that stops advancing while online is flagged.
+	e.now = e.now.Add(4 * 24 * time.Hour)
+	r = full(6, "1.0.0")
+	r.TUF.TimestampVersion = 5
+	r.Audit = &wire.LogHead{Seq: 6, Hash: "a"}
+	e.report(t, id, r)
+	d, _ = e.store.Device(ctx, id)
+	if f := strings.Join(d.Flags(e.now), ";"); !strings.Contains(f, "has not advanced") {
+		t.Fatalf("a stalled timestamp is not flagged: %q", f)
+	}
+	if code, _ := e.report(t, id, wire.Report{Counter: 7, Digest: "x", Components: make([]wire.Component, 300)}); code != 400 {
+		t.Fatalf("300 components: %d", code)
+	}
+	if err := fleet.RevokeDevice(ctx, e.store, "test", id, e.now); err != nil {
+		t.Fatal(err)
+	}
+	if code, resp := e.report(t, id, full(8, "1.0.0")); code != 410 || !strings.Contains(resp, wire.ReasonRevoked) {
+		t.Fatalf("a revoked device: %d %s", code, resp)
+	}
+	for _, reason := range []string{wire.ReasonReplayed, wire.ReasonBadSignature, wire.ReasonUnknown, wire.ReasonRevoked, wire.ReasonMalformed} {
+		if e.rej[reason] == 0 {
+			t.Errorf("no rejection counted for %s: %v", reason, e.rej)
+		}
+	}
+}

@@ -1,0 +1,569 @@
+// Package sqlstore is the fleet service's store in SQL: SQLite through a
+// pure-Go driver (modernc.org/sqlite; one file, nothing to install) or
+// PostgreSQL through pgx (any number of stateless `bcfleet serve`
+// processes on one database). Both are one implementation of fleet.Store
+// over database/sql; the schema is versioned with goose (migrations/),
+// applied on Open, one dialect directory per database.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/beckmanconnect/bcupdate/fleet"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// Store is a fleet.Store on SQLite or PostgreSQL.
+type Store struct {
+	// w takes every change; r every read. For SQLite w is one
+	// connection (SQLite has one writer at a time; waiting in Go is
+	// cheaper than SQLITE_BUSY) and r a pool of read-only connections
+	// that WAL lets run beside it. For PostgreSQL both are one pool.
+	w, r     *sql.DB
+	postgres bool
+}
+
+var _ fleet.Store = (*Store)(nil)
+
+// Open opens (creating and migrating as needed) the store that dsn names:
+// "sqlite:PATH" or "postgres://…" (also "postgresql://…", as libpq
+// takes it).
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	switch {
+	case strings.HasPrefix(dsn, "sqlite:"):
+		return openSQLite(ctx, strings.TrimPrefix(dsn, "sqlite:"))
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		return openPostgres(ctx, dsn)
+	}
+	return nil, fmt.Errorf("--db %q: want sqlite:PATH or postgres://USER@HOST:PORT/DB", redact(dsn))
+}
+
+// redact hides a password in a DSN that is quoted in an error.
+func redact(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+			return u.String()
+		}
+	}
+	return dsn
+}
+
+func openSQLite(ctx context.Context, path string) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("--db sqlite:PATH: the path is empty")
+	}
+	if dir := filepath.Dir(path); dir != "." {
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("--db sqlite:%s: directory %s does not exist", path, dir)
+		}
+	}
+	// The file holds sealed personal data and device keys' records: only
+	// its owner reads it. SQLite gives its -wal and -shm files the
+	// database file's mode.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("--db sqlite:%s: %w", path, err)
+	}
+	f.Close()
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "foreign_keys(ON)")
+	q.Set("_txlock", "immediate")
+	w, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("--db sqlite:%s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetConnMaxIdleTime(0)
+	if err := migrate(ctx, w, goose.DialectSQLite3, "migrations/sqlite", nil); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("--db sqlite:%s: %w", path, err)
+	}
+	rq := url.Values{}
+	rq.Add("_pragma", "busy_timeout(10000)")
+	rq.Add("_pragma", "query_only(ON)")
+	r, err := sql.Open("sqlite", "file:"+path+"?"+rq.Encode())
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	r.SetMaxOpenConns(8)
+	r.SetMaxIdleConns(8)
+	return &Store{w: w, r: r}, nil
+}
+
+func openPostgres(ctx context.Context, dsn string) (*Store, error) {
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("--db %s: %w", redact(dsn), err)
+	}
+	db.SetMaxOpenConns(16)
+	db.SetMaxIdleConns(16)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("--db %s: cannot reach PostgreSQL: %w", redact(dsn), err)
+	}
+	// Several servers may start at once: one migrates, the others wait.
+	locker, err := lock.NewPostgresSessionLocker()
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := migrate(ctx, db, goose.DialectPostgres, "migrations/postgres", locker); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("--db %s: %w", redact(dsn), err)
+	}
+	return &Store{w: db, r: db, postgres: true}, nil
+}
+
+func migrate(ctx context.Context, db *sql.DB, dialect goose.Dialect, dir string, locker lock.SessionLocker) error {
+	sub, err := fs.Sub(migrations, dir)
+	if err != nil {
+		return err
+	}
+	var opts []goose.ProviderOption
+	if locker != nil {
+		opts = append(opts, goose.WithSessionLocker(locker))
+	}
+	p, err := goose.NewProvider(dialect, db, sub, opts...)
+	if err != nil {
+		return fmt.Errorf("schema migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("schema migration: %w", err)
+	}
+	return nil
+}
+
+// SchemaVersion is the version of the newest applied migration.
+func (s *Store) SchemaVersion(ctx context.Context) (int64, error) {
+	var v int64
+	err := s.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(version_id), 0) FROM goose_db_version WHERE is_applied = `+s.boolean(true)).Scan(&v)
+	return v, err
+}
+
+// Close closes the store's connections.
+func (s *Store) Close() error {
+	err := s.w.Close()
+	if s.r != s.w {
+		err = errors.Join(err, s.r.Close())
+	}
+	return err
+}
+
+// q turns ? placeholders into PostgreSQL's $n (no query here has a ? in
+// a literal).
+func (s *Store) q(query string) string {
+	if !s.postgres {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for _, c := range query {
+		if c == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+func (s *Store) boolean(v bool) string {
+	if v {
+		return "TRUE"
+	}
+	return "FALSE"
+}
+
+func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// isUnique says whether err is a unique-constraint violation.
+func isUnique(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
+}
+
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// CreateToken stores an enrollment token's hash.
+func (s *Store) CreateToken(ctx context.Context, t fleet.Token) error {
+	_, err := s.w.ExecContext(ctx, s.q(`INSERT INTO tokens (id, site, hash, created, expires, uses, revoked) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+		t.ID, t.Site, t.Hash, nanos(t.Created), nanos(t.Expires), t.Uses, b2i(t.Revoked))
+	if isUnique(err) {
+		return fmt.Errorf("token %s: %w", t.ID, fleet.ErrExists)
+	}
+	return err
+}
+
+// UseToken takes one use of a valid token in one statement, so two
+// concurrent enrollments never both take the last use.
+func (s *Store) UseToken(ctx context.Context, hash []byte, now time.Time) (*fleet.Token, error) {
+	row := s.w.QueryRowContext(ctx, s.q(`UPDATE tokens SET uses = uses - 1
+		WHERE hash = ? AND uses > 0 AND revoked = 0 AND expires > ?
+		RETURNING id, site, hash, created, expires, uses, revoked`), hash, nanos(now))
+	t, err := scanToken(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fleet.ErrBadToken
+	}
+	return t, err
+}
+
+type scanner interface{ Scan(...any) error }
+
+func scanToken(row scanner) (*fleet.Token, error) {
+	var t fleet.Token
+	var created, expires int64
+	var revoked int
+	if err := row.Scan(&t.ID, &t.Site, &t.Hash, &created, &expires, &t.Uses, &revoked); err != nil {
+		return nil, err
+	}
+	t.Created, t.Expires, t.Revoked = fromNanos(created), fromNanos(expires), revoked != 0
+	return &t, nil
+}
+
+// RevokeToken revokes a token.
+func (s *Store) RevokeToken(ctx context.Context, id string) error {
+	res, err := s.w.ExecContext(ctx, s.q(`UPDATE tokens SET revoked = 1 WHERE id = ?`), id)
+	return affected(res, err, "token "+id)
+}
+
+func affected(res sql.Result, err error, what string) error {
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: %w", what, fleet.ErrNotFound)
+	}
+	return nil
+}
+
+// Tokens lists tokens, newest first.
+func (s *Store) Tokens(ctx context.Context) ([]fleet.Token, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, site, hash, created, expires, uses, revoked FROM tokens ORDER BY created DESC, id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []fleet.Token
+	for rows.Next() {
+		t, err := scanToken(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *t)
+	}
+	return out, rows.Err()
+}
+
+// stateJSON is a device's state without what has columns of its own.
+func stateJSON(st fleet.DeviceState) (string, error) {
+	st.Counter, st.LastSeen = 0, time.Time{}
+	b, err := json.Marshal(st)
+	return string(b), err
+}
+
+// AddDevice stores a newly enrolled device.
+func (s *Store) AddDevice(ctx context.Context, d fleet.Device) error {
+	inst, err := json.Marshal(d.Instrument)
+	if err != nil {
+		return err
+	}
+	state, err := stateJSON(d.State)
+	if err != nil {
+		return err
+	}
+	var revoked any
+	if d.Revoked != nil {
+		revoked = nanos(*d.Revoked)
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO devices
+			(id, site, public_key, enrolled, revoked, sealed, email_hash, instrument, replaces, counter, last_seen, state)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			d.ID, d.Site, d.PublicKey, nanos(d.Enrolled), revoked, d.Sealed, d.EmailHash, string(inst), d.Replaces,
+			int64(d.State.Counter), nanos(d.State.LastSeen), state)
+		if isUnique(err) {
+			return fmt.Errorf("device %s: %w", d.ID, fleet.ErrExists)
+		}
+		if err != nil {
+			return err
+		}
+		return s.putComponents(ctx, tx, d.ID, d.State, false)
+	})
+}
+
+// putComponents replaces the device's component rows (what filters use).
+func (s *Store) putComponents(ctx context.Context, tx *sql.Tx, id string, st fleet.DeviceState, clear bool) error {
+	if clear {
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM components WHERE device_id = ?`), id); err != nil {
+			return err
+		}
+	}
+	if len(st.Components) == 0 {
+		return nil
+	}
+	stmt, err := tx.PrepareContext(ctx, s.q(`INSERT INTO components (device_id, name, installed, state) VALUES (?, ?, ?, ?)`))
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	seen := map[string]bool{}
+	for _, c := range st.Components {
+		if seen[c.Name] {
+			return fmt.Errorf("device %s: component %s is listed twice", id, c.Name)
+		}
+		seen[c.Name] = true
+		if _, err := stmt.ExecContext(ctx, id, c.Name, c.Installed, c.State); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+const deviceColumns = `id, site, public_key, enrolled, revoked, sealed, email_hash, instrument, replaces, counter, last_seen, state`
+
+func scanDevice(row scanner) (*fleet.Device, error) {
+	var d fleet.Device
+	var enrolled, counter, lastSeen int64
+	var revoked sql.NullInt64
+	var inst, state string
+	if err := row.Scan(&d.ID, &d.Site, &d.PublicKey, &enrolled, &revoked, &d.Sealed, &d.EmailHash, &inst, &d.Replaces, &counter, &lastSeen, &state); err != nil {
+		return nil, err
+	}
+	d.Enrolled = fromNanos(enrolled)
+	if revoked.Valid {
+		t := fromNanos(revoked.Int64)
+		d.Revoked = &t
+	}
+	if err := json.Unmarshal([]byte(inst), &d.Instrument); err != nil {
+		return nil, fmt.Errorf("device %s: instrument column: %w", d.ID, err)
+	}
+	if err := json.Unmarshal([]byte(state), &d.State); err != nil {
+		return nil, fmt.Errorf("device %s: state column: %w", d.ID, err)
+	}
+	d.State.Counter, d.State.LastSeen = uint64(counter), fromNanos(lastSeen)
+	return &d, nil
+}
+
+// Device returns one device.
+func (s *Store) Device(ctx context.Context, id string) (*fleet.Device, error) {
+	d, err := scanDevice(s.r.QueryRowContext(ctx, s.q(`SELECT `+deviceColumns+` FROM devices WHERE id = ?`), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("device %s: %w", id, fleet.ErrNotFound)
+	}
+	return d, err
+}
+
+// Devices lists the devices f selects, by ID.
+func (s *Store) Devices(ctx context.Context, f fleet.DeviceFilter) ([]fleet.Device, error) {
+	var where []string
+	var args []any
+	if f.Site != "" {
+		where = append(where, "site = ?")
+		args = append(args, f.Site)
+	}
+	if f.EmailHash != nil {
+		where = append(where, "email_hash = ?")
+		args = append(args, f.EmailHash)
+	}
+	if f.Component != "" || f.Version != "" || f.State != "" {
+		sub := []string{"c.device_id = devices.id"}
+		if f.Component != "" {
+			sub = append(sub, "c.name = ?")
+			args = append(args, f.Component)
+		}
+		if f.Version != "" {
+			sub = append(sub, "c.installed = ?")
+			args = append(args, f.Version)
+		}
+		if f.State != "" {
+			sub = append(sub, "c.state = ?")
+			args = append(args, f.State)
+		}
+		where = append(where, "EXISTS (SELECT 1 FROM components c WHERE "+strings.Join(sub, " AND ")+")")
+	}
+	query := `SELECT ` + deviceColumns + ` FROM devices`
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	rows, err := s.r.QueryContext(ctx, s.q(query+" ORDER BY id"), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []fleet.Device
+	for rows.Next() {
+		d, err := scanDevice(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *d)
+	}
+	return out, rows.Err()
+}
+
+// RevokeDevice marks a device revoked (once: a second revoke keeps the
+// first time).
+func (s *Store) RevokeDevice(ctx context.Context, id string, at time.Time) error {
+	res, err := s.w.ExecContext(ctx, s.q(`UPDATE devices SET revoked = COALESCE(revoked, ?) WHERE id = ?`), nanos(at), id)
+	return affected(res, err, "device "+id)
+}
+
+// SaveReport stores an accepted report if its counter is above the
+// stored one; the check and the write are one statement.
+func (s *Store) SaveReport(ctx context.Context, id string, u fleet.ReportUpdate) error {
+	if u.Counter > math.MaxInt64 {
+		return fmt.Errorf("report counter %d is out of range", u.Counter)
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var res sql.Result
+		var err error
+		if u.Full {
+			state, jerr := stateJSON(u.State)
+			if jerr != nil {
+				return jerr
+			}
+			res, err = tx.ExecContext(ctx, s.q(`UPDATE devices SET counter = ?, last_seen = ?, state = ? WHERE id = ? AND counter < ?`),
+				int64(u.Counter), nanos(u.LastSeen), state, id, int64(u.Counter))
+		} else {
+			res, err = tx.ExecContext(ctx, s.q(`UPDATE devices SET counter = ?, last_seen = ? WHERE id = ? AND counter < ?`),
+				int64(u.Counter), nanos(u.LastSeen), id, int64(u.Counter))
+		}
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			var one int
+			err := tx.QueryRowContext(ctx, s.q(`SELECT 1 FROM devices WHERE id = ?`), id).Scan(&one)
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("device %s: %w", id, fleet.ErrNotFound)
+			}
+			if err != nil {
+				return err
+			}
+			return fleet.ErrReplayed
+		}
+		if u.Full {
+			return s.putComponents(ctx, tx, id, u.State, true)
+		}
+		return nil
+	})
+}
+
+// AppendAccess appends to the hash-chained access log. On PostgreSQL the
+// table is locked for the transaction, so two servers appending at once
+// chain one after the other.
+func (s *Store) AppendAccess(ctx context.Context, e fleet.AccessEntry) (*fleet.AccessEntry, error) {
+	e.Time = e.Time.UTC()
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if s.postgres {
+			if _, err := tx.ExecContext(ctx, `LOCK TABLE access_log IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+				return err
+			}
+		}
+		e.Seq, e.Prev = 1, ""
+		var seq int64
+		var hash string
+		err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM access_log ORDER BY seq DESC LIMIT 1`).Scan(&seq, &hash)
+		switch {
+		case err == nil:
+			e.Seq, e.Prev = seq+1, hash
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		e.Hash = fleet.ChainHash(e)
+		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO access_log (seq, time, actor, action, target, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+			e.Seq, nanos(e.Time), e.Actor, e.Action, e.Target, e.Prev, e.Hash)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
+// AccessLog returns the access log, oldest first.
+func (s *Store) AccessLog(ctx context.Context) ([]fleet.AccessEntry, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT seq, time, actor, action, target, prev, hash FROM access_log ORDER BY seq`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []fleet.AccessEntry
+	for rows.Next() {
+		var e fleet.AccessEntry
+		var t int64
+		if err := rows.Scan(&e.Seq, &t, &e.Actor, &e.Action, &e.Target, &e.Prev, &e.Hash); err != nil {
+			return nil, err
+		}
+		e.Time = fromNanos(t)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
