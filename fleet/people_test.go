@@ -3,6 +3,7 @@ package fleet_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,7 @@ import (
 	"github.com/oauth2-proxy/mockoidc"
 
 	"github.com/beckmanconnect/bcupdate/fleet"
+	"github.com/beckmanconnect/bcupdate/publisher"
 )
 
 // signIn runs the authorization-code flow against the mock issuer for
@@ -140,5 +142,52 @@ func TestPeopleAPI(t *testing.T) {
 	other.ServeHTTP(rec, req)
 	if rec.Code != 401 {
 		t.Fatalf("another audience: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// bcpublish's rollout guard reads the people's API with a person's token
+// and refuses to widen a failing rollout, saying the numbers.
+func TestRolloutGuard(t *testing.T) {
+	ctx := context.Background()
+	m, err := mockoidc.Run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Shutdown()
+	env := newEnv(t)
+	for i := range 4 {
+		id := env.enroll(t, fmt.Sprintf("user%d@hospital.example", i))
+		r := full(1, "1.1.0")
+		if i == 3 { // rolled back after its health check failed
+			r.Components[0].Installed, r.Components[0].State, r.Components[0].Failed, r.Components[0].Reason = "1.0.0", "failed", "1.1.0", "health check failed"
+		}
+		if code, resp := env.report(t, id, r); code != 200 {
+			t.Fatalf("report: %d %s", code, resp)
+		}
+	}
+	people, err := fleet.NewPeople(ctx, fleet.PeopleOptions{Issuer: m.Issuer(), ClientID: m.Config().ClientID, RolesClaim: "groups",
+		Store: env.store, KEK: env.kek, Now: m.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(people)
+	defer srv.Close()
+	viewer := signIn(t, m, &mockoidc.MockUser{Subject: "rel", Groups: []string{"viewer"}})
+	g := &publisher.RolloutGuard{Fleet: srv.URL, Token: viewer, MaxFailureRate: 0.02}
+	err = g.Check(ctx, "notification-client", "1.1.0")
+	if err == nil || !strings.Contains(err.Error(), "1 of 4 reporting devices that tried it failed or were rolled back (25.0%), above --max-failure-rate 2.0%") {
+		t.Fatalf("a failing rollout: %v", err)
+	}
+	g.MaxFailureRate = 0.3
+	if err := g.Check(ctx, "notification-client", "1.1.0"); err != nil {
+		t.Fatalf("within the limit: %v", err)
+	}
+	g.Token = viewer[:len(viewer)-4] + "AAAA"
+	if err := g.Check(ctx, "notification-client", "1.1.0"); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("a forged token: %v", err)
+	}
+	g.Fleet = "http://fleet.example"
+	if err := g.Check(ctx, "notification-client", "1.1.0"); err == nil || !strings.Contains(err.Error(), "plain http only to loopback") {
+		t.Fatalf("plain http elsewhere: %v", err)
 	}
 }

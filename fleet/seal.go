@@ -44,7 +44,7 @@ const kekFilePrefix = "bcfleet-kek-v1:"
 // refuses to overwrite a file that exists.
 func GenerateKEK(path string) error {
 	if _, err := os.Lstat(path); err == nil {
-		return fmt.Errorf("%s exists: a key-encryption key is never overwritten (the data it sealed would be lost); give a new file", path)
+		return errUsage("%s exists: a key-encryption key is never overwritten (the data it sealed would be lost); give a new file", path)
 	}
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {

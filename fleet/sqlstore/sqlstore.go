@@ -30,6 +30,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/beckmanconnect/bcupdate/fleet"
+	"github.com/beckmanconnect/bcupdate/internal/errs"
 )
 
 //go:embed migrations
@@ -57,7 +58,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		return openPostgres(ctx, dsn)
 	}
-	return nil, fmt.Errorf("--db %q: want sqlite:PATH or postgres://USER@HOST:PORT/DB", redact(dsn))
+	return nil, errs.Usagef("db", "--db %q: want sqlite:PATH or postgres://USER@HOST:PORT/DB", redact(dsn))
 }
 
 // redact hides a password in a DSN that is quoted in an error.
@@ -73,11 +74,11 @@ func redact(dsn string) string {
 
 func openSQLite(ctx context.Context, path string) (*Store, error) {
 	if path == "" {
-		return nil, errors.New("--db sqlite:PATH: the path is empty")
+		return nil, errs.Usagef("db", "--db sqlite:PATH: the path is empty")
 	}
 	if dir := filepath.Dir(path); dir != "." {
 		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-			return nil, fmt.Errorf("--db sqlite:%s: directory %s does not exist", path, dir)
+			return nil, errs.Usagef("db", "--db sqlite:%s: directory %s does not exist", path, dir)
 		}
 	}
 	// The file holds sealed personal data and device keys' records: only
