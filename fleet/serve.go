@@ -14,6 +14,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/beckmanconnect/bcupdate/fleet/wire"
 )
 
 // ServeOptions configure Serve.
@@ -34,6 +36,7 @@ type Metrics struct {
 	rejected *prometheus.CounterVec
 	enrolled prometheus.Counter
 	latency  *prometheus.HistogramVec
+	store    *prometheus.HistogramVec
 }
 
 // NewMetrics registers the service's metrics; online counts the devices
@@ -50,6 +53,8 @@ func NewMetrics(online func() (int, error)) *Metrics {
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "bcfleet_request_seconds",
 			Help: "Time to answer a device request, store included.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}, []string{"path"}),
 	}
+	m.store = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "bcfleet_store_seconds",
+		Help: "Time the store takes for the device API's calls, by operation.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}, []string{"op"})
 	var mu sync.Mutex
 	var last time.Time
 	var count float64
@@ -64,7 +69,7 @@ func NewMetrics(online func() (int, error)) *Metrics {
 		}
 		return count
 	})
-	m.Registry.MustRegister(m.received, m.rejected, m.enrolled, m.latency, onlineGauge)
+	m.Registry.MustRegister(m.received, m.rejected, m.enrolled, m.latency, m.store, onlineGauge)
 	return m
 }
 
@@ -79,11 +84,46 @@ func (m *Metrics) Instrument(s *Server, h http.Handler) http.Handler {
 		m.received.WithLabelValues(kind).Inc()
 	}
 	s.Enrolled = func() { m.enrolled.Inc() }
+	s.Store = timedStore{Store: s.Store, h: m.store}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		h.ServeHTTP(w, r)
-		m.latency.WithLabelValues(r.URL.Path).Observe(time.Since(start).Seconds())
+		path := r.URL.Path // a bounded label: anything else is "other"
+		if path != wire.EnrollPath && path != wire.ReportPath {
+			path = "other"
+		}
+		m.latency.WithLabelValues(path).Observe(time.Since(start).Seconds())
 	})
+}
+
+// timedStore times the store calls of the device API.
+type timedStore struct {
+	Store
+	h *prometheus.HistogramVec
+}
+
+func (t timedStore) observe(op string, start time.Time) {
+	t.h.WithLabelValues(op).Observe(time.Since(start).Seconds())
+}
+
+func (t timedStore) Device(ctx context.Context, id string) (*Device, error) {
+	defer t.observe("device", time.Now())
+	return t.Store.Device(ctx, id)
+}
+
+func (t timedStore) SaveReport(ctx context.Context, id string, u ReportUpdate) error {
+	defer t.observe("save_report", time.Now())
+	return t.Store.SaveReport(ctx, id, u)
+}
+
+func (t timedStore) UseToken(ctx context.Context, hash []byte, now time.Time) (*Token, error) {
+	defer t.observe("use_token", time.Now())
+	return t.Store.UseToken(ctx, hash, now)
+}
+
+func (t timedStore) AddDevice(ctx context.Context, d Device) error {
+	defer t.observe("add_device", time.Now())
+	return t.Store.AddDevice(ctx, d)
 }
 
 // OnlineCount counts the devices online now.

@@ -198,7 +198,7 @@ func TestOperatorFlow(t *testing.T) {
 	}
 	metrics, _ := io.ReadAll(mresp.Body)
 	mresp.Body.Close()
-	for _, want := range []string{`bcfleet_reports_received_total`, `reason="revoked"`, `bcfleet_devices_enrolled_total 1`} {
+	for _, want := range []string{`bcfleet_reports_received_total`, `reason="revoked"`, `bcfleet_devices_enrolled_total 1`, `bcfleet_store_seconds_count{op="save_report"} 1`} {
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
