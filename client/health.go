@@ -72,7 +72,7 @@ func (a *Agent) assess(r *StatusReport, st *State, now time.Time) {
 		case n.Severity == SeverityCritical:
 			r.Alerts = append(r.Alerts, n)
 			raise(HealthVerification, "%s", n.Message)
-		case n.Kind == NoteYanked || n.Kind == NoteMetadataExpiring || n.Kind == NoteStateRecovered:
+		case n.Kind == NoteYanked || n.Kind == NoteMetadataExpiring || n.Kind == NoteStateRecovered || n.Kind == NoteFleetRevoked:
 			r.Alerts = append(r.Alerts, n)
 			raise(HealthAttention, "%s", n.Message)
 		}

@@ -130,7 +130,27 @@ func cycleOnce(ctx context.Context, dir string, open *OpenOptions, now func() ti
 	}
 	defer a.Close()
 	a.SetSelfPath(self)
-	return a.cfg.Interval(), a.poll(ctx, now)
+	err = a.poll(ctx, now)
+	a.reportFleet(ctx)
+	return a.cfg.Interval(), err
+}
+
+// reportFleet sends the cycle's report to the fleet service, if enrolled;
+// whatever happens there is logged and kept for status, never the cycle's
+// error: the fleet service is not needed to update.
+func (a *Agent) reportFleet(ctx context.Context) {
+	if ctx.Err() != nil {
+		return
+	}
+	res, err := a.Report(ctx)
+	switch {
+	case err != nil && errors.Is(err, ErrDeviceRevoked):
+		a.log.Warn("not reporting to the fleet service: this device was revoked", "err", err)
+	case err != nil:
+		a.log.Warn("fleet report not sent", "err", err, "queued", res.Queued)
+	case res.Enrolled:
+		a.log.Info("fleet report sent", "heartbeat", res.Heartbeat, "sent", res.Sent)
+	}
 }
 
 // poll is the work of one cycle on the opened agent.

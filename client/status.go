@@ -27,6 +27,9 @@ type StatusReport struct {
 	Health   Health         `json:"health"`
 	Problems []string       `json:"problems"`
 	Alerts   []Notification `json:"alerts"`
+	// Fleet is the enrollment with the fleet service (absent: not
+	// enrolled), docs/fleet.md.
+	Fleet *FleetStatus `json:"fleet,omitempty"`
 }
 
 // DeviceStatus identifies the PC.
@@ -89,6 +92,7 @@ func (a *Agent) statusOf(st *State) *StatusReport {
 		Repository: RepositoryStatus{URL: a.cfg.RepositoryURL, TimestampVersion: st.Repository.TimestampVersion},
 		Problems:   []string{},
 		Alerts:     []Notification{},
+		Fleet:      a.fleetStatus(),
 	}
 	if !st.Repository.Expires.IsZero() {
 		e := st.Repository.Expires

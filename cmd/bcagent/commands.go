@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/beckmanconnect/bcupdate/client"
+	"github.com/beckmanconnect/bcupdate/fleet/wire"
 	"github.com/beckmanconnect/bcupdate/internal/cliutil"
 	"github.com/beckmanconnect/bcupdate/internal/textsafe"
 )
@@ -384,6 +385,24 @@ func printStatus(w io.Writer, st *client.StatusReport) {
 	if st.Activity != nil {
 		fmt.Fprintf(w, "agent %s\n", esc(st.Activity.Describe(time.Now())))
 	}
+	if f := st.Fleet; f != nil {
+		line := fmt.Sprintf("fleet %s, device %s of site %s", esc(f.URL), esc(f.DeviceID), esc(f.Site))
+		switch {
+		case f.Revoked:
+			line += ": REVOKED, not reporting (enroll again: bcagent enroll)"
+		case f.LastAccepted != nil:
+			line += ", last report accepted " + f.LastAccepted.Format(time.RFC3339)
+		default:
+			line += ", no report accepted yet"
+		}
+		if f.LastError != "" && !f.Revoked {
+			line += "; last attempt failed: " + esc(f.LastError)
+		}
+		if f.Queued > 0 {
+			line += fmt.Sprintf("; %d report(s) queued", f.Queued)
+		}
+		fmt.Fprintln(w, line)
+	}
 	for _, warn := range st.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", esc(warn))
 	}
@@ -524,6 +543,89 @@ func runUnpin(ctx context.Context, g *globalOptions, o componentOptions) error {
 			return err
 		}
 		fmt.Fprintf(g.Stdout, "%s: follows its channel again\n", esc(o.Component))
+		return nil
+	})
+}
+
+func enrollCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "enroll",
+		Usage: "enroll this PC with the fleet service: a key of its own, a one-time token, the enrollee and the instrument",
+		Flags: []cli.Flag{
+			cliutil.Req(&cli.StringFlag{Name: "fleet", Usage: "the fleet service's `URL` (https; plain http only to loopback); joins allowed_hosts", EnvVars: []string{"BCAGENT_FLEET"}}),
+			cliutil.Req(&cli.StringFlag{Name: "token", Usage: "the one-time enrollment `TOKEN` (bcfleet token create)", EnvVars: []string{"BCAGENT_FLEET_TOKEN"}}),
+			cliutil.Req(&cli.StringFlag{Name: "email", Usage: "the enrollee's email `ADDRESS` (sealed by the service)", EnvVars: []string{"BCAGENT_ENROLL_EMAIL"}}),
+			cliutil.Req(&cli.StringFlag{Name: "name", Usage: "the enrollee's `NAME` (sealed by the service)", EnvVars: []string{"BCAGENT_ENROLL_NAME"}}),
+			cliutil.Req(&cli.StringFlag{Name: "instrument-model", Usage: "the instrument's `MODEL`, e.g. \"Navios EX\"", EnvVars: []string{"BCAGENT_INSTRUMENT_MODEL"}}),
+			cliutil.Req(&cli.StringFlag{Name: "instrument-id", Usage: "the instrument's `ID`", EnvVars: []string{"BCAGENT_INSTRUMENT_ID"}}),
+			cliutil.Req(&cli.StringFlag{Name: "serial", Usage: "the instrument's serial `NUMBER`", EnvVars: []string{"BCAGENT_INSTRUMENT_SERIAL"}}),
+			jsonFlag(),
+		},
+		OnUsageError: cliutil.OnUsageError,
+		Action: func(c *cli.Context) error {
+			return runEnroll(c.Context, globals(c), enrollOptions{EnrollOptions: client.EnrollOptions{Fleet: c.String("fleet"), Token: c.String("token"),
+				Enrollee:     wire.Enrollee{Email: c.String("email"), Name: c.String("name")},
+				Instrument:   wire.Instrument{Model: c.String("instrument-model"), ID: c.String("instrument-id"), Serial: c.String("serial")},
+				AgentVersion: version}, JSON: c.Bool("json"), Args: c.Args().Slice()})
+		},
+	}
+}
+
+// enrollOptions are bcagent enroll's flags.
+type enrollOptions struct {
+	client.EnrollOptions
+	JSON bool
+	Args []string
+}
+
+func runEnroll(ctx context.Context, g *globalOptions, o enrollOptions) error {
+	if err := cliutil.Required([]string{"fleet", "token", "email", "name", "instrument-model", "instrument-id", "serial"},
+		o.Fleet, o.Token, o.Enrollee.Email, o.Enrollee.Name, o.Instrument.Model, o.Instrument.ID, o.Instrument.Serial); err != nil {
+		return err
+	}
+	return withAgent(ctx, g, o.Args, func(a *client.Agent) error {
+		fs, err := a.Enroll(ctx, o.EnrollOptions)
+		if err != nil {
+			return err
+		}
+		if o.JSON {
+			return printJSON(g.Stdout, fs)
+		}
+		fmt.Fprintf(g.Stdout, "enrolled as device %s of site %s at %s; the agent reports every poll cycle (bcagent status shows the last report)\n",
+			esc(fs.DeviceID), esc(fs.Site), esc(fs.URL))
+		return nil
+	})
+}
+
+func reportCommand() *cli.Command {
+	return &cli.Command{
+		Name:         "report",
+		Usage:        "send this cycle's status report to the fleet service now (the service does it every poll)",
+		Flags:        []cli.Flag{jsonFlag()},
+		OnUsageError: cliutil.OnUsageError,
+		Action: func(c *cli.Context) error {
+			return runReport(c.Context, globals(c), c.Bool("json"), c.Args().Slice())
+		},
+	}
+}
+
+func runReport(ctx context.Context, g *globalOptions, asJSON bool, args []string) error {
+	return withAgent(ctx, g, args, func(a *client.Agent) error {
+		res, err := a.Report(ctx)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			return printJSON(g.Stdout, res)
+		}
+		switch {
+		case !res.Enrolled:
+			return cliutil.Usagef("", "this PC is not enrolled with a fleet service (bcagent enroll)")
+		case res.Heartbeat:
+			fmt.Fprintf(g.Stdout, "sent a heartbeat (nothing changed since the last full report)\n")
+		default:
+			fmt.Fprintf(g.Stdout, "sent %d report(s)\n", res.Sent)
+		}
 		return nil
 	})
 }

@@ -168,6 +168,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			pinCommand(),
 			unpinCommand(),
 			configCommand(),
+			enrollCommand(),
+			reportCommand(),
 			serviceCommand(),
 		},
 	}

@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/beckmanconnect/bcupdate/fleet"
+	"github.com/beckmanconnect/bcupdate/fleet/sqlstore"
+	"github.com/beckmanconnect/bcupdate/publisher"
+)
+
+// fleetEnv is a real fleet service (SQLite) that the test can take down.
+type fleetEnv struct {
+	store fleet.Store
+	kek   fleet.KEK
+	srv   *httptest.Server
+	down  atomic.Bool
+	seen  atomic.Int64 // report requests that reached the service
+}
+
+func newFleetEnv(t *testing.T) *fleetEnv {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlstore.Open(ctx, "sqlite:"+filepath.Join(dir, "fleet.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	fleet.GenerateKEK(filepath.Join(dir, "kek"))
+	kek, err := fleet.OpenKEK(filepath.Join(dir, "kek"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &fleetEnv{store: st, kek: kek}
+	h := (&fleet.Server{Store: st, KEK: kek}).Handler()
+	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if e.down.Load() {
+			http.Error(w, "maintenance", http.StatusServiceUnavailable)
+			return
+		}
+		if r.URL.Path == "/v1/report" {
+			e.seen.Add(1)
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(e.srv.Close)
+	return e
+}
+
+func (e *fleetEnv) token(t *testing.T) string {
+	t.Helper()
+	secret, _, err := fleet.CreateToken(context.Background(), e.store, "test", "lab-1", time.Hour, 1, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return secret
+}
+
+func (e *fleetEnv) device(t *testing.T, id string) *fleet.Device {
+	t.Helper()
+	d, err := e.store.Device(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// The device side end to end: enroll, reports (full, then heartbeats),
+// the service away (a queued report goes later, in order), a report that
+// carries no personal data, key rotation by re-enrolling, and a revoked
+// device that stops reporting (exit 3).
+func TestFleetReporting(t *testing.T) {
+	fx := newFixture(t)
+	fx.publish("1.0.0")
+	srv := httptest.NewServer(publisher.Handler(fx.store, nil))
+	defer srv.Close()
+	state := filepath.Join(fx.dir, "agent")
+	if code, _, errs := bcagent(t, "--state", state, "init", "--repo-url", srv.URL, "--root", filepath.Join(fx.store.Dir, "metadata", "1.root.json"),
+		"--trust", fx.pki.TrustDir, "--component", "notification-client", "--device-id", "INST-1", "--device-model", "DxH 900", "--platform", "linux-amd64"); code != 0 {
+		t.Fatalf("init: %s", errs)
+	}
+	fe := newFleetEnv(t)
+	enroll := func(token string) (int, string, string) {
+		return bcagent(t, "--state", state, "enroll", "--fleet", fe.srv.URL, "--token", token, "--email", "ann.lee@hospital.example",
+			"--name", "Ann Lee", "--instrument-model", "DxH 900", "--instrument-id", "4711", "--serial", "SN-4711")
+	}
+	if code, _, errs := enroll("bcf_wrong"); code != 2 || !strings.Contains(errs, "refused the enrollment") {
+		t.Fatalf("enroll with a bad token: %d %s", code, errs)
+	}
+	if _, err := os.Stat(filepath.Join(state, "fleet.json")); !os.IsNotExist(err) {
+		t.Fatal("a refused enrollment left fleet.json")
+	}
+	if code, _, errs := bcagent(t, "--state", state, "enroll", "--fleet", "http://fleet.example.com", "--token", "x", "--email", "a@b.example",
+		"--name", "n", "--instrument-model", "m", "--instrument-id", "i", "--serial", "s"); code != 2 || !strings.Contains(errs, "plain http is allowed only to loopback") {
+		t.Fatalf("enroll over plain http: %d %s", code, errs)
+	}
+	code, out, errs := enroll(fe.token(t))
+	if code != 0 || !strings.Contains(out, "enrolled as device dev-") {
+		t.Fatalf("enroll: %d %s %s", code, out, errs)
+	}
+	var fs struct {
+		DeviceID string `json:"device_id"`
+	}
+	data, _ := os.ReadFile(filepath.Join(state, "fleet.json"))
+	json.Unmarshal(data, &fs)
+	if fi, err := os.Stat(filepath.Join(state, "fleet.key")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("fleet.key: %v %v", fi, err)
+	}
+	var cfg struct {
+		AllowedHosts []string `json:"allowed_hosts"`
+	}
+	data, _ = os.ReadFile(filepath.Join(state, "config.json"))
+	json.Unmarshal(data, &cfg)
+	if len(cfg.AllowedHosts) != 1 || !strings.Contains(fe.srv.URL, cfg.AllowedHosts[0]) {
+		t.Fatalf("the fleet host did not join allowed_hosts: %v", cfg.AllowedHosts)
+	}
+
+	// A service cycle: check, stage, apply, then the report.
+	if code, _, errs := bcagent(t, "--state", state, "run", "--cycles", "1"); code != 0 {
+		t.Fatalf("run: %d %s", code, errs)
+	}
+	d := fe.device(t, fs.DeviceID)
+	if len(d.State.Components) != 1 || d.State.Components[0].Name != "notification-client" || d.State.Components[0].State == "" ||
+		d.State.TUF.RootVersion != 1 || d.State.Audit.Seq == 0 || d.State.AgentVersion == "" {
+		t.Fatalf("the service has %+v", d.State)
+	}
+	first := d.State.Counter
+	// Nothing changed: a heartbeat.
+	if code, out, errs := bcagent(t, "--state", state, "report"); code != 0 || !strings.Contains(out, "heartbeat") {
+		t.Fatalf("report: %d %s %s", code, out, errs)
+	}
+	if d = fe.device(t, fs.DeviceID); d.State.Counter <= first {
+		t.Fatalf("the heartbeat's counter %d is not above %d", d.State.Counter, first)
+	}
+	// The service is away while the state changes: the report waits.
+	fe.down.Store(true)
+	if code, _, errs := bcagent(t, "--state", state, "pin", "--component", "notification-client", "--version", "1.0.0"); code != 0 {
+		t.Fatal(errs)
+	}
+	if code, _, errs := bcagent(t, "--state", state, "report"); code != 1 || !strings.Contains(errs, "503") {
+		t.Fatalf("report with the service away: %d %s", code, errs)
+	}
+	_, out, _ = bcagent(t, "--state", state, "status")
+	if !strings.Contains(out, "fleet "+fe.srv.URL) || !strings.Contains(out, "1 report(s) queued") || !strings.Contains(out, "last attempt failed") {
+		t.Fatalf("status with a queued report: %s", out)
+	}
+	// An update never waits for the fleet: check works with it away.
+	if code, _, errs := bcagent(t, "--state", state, "check"); code != 0 {
+		t.Fatalf("check with the fleet away: %s", errs)
+	}
+	fe.down.Store(false)
+	before := fe.seen.Load()
+	if code, out, errs := bcagent(t, "--state", state, "report"); code != 0 || !strings.Contains(out, "sent 2 report(s)") {
+		t.Fatalf("report after the service is back: %d %s %s", code, out, errs)
+	}
+	if fe.seen.Load()-before != 2 {
+		t.Fatalf("%d requests for a queued and a new report", fe.seen.Load()-before)
+	}
+	if d = fe.device(t, fs.DeviceID); d.State.Components[0].Pinned != "1.0.0" {
+		t.Fatalf("the pin did not reach the service: %+v", d.State.Components[0])
+	}
+	_, out, _ = bcagent(t, "--state", state, "status", "--json")
+	var st struct {
+		Fleet struct {
+			DeviceID     string     `json:"device_id"`
+			URL          string     `json:"url"`
+			LastAccepted *time.Time `json:"last_report_accepted"`
+			Queued       int        `json:"queued"`
+		} `json:"fleet"`
+	}
+	json.Unmarshal([]byte(out), &st)
+	if st.Fleet.DeviceID != fs.DeviceID || st.Fleet.URL != fe.srv.URL || st.Fleet.LastAccepted == nil || st.Fleet.Queued != 0 {
+		t.Fatalf("status --json fleet: %s", out)
+	}
+	// No personal data in what the device sent: the stored state (what
+	// the reports said) holds neither the enrollee nor a path.
+	stored, _ := json.Marshal(d.State)
+	for _, s := range []string{"ann.lee", "Ann Lee", state} {
+		if strings.Contains(string(stored), s) {
+			t.Errorf("a report carried %q: %s", s, stored)
+		}
+	}
+
+	// Key rotation: enrolling again makes a new key; the old device ID
+	// is retired.
+	oldKey, _ := os.ReadFile(filepath.Join(state, "fleet.key"))
+	if code, _, errs := enroll(fe.token(t)); code != 0 {
+		t.Fatalf("re-enroll: %s", errs)
+	}
+	newKey, _ := os.ReadFile(filepath.Join(state, "fleet.key"))
+	data, _ = os.ReadFile(filepath.Join(state, "fleet.json"))
+	var fs2 struct {
+		DeviceID string `json:"device_id"`
+	}
+	json.Unmarshal(data, &fs2)
+	if string(oldKey) == string(newKey) || fs2.DeviceID == fs.DeviceID || fe.device(t, fs.DeviceID).Revoked == nil || fe.device(t, fs2.DeviceID).Replaces != fs.DeviceID {
+		t.Fatal("re-enrollment did not rotate the key and retire the old device")
+	}
+	if code, _, errs := bcagent(t, "--state", state, "report"); code != 0 {
+		t.Fatalf("report with the new key: %s", errs)
+	}
+
+	// Revoked: told so, exit 3, stops reporting; updating goes on.
+	if err := fleet.RevokeDevice(context.Background(), fe.store, "test", fs2.DeviceID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := bcagent(t, "--state", state, "report"); code != 3 || !strings.Contains(errs, "revoked this device") {
+		t.Fatalf("a revoked device's report: %d %s", code, errs)
+	}
+	before = fe.seen.Load()
+	if code, _, errs := bcagent(t, "--state", state, "run", "--cycles", "1"); code != 0 {
+		t.Fatalf("run on a revoked device: %d %s", code, errs)
+	}
+	if fe.seen.Load() != before {
+		t.Fatal("a revoked device still reports")
+	}
+	if code, out, _ := bcagent(t, "--state", state, "status"); code != 1 || !strings.Contains(out, "REVOKED") {
+		t.Fatalf("status of a revoked device: %d %s", code, out)
+	}
+}
