@@ -13,8 +13,8 @@ help: ## show this help
 deps: ## install the external tools the tests and conformance use, at the versions they need (scripts/deps.sh; apt-get needs root)
 	bash scripts/deps.sh
 
-build: ## build bin/bcpublish and bin/bcagent
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/bcpublish ./cmd/bcagent
+build: ## build bin/bcpublish, bin/bcagent and bin/bcfleet
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/bcpublish ./cmd/bcagent ./cmd/bcfleet
 
 test: ## run every test with -race (fuzz seed corpora included)
 	$(GO) test -race -count=1 ./...

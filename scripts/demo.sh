@@ -7,14 +7,17 @@ BIN=${BIN:-$(pwd)/bin}
 KEYS_EXAMPLE=$(pwd)/keys.example
 work=$(mktemp -d "${TMPDIR:-/tmp}/bcupdate-demo.XXXXXX")
 server_pid=""
+fleet_pid=""
 cleanup() {
   if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+  if [ -n "$fleet_pid" ]; then kill "$fleet_pid" 2>/dev/null || true; wait "$fleet_pid" 2>/dev/null || true; fi
   if [ -z "${KEEP:-}" ]; then rm -rf "$work"; else echo "workspace kept at $work"; fi
 }
 trap cleanup EXIT
 step() { printf '\n== %s\n' "$*"; }
 pub() { "$BIN/bcpublish" "$@"; }
 agent() { "$BIN/bcagent" --state "$work/agent" "$@"; }
+fleetctl() { "$BIN/bcfleet" "$@"; }
 
 step "1. role keys (fresh ed25519) and the example code-signing PKI (keys.example/, TEST ONLY)"
 pub keys generate --out "$work/keys"
@@ -112,6 +115,31 @@ agent audit verify
 step "8. bcagent status"
 agent status
 
-step "9. stop the server"
-kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""
-echo "demo finished: notification-client went 1.0.0 -> 1.1.0 -> 1.2.0, each verified by TUF and by its code signature; phi-file-transfer turned on only after a recorded authorization"
+step "9. the fleet service: enroll this PC with a key of its own, report, see the rollout"
+fleetctl kek generate "$work/fleet.kek"
+db="sqlite:$work/fleet.db"
+# Started directly (not through a function), so that $! is bcfleet itself.
+"$BIN/bcfleet" serve --db "$db" --kek "file://$work/fleet.kek" --addr 127.0.0.1:0 > "$work/fleet.log" 2>&1 &
+fleet_pid=$!
+fleet_url=""
+for _ in $(seq 1 100); do
+  fleet_url=$(sed -n 's/^bcfleet .* serving devices at \(http:\/\/[0-9.:]*\),.*/\1/p' "$work/fleet.log" | head -n1)
+  [ -n "$fleet_url" ] && break
+  sleep 0.1
+done
+[ -n "$fleet_url" ] || { echo "bcfleet did not start:"; cat "$work/fleet.log"; exit 1; }
+head -n1 "$work/fleet.log"
+token=$(fleetctl token create --db "$db" --site demo-lab --expires 1d --uses 1 | tail -n1)
+agent enroll --fleet "$fleet_url" --token "$token" --email lab.supervisor@hospital.example \
+  --name "Lab Supervisor" --instrument-model "Navios EX" --instrument-id 4711 --serial SN-4711
+agent report
+agent report
+fleetctl devices list --db "$db"
+fleetctl rollout status notification-client 1.2.0 --db "$db"
+echo "the database holds no personal data in the clear:"
+if grep -a -q -i -e "lab.supervisor" -e "Lab Supervisor" "$work/fleet.db" "$work/fleet.db-wal" 2>/dev/null; then echo "  FOUND the enrollee in plaintext"; exit 1; fi
+echo "  no trace of the enrollee (lab.supervisor@hospital.example, "Lab Supervisor") in fleet.db"
+
+step "10. stop the servers"
+kill "$server_pid" "$fleet_pid"; wait "$server_pid" "$fleet_pid" 2>/dev/null || true; server_pid=""; fleet_pid=""
+echo "demo finished: notification-client went 1.0.0 -> 1.1.0 -> 1.2.0, each verified by TUF and by its code signature; phi-file-transfer turned on only after a recorded authorization; the PC reports to the fleet service with its own key"
