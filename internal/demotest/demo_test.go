@@ -20,7 +20,7 @@ import (
 // TestDemoLeavesNothingRunning runs scripts/demo.sh as `make demo` does
 // (BIN set to freshly built binaries) in a process group of its own, then
 // checks that no process of that group is left (zombies aside), that
-// nothing listens on the port bcpublish serve had, and that the demo's
+// nothing listens on the ports bcpublish serve and bcfleet serve had, and that the demo's
 // workspace is gone.
 func TestDemoLeavesNothingRunning(t *testing.T) {
 	if testing.Short() {
@@ -36,7 +36,7 @@ func TestDemoLeavesNothingRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	bin := t.TempDir()
-	build := exec.Command("go", "build", "-trimpath", "-o", bin+string(filepath.Separator), "./cmd/bcpublish", "./cmd/bcagent")
+	build := exec.Command("go", "build", "-trimpath", "-o", bin+string(filepath.Separator), "./cmd/bcpublish", "./cmd/bcagent", "./cmd/bcfleet")
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
@@ -73,6 +73,14 @@ func TestDemoLeavesNothingRunning(t *testing.T) {
 	if c, err := net.DialTimeout("tcp", m[1], time.Second); err == nil {
 		c.Close()
 		t.Errorf("something still listens on %s, where the demo's bcpublish serve was", m[1])
+	}
+	m = regexp.MustCompile(`serving devices at https?://(127\.0\.0\.1:[0-9]+),`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("no \"serving devices at URL\" line (bcfleet serve) in the demo's output:\n%s", out.String())
+	}
+	if c, err := net.DialTimeout("tcp", m[1], time.Second); err == nil {
+		c.Close()
+		t.Errorf("something still listens on %s, where the demo's bcfleet serve was", m[1])
 	}
 
 	if ents, _ := filepath.Glob(filepath.Join(tmp, "bcupdate-demo.*")); len(ents) > 0 {
