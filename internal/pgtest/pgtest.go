@@ -97,7 +97,13 @@ func Start(t testing.TB) *Cluster {
 	data := filepath.Join(dir, "data")
 	run("initdb", "-D", data, "-U", "bcfleet", "--auth=trust", "-E", "UTF8", "--no-sync", "--locale=C")
 	port := freePort(t)
-	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200", port, dir)
+	// Tests trade durability for speed; a benchmark keeps PostgreSQL's
+	// defaults (fsync on), so that its numbers are a real server's.
+	durability := "-c fsync=off -c synchronous_commit=off"
+	if _, bench := t.(*testing.B); bench {
+		durability = ""
+	}
+	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c max_connections=200 %s", port, dir, durability)
 	run("pg_ctl", "-D", data, "-l", filepath.Join(dir, "log"), "-o", opts, "-w", "-t", "60", "start")
 	t.Cleanup(func() {
 		argv := append(append(append([]string{}, asUser...), filepath.Join(bin, "pg_ctl")), "-D", data, "-m", "immediate", "-w", "stop")
