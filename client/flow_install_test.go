@@ -151,6 +151,7 @@ func TestFlowZipRelease(t *testing.T) {
 // is staged from its bsdiff patch, not downloaded in full.
 func TestFlowDelta(t *testing.T) {
 	t.Parallel()
+	testutil.NeedTool(t, "bsdiff") // bcpublish makes the patch with it
 	e := newFlowEnv(t, nil)
 	big := strings.Repeat("payload line that stays the same across releases\n", 4000)
 	tar := func(v string) []byte {
