@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/beckmanconnect/bcupdate/internal/atomicfile"
+	"github.com/beckmanconnect/bcupdate/internal/netaddr"
 	"github.com/beckmanconnect/bcupdate/internal/textsafe"
 	"github.com/beckmanconnect/bcupdate/repo"
 )
@@ -243,7 +243,7 @@ func checkRepositoryURL(c *Config) error {
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		return usagef("repository URL %q: want https://host/path", c.RepositoryURL)
 	}
-	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+	if u.Scheme == "http" && !netaddr.IsLoopback(u.Hostname()) {
 		return usagef("repository URL %s: plain http is refused except to loopback; use https", c.RepositoryURL)
 	}
 	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
@@ -303,14 +303,6 @@ func checkApplyWindow(c *Config) error {
 		return usagef("--apply-window (config.json apply_window) %q is empty (it starts where it ends): want HH:MM-HH:MM with two different times, 00:00 to 23:59 (across midnight is fine: 22:00-04:00)", c.ApplyWindow)
 	}
 	return nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func loadConfig(stateDir string) (*Config, error) {

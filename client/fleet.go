@@ -25,6 +25,7 @@ import (
 
 	"github.com/beckmanconnect/bcupdate/fleet/wire"
 	"github.com/beckmanconnect/bcupdate/internal/errs"
+	"github.com/beckmanconnect/bcupdate/internal/netaddr"
 	"github.com/beckmanconnect/bcupdate/internal/textsafe"
 )
 
@@ -117,7 +118,7 @@ func checkFleetURL(raw string) (*neturl.URL, error) {
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		return nil, errs.Usagef("fleet", "--fleet %q: want https://HOST[:PORT]", raw)
 	}
-	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+	if u.Scheme == "http" && !netaddr.IsLoopback(u.Hostname()) {
 		return nil, errs.Usagef("fleet", "--fleet %s: plain http is allowed only to loopback; use https", raw)
 	}
 	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {

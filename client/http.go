@@ -18,6 +18,8 @@ import (
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/fetcher"
+
+	"github.com/beckmanconnect/bcupdate/internal/netaddr"
 )
 
 // Network settings. There is no overall time limit on a download: the
@@ -52,7 +54,7 @@ func newAllowList(repoURL string, extra []string) (*allowList, error) {
 }
 
 func (a *allowList) check(u *neturl.URL) error {
-	if u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname())) {
+	if u.Scheme != "https" && !(u.Scheme == "http" && netaddr.IsLoopback(u.Hostname())) {
 		return fmt.Errorf("refusing %s: only https is allowed (plain http only to loopback)", u.Redacted())
 	}
 	if !a.hosts[strings.ToLower(u.Host)] && !a.hosts[strings.ToLower(u.Hostname())] {

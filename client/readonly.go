@@ -109,6 +109,7 @@ func (v *View) Status() (*StatusReport, error) {
 		}
 		r.Warnings = warnings
 		v.a.assess(r, st, time.Now())
+		r.Fleet = v.a.fleetStatus()
 		return nil
 	})
 	if err != nil {

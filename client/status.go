@@ -81,6 +81,7 @@ func (a *Agent) Status() (*StatusReport, error) {
 	}
 	r := a.statusOf(st)
 	a.assess(r, st, time.Now())
+	r.Fleet = a.fleetStatus()
 	return r, nil
 }
 
@@ -92,7 +93,6 @@ func (a *Agent) statusOf(st *State) *StatusReport {
 		Repository: RepositoryStatus{URL: a.cfg.RepositoryURL, TimestampVersion: st.Repository.TimestampVersion},
 		Problems:   []string{},
 		Alerts:     []Notification{},
-		Fleet:      a.fleetStatus(),
 	}
 	if !st.Repository.Expires.IsZero() {
 		e := st.Repository.Expires

@@ -13,6 +13,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 
 	"github.com/beckmanconnect/bcupdate/internal/errs"
+	"github.com/beckmanconnect/bcupdate/internal/netaddr"
 )
 
 // The people's API: support staff and release engineers sign in through
@@ -65,7 +66,7 @@ type People struct {
 // NewPeople discovers the issuer (its keys are fetched as needed).
 func NewPeople(ctx context.Context, o PeopleOptions) (*People, error) {
 	u, err := url.Parse(o.Issuer)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && loopback(u.Hostname()))) {
+	if err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && netaddr.IsLoopback(u.Hostname()))) {
 		return nil, errs.Usagef("oidc-issuer", "--oidc-issuer %q: want https://… (plain http only on loopback)", o.Issuer)
 	}
 	if o.ClientID == "" {

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/beckmanconnect/bcupdate/fleet/wire"
+	"github.com/beckmanconnect/bcupdate/internal/netaddr"
 )
 
 // ServeOptions configure Serve.
@@ -152,7 +152,7 @@ func Serve(ctx context.Context, s *Server, m *Metrics, o ServeOptions) error {
 	if err != nil {
 		return errUsage("--addr %s: want HOST:PORT, such as 127.0.0.1:8443", o.Addr)
 	}
-	if o.TLSCert == "" && !loopback(host) {
+	if o.TLSCert == "" && !netaddr.IsLoopback(host) {
 		return errUsage("--addr %s: plain http is served only on loopback (devices send their enrollment over it); give --tls-cert and --tls-key, or a 127.0.0.1 address behind a TLS proxy", o.Addr)
 	}
 	mux := http.NewServeMux()
@@ -198,12 +198,4 @@ func Serve(ctx context.Context, s *Server, m *Metrics, o ServeOptions) error {
 		}
 		return nil
 	}
-}
-
-func loopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

@@ -6,8 +6,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -17,6 +15,7 @@ import (
 	"github.com/beckmanconnect/bcupdate/fleet"
 	"github.com/beckmanconnect/bcupdate/fleet/sqlstore"
 	"github.com/beckmanconnect/bcupdate/fleet/wire"
+	"github.com/beckmanconnect/bcupdate/internal/fleettest"
 )
 
 type env struct {
@@ -63,17 +62,7 @@ func (e *env) token(t *testing.T, site string, uses int, life time.Duration) str
 
 func post(t *testing.T, url string, body []byte, headers map[string]string) (int, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
-	for k, v := range headers {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
+	return fleettest.Post(t, url, body, headers)
 }
 
 func enrollBody(t *testing.T, token, email string, pub ed25519.PublicKey) []byte {

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/beckmanconnect/bcupdate/internal/netaddr"
 )
 
 // RolloutGuard refuses to widen a rollout that is failing: before a
@@ -51,7 +53,7 @@ func ParseRate(s string) (float64, error) {
 // rollout.
 func (g *RolloutGuard) Check(ctx context.Context, component, version string) error {
 	u, err := url.Parse(g.Fleet)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopbackHost(u.Hostname()))) {
+	if err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && netaddr.IsLoopback(u.Hostname()))) {
 		return usagef("--fleet %q: want https://HOST (plain http only to loopback)", g.Fleet)
 	}
 	if g.Token == "" {
@@ -89,8 +91,4 @@ func (g *RolloutGuard) Check(ctx context.Context, component, version string) err
 			component, version, r.Failed+r.RolledBack, tried, 100*r.FailureRate, 100*g.MaxFailureRate, component, version)
 	}
 	return nil
-}
-
-func isLoopbackHost(h string) bool {
-	return h == "localhost" || h == "127.0.0.1" || h == "::1" || strings.HasPrefix(h, "127.")
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/beckmanconnect/bcupdate/fleet/wire"
 	"github.com/beckmanconnect/bcupdate/internal/clitest"
+	"github.com/beckmanconnect/bcupdate/internal/fleettest"
 )
 
 // bcfleet runs the program in process and returns its exit code and
@@ -87,17 +88,8 @@ func serve(t *testing.T, db, kek string) string {
 
 func postSigned(t *testing.T, url string, body []byte, h map[string]string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
-	for k, v := range h {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	code, b := fleettest.Post(t, url, body, h)
+	return code, string(b)
 }
 
 // The operator's whole day: a key, a token, a server, a device that

@@ -6,7 +6,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -19,6 +18,7 @@ import (
 	"github.com/beckmanconnect/bcupdate/fleet/sqlstore"
 	"github.com/beckmanconnect/bcupdate/fleet/storetest"
 	"github.com/beckmanconnect/bcupdate/fleet/wire"
+	"github.com/beckmanconnect/bcupdate/internal/fleettest"
 	"github.com/beckmanconnect/bcupdate/internal/pgtest"
 )
 
@@ -137,21 +137,11 @@ func enrollOne(t *testing.T, st fleet.Store) {
 
 func send(t *testing.T, url string, body []byte, h map[string]string) []byte {
 	t.Helper()
-	req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
-	for k, v := range h {
-		req.Header.Set(k, v)
+	code, b := fleettest.Post(t, url, body, h)
+	if code != 200 {
+		t.Fatalf("%s: %d %s", url, code, b)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var b bytes.Buffer
-	b.ReadFrom(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("%s: %d %s", url, resp.StatusCode, b.Bytes())
-	}
-	return b.Bytes()
+	return b
 }
 
 func checkNoPlaintext(t *testing.T, dump []byte) {
