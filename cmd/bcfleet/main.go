@@ -81,7 +81,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 }
 
 func dbFlag() cli.Flag {
-	return cliutil.Req(&cli.StringFlag{Name: "db", Usage: "the store: sqlite:`PATH` or postgres://…", EnvVars: []string{"BCFLEET_DB"}})
+	return cliutil.Req(&cli.StringFlag{Name: "db", Usage: "the store, `DSN`: sqlite:PATH or postgres://USER@HOST:PORT/DB", EnvVars: []string{"BCFLEET_DB"}})
 }
 
 func kekFlag() cli.Flag {
