@@ -235,7 +235,11 @@ func CheckInstallPermissions(installRoot string, components []string) error {
 				return fmt.Errorf("permission check: %w", err)
 			}
 			if isLink(fi) {
-				if e.Name() != "current" {
+				// current is a link by design; .current.tmp is the link
+				// switchCurrent renames over it, left behind when the
+				// agent is stopped between the two steps. The agent never
+				// follows it: recovery and the next switch remove it.
+				if e.Name() != "current" && e.Name() != ".current.tmp" {
 					return verifyf("%s is a %s; the agent refuses to follow links in its install root: %s", p, linkWord, "remove it")
 				}
 				if err := checkOwnerMode(p, fi, false); err != nil {

@@ -298,3 +298,74 @@ func replaceWithLink(t *testing.T, p, target string) {
 		t.Fatal(err)
 	}
 }
+
+// TestCheckInstallPermissions: the install root's rules, including the link
+// an interrupted switch of current leaves behind (a kill between symlink and
+// rename must not keep the agent from starting again to recover).
+func TestCheckInstallPermissions(t *testing.T) {
+	tests := []struct {
+		name     string
+		setup    func(t *testing.T, comp string) string // returns the path the error must name, "" to pass
+		wantText string
+	}{
+		{name: "good layout passes", setup: func(t *testing.T, comp string) string { return "" }},
+		{name: "leftover .current.tmp of an interrupted switch passes", setup: func(t *testing.T, comp string) string {
+			if err := os.Symlink("2.0.0", filepath.Join(comp, ".current.tmp")); err != nil {
+				t.Fatal(err)
+			}
+			return ""
+		}},
+		{name: "another link is refused", wantText: "the agent refuses to follow links in its install root: remove it", setup: func(t *testing.T, comp string) string {
+			p := filepath.Join(comp, "2.0.0")
+			if err := os.Symlink("/etc", p); err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}},
+		{name: "component directory is a link", wantText: "replace it with the directory it points to", setup: func(t *testing.T, comp string) string {
+			other := filepath.Join(filepath.Dir(comp), "other")
+			mkdirMode(t, other, 0o755)
+			replaceWithLink(t, comp, other)
+			return comp
+		}},
+		{name: "version directory group-writable", wantText: "too open", setup: func(t *testing.T, comp string) string {
+			p := filepath.Join(comp, "1.0.0")
+			chmod(t, p, 0o775)
+			return p
+		}},
+		{name: "features.json other-writable", wantText: "too open", setup: func(t *testing.T, comp string) string {
+			p := filepath.Join(comp, "features.json")
+			chmod(t, p, 0o646)
+			return p
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			root := filepath.Join(t.TempDir(), "install")
+			mkdirMode(t, root, 0o755)
+			comp := filepath.Join(root, "app")
+			mkdirMode(t, comp, 0o755)
+			mkdirMode(t, filepath.Join(comp, "1.0.0"), 0o755)
+			if err := os.WriteFile(filepath.Join(comp, "features.json"), []byte("{}"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink("1.0.0", filepath.Join(comp, "current")); err != nil {
+				t.Fatal(err)
+			}
+			path := tc.setup(t, comp)
+			err := CheckInstallPermissions(root, []string{"app"})
+			if path == "" {
+				if err != nil {
+					t.Fatalf("CheckInstallPermissions: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("CheckInstallPermissions passed; want an error naming %s", path)
+			}
+			if !errors.Is(err, ErrVerification) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), tc.wantText) {
+				t.Fatalf("error %q: want ErrVerification naming %s and saying %q", err, path, tc.wantText)
+			}
+		})
+	}
+}
