@@ -189,21 +189,37 @@ func (a *Agent) Enroll(ctx context.Context, o EnrollOptions) (*FleetState, error
 			root.Remove(pending)
 		}
 	}()
+	if err := restrictSecret(filepath.Join(a.dir, pending)); err != nil {
+		return nil, err
+	}
 	req := wire.EnrollRequest{Token: o.Token, PublicKey: pub, Enrollee: o.Enrollee, Instrument: o.Instrument,
 		AgentVersion: o.AgentVersion, Time: now().UTC()}
+	// Re-enrolling retires the old device ID, which the service allows
+	// only with the old key's signature too. Without a readable old key
+	// the device enrolls afresh and the old ID is left to an admin.
+	var oldKey ed25519.PrivateKey
+	orphan := ""
 	if old != nil && old.URL == base {
-		req.Replaces = old.DeviceID
+		if oldKey, err = a.fleetKey(); err == nil {
+			req.Replaces = old.DeviceID
+		} else {
+			orphan = old.DeviceID
+		}
 	}
 	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, err
+	}
+	headers := map[string]string{wire.SignatureHeader: wire.SignEnroll(priv, body)}
+	if req.Replaces != "" {
+		headers[wire.ReplacesSignatureHeader] = wire.SignReplace(oldKey, body)
 	}
 	hc, err := newHTTPClient(a.cfg.RepositoryURL, append(slices.Clone(a.cfg.AllowedHosts), u.Host))
 	if err != nil {
 		return nil, err
 	}
 	var er wire.EnrollResponse
-	if err := a.fleetPost(ctx, hc, base+wire.EnrollPath, body, map[string]string{wire.SignatureHeader: wire.SignEnroll(priv, body)}, &er); err != nil {
+	if err := a.fleetPost(ctx, hc, base+wire.EnrollPath, body, headers, &er); err != nil {
 		var fe *fleetError
 		if errors.As(err, &fe) && fe.status >= 400 && fe.status < 500 {
 			return nil, errs.Usagef("token", "the fleet service refused the enrollment: %s", fe.msg)
@@ -236,6 +252,10 @@ func (a *Agent) Enroll(ctx context.Context, o EnrollOptions) (*FleetState, error
 	detail := fmt.Sprintf("device %s of site %s at %s", er.DeviceID, er.Site, base)
 	if req.Replaces != "" {
 		detail += " (a new key; replaces " + req.Replaces + ")"
+	}
+	if orphan != "" {
+		detail += " (the key of the earlier device " + orphan + " was unreadable, so it was not retired: ask an admin to revoke it)"
+		a.log.Warn("enrolled afresh; the earlier device was not retired", "earlier", orphan)
 	}
 	a.audit(AuditEvent{Event: EventFleetEnrolled, By: osUser(), Detail: detail})
 	return fs, nil

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 )
 
 // CheckPermissions refuses a state directory or trust directory that
@@ -28,10 +29,15 @@ import (
 //     (config.json, tuf/ and all it holds, staging/ and cache/ and all they
 //     hold, state.json, journal.json, consent.jsonl, audit.jsonl and their
 //     .head files, notifications.json, activity.json, agent.lock,
-//     service.lock), when they exist, must belong to the agent's user or
-//     root and be writable by nobody else (Unix: no group or other write
-//     bit; Windows: no ACE granting a write-type right to another account,
-//     and a DACL present).
+//     service.lock, and the fleet's fleet.json, fleet.key and
+//     fleet-queue/ with all it holds), when they exist, must belong to the
+//     agent's user or root and be writable by nobody else (Unix: no group
+//     or other write bit; Windows: no ACE granting a write-type right to
+//     another account, and a DACL present).
+//   - The device's private key (fleet.key) may not even be read by anyone
+//     else (Unix: 0600 or stricter; Windows: no ACE granting read to an
+//     account other than SYSTEM, Administrators and the agent's user;
+//     enroll gives it a protected DACL of its own).
 //   - The trust directory and everything in it, recursively (roots/,
 //     tsa-roots/, publishers, crl/), follow the same rule.
 //   - None of those entries, under the state directory or anywhere inside
@@ -82,7 +88,15 @@ var stateEntries = []stateEntry{
 	{"activity.json", false, "remove it (the agent holding the lock rewrites it)", ""},
 	{"agent.lock", false, "remove it (the agent recreates it)", ""},
 	{"service.lock", false, "remove it (the agent recreates it)", ""},
+	{"fleet.json", false, fixReplace, ""},
+	{"fleet.key", false, fixReplace + " (or enroll again: bcagent enroll)", ""},
+	{"fleet.key.new", false, "remove it (a key an interrupted enrollment left)", ""},
+	{"fleet-queue", true, "remove it (the agent recreates fleet-queue/)", "remove it (a queued report)"},
 }
+
+// secretEntries are the state directory's entries that others may not
+// even read: the device's private key.
+var secretEntries = []string{"fleet.key", "fleet.key.new"}
 
 // checkStateDirPerms checks the state directory, the directories above it
 // and the entries of stateEntries.
@@ -111,6 +125,11 @@ func checkStateDirPerms(dir string) error {
 		}
 		if e.tree && fi.IsDir() {
 			if err := checkTree(p, "state directory", e.inner); err != nil {
+				return err
+			}
+		}
+		if slices.Contains(secretEntries, e.name) {
+			if err := checkSecret(p, fi); err != nil {
 				return err
 			}
 		}

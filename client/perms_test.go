@@ -160,6 +160,34 @@ func TestCheckPermissions(t *testing.T) {
 			chmod(t, filepath.Dir(state), 0o777|os.ModeSticky)
 			return "", ""
 		}},
+		{name: "device key readable by others", wantText: "permissions 0644 let group or others read the device's private key; run chmod 600", setup: func(t *testing.T, state, trust string) (string, string) {
+			p := filepath.Join(state, "fleet.key")
+			if err := os.WriteFile(p, []byte("key"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			chmod(t, p, 0o644)
+			return p, ""
+		}},
+		{name: "device key 0600 passes", setup: func(t *testing.T, state, trust string) (string, string) {
+			if err := os.WriteFile(filepath.Join(state, "fleet.key"), []byte("key"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return "", ""
+		}},
+		{name: "fleet.key is a symlink", wantText: "is a symbolic link; the agent refuses to follow links in its state directory", setup: func(t *testing.T, state, trust string) (string, string) {
+			p := filepath.Join(state, "fleet.key")
+			replaceWithLink(t, p, "/etc/hostname")
+			return p, ""
+		}},
+		{name: "queued report group-writable", wantText: "too open", setup: func(t *testing.T, state, trust string) (string, string) {
+			mkdirMode(t, filepath.Join(state, "fleet-queue"), 0o700)
+			p := filepath.Join(state, "fleet-queue", "00000000000000000001.json")
+			if err := os.WriteFile(p, []byte("{}"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			chmod(t, p, 0o620)
+			return p, ""
+		}},
 		{name: "config.json owned by another user", root: true, wantText: "owned by uid 65534, not by the agent's user (uid 0) or root; run chown 0", setup: func(t *testing.T, state, trust string) (string, string) {
 			p := filepath.Join(state, "config.json")
 			chown(t, p, nobody)

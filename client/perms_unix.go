@@ -121,3 +121,16 @@ func splitPath(p string) []string {
 // restrictStateDir is a no-op on Unix: Init creates the state directory
 // 0700 itself. (On Windows it sets a protected DACL.)
 func restrictStateDir(string) error { return nil }
+
+// restrictSecret: on Unix a secret file is written 0600 and checkSecret
+// holds it there.
+func restrictSecret(string) error { return nil }
+
+// checkSecret refuses a secret file (the device's private key) that group
+// or others may read.
+func checkSecret(p string, fi fs.FileInfo) error {
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return verifyf("%s: permissions %04o let group or others read the device's private key; run chmod 600 %s", p, perm, p)
+	}
+	return nil
+}

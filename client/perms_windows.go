@@ -219,6 +219,17 @@ func resolveDir(p string) (string, error) {
 // all users create files in its subdirectories) and CheckPermissions
 // would refuse it.
 func restrictStateDir(dir string) error {
+	return protectDACL(dir, windows.SUB_CONTAINERS_AND_OBJECTS_INHERIT)
+}
+
+// restrictSecret gives a secret file (the device's private key) a
+// protected DACL of its own: readable by SYSTEM, Administrators and the
+// agent's user only, whatever the state directory lets others do.
+func restrictSecret(p string) error {
+	return protectDACL(p, windows.NO_INHERITANCE)
+}
+
+func protectDACL(p string, inherit uint32) error {
 	trusted, err := trustedSIDs()
 	if err != nil {
 		return fmt.Errorf("the agent's own account: %w", err)
@@ -236,7 +247,7 @@ func restrictStateDir(dir string) error {
 		entries = append(entries, windows.EXPLICIT_ACCESS{
 			AccessPermissions: fileAllAccess,
 			AccessMode:        windows.GRANT_ACCESS,
-			Inheritance:       windows.SUB_CONTAINERS_AND_OBJECTS_INHERIT,
+			Inheritance:       inherit,
 			Trustee: windows.TRUSTEE{
 				TrusteeForm:  windows.TRUSTEE_IS_SID,
 				TrusteeType:  windows.TRUSTEE_IS_UNKNOWN,
@@ -246,11 +257,48 @@ func restrictStateDir(dir string) error {
 	}
 	acl, err := windows.ACLFromEntries(entries, nil)
 	if err != nil {
-		return fmt.Errorf("%s: build ACL: %w", dir, err)
+		return fmt.Errorf("%s: build ACL: %w", p, err)
 	}
-	if err := windows.SetNamedSecurityInfo(dir, windows.SE_FILE_OBJECT,
+	if err := windows.SetNamedSecurityInfo(p, windows.SE_FILE_OBJECT,
 		windows.DACL_SECURITY_INFORMATION|windows.PROTECTED_DACL_SECURITY_INFORMATION, nil, nil, acl, nil); err != nil {
-		return fmt.Errorf("%s: set ACL: %w", dir, err)
+		return fmt.Errorf("%s: set ACL: %w", p, err)
+	}
+	return nil
+}
+
+// readRights are the rights that let an account read a file's contents.
+const readRights = 0x0001 | 0x80000000 | genericAll // FILE_READ_DATA, GENERIC_READ, GENERIC_ALL
+
+// checkSecret refuses a secret file that an account other than SYSTEM,
+// Administrators, TrustedInstaller and the agent's user may read.
+func checkSecret(p string, fi fs.FileInfo) error {
+	trusted, err := trustedSIDs()
+	if err != nil {
+		return fmt.Errorf("permission check: the agent's own account: %w", err)
+	}
+	sd, err := windows.GetNamedSecurityInfo(p, windows.SE_FILE_OBJECT, windows.DACL_SECURITY_INFORMATION)
+	if err != nil {
+		return fmt.Errorf("permission check: %s: %w", p, err)
+	}
+	dacl, _, err := sd.DACL()
+	if err != nil || dacl == nil {
+		return verifyf(`%s is the device's private key and has no DACL; run icacls "%s" /inheritance:r /grant:r *S-1-5-18:F *S-1-5-32-544:F`, p, p)
+	}
+	for i := uint32(0); i < uint32(dacl.AceCount); i++ {
+		var ace *windows.ACCESS_ALLOWED_ACE
+		if err := windows.GetAce(dacl, i, &ace); err != nil {
+			return fmt.Errorf("permission check: %s: ACE %d: %w", p, i, err)
+		}
+		if ace.Header.AceFlags&windows.INHERIT_ONLY_ACE != 0 || uint32(ace.Mask)&readRights == 0 {
+			continue
+		}
+		if ace.Header.AceType != aceAllowed && ace.Header.AceType != aceAllowedCallback {
+			continue
+		}
+		sid := (*windows.SID)(unsafe.Pointer(&ace.SidStart))
+		if !isTrustedSID(sid, trusted) {
+			return verifyf(`%s is the device's private key and %s may read it; run icacls "%s" /inheritance:r /grant:r *S-1-5-18:F *S-1-5-32-544:F`, p, sidName(sid), p)
+		}
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"bytes"
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hmac"
@@ -25,6 +26,11 @@ import (
 // under a key derived from the KEK), so the database holds no plaintext
 // and no unkeyed hash of it. The record's owner (the device ID) is bound
 // as additional data: a sealed record moved to another row does not open.
+//
+// The KEK is a file (file://, below) or a key in AWS KMS (awskms://,
+// kms.go): the file KEK wraps in memory and derives the lookup key from
+// itself; the KMS KEK wraps in KMS and keeps a random lookup key, wrapped
+// by KMS, in the store.
 
 // KEK wraps and unwraps data keys.
 type KEK interface {
@@ -54,16 +60,35 @@ func GenerateKEK(path string) error {
 }
 
 // OpenKEK opens a KEK by URI: file://PATH (or a plain path). The file must
-// not be readable by group or others.
+// not be readable by group or others. An AWS KMS KEK (awskms://) needs
+// the store and a context: open it with OpenKEKWithStore.
 func OpenKEK(uri string) (KEK, error) {
 	switch {
 	case strings.HasPrefix(uri, "file://"):
 		return loadFileKEK(strings.TrimPrefix(uri, "file://"))
+	case strings.HasPrefix(uri, kmsScheme):
+		return nil, fmt.Errorf("--kek %s: an AWS KMS key needs the store (its wrapped email-lookup key is kept there): open it with OpenKEKWithStore", uri)
 	case strings.Contains(uri, "://"):
-		return nil, fmt.Errorf("--kek %s: only file://PATH is supported by this build (AWS KMS is not built in yet)", uri)
+		return nil, errUsage("--kek %s: want file://PATH or awskms:///KEY-ID-OR-ARN-OR-ALIAS[?region=R&endpoint=URL]", uri)
 	default:
 		return loadFileKEK(uri)
 	}
+}
+
+// OpenKEKWithStore opens a KEK by URI: file://PATH (or a plain path, as
+// OpenKEK), or awskms:///KEY[?region=R&endpoint=URL] for a key in AWS KMS
+// (kms.go), whose wrapped email-lookup key st keeps (st must be a
+// MetaStore; sqlstore's is). A KMS KEK calls KMS with ctx's values for
+// as long as it is used.
+func OpenKEKWithStore(ctx context.Context, uri string, st Store) (KEK, error) {
+	if !strings.HasPrefix(uri, kmsScheme) {
+		return OpenKEK(uri)
+	}
+	meta, ok := st.(MetaStore)
+	if !ok {
+		return nil, fmt.Errorf("--kek %s: this store cannot keep the KMS key's email-lookup key (no MetaStore)", uri)
+	}
+	return openKMSKEK(ctx, uri, meta)
 }
 
 func loadFileKEK(path string) (KEK, error) {
@@ -149,6 +174,9 @@ func Seal(k KEK, owner string, plain []byte) ([]byte, error) {
 	wrapped, err := k.Wrap(dek, append([]byte("dek\n"), aad...))
 	if err != nil {
 		return nil, err
+	}
+	if len(k.ID()) > 255 || len(wrapped) > 255 {
+		return nil, fmt.Errorf("key-encryption key %s: its ID (%d bytes) or wrapped data key (%d bytes) is longer than a sealed record holds (255)", k.ID(), len(k.ID()), len(wrapped))
 	}
 	block, _ := aes.NewCipher(dek)
 	aead, _ := cipher.NewGCM(block)

@@ -87,8 +87,11 @@ func TestKEKFile(t *testing.T) {
 	if _, err := OpenKEK(bad); err == nil || !strings.Contains(err.Error(), "not a key-encryption key") {
 		t.Fatalf("not a KEK: %v", err)
 	}
-	if _, err := OpenKEK("awskms:///arn:aws:kms:eu-west-1:1:key/x"); err == nil || !strings.Contains(err.Error(), "only file://") {
-		t.Fatalf("kms: %v", err)
+	if _, err := OpenKEK("ftp://kek.example/kek"); err == nil || !strings.Contains(err.Error(), "want file://PATH or awskms:///") {
+		t.Fatalf("another scheme: %v", err)
+	}
+	if _, err := OpenKEK("awskms:///alias/bcfleet"); err == nil || !strings.Contains(err.Error(), "OpenKEKWithStore") {
+		t.Fatalf("kms without a store: %v", err)
 	}
 	if _, err := OpenKEK(filepath.Join(t.TempDir(), "none")); err == nil || !strings.Contains(err.Error(), "bcfleet kek generate") {
 		t.Fatalf("missing: %v", err)

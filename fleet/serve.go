@@ -121,6 +121,11 @@ func (t timedStore) UseToken(ctx context.Context, hash []byte, now time.Time) (*
 	return t.Store.UseToken(ctx, hash, now)
 }
 
+func (t timedStore) Enroll(ctx context.Context, tokenHash []byte, now time.Time, d Device) (*Token, error) {
+	defer t.observe("enroll", time.Now())
+	return t.Store.Enroll(ctx, tokenHash, now, d)
+}
+
 func (t timedStore) AddDevice(ctx context.Context, d Device) error {
 	defer t.observe("add_device", time.Now())
 	return t.Store.AddDevice(ctx, d)

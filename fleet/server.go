@@ -187,20 +187,19 @@ func (s *Server) Enroll(ctx context.Context, r *http.Request) (*wire.EnrollRespo
 	if err := checkText("agent_version", req.AgentVersion, false); err != nil {
 		return nil, err
 	}
-	tok, err := s.Store.UseToken(ctx, TokenHash(req.Token), s.now())
-	if errors.Is(err, ErrBadToken) {
-		return nil, refuse(http.StatusForbidden, wire.ReasonBadToken, "the enrollment token is unknown, expired, revoked or used up; ask for a new one (bcfleet token create)")
-	}
-	if err != nil {
-		return nil, err
-	}
 	if req.Replaces != "" {
+		// Only the holder of the replaced device's key may retire it:
+		// a token alone (which any PC of the site may have seen) must not
+		// knock another device of the site off the fleet.
 		old, err := s.Store.Device(ctx, req.Replaces)
-		if errors.Is(err, ErrNotFound) || (err == nil && old.Site != tok.Site) {
-			return nil, refuse(http.StatusBadRequest, wire.ReasonMalformed, "replaces %q: no such device of site %s", req.Replaces, tok.Site)
+		if errors.Is(err, ErrNotFound) {
+			return nil, refuse(http.StatusBadRequest, wire.ReasonMalformed, "replaces %q: no such device", req.Replaces)
 		}
 		if err != nil {
 			return nil, err
+		}
+		if err := wire.VerifyReplace(old.PublicKey, body, r.Header.Get(wire.ReplacesSignatureHeader)); err != nil {
+			return nil, refuse(http.StatusUnauthorized, wire.ReasonBadSignature, "the enrollment replaces device %s but is not signed by that device's key; enroll without replacing it and have an admin revoke the old device", req.Replaces)
 		}
 	}
 	id := newID("dev-")
@@ -209,20 +208,21 @@ func (s *Server) Enroll(ctx context.Context, r *http.Request) (*wire.EnrollRespo
 	if err != nil {
 		return nil, err
 	}
-	d := Device{ID: id, Site: tok.Site, PublicKey: req.PublicKey, Enrolled: s.now(), Sealed: sealed,
+	d := Device{ID: id, PublicKey: req.PublicKey, Enrolled: s.now(), Sealed: sealed,
 		EmailHash: EmailHash(s.KEK, req.Enrollee.Email), Instrument: req.Instrument, Replaces: req.Replaces,
 		State: DeviceState{AgentVersion: req.AgentVersion}}
-	if err := s.Store.AddDevice(ctx, d); err != nil {
-		if errors.Is(err, ErrExists) {
-			return nil, refuse(http.StatusConflict, wire.ReasonMalformed, "this public key is already enrolled; make a new key to enroll again")
-		}
+	// The token's use, the device and the retirement of the one it
+	// replaces are one transaction: a refusal uses up nothing.
+	tok, err := s.Store.Enroll(ctx, TokenHash(req.Token), s.now(), d)
+	switch {
+	case errors.Is(err, ErrBadToken):
+		return nil, refuse(http.StatusForbidden, wire.ReasonBadToken, "the enrollment token is unknown, expired, revoked or used up; ask for a new one (bcfleet token create)")
+	case errors.Is(err, ErrNotFound):
+		return nil, refuse(http.StatusBadRequest, wire.ReasonMalformed, "replaces %q: the device is not of the token's site", req.Replaces)
+	case errors.Is(err, ErrExists):
+		return nil, refuse(http.StatusConflict, wire.ReasonMalformed, "this public key is already enrolled; make a new key to enroll again")
+	case err != nil:
 		return nil, err
-	}
-	if req.Replaces != "" {
-		// The old key is retired: its reports are refused from now on.
-		if err := s.Store.RevokeDevice(ctx, req.Replaces, s.now()); err != nil {
-			return nil, err
-		}
 	}
 	s.log().Info("enrolled", "device", id, "site", tok.Site, "replaces", req.Replaces)
 	if s.Enrolled != nil {

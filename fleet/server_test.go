@@ -172,6 +172,73 @@ func TestEnroll(t *testing.T) {
 	}
 }
 
+// TestReplaces: re-enrollment retires the old device only for the holder
+// of its key, and a refused enrollment uses up no token.
+func TestReplaces(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	victim := e.enroll(t, "ann.lee@hospital.example")
+	other := e.enroll(t, "bob@hospital.example")
+	enrollReplacing := func(tok, replaces string, oldKey ed25519.PrivateKey) (int, wire.ErrorResponse, string) {
+		t.Helper()
+		pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+		var req wire.EnrollRequest
+		json.Unmarshal(enrollBody(t, tok, "mal@hospital.example", pub), &req)
+		req.Replaces = replaces
+		body, _ := json.Marshal(req)
+		h := map[string]string{wire.SignatureHeader: wire.SignEnroll(priv, body)}
+		if oldKey != nil {
+			h[wire.ReplacesSignatureHeader] = wire.SignReplace(oldKey, body)
+		}
+		code, resp := post(t, e.srv.URL+wire.EnrollPath, body, h)
+		var er wire.ErrorResponse
+		json.Unmarshal(resp, &er)
+		var ok wire.EnrollResponse
+		json.Unmarshal(resp, &ok)
+		return code, er, ok.DeviceID
+	}
+	tok := e.token(t, "lab-1", 1, time.Hour)
+	for _, tc := range []struct {
+		name   string
+		oldKey ed25519.PrivateKey
+		status int
+	}{
+		{"a token alone", nil, 401},
+		{"signed by another device of the site", e.keys[other], 401},
+	} {
+		code, er, _ := enrollReplacing(tok, victim, tc.oldKey)
+		if code != tc.status || er.Reason != wire.ReasonBadSignature || !strings.Contains(er.Error, "not signed by that device's key") {
+			t.Fatalf("%s: %d %+v", tc.name, code, er)
+		}
+		if d, _ := e.store.Device(ctx, victim); d.Revoked != nil {
+			t.Fatalf("%s: the victim was revoked", tc.name)
+		}
+	}
+	if code, er, _ := enrollReplacing(tok, "dev-none", nil); code != 400 || !strings.Contains(er.Error, "no such device") {
+		t.Fatalf("replacing no device: %d %+v", code, er)
+	}
+	otherSite := e.token(t, "lab-2", 1, time.Hour)
+	if code, er, _ := enrollReplacing(otherSite, victim, e.keys[victim]); code != 400 || !strings.Contains(er.Error, "not of the token's site") {
+		t.Fatalf("replacing a device of another site: %d %+v", code, er)
+	}
+	// None of the refusals took the one-use tokens.
+	if code, er, _ := enrollReplacing(otherSite, "", nil); code != 200 {
+		t.Fatalf("the lab-2 token after a refusal: %d %+v", code, er)
+	}
+	code, er, id := enrollReplacing(tok, victim, e.keys[victim])
+	if code != 200 {
+		t.Fatalf("re-enrollment signed by the old key: %d %+v", code, er)
+	}
+	old, _ := e.store.Device(ctx, victim)
+	now, _ := e.store.Device(ctx, id)
+	if old.Revoked == nil || now.Replaces != victim || now.Revoked != nil {
+		t.Fatalf("after re-enrollment: old revoked %v, new %+v", old.Revoked, now)
+	}
+	if d, _ := e.store.Device(ctx, other); d.Revoked != nil {
+		t.Fatal("another device was revoked")
+	}
+}
+
 func TestReports(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()

@@ -25,6 +25,14 @@ type Store interface {
 	// Tokens lists every token, newest first.
 	Tokens(ctx context.Context) ([]Token, error)
 
+	// Enroll is one enrollment in one transaction: it takes one use of
+	// the token whose hash is tokenHash (ErrBadToken if it is expired,
+	// revoked or used up at now), stores d in the token's site (ErrExists
+	// if its ID or public key is taken) and, when d.Replaces names a
+	// device, retires that device, which must be of the same site
+	// (ErrNotFound). A refused enrollment uses up nothing and stores
+	// nothing. It returns the token as it is after the use.
+	Enroll(ctx context.Context, tokenHash []byte, now time.Time, d Device) (*Token, error)
 	// AddDevice stores a newly enrolled device (ErrExists if its ID or
 	// public key is taken).
 	AddDevice(ctx context.Context, d Device) error

@@ -329,6 +329,51 @@ func stateJSON(st fleet.DeviceState) (string, error) {
 
 // AddDevice stores a newly enrolled device.
 func (s *Store) AddDevice(ctx context.Context, d fleet.Device) error {
+	return s.tx(ctx, func(tx *sql.Tx) error { return s.insertDevice(ctx, tx, d) })
+}
+
+// Enroll takes the token's use, stores the device and retires the one it
+// replaces in one transaction: a refusal at any step rolls all back.
+func (s *Store) Enroll(ctx context.Context, tokenHash []byte, now time.Time, d fleet.Device) (*fleet.Token, error) {
+	var tok *fleet.Token
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		t, err := scanToken(tx.QueryRowContext(ctx, s.q(`UPDATE tokens SET uses = uses - 1
+			WHERE hash = ? AND uses > 0 AND revoked = 0 AND expires > ?
+			RETURNING id, site, hash, created, expires, uses, revoked`), tokenHash, nanos(now)))
+		if errors.Is(err, sql.ErrNoRows) {
+			return fleet.ErrBadToken
+		}
+		if err != nil {
+			return err
+		}
+		tok = t
+		d.Site = t.Site
+		if d.Replaces != "" {
+			var site string
+			err := tx.QueryRowContext(ctx, s.q(`SELECT site FROM devices WHERE id = ?`), d.Replaces).Scan(&site)
+			if errors.Is(err, sql.ErrNoRows) || (err == nil && site != t.Site) {
+				return fmt.Errorf("device %s of site %s: %w", d.Replaces, t.Site, fleet.ErrNotFound)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if err := s.insertDevice(ctx, tx, d); err != nil {
+			return err
+		}
+		if d.Replaces != "" {
+			_, err := tx.ExecContext(ctx, s.q(`UPDATE devices SET revoked = COALESCE(revoked, ?) WHERE id = ?`), nanos(now), d.Replaces)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return tok, nil
+}
+
+func (s *Store) insertDevice(ctx context.Context, tx *sql.Tx, d fleet.Device) error {
 	inst, err := json.Marshal(d.Instrument)
 	if err != nil {
 		return err
@@ -341,20 +386,18 @@ func (s *Store) AddDevice(ctx context.Context, d fleet.Device) error {
 	if d.Revoked != nil {
 		revoked = nanos(*d.Revoked)
 	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO devices
-			(id, site, public_key, enrolled, revoked, sealed, email_hash, instrument, replaces, counter, last_seen, state)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-			d.ID, d.Site, d.PublicKey, nanos(d.Enrolled), revoked, d.Sealed, d.EmailHash, string(inst), d.Replaces,
-			int64(d.State.Counter), nanos(d.State.LastSeen), state)
-		if isUnique(err) {
-			return fmt.Errorf("device %s: %w", d.ID, fleet.ErrExists)
-		}
-		if err != nil {
-			return err
-		}
-		return s.putComponents(ctx, tx, d.ID, d.State, false)
-	})
+	_, err = tx.ExecContext(ctx, s.q(`INSERT INTO devices
+		(id, site, public_key, enrolled, revoked, sealed, email_hash, instrument, replaces, counter, last_seen, state)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		d.ID, d.Site, d.PublicKey, nanos(d.Enrolled), revoked, d.Sealed, d.EmailHash, string(inst), d.Replaces,
+		int64(d.State.Counter), nanos(d.State.LastSeen), state)
+	if isUnique(err) {
+		return fmt.Errorf("device %s: %w", d.ID, fleet.ErrExists)
+	}
+	if err != nil {
+		return err
+	}
+	return s.putComponents(ctx, tx, d.ID, d.State, false)
 }
 
 // putComponents replaces the device's component rows (what filters use).

@@ -26,6 +26,7 @@ func Run(t *testing.T, open func(t *testing.T) fleet.Store) {
 		{"Tokens", testTokens},
 		{"LastTokenUseOnce", testLastTokenUse},
 		{"Devices", testDevices},
+		{"Enroll", testEnroll},
 		{"Reports", testReports},
 		{"ConcurrentReports", testConcurrentReports},
 		{"Filters", testFilters},
@@ -159,6 +160,85 @@ func testDevices(t *testing.T, st fleet.Store) {
 	}
 	if err := st.RevokeDevice(ctx, "dev-none", t0); !errors.Is(err, fleet.ErrNotFound) {
 		t.Fatalf("revoking an unknown device: %v", err)
+	}
+}
+
+// testEnroll: one enrollment is one transaction; a refused one uses up
+// no token and stores nothing.
+func testEnroll(t *testing.T, st fleet.Store) {
+	ctx := context.Background()
+	for _, tk := range []fleet.Token{token("tok-1", "lab-1", 1), token("tok-2", "lab-2", 5), token("tok-3", "lab-1", 5)} {
+		if err := st.CreateToken(ctx, tk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := device("dev-1", 1)
+	d.Site = "" // the token's site is the device's
+	tok, err := st.Enroll(ctx, []byte("hash-tok-1"), t0, d)
+	if err != nil || tok.ID != "tok-1" || tok.Uses != 0 {
+		t.Fatalf("Enroll: %+v %v", tok, err)
+	}
+	got, err := st.Device(ctx, "dev-1")
+	if err != nil || got.Site != "lab-1" {
+		t.Fatalf("enrolled device: %+v %v", got, err)
+	}
+	if _, err := st.Enroll(ctx, []byte("hash-tok-1"), t0, device("dev-2", 2)); !errors.Is(err, fleet.ErrBadToken) {
+		t.Fatalf("a used-up token: %v, want ErrBadToken", err)
+	}
+	if _, err := st.Enroll(ctx, []byte("hash-tok-3"), t0.Add(2*time.Hour), device("dev-2", 2)); !errors.Is(err, fleet.ErrBadToken) {
+		t.Fatalf("an expired token: %v, want ErrBadToken", err)
+	}
+	uses := func(id string) int {
+		t.Helper()
+		ts, err := st.Tokens(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tk := range ts {
+			if tk.ID == id {
+				return tk.Uses
+			}
+		}
+		t.Fatalf("token %s is gone", id)
+		return 0
+	}
+	// Refusals after the token is taken roll the use back.
+	refused := []struct {
+		name string
+		d    fleet.Device
+		want error
+	}{
+		{"a key already enrolled", device("dev-2", 1), fleet.ErrExists},
+		{"an ID already taken", device("dev-1", 2), fleet.ErrExists},
+		{"replacing a device of another site", func() fleet.Device { d := device("dev-2", 2); d.Replaces = "dev-1"; return d }(), fleet.ErrNotFound},
+		{"replacing no device", func() fleet.Device { d := device("dev-2", 2); d.Replaces = "dev-none"; return d }(), fleet.ErrNotFound},
+	}
+	for _, r := range refused {
+		if _, err := st.Enroll(ctx, []byte("hash-tok-2"), t0, r.d); !errors.Is(err, r.want) {
+			t.Fatalf("%s: %v, want %v", r.name, err, r.want)
+		}
+		if n := uses("tok-2"); n != 5 {
+			t.Fatalf("%s: the token has %d uses left after a refused enrollment, want 5", r.name, n)
+		}
+		if r.d.ID != "dev-1" {
+			if _, err := st.Device(ctx, r.d.ID); !errors.Is(err, fleet.ErrNotFound) {
+				t.Fatalf("%s: the refused device was stored (%v)", r.name, err)
+			}
+		}
+	}
+	if got, _ := st.Device(ctx, "dev-1"); got.Revoked != nil {
+		t.Fatal("a refused enrollment revoked the device it named")
+	}
+	// A re-enrollment in the same site retires the replaced device.
+	d3 := device("dev-3", 3)
+	d3.Replaces = "dev-1"
+	if _, err := st.Enroll(ctx, []byte("hash-tok-3"), t0.Add(time.Minute), d3); err != nil {
+		t.Fatal(err)
+	}
+	old, _ := st.Device(ctx, "dev-1")
+	now, _ := st.Device(ctx, "dev-3")
+	if old.Revoked == nil || !old.Revoked.Equal(t0.Add(time.Minute)) || now == nil || now.Replaces != "dev-1" || now.Revoked != nil {
+		t.Fatalf("after re-enrollment: old %+v, new %+v", old, now)
 	}
 }
 

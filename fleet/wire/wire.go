@@ -30,6 +30,10 @@ const (
 const (
 	SignatureHeader = "Bcfleet-Signature"
 	DeviceHeader    = "Bcfleet-Device"
+	// ReplacesSignatureHeader carries the signature of an enrollment
+	// body by the key of the device it replaces (EnrollRequest.Replaces):
+	// only the holder of that key may retire it.
+	ReplacesSignatureHeader = "Bcfleet-Replaces-Signature"
 )
 
 // MaxBody is the largest request the service reads; a larger one is
@@ -41,8 +45,9 @@ const MaxHeartbeat = 512
 
 // Domains separate what a signature may be taken for.
 const (
-	enrollDomain = "bcfleet-enroll-v1\n"
-	reportDomain = "bcfleet-report-v1\n"
+	enrollDomain  = "bcfleet-enroll-v1\n"
+	reportDomain  = "bcfleet-report-v1\n"
+	replaceDomain = "bcfleet-replace-v1\n"
 )
 
 // Enrollee is the person who enrolled the device: personal data, sealed
@@ -69,7 +74,9 @@ type EnrollRequest struct {
 	AgentVersion string     `json:"agent_version"`
 	Time         time.Time  `json:"time"`
 	// Replaces: the device ID this key replaces (re-enrollment, key
-	// rotation); the token must be of the same site.
+	// rotation); the token must be of the same site, and the request
+	// must also be signed by the replaced device's key
+	// (ReplacesSignatureHeader).
 	Replaces string `json:"replaces,omitempty"`
 }
 
@@ -162,6 +169,18 @@ func SignEnroll(key ed25519.PrivateKey, body []byte) string {
 // SignReport signs a report body.
 func SignReport(key ed25519.PrivateKey, body []byte) string {
 	return sign(key, reportDomain, body)
+}
+
+// SignReplace signs an enrollment body with the key of the device it
+// replaces.
+func SignReplace(oldKey ed25519.PrivateKey, body []byte) string {
+	return sign(oldKey, replaceDomain, body)
+}
+
+// VerifyReplace checks an enrollment body's signature by the replaced
+// device's key.
+func VerifyReplace(oldPub ed25519.PublicKey, body []byte, sig string) error {
+	return verify(oldPub, replaceDomain, body, sig)
 }
 
 // VerifyEnroll checks an enrollment body's signature by pub.
