@@ -87,6 +87,12 @@ type FleetState struct {
 	Revoked      bool      `json:"revoked,omitempty"`
 	// Dropped counts reports dropped from a full queue.
 	Dropped int `json:"dropped,omitempty"`
+	// Reported is the head (sequence number) of each log (wire.LogAudit,
+	// wire.LogConsent) in the last full report made; the next vouches
+	// for that entry as the log has it then.
+	Reported map[string]int64 `json:"reported,omitempty"`
+	// Vouch are entries the service asked the device to vouch for.
+	Vouch map[string][]int64 `json:"vouch,omitempty"`
 }
 
 // FleetStatus is the fleet part of `bcagent status --json`.
@@ -533,7 +539,9 @@ func (a *Agent) reportCycle(ctx context.Context, fs *FleetState, key ed25519.Pri
 			return err
 		}
 	}
-	for range 2 { // a heartbeat answered send_full is followed by the full report
+	// A heartbeat answered send_full is followed by the full report, and
+	// a full report answered vouch by another that vouches.
+	for range 3 {
 		var w wire.Report
 		heartbeat := digest == fs.Digest && !fs.SendFull
 		if heartbeat {
@@ -564,6 +572,10 @@ func (a *Agent) reportCycle(ctx context.Context, fs *FleetState, key ed25519.Pri
 		if !heartbeat {
 			fs.Digest, fs.SendFull = digest, false
 		}
+		if takeVouch(fs, resp) && !heartbeat {
+			fs.SendFull = true
+			continue
+		}
 		if !resp.SendFull || !heartbeat {
 			return nil
 		}
@@ -572,13 +584,72 @@ func (a *Agent) reportCycle(ctx context.Context, fs *FleetState, key ed25519.Pri
 	return nil
 }
 
-// fullReport makes the wire report of rep with the next counter.
+// fullReport makes the wire report of rep with the next counter. Each
+// log's head comes with the entries the device vouches for (the head of
+// its last full report and those the service asked for), read from the
+// log as it is now.
 func (a *Agent) fullReport(fs *FleetState, rep *fleetReport, digest string) wire.Report {
 	fs.Counter = nextCounter(fs.Counter)
 	tuf, audit, consent := rep.TUF, rep.Audit, rep.Consent
+	audit.At = vouchFor(a.auditLog(), audit.Seq, fs.Reported[wire.LogAudit], fs.Vouch[wire.LogAudit])
+	consent.At = vouchFor(a.consentLog(), consent.Seq, fs.Reported[wire.LogConsent], fs.Vouch[wire.LogConsent])
+	fs.Reported = map[string]int64{wire.LogAudit: audit.Seq, wire.LogConsent: consent.Seq}
+	fs.Vouch = nil
 	return wire.Report{DeviceID: fs.DeviceID, Counter: fs.Counter, Time: time.Now().UTC(), Digest: digest,
 		AgentVersion: rep.AgentVersion, PollInterval: rep.PollInterval, Components: rep.Components,
 		TUF: &tuf, Audit: &audit, Consent: &consent}
+}
+
+// maxVouch bounds the entries one report vouches for per log.
+const maxVouch = 16
+
+// vouchFor reads the hashes of the entries seqs (those below head, at
+// most maxVouch) from l as it is now. An entry the log no longer has, or
+// a log that does not verify, is vouched for with an empty hash: the
+// service sees that it changed.
+func vouchFor(l *chainLog, head, reported int64, asked []int64) []wire.LogPoint {
+	var seqs []int64
+	for _, q := range append([]int64{reported}, asked...) {
+		if q > 0 && q != head && !slices.Contains(seqs, q) && len(seqs) < maxVouch {
+			seqs = append(seqs, q)
+		}
+	}
+	if len(seqs) == 0 {
+		return nil
+	}
+	hashes := map[int64]string{}
+	if entries, err := l.read(); err == nil {
+		for _, e := range entries {
+			hashes[e.Seq] = e.Hash
+		}
+	}
+	out := make([]wire.LogPoint, 0, len(seqs))
+	for _, q := range seqs {
+		out = append(out, wire.LogPoint{Seq: q, Hash: hashes[q]})
+	}
+	return out
+}
+
+// takeVouch keeps what an accepted report's answer asks to vouch for; it
+// says whether there is any.
+func takeVouch(fs *FleetState, resp *wire.ReportResponse) bool {
+	if resp == nil || len(resp.Vouch) == 0 {
+		return false
+	}
+	if fs.Vouch == nil {
+		fs.Vouch = map[string][]int64{}
+	}
+	for name, seqs := range resp.Vouch {
+		if name != wire.LogAudit && name != wire.LogConsent {
+			continue
+		}
+		for _, q := range seqs {
+			if !slices.Contains(fs.Vouch[name], q) && len(fs.Vouch[name]) < maxVouch {
+				fs.Vouch[name] = append(fs.Vouch[name], q)
+			}
+		}
+	}
+	return len(fs.Vouch) > 0
 }
 
 // nextCounter is above last and, normally, the time in microseconds: a
@@ -693,12 +764,15 @@ func (a *Agent) flushQueue(ctx context.Context, fs *FleetState, key ed25519.Priv
 		if err != nil {
 			return err
 		}
-		_, err = a.sendReport(ctx, fs, key, body)
+		resp, err := a.sendReport(ctx, fs, key, body)
 		if isUnreachable(err) || errors.Is(err, ErrDeviceRevoked) {
 			return err
 		}
 		if err == nil {
 			res.Sent++
+			if takeVouch(fs, resp) {
+				fs.SendFull = true
+			}
 		} else {
 			a.log.Warn("the fleet service refused a queued report; dropped", "report", n, "err", err)
 		}

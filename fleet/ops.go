@@ -127,8 +127,22 @@ func (d *Device) Flags(now time.Time) []string {
 		f = append(f, fmt.Sprintf("trusted timestamp (version %d) has not advanced since %s while the device is online: a frozen or blocked mirror?",
 			d.State.TUF.TimestampVersion, d.State.TimestampSince.Format(time.RFC3339)))
 	}
+	for _, name := range []string{wire.LogAudit, wire.LogConsent} {
+		for _, u := range d.State.Unvouched[name] {
+			if d.Online(now) && now.Sub(u.Since) > UnvouchedWait {
+				f = append(f, fmt.Sprintf("%s log: the device has not vouched for entry %d since %s although it reports (rewritten on the device?)",
+					name, u.Seq, u.Since.Format(time.RFC3339)))
+				break
+			}
+		}
+	}
 	return f
 }
+
+// UnvouchedWait is how long an online device may leave an earlier log
+// head unvouched for (an honest agent answers at once) before it is
+// flagged.
+const UnvouchedWait = 24 * time.Hour
 
 // ListFilter selects devices for lists.
 type ListFilter struct {

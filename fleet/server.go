@@ -285,6 +285,7 @@ func (s *Server) Report(ctx context.Context, r *http.Request) (*wire.ReportRespo
 			return nil, err
 		}
 		u.State = *st
+		resp.Vouch = vouchRequest(st)
 	}
 	if err := s.Store.SaveReport(ctx, id, u); err != nil {
 		if errors.Is(err, ErrReplayed) {
@@ -338,23 +339,80 @@ func (s *Server) judge(d *Device, rep *wire.Report, now time.Time) (*DeviceState
 		name     string
 		old, new *wire.LogHead
 		into     *wire.LogHead
-	}{{"audit", &old.Audit, rep.Audit, &st.Audit}, {"consent", &old.Consent, rep.Consent, &st.Consent}} {
+	}{{wire.LogAudit, &old.Audit, rep.Audit, &st.Audit}, {wire.LogConsent, &old.Consent, rep.Consent, &st.Consent}} {
+		owed := old.Unvouched[l.name]
 		if l.new == nil {
 			*l.into = *l.old
+			keepUnvouched(st, l.name, owed)
 			continue
 		}
-		*l.into = *l.new
+		*l.into = wire.LogHead{Seq: l.new.Seq, Hash: l.new.Hash}
+		// What the device's log has now, at the entries it vouches for.
+		has := map[int64]string{l.new.Seq: l.new.Hash}
+		for _, p := range l.new.At {
+			if p.Seq > 0 && p.Seq < l.new.Seq {
+				has[p.Seq] = p.Hash
+			}
+		}
+		// vouched says whether the device vouched for p; a hash other
+		// than the one reported before is a rewrite.
+		vouched := func(p wire.LogPoint) bool {
+			h, ok := has[p.Seq]
+			if ok && h != p.Hash {
+				flag(fmt.Sprintf("%s log forked: entry %d has another hash than the device reported before (rewritten on the device?)", l.name, p.Seq))
+			}
+			return ok
+		}
+		var still []Unvouched
+		for _, u := range owed {
+			if !vouched(u.LogPoint) {
+				still = append(still, u)
+			}
+		}
 		switch {
 		case l.new.Seq < l.old.Seq:
 			flag(fmt.Sprintf("%s log went backwards: %d entries after %d (rewritten on the device?)", l.name, l.new.Seq, l.old.Seq))
-		case l.new.Seq == l.old.Seq && l.old.Seq > 0 && l.new.Hash != l.old.Hash:
-			flag(fmt.Sprintf("%s log forked: entry %d has another hash than before (rewritten on the device?)", l.name, l.new.Seq))
+		case l.old.Seq > 0 && !vouched(wire.LogPoint{Seq: l.old.Seq, Hash: l.old.Hash}):
+			still = append(still, Unvouched{LogPoint: wire.LogPoint{Seq: l.old.Seq, Hash: l.old.Hash}, Since: now})
 		}
+		keepUnvouched(st, l.name, still)
 	}
 	if st.TUF.TimestampVersion > 0 && st.TUF.TimestampVersion < old.TUF.TimestampVersion {
 		flag(fmt.Sprintf("trusted timestamp went back from version %d to %d", old.TUF.TimestampVersion, st.TUF.TimestampVersion))
 	}
 	return st, nil
+}
+
+// maxUnvouched bounds the entries a device may owe per log (the oldest
+// are kept: they cover the most).
+const maxUnvouched = 8
+
+func keepUnvouched(st *DeviceState, name string, us []Unvouched) {
+	if len(us) == 0 {
+		return
+	}
+	if len(us) > maxUnvouched {
+		us = us[:maxUnvouched]
+	}
+	if st.Unvouched == nil {
+		st.Unvouched = map[string][]Unvouched{}
+	}
+	st.Unvouched[name] = us
+}
+
+// vouchRequest is what the answer to a full report asks the device to
+// vouch for.
+func vouchRequest(st *DeviceState) map[string][]int64 {
+	var v map[string][]int64
+	for name, us := range st.Unvouched {
+		for _, u := range us {
+			if v == nil {
+				v = map[string][]int64{}
+			}
+			v[name] = append(v[name], u.Seq)
+		}
+	}
+	return v
 }
 
 // DefaultPollInterval is assumed for a device that has not said its own.

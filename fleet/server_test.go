@@ -239,6 +239,47 @@ func TestReplaces(t *testing.T) {
 	}
 }
 
+// TestVouch: a full report whose log head cannot be tied to the one the
+// service had is asked to vouch for it; a device that never does, while
+// it keeps reporting, is flagged after a day.
+func TestVouch(t *testing.T) {
+	e := newEnv(t)
+	id := e.enroll(t, "ann.lee@hospital.example")
+	if code, resp := e.report(t, id, full(5, "1.0.0")); code != 200 || strings.Contains(resp, "vouch") {
+		t.Fatalf("first report: %d %s", code, resp)
+	}
+	r := full(9, "1.0.0") // audit head 9, nothing said of entry 5
+	code, resp := e.report(t, id, r)
+	if code != 200 || !strings.Contains(resp, `"vouch":{"audit":[5]}`) {
+		t.Fatalf("a head not tied to the last: %d %s", code, resp)
+	}
+	// It vouches with the hash it reported before: resolved, no flag.
+	r = full(10, "1.0.0")
+	r.Audit.Seq, r.Audit.Hash = 9, "a1.0.0"
+	r.Audit.At = []wire.LogPoint{{Seq: 5, Hash: "a1.0.0"}}
+	if code, resp := e.report(t, id, r); code != 200 || strings.Contains(resp, "vouch") {
+		t.Fatalf("vouched: %d %s", code, resp)
+	}
+	d, _ := e.store.Device(context.Background(), id)
+	if len(d.State.Unvouched) != 0 || len(d.State.Flags) != 0 {
+		t.Fatalf("after vouching: unvouched %v, flags %v", d.State.Unvouched, d.State.Flags)
+	}
+	// Grown again, never vouched: flagged once a day has passed while
+	// the device kept reporting.
+	if code, resp := e.report(t, id, full(20, "1.0.0")); code != 200 || !strings.Contains(resp, `"vouch":{"audit":[9]}`) {
+		t.Fatalf("grown again: %d %s", code, resp)
+	}
+	e.now = e.now.Add(25 * time.Hour)
+	if code, resp := e.report(t, id, wire.Report{Counter: 21, Time: e.now, Heartbeat: true, Digest: "d-1.0.0"}); code != 200 {
+		t.Fatalf("heartbeat: %d %s", code, resp)
+	}
+	d, _ = e.store.Device(context.Background(), id)
+	flags := strings.Join(d.Flags(e.now), "; ")
+	if !strings.Contains(flags, "audit log: the device has not vouched for entry 9") {
+		t.Fatalf("flags %q", flags)
+	}
+}
+
 func TestReports(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()

@@ -114,6 +114,17 @@ type DeviceState struct {
 	// Flags are the service's findings about the device, such as a log
 	// chain that went backwards or forked.
 	Flags []string `json:"flags,omitempty"`
+	// Unvouched are earlier log heads (by log, wire.LogAudit or
+	// wire.LogConsent) the device has not yet tied its new head to; the
+	// service asked it to (wire.ReportResponse.Vouch).
+	Unvouched map[string][]Unvouched `json:"unvouched,omitempty"`
+}
+
+// Unvouched is a log entry the service is waiting for the device to
+// vouch for, and since when.
+type Unvouched struct {
+	wire.LogPoint
+	Since time.Time `json:"since"`
 }
 
 // ReportUpdate is an accepted report as the store keeps it.

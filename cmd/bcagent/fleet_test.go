@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -225,5 +228,127 @@ func TestFleetReporting(t *testing.T) {
 	}
 	if code, out, _ := bcagent(t, "--state", state, "status"); code != 1 || !strings.Contains(out, "REVOKED") {
 		t.Fatalf("status of a revoked device: %d %s", code, out)
+	}
+}
+
+// rewriteAudit rewrites the agent's audit log as a local attacker who can
+// write the state directory would: entry 1 says something else, every
+// line after it is re-chained, extra forged entries are appended, and the
+// head is rewritten to match, so the log verifies on the PC.
+func rewriteAudit(t *testing.T, state string, edit bool, extra int) {
+	t.Helper()
+	type line struct {
+		Seq   int64           `json:"seq"`
+		Prev  string          `json:"prev"`
+		Entry json.RawMessage `json:"entry"`
+	}
+	data, err := os.ReadFile(filepath.Join(state, "audit.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []line
+	for _, raw := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var l line
+		if err := json.Unmarshal([]byte(raw), &l); err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, l)
+	}
+	if edit {
+		lines[0].Entry = json.RawMessage(`{"time":"2026-01-01T00:00:00Z","event":"config-changed","by":"nobody","detail":"rewritten"}`)
+	}
+	for i := 0; i < extra; i++ {
+		lines = append(lines, line{Seq: int64(len(lines) + 1), Entry: json.RawMessage(`{"time":"2026-01-01T00:00:00Z","event":"config-changed","by":"nobody","detail":"forged"}`)})
+	}
+	var out strings.Builder
+	prev := ""
+	for _, l := range lines {
+		l.Prev = prev
+		b, _ := json.Marshal(l)
+		sum := sha256.Sum256(b)
+		prev = hex.EncodeToString(sum[:])
+		out.Write(b)
+		out.WriteByte('\n')
+	}
+	if err := os.WriteFile(filepath.Join(state, "audit.jsonl"), []byte(out.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	head, _ := json.Marshal(map[string]any{"seq": len(lines), "hash": prev})
+	if err := os.WriteFile(filepath.Join(state, "audit.jsonl.head"), head, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFleetSeesARewrittenLog: a log rewritten on the PC and grown past
+// the head the service had verifies on the PC, but the next report
+// vouches for the old head with another hash and the service flags the
+// device. An honest growth is not flagged, and the service asks for (and
+// gets) what a device with a forgetful fleet.json did not vouch for.
+func TestFleetSeesARewrittenLog(t *testing.T) {
+	fx := newFixture(t)
+	fx.publish("1.0.0")
+	srv := httptest.NewServer(publisher.Handler(fx.store, nil))
+	defer srv.Close()
+	state := filepath.Join(fx.dir, "agent")
+	if code, _, errs := bcagent(t, "--state", state, "init", "--repo-url", srv.URL, "--root", filepath.Join(fx.store.Dir, "metadata", "1.root.json"),
+		"--trust", fx.pki.TrustDir, "--component", "notification-client", "--device-id", "INST-1", "--device-model", "DxH 900", "--platform", "linux-amd64"); code != 0 {
+		t.Fatalf("init: %s", errs)
+	}
+	fe := newFleetEnv(t)
+	if code, _, errs := bcagent(t, "--state", state, "enroll", "--fleet", fe.srv.URL, "--token", fe.token(t), "--email", "ann.lee@hospital.example",
+		"--name", "Ann Lee", "--instrument-model", "DxH 900", "--instrument-id", "4711", "--serial", "SN-4711"); code != 0 {
+		t.Fatalf("enroll: %s", errs)
+	}
+	var fs struct {
+		DeviceID string `json:"device_id"`
+	}
+	data, _ := os.ReadFile(filepath.Join(state, "fleet.json"))
+	json.Unmarshal(data, &fs)
+	report := func(step string) *fleet.Device {
+		t.Helper()
+		if code, _, errs := bcagent(t, "--state", state, "report"); code != 0 {
+			t.Fatalf("%s: report: %d %s", step, code, errs)
+		}
+		return fe.device(t, fs.DeviceID)
+	}
+	if code, _, errs := bcagent(t, "--state", state, "run", "--cycles", "1"); code != 0 {
+		t.Fatalf("run: %s", errs)
+	}
+	d := fe.device(t, fs.DeviceID)
+	if d.State.Audit.Seq == 0 || len(d.State.Flags) != 0 {
+		t.Fatalf("after the first cycle: audit %+v, flags %v", d.State.Audit, d.State.Flags)
+	}
+
+	// Honest growth (entries appended, nothing before them changed).
+	rewriteAudit(t, state, false, 2)
+	d2 := report("honest growth")
+	if d2.State.Audit.Seq != d.State.Audit.Seq+2 || len(d2.State.Flags) != 0 || len(d2.State.Unvouched) != 0 {
+		t.Fatalf("after honest growth: audit %+v, flags %v, unvouched %v", d2.State.Audit, d2.State.Flags, d2.State.Unvouched)
+	}
+
+	// fleet.json forgets what was reported: the service asks, and the
+	// agent vouches at once, in the same run.
+	var raw map[string]any
+	data, _ = os.ReadFile(filepath.Join(state, "fleet.json"))
+	json.Unmarshal(data, &raw)
+	delete(raw, "reported")
+	data, _ = json.Marshal(raw)
+	os.WriteFile(filepath.Join(state, "fleet.json"), data, 0o600)
+	rewriteAudit(t, state, false, 1)
+	d3 := report("a forgetful fleet.json")
+	if len(d3.State.Flags) != 0 || len(d3.State.Unvouched) != 0 || d3.State.Audit.Seq != d2.State.Audit.Seq+1 {
+		t.Fatalf("after a vouch asked for: audit %+v, flags %v, unvouched %v", d3.State.Audit, d3.State.Flags, d3.State.Unvouched)
+	}
+
+	// The rewrite: the log verifies on the PC …
+	rewriteAudit(t, state, true, 3)
+	if code, _, errs := bcagent(t, "--state", state, "audit", "verify"); code != 0 {
+		t.Fatalf("the rewritten log should verify on the PC (the attacker rewrote the head too): %d %s", code, errs)
+	}
+	// … and the service sees it.
+	d4 := report("rewritten")
+	want := fmt.Sprintf("audit log forked: entry %d has another hash", d3.State.Audit.Seq)
+	if len(d4.State.Flags) != 1 || !strings.Contains(d4.State.Flags[0], want) {
+		t.Fatalf("after a rewrite: flags %v, want %q", d4.State.Flags, want)
 	}
 }

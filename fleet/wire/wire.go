@@ -134,13 +134,35 @@ type TUF struct {
 type LogHead struct {
 	Seq  int64  `json:"seq"`
 	Hash string `json:"hash"`
+	// At vouches for earlier entries as the device's log has them now:
+	// the head of its last full report, and any the service asked for
+	// (ReportResponse.Vouch). A log rewritten and then grown past its old
+	// head shows here as another hash (a log now shorter than Seq says
+	// so with an empty hash).
+	At []LogPoint `json:"at,omitempty"`
 }
+
+// LogPoint is one entry of a log: its sequence number and hash.
+type LogPoint struct {
+	Seq  int64  `json:"seq"`
+	Hash string `json:"hash"`
+}
+
+// Logs the service keeps heads of (the keys of Vouch).
+const (
+	LogAudit   = "audit"
+	LogConsent = "consent"
+)
 
 // ReportResponse is the service's answer to an accepted report.
 type ReportResponse struct {
 	// SendFull: the service has no full report with the heartbeat's
 	// digest (it was lost); the next report must be a full one.
 	SendFull bool `json:"send_full,omitempty"`
+	// Vouch asks for the hashes of these entries (by log, LogAudit or
+	// LogConsent) in the next full report, which follows at once: the
+	// service could not tie the new head to the one it had.
+	Vouch map[string][]int64 `json:"vouch,omitempty"`
 }
 
 // ErrorResponse is the body of every refusal: one line, and a reason
