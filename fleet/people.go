@@ -55,12 +55,16 @@ type PeopleOptions struct {
 	Store      Store
 	KEK        KEK
 	Now        func() time.Time
+	// Rejected, if set, is told each refused request's reason (metrics):
+	// "sso-missing", "sso-invalid", "sso-expired", "role".
+	Rejected func(reason string)
 }
 
 // People serves /api/ for people.
 type People struct {
 	o        PeopleOptions
 	verifier *oidc.IDTokenVerifier
+	mux      *http.ServeMux
 }
 
 // NewPeople discovers the issuer (its keys are fetched as needed).
@@ -83,7 +87,9 @@ func NewPeople(ctx context.Context, o PeopleOptions) (*People, error) {
 	if o.Now != nil {
 		cfg.Now = o.Now
 	}
-	return &People{o: o, verifier: p.Verifier(cfg)}, nil
+	pp := &People{o: o, verifier: p.Verifier(cfg)}
+	pp.routes()
+	return pp, nil
 }
 
 func (p *People) now() time.Time {
@@ -108,15 +114,15 @@ func (who *Person) actor() string { return "oidc:" + who.Subject }
 func (p *People) authenticate(r *http.Request) (*Person, error) {
 	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || raw == "" {
-		return nil, apiError(http.StatusUnauthorized, "sign in through single sign-on and send its ID token as Authorization: Bearer TOKEN")
+		return nil, rejectedError("sso-missing", http.StatusUnauthorized, "sign in through single sign-on and send its ID token as Authorization: Bearer TOKEN")
 	}
 	tok, err := p.verifier.Verify(r.Context(), strings.TrimSpace(raw))
 	if err != nil {
 		var expired *oidc.TokenExpiredError
 		if errors.As(err, &expired) {
-			return nil, apiError(http.StatusUnauthorized, "the session expired at %s: sign in again", expired.Expiry.UTC().Format(time.RFC3339))
+			return nil, rejectedError("sso-expired", http.StatusUnauthorized, "the session expired at %s: sign in again", expired.Expiry.UTC().Format(time.RFC3339))
 		}
-		return nil, apiError(http.StatusUnauthorized, "the ID token is not valid for this service (%v)", err)
+		return nil, rejectedError("sso-invalid", http.StatusUnauthorized, "the ID token is not valid for this service (%v)", err)
 	}
 	var claims map[string]any
 	if err := tok.Claims(&claims); err != nil {
@@ -149,6 +155,7 @@ func (p *People) authenticate(r *http.Request) (*Person, error) {
 type apiErr struct {
 	status int
 	msg    string
+	reason string // a refusal counted in metrics
 }
 
 func (e *apiErr) Error() string { return e.msg }
@@ -157,9 +164,18 @@ func apiError(status int, format string, args ...any) error {
 	return &apiErr{status: status, msg: fmt.Sprintf(format, args...)}
 }
 
+func rejectedError(reason string, status int, format string, args ...any) error {
+	return &apiErr{status: status, msg: fmt.Sprintf(format, args...), reason: reason}
+}
+
 // ServeHTTP routes /api/.
 func (p *People) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p.mux.ServeHTTP(w, r)
+}
+
+func (p *People) routes() {
 	mux := http.NewServeMux()
+	p.mux = mux
 	mux.HandleFunc("GET /api/me", p.handle(RoleNone, func(r *http.Request, who *Person) (any, error) { return who, nil }))
 	mux.HandleFunc("GET /api/devices", p.handle(RoleViewer, p.listDevices))
 	mux.HandleFunc("GET /api/devices/{id}", p.handle(RoleSupport, func(r *http.Request, who *Person) (any, error) {
@@ -173,6 +189,20 @@ func (p *People) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return map[string]string{"revoked": id}, nil
 	}))
 	mux.HandleFunc("POST /api/tokens", p.handle(RoleAdmin, p.createToken))
+	mux.HandleFunc("GET /api/tokens", p.handle(RoleAdmin, func(r *http.Request, who *Person) (any, error) {
+		ts, err := p.o.Store.Tokens(r.Context())
+		if ts == nil {
+			ts = []Token{}
+		}
+		return ts, err
+	}))
+	mux.HandleFunc("POST /api/tokens/{id}/revoke", p.handle(RoleAdmin, func(r *http.Request, who *Person) (any, error) {
+		id := r.PathValue("id")
+		if err := RevokeToken(r.Context(), p.o.Store, who.actor(), id, p.now()); err != nil {
+			return nil, err
+		}
+		return map[string]string{"revoked": id}, nil
+	}))
 	mux.HandleFunc("GET /api/rollouts/{component}/{version}", p.handle(RoleViewer, func(r *http.Request, who *Person) (any, error) {
 		c := r.PathValue("component")
 		ds, err := p.o.Store.Devices(r.Context(), DeviceFilter{Component: c})
@@ -181,7 +211,6 @@ func (p *People) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return Rollout(ds, c, r.PathValue("version"), p.now()), nil
 	}))
-	mux.ServeHTTP(w, r)
 }
 
 // handle checks the person and the role before fn runs.
@@ -191,7 +220,11 @@ func (p *People) handle(need Role, fn func(*http.Request, *Person) (any, error))
 		w.Header().Set("Cache-Control", "no-store")
 		who, err := p.authenticate(r)
 		if err == nil && who.role < need {
-			err = apiError(http.StatusForbidden, "this needs the %s role; you have %s (ask for it in the %s claim of your sign-on)", need, who.role, p.o.RolesClaim)
+			err = rejectedError("role", http.StatusForbidden, "this needs the %s role; you have %s (ask for it in the %s claim of your sign-on)", need, who.role, p.o.RolesClaim)
+		}
+		var ae *apiErr
+		if errors.As(err, &ae) && ae.reason != "" && p.o.Rejected != nil {
+			p.o.Rejected(ae.reason)
 		}
 		var out any
 		if err == nil {
@@ -199,7 +232,6 @@ func (p *People) handle(need Role, fn func(*http.Request, *Person) (any, error))
 		}
 		if err != nil {
 			status := http.StatusInternalServerError
-			var ae *apiErr
 			switch {
 			case errors.As(err, &ae):
 				status = ae.status

@@ -2,6 +2,8 @@ package fleet_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,12 +11,14 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/oauth2-proxy/mockoidc"
 
 	"github.com/beckmanconnect/bcupdate/fleet"
+	"github.com/beckmanconnect/bcupdate/fleet/wire"
 	"github.com/beckmanconnect/bcupdate/publisher"
 )
 
@@ -60,8 +64,10 @@ func TestPeopleAPI(t *testing.T) {
 	defer m.Shutdown()
 	env := newEnv(t)
 	dev := env.enroll(t, "ann.lee@hospital.example")
+	var mu sync.Mutex
+	rej := map[string]int{}
 	people, err := fleet.NewPeople(ctx, fleet.PeopleOptions{Issuer: m.Issuer(), ClientID: m.Config().ClientID, RolesClaim: "groups",
-		Store: env.store, KEK: env.kek, Now: m.Now})
+		Store: env.store, KEK: env.kek, Now: m.Now, Rejected: func(r string) { mu.Lock(); rej[r]++; mu.Unlock() }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,12 +109,38 @@ func TestPeopleAPI(t *testing.T) {
 		{"rollout counts", "GET", "/api/rollouts/notification-client/1.0.0", viewer, "", 200, `"targeted"`, ""},
 		{"unknown device", "GET", "/api/devices/dev-nope", support, "", 404, "no device", ""},
 		{"admin revokes", "POST", "/api/devices/" + dev + "/revoke", admin, "", 200, "revoked", ""},
+		{"viewer may not list tokens", "GET", "/api/tokens", viewer, "", 403, "needs the admin role", ""},
+		{"admin lists tokens, never their secret", "GET", "/api/tokens", admin, "", 200, `"site":"lab-2"`, "bcf_"},
+		{"revoking no token", "POST", "/api/tokens/tok-nope/revoke", admin, "", 404, "no token", ""},
 	} {
 		status, body := call(tc.method, tc.path, tc.token, tc.body)
 		if status != tc.status || !strings.Contains(body, tc.want) || (tc.never != "" && strings.Contains(body, tc.never)) {
 			t.Errorf("%s: %d %s (want %d with %q)", tc.name, status, body, tc.status, tc.want)
 		}
 	}
+	// Admin revokes the token it made: it no longer enrolls.
+	_, body := call("POST", "/api/tokens", admin, `{"site":"lab-3"}`)
+	var made struct {
+		ID     string `json:"id"`
+		Secret string `json:"token"`
+	}
+	json.Unmarshal([]byte(body), &made)
+	if status, body := call("POST", "/api/tokens/"+made.ID+"/revoke", support, ""); status != 403 {
+		t.Fatalf("support revokes a token: %d %s", status, body)
+	}
+	if status, body := call("POST", "/api/tokens/"+made.ID+"/revoke", admin, ""); status != 200 || !strings.Contains(body, made.ID) {
+		t.Fatalf("admin revokes a token: %d %s", status, body)
+	}
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	eb := enrollBody(t, made.Secret, "x@hospital.example", pub)
+	if code, resp := post(t, env.srv.URL+wire.EnrollPath, eb, map[string]string{wire.SignatureHeader: wire.SignEnroll(priv, eb)}); code != 403 {
+		t.Fatalf("enrolling with a revoked token: %d %s", code, resp)
+	}
+	mu.Lock()
+	if rej["sso-missing"] != 1 || rej["sso-invalid"] != 1 || rej["role"] != 5 {
+		t.Errorf("refusals counted: %v", rej)
+	}
+	mu.Unlock()
 	// Every read of personal data and every admin action is in the log.
 	log, err := env.store.AccessLog(ctx)
 	if err != nil {
@@ -118,8 +150,8 @@ func TestPeopleAPI(t *testing.T) {
 	for _, e := range log {
 		got = append(got, e.Actor+" "+e.Action)
 	}
-	want := "oidc:sue device.show,oidc:ada token.create,oidc:ada device.revoke"
-	if strings.Join(got[len(got)-3:], ",") != want {
+	want := "oidc:sue device.show,oidc:ada token.create,oidc:ada device.revoke,oidc:ada token.revoke,oidc:ada token.create,oidc:ada token.revoke"
+	if strings.Join(got[len(got)-6:], ",") != want {
 		t.Fatalf("access log %q, want it to end with %q", got, want)
 	}
 	if n, err := fleet.VerifyAccessLog(ctx, env.store); err != nil || n != len(log) {
@@ -165,8 +197,10 @@ func TestRolloutGuard(t *testing.T) {
 			t.Fatalf("report: %d %s", code, resp)
 		}
 	}
+	var mu sync.Mutex
+	rej := map[string]int{}
 	people, err := fleet.NewPeople(ctx, fleet.PeopleOptions{Issuer: m.Issuer(), ClientID: m.Config().ClientID, RolesClaim: "groups",
-		Store: env.store, KEK: env.kek, Now: m.Now})
+		Store: env.store, KEK: env.kek, Now: m.Now, Rejected: func(r string) { mu.Lock(); rej[r]++; mu.Unlock() }})
 	if err != nil {
 		t.Fatal(err)
 	}

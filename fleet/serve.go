@@ -164,6 +164,9 @@ func Serve(ctx context.Context, s *Server, m *Metrics, o ServeOptions) error {
 	mux.Handle("/v1/", m.Instrument(s, s.Handler()))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
 	if o.People != nil {
+		if p, ok := o.People.(*People); ok && p.o.Rejected == nil {
+			p.o.Rejected = func(reason string) { m.rejected.WithLabelValues(reason).Inc() }
+		}
 		mux.Handle("/api/", o.People)
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,

@@ -349,6 +349,41 @@ func TestReports(t *testing.T) {
 	if code, _ := e.report(t, id, wire.Report{Counter: 7, Digest: "x", Components: make([]wire.Component, 300)}); code != 400 {
 		t.Fatalf("300 components: %d", code)
 	}
+	// Oversized and malformed reports, properly signed: refused, counted,
+	// nothing stored.
+	before, _ := e.store.Device(ctx, id)
+	big := full(7, "1.0.0")
+	big.DeviceID = id
+	big.Components[0].Reason = strings.Repeat("x", wire.MaxBody)
+	bigBody, _ := json.Marshal(big)
+	for _, tc := range []struct {
+		name   string
+		body   []byte
+		status int
+		reason string
+	}{
+		{"over 64 KiB", bigBody, 413, wire.ReasonTooLarge},
+		{"not JSON", []byte(`{"device_id":"` + id + `","counter":7,`), 400, wire.ReasonMalformed},
+		{"two values", []byte(`{"device_id":"` + id + `","counter":7}{}`), 400, wire.ReasonMalformed},
+		{"a string counter", []byte(`{"device_id":"` + id + `","counter":"7"}`), 400, wire.ReasonMalformed},
+		{"another device's ID inside", []byte(`{"device_id":"dev-other","counter":7}`), 400, wire.ReasonMalformed},
+		{"a control character", []byte(`{"device_id":"` + id + `","counter":7,"components":[{"name":"a\u001b[31m","channel":"stable","state":"x"}]}`), 400, wire.ReasonMalformed},
+		{"a bad poll interval", []byte(`{"device_id":"` + id + `","counter":7,"poll_interval":"soon"}`), 400, wire.ReasonMalformed},
+	} {
+		n := e.rej[tc.reason]
+		code, resp := post(t, e.srv.URL+wire.ReportPath, tc.body, map[string]string{wire.DeviceHeader: id, wire.SignatureHeader: wire.SignReport(e.keys[id], tc.body)})
+		var er wire.ErrorResponse
+		json.Unmarshal(resp, &er)
+		if code != tc.status || er.Reason != tc.reason || er.Error == "" || strings.Contains(er.Error, "\n") {
+			t.Errorf("%s: %d %s, want %d %s", tc.name, code, resp, tc.status, tc.reason)
+		}
+		if e.rej[tc.reason] != n+1 {
+			t.Errorf("%s: the rejection was not counted", tc.name)
+		}
+	}
+	if after, _ := e.store.Device(ctx, id); after.State.Counter != before.State.Counter || after.State.Digest != before.State.Digest {
+		t.Fatalf("a refused report changed the device: %+v -> %+v", before.State, after.State)
+	}
 	if err := fleet.RevokeDevice(ctx, e.store, "test", id, e.now); err != nil {
 		t.Fatal(err)
 	}
