@@ -106,7 +106,9 @@ func Promote(ctx context.Context, s Store, keys repo.Keys, component, platform, 
 
 // PromoteGuarded is Promote with a guard: it is called with the version
 // the source channel names before anything is written, and its error
-// refuses the promotion (RolloutGuard asks the fleet service).
+// refuses the promotion (RolloutGuard asks the fleet service). Only a
+// widening is guarded: narrowing the share of a release the target
+// channel already names (the way out of a failing rollout) never is.
 func PromoteGuarded(ctx context.Context, s Store, keys repo.Keys, component, platform, from, to string, percent int, now time.Time, guard func(version string) error) (string, error) {
 	for _, c := range []string{from, to} {
 		if err := repo.ValidateName("channel", c); err != nil {
@@ -124,7 +126,7 @@ func PromoteGuarded(ctx context.Context, s Store, keys repo.Keys, component, pla
 	if err != nil {
 		return "", err
 	}
-	if guard != nil {
+	if guard != nil && widens(ctx, s, r, component, platform, to, ptr.Release, percent) {
 		if err := guard(releaseVersion(ptr.Release)); err != nil {
 			return "", err
 		}
@@ -137,6 +139,23 @@ func PromoteGuarded(ctx context.Context, s Store, keys repo.Keys, component, pla
 		return "", err
 	}
 	return ptr.Release, commitTargets(ctx, s, r, keys, now, map[repo.Target][]byte{t: b})
+}
+
+// widens says whether pointing channel to at release for percent of
+// devices (0 or 100: all) gives the release to more devices than channel
+// to gives it now.
+func widens(ctx context.Context, s Store, r *repo.Repo, component, platform, to, release string, percent int) bool {
+	cur, err := readPointer(ctx, s, r, component, platform, to)
+	if err != nil || cur.Release != release {
+		return true
+	}
+	share := func(p int) int {
+		if p <= 0 || p >= 100 {
+			return 100
+		}
+		return p
+	}
+	return share(percent) > share(cur.Percent)
 }
 
 // YankResult says what Yank did.

@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -76,4 +78,56 @@ func TestPromoteRolloutYankPin(t *testing.T) {
 	}
 	out.setChannel(t, "stable")
 	out.mustInstall("1.3.0")
+}
+
+// TestPromoteGuardOnlyWidening: the rollout guard (the fleet service's
+// failure rate) is asked before a rollout widens, never before it
+// narrows, so a failing rollout can always be pulled back; a refusal
+// writes nothing.
+func TestPromoteGuardOnlyWidening(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.publish("1.0.0")
+	e.publishWith("1.1.0", artifactName("1.1.0"), tarball(t, "1.1.0"), func(o *publisher.ReleaseOptions) { o.Channels = []string{"beta"} })
+	asked := 0
+	failing := func(version string) error {
+		asked++
+		return fmt.Errorf("rollout guard: %s is failing", version)
+	}
+	promote := func(percent int) error {
+		_, err := publisher.PromoteGuarded(ctx, e.store, e.keys, component, platform, "beta", "stable", percent, time.Now(), failing)
+		return err
+	}
+	snapshot := func() string {
+		data, err := os.ReadFile(filepath.Join(e.store.Dir, "metadata", "timestamp.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(data)
+	}
+	// A new release for stable is a widening: refused, nothing written.
+	before := snapshot()
+	if err := promote(10); err == nil || asked != 1 {
+		t.Fatalf("promoting a failing release: %v (guard asked %d times)", err, asked)
+	}
+	if snapshot() != before {
+		t.Fatal("a refused promotion changed the repository")
+	}
+	// Without the guard (release engineers' own call) it goes to 20%.
+	if _, err := publisher.Promote(ctx, e.store, e.keys, component, platform, "beta", "stable", 20, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		percent int
+		guarded bool
+	}{{50, true}, {100, true}, {20, false}, {5, false}, {5, false}} {
+		n := asked
+		err := promote(tc.percent)
+		if got := asked > n; got != tc.guarded {
+			t.Fatalf("to %d%%: guard asked %v, want %v", tc.percent, got, tc.guarded)
+		}
+		if (err != nil) != tc.guarded {
+			t.Fatalf("to %d%%: %v", tc.percent, err)
+		}
+	}
 }
