@@ -91,10 +91,10 @@ func tokenCommand() *cli.Command {
 				Name:         "revoke",
 				Usage:        "revoke a token by ID",
 				ArgsUsage:    "ID",
-				Flags:        []cli.Flag{dbFlag()},
+				Flags:        []cli.Flag{dbFlag(), jsonFlag()},
 				OnUsageError: cliutil.OnUsageError,
 				Action: func(c *cli.Context) error {
-					return runTokenRevoke(c.Context, globals(c), idOptions{DB: c.String("db"), Args: c.Args().Slice()})
+					return runTokenRevoke(c.Context, globals(c), idOptions{DB: c.String("db"), JSON: c.Bool("json"), Args: c.Args().Slice()})
 				},
 			},
 		},
@@ -208,6 +208,9 @@ func runTokenRevoke(ctx context.Context, g *globalOptions, o idOptions) error {
 		if err := fleet.RevokeToken(ctx, st, operator(), id, g.Now()); err != nil {
 			return err
 		}
+		if o.JSON {
+			return printJSON(g.Stdout, map[string]string{"revoked": id, "kind": "token"})
+		}
 		fmt.Fprintf(g.Stdout, "token %s revoked: no device can enroll with it any more\n", esc(id))
 		return nil
 	})
@@ -228,7 +231,7 @@ func devicesCommand() *cli.Command {
 				&cli.StringFlag{Name: "version", Usage: "only those with `VERSION` of --component installed"},
 				&cli.StringFlag{Name: "state", Usage: "only those whose --component is in `STATE` (failed, awaiting-authorization, …)"},
 				&cli.StringFlag{Name: "email", Usage: "only devices enrolled by `ADDRESS` (found by its keyed hash; needs --kek; recorded in the access log)"},
-				&cli.StringFlag{Name: "kek", Usage: "key-encryption key `URI` for --email: file://PATH", EnvVars: []string{"BCFLEET_KEK"}},
+				&cli.StringFlag{Name: "kek", Usage: "for --email, the " + kekUsage, EnvVars: []string{"BCFLEET_KEK"}},
 				jsonFlag()},
 			OnUsageError: cliutil.OnUsageError,
 			Action: func(c *cli.Context) error {
@@ -265,7 +268,7 @@ func runDevicesList(ctx context.Context, g *globalOptions, o devicesListOptions)
 	}
 	return withStore(ctx, o.DB, func(st fleet.Store) error {
 		if o.Email != "" {
-			kek, err := fleet.OpenKEK(o.KEK)
+			kek, err := fleet.OpenKEKWithStore(ctx, o.KEK, st)
 			if err != nil {
 				return err
 			}
@@ -334,10 +337,10 @@ func deviceCommand() *cli.Command {
 				Name:         "revoke",
 				Usage:        "revoke a device: its reports are refused from now on (it must enroll again)",
 				ArgsUsage:    "ID",
-				Flags:        []cli.Flag{dbFlag()},
+				Flags:        []cli.Flag{dbFlag(), jsonFlag()},
 				OnUsageError: cliutil.OnUsageError,
 				Action: func(c *cli.Context) error {
-					return runDeviceRevoke(c.Context, globals(c), idOptions{DB: c.String("db"), Args: c.Args().Slice()})
+					return runDeviceRevoke(c.Context, globals(c), idOptions{DB: c.String("db"), JSON: c.Bool("json"), Args: c.Args().Slice()})
 				},
 			},
 		},
@@ -352,11 +355,11 @@ func runDeviceShow(ctx context.Context, g *globalOptions, o idOptions) error {
 	if err != nil {
 		return err
 	}
-	kek, err := fleet.OpenKEK(o.KEK)
-	if err != nil {
-		return err
-	}
 	return withStore(ctx, o.DB, func(st fleet.Store) error {
+		kek, err := fleet.OpenKEKWithStore(ctx, o.KEK, st)
+		if err != nil {
+			return err
+		}
 		d, err := fleet.ShowDevice(ctx, st, kek, operator(), id, g.Now())
 		if err != nil {
 			return err
@@ -418,6 +421,9 @@ func runDeviceRevoke(ctx context.Context, g *globalOptions, o idOptions) error {
 	return withStore(ctx, o.DB, func(st fleet.Store) error {
 		if err := fleet.RevokeDevice(ctx, st, operator(), id, g.Now()); err != nil {
 			return err
+		}
+		if o.JSON {
+			return printJSON(g.Stdout, map[string]string{"revoked": id, "kind": "device"})
 		}
 		fmt.Fprintf(g.Stdout, "device %s revoked: its reports are refused from now on\n", esc(id))
 		return nil
@@ -490,10 +496,10 @@ func accessCommand() *cli.Command {
 			{
 				Name:         "verify",
 				Usage:        "check the access log's hash chain (exit 3 names the first bad entry)",
-				Flags:        []cli.Flag{dbFlag()},
+				Flags:        []cli.Flag{dbFlag(), jsonFlag()},
 				OnUsageError: cliutil.OnUsageError,
 				Action: func(c *cli.Context) error {
-					return runAccessVerify(c.Context, globals(c), listOptions{DB: c.String("db"), Args: c.Args().Slice()})
+					return runAccessVerify(c.Context, globals(c), listOptions{DB: c.String("db"), JSON: c.Bool("json"), Args: c.Args().Slice()})
 				},
 			},
 		},
@@ -534,8 +540,20 @@ func runAccessVerify(ctx context.Context, g *globalOptions, o listOptions) error
 	}
 	return withStore(ctx, o.DB, func(st fleet.Store) error {
 		n, err := fleet.VerifyAccessLog(ctx, st)
+		if o.JSON {
+			out := map[string]any{"verified": err == nil, "entries": n}
+			if err != nil {
+				out["error"] = err.Error()
+			}
+			if perr := printJSON(g.Stdout, out); perr != nil {
+				return perr
+			}
+		}
 		if err != nil {
 			return fmt.Errorf("%w: %w", errVerification, err)
+		}
+		if o.JSON {
+			return nil
 		}
 		fmt.Fprintf(g.Stdout, "access log verified: %d entries\n", n)
 		return nil

@@ -159,6 +159,24 @@ func TestOperatorFlow(t *testing.T) {
 	if code != 0 || !strings.Contains(out, er.DeviceID) {
 		t.Fatalf("devices list --email: %d %s", code, out)
 	}
+	for _, f := range []struct {
+		args   []string
+		listed bool
+	}{
+		{[]string{"--component", "notification-client"}, true},
+		{[]string{"--component", "notification-client", "--version", "1.1.0"}, true},
+		{[]string{"--component", "notification-client", "--version", "1.0.0"}, false},
+		{[]string{"--component", "notification-client", "--state", "up-to-date"}, true},
+		{[]string{"--component", "notification-client", "--state", "failed"}, false},
+		{[]string{"--component", "bcagent"}, false},
+		{[]string{"--site", "lab-1"}, true},
+		{[]string{"--site", "lab-2"}, false},
+	} {
+		code, out, errs := bcfleet(t, append([]string{"devices", "list", "--db", db, "--json"}, f.args...)...)
+		if code != 0 || strings.Contains(out, er.DeviceID) != f.listed {
+			t.Errorf("devices list %v: %d, listed %v, want %v (%s)", f.args, code, strings.Contains(out, er.DeviceID), f.listed, errs)
+		}
+	}
 	code, out, errs = bcfleet(t, "device", "show", er.DeviceID, "--db", db, "--kek", "file://"+kek)
 	if code != 0 || !strings.Contains(out, "ann.lee@hospital.example") || !strings.Contains(out, "INST-4711") {
 		t.Fatalf("device show: %d %s %s", code, out, errs)
@@ -168,8 +186,8 @@ func TestOperatorFlow(t *testing.T) {
 	if json.Unmarshal([]byte(out), &rs); code != 0 || rs.Targeted != 1 || rs.Installed != 1 {
 		t.Fatalf("rollout status: %d %s %s", code, out, errs)
 	}
-	if code, _, errs := bcfleet(t, "device", "revoke", er.DeviceID, "--db", db); code != 0 {
-		t.Fatalf("device revoke: %d %s", code, errs)
+	if code, out, errs := bcfleet(t, "device", "revoke", er.DeviceID, "--db", db, "--json"); code != 0 || !strings.Contains(out, `"revoked": "`+er.DeviceID+`"`) {
+		t.Fatalf("device revoke --json: %d %s %s", code, out, errs)
 	}
 	if status, resp := report(2, wire.Component{Name: "notification-client", Installed: "1.1.0", Channel: "stable", State: "up-to-date"}); status != 410 || !strings.Contains(resp, "revoked") {
 		t.Fatalf("a revoked device's report: %d %s", status, resp)
@@ -183,6 +201,20 @@ func TestOperatorFlow(t *testing.T) {
 	if code, out, errs := bcfleet(t, "access", "verify", "--db", db); code != 0 || !strings.Contains(out, "verified: 4 entries") {
 		t.Fatalf("access verify: %d %s %s", code, out, errs)
 	}
+	if code, out, errs := bcfleet(t, "access", "verify", "--db", db, "--json"); code != 0 || !strings.Contains(out, `"verified": true`) || !strings.Contains(out, `"entries": 4`) {
+		t.Fatalf("access verify --json: %d %s %s", code, out, errs)
+	}
+	code, out, _ = bcfleet(t, "token", "list", "--db", db, "--json")
+	var toks []struct{ ID string }
+	if json.Unmarshal([]byte(out), &toks); code != 0 || len(toks) != 1 {
+		t.Fatalf("token list --json: %d %s", code, out)
+	}
+	if code, out, errs := bcfleet(t, "token", "revoke", toks[0].ID, "--db", db, "--json"); code != 0 || !strings.Contains(out, `"revoked": "`+toks[0].ID+`"`) {
+		t.Fatalf("token revoke --json: %d %s %s", code, out, errs)
+	}
+	if code, _, errs := bcfleet(t, "token", "revoke", "tok-nope", "--db", db, "--json"); code != 2 || !strings.Contains(errs, "no token") {
+		t.Fatalf("token revoke of no token: %d %s", code, errs)
+	}
 	// Metrics count what was received and rejected.
 	mresp, err := http.Get(url + "/metrics")
 	if err != nil {
@@ -190,7 +222,7 @@ func TestOperatorFlow(t *testing.T) {
 	}
 	metrics, _ := io.ReadAll(mresp.Body)
 	mresp.Body.Close()
-	for _, want := range []string{`bcfleet_reports_received_total`, `reason="revoked"`, `bcfleet_devices_enrolled_total 1`, `bcfleet_store_seconds_count{op="save_report"} 1`} {
+	for _, want := range []string{`bcfleet_reports_received_total`, `reason="revoked"`, "bcfleet_devices_online ", `bcfleet_devices_enrolled_total 1`, `bcfleet_store_seconds_count{op="save_report"} 1`} {
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
