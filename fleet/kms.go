@@ -358,6 +358,10 @@ func (k *kmsKEK) explain(op string, err error) error {
 			return quietErr(fmt.Errorf("--kek %s: KMS is throttling calls to %s (%s): try again, or ask for a higher request quota", k.ref.uri, key, ae.ErrorCode()), err)
 		}
 	}
+	var ce *tls.CertificateVerificationError
+	if errors.As(err, &ce) {
+		return quietErr(fmt.Errorf("--kek %s: KMS at %s presented a certificate this machine does not trust (%v): for a private CA, set AWS_CA_BUNDLE to its PEM file", k.ref.uri, where, ce.Err), err)
+	}
 	var ne *net.OpError
 	var de *net.DNSError
 	if errors.As(err, &ne) || errors.As(err, &de) {

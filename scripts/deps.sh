@@ -2,7 +2,7 @@
 # make deps: install the external tools the tests and `make conformance`
 # use, at the versions they need, on Debian 12 (bookworm) or a later Debian.
 # Idempotent: it reports what it finds and installs only what is missing or
-# too old (apt-get as root; versitygw with go install).
+# too old (apt-get as root; versitygw and local-kms with go install).
 #
 #   scripts/deps.sh           check, then install what is missing
 #   scripts/deps.sh --check   check only; exit 1 if something is missing
@@ -20,6 +20,13 @@ OSSLSIGNCODE_MIN=2.8
 VERSITYGW_VERSION=$(sed -n 's/^const VersityVersion = "\(.*\)"$/\1/p' internal/s3test/s3test.go)
 if [ -z "$VERSITYGW_VERSION" ]; then
   echo "make deps: cannot read VersityVersion from internal/s3test/s3test.go" >&2
+  exit 2
+fi
+# local-kms: the KMS-compatible server internal/kmstest runs (Version there;
+# a pseudo-version, the project tags no Go module releases).
+LOCALKMS_VERSION=$(sed -n 's/^const Version = "\(.*\)"$/\1/p' internal/kmstest/kmstest.go)
+if [ -z "$LOCALKMS_VERSION" ]; then
+  echo "make deps: cannot read Version from internal/kmstest/kmstest.go" >&2
   exit 2
 fi
 BACKPORTS_SOURCE=/etc/apt/sources.list.d/bookworm-backports.sources
@@ -66,7 +73,7 @@ tool() {
 }
 
 check() {
-  apt_pkgs=() backports_pkgs=() problems=() need_versitygw=
+  apt_pkgs=() backports_pkgs=() problems=() need_versitygw= need_localkms=
   echo "make deps: external tools for the tests and make conformance"
   tool openssl openssl version
 
@@ -141,6 +148,22 @@ check() {
       lacking versitygw "not installed (go install github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION)"
       need_versitygw=1
     fi
+
+    local lkms=
+    path=
+    if path=$(command -v local-kms 2>/dev/null) || { [ -x "$gobin/local-kms" ] && path=$gobin/local-kms; }; then
+      lkms=$(go version -m "$path" 2>/dev/null | awk '$1 == "mod" && $2 == "github.com/nsmithuk/local-kms" {print $3}')
+    fi
+    if [ -n "$lkms" ] && version_ge "${lkms#v}" "${LOCALKMS_VERSION#v}"; then
+      found local-kms "$lkms" "$path"
+    elif [ -n "${path:-}" ]; then
+      printf '  %-14s %-10s %s\n' local-kms "${lkms:-?}" "$path: TOO OLD, need >= $LOCALKMS_VERSION"
+      problems+=("local-kms: ${lkms:-unknown version} at $path, need >= $LOCALKMS_VERSION")
+      need_localkms=1
+    else
+      lacking local-kms "not installed (go install github.com/nsmithuk/local-kms@$LOCALKMS_VERSION)"
+      need_localkms=1
+    fi
   else
     lacking go "not on PATH: install Go 1.26 (go.dev/dl) first"
   fi
@@ -210,6 +233,11 @@ if [ -n "$need_versitygw" ]; then
   # The S3 tests run against a real versitygw (about two minutes to build).
   echo "make deps: go install github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
   GOFLAGS= go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
+fi
+if [ -n "$need_localkms" ]; then
+  # The AWS KMS key-encryption key's tests run against a real local-kms.
+  echo "make deps: go install github.com/nsmithuk/local-kms@$LOCALKMS_VERSION"
+  GOFLAGS= go install "github.com/nsmithuk/local-kms@$LOCALKMS_VERSION"
 fi
 
 echo

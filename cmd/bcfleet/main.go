@@ -84,8 +84,11 @@ func dbFlag() cli.Flag {
 	return cliutil.Req(&cli.StringFlag{Name: "db", Usage: "the store, `DSN`: sqlite:PATH or postgres://USER@HOST:PORT/DB", EnvVars: []string{"BCFLEET_DB"}})
 }
 
+// kekUsage is the --kek flag's help.
+const kekUsage = "key-encryption key `URI`: file://PATH (bcfleet kek generate) or awskms:///KEY-ID-OR-ARN-OR-ALIAS[?region=R&endpoint=URL] (AWS KMS, standard AWS credentials)"
+
 func kekFlag() cli.Flag {
-	return cliutil.Req(&cli.StringFlag{Name: "kek", Usage: "key-encryption key `URI`: file://PATH (bcfleet kek generate)", EnvVars: []string{"BCFLEET_KEK"}})
+	return cliutil.Req(&cli.StringFlag{Name: "kek", Usage: kekUsage, EnvVars: []string{"BCFLEET_KEK"}})
 }
 
 func jsonFlag() cli.Flag {

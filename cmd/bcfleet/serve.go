@@ -52,14 +52,16 @@ func runServe(ctx context.Context, g *globalOptions, o serveOptions) error {
 	if err := cliutil.NoArgs(o.Args); err != nil {
 		return err
 	}
-	kek, err := fleet.OpenKEK(o.KEK)
-	if err != nil {
-		return err
-	}
 	if o.OIDCIssuer == "" && o.OIDCClientID != "" {
 		return cliutil.Usagef("oidc-issuer", "--oidc-client-id needs --oidc-issuer")
 	}
 	return withStore(ctx, o.DB, func(st fleet.Store) error {
+		// After the store: an AWS KMS key keeps its wrapped email-lookup
+		// key there.
+		kek, err := fleet.OpenKEKWithStore(ctx, o.KEK, st)
+		if err != nil {
+			return err
+		}
 		log := g.logger()
 		s := &fleet.Server{Store: st, KEK: kek, Log: log}
 		m := fleet.NewMetrics(func() (int, error) { return fleet.OnlineCount(ctx, st) })

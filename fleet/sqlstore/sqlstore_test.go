@@ -102,7 +102,6 @@ const (
 // report, so that everything the service stores about it is there.
 func enrollOne(t *testing.T, st fleet.Store) {
 	t.Helper()
-	ctx := context.Background()
 	dir := t.TempDir()
 	if err := fleet.GenerateKEK(filepath.Join(dir, "kek")); err != nil {
 		t.Fatal(err)
@@ -111,6 +110,13 @@ func enrollOne(t *testing.T, st fleet.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	enrollWith(t, st, kek)
+}
+
+// enrollWith is enrollOne under the KEK given.
+func enrollWith(t *testing.T, st fleet.Store, kek fleet.KEK) {
+	t.Helper()
+	ctx := context.Background()
 	srv := httptest.NewServer((&fleet.Server{Store: st, KEK: kek}).Handler())
 	defer srv.Close()
 	secret, _, err := fleet.CreateToken(ctx, st, "operator:test", "lab-1", time.Hour, 1, time.Now())
