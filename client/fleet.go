@@ -57,6 +57,8 @@ const (
 // Audit events of the fleet.
 const (
 	EventFleetEnrolled EventKind = "fleet-enrolled"
+	// EventFleetKeyRotated: the device's key was replaced (same device ID).
+	EventFleetKeyRotated EventKind = "fleet-key-rotated"
 	EventFleetRevoked  EventKind = "fleet-revoked"
 )
 
@@ -93,6 +95,9 @@ type FleetState struct {
 	Reported map[string]int64 `json:"reported,omitempty"`
 	// Vouch are entries the service asked the device to vouch for.
 	Vouch map[string][]int64 `json:"vouch,omitempty"`
+	// Rotating: a key rotation to fleet.key.new was sent but is not
+	// known to have been taken; it is sent again before the next report.
+	Rotating bool `json:"rotating,omitempty"`
 }
 
 // FleetStatus is the fleet part of `bcagent status --json`.
@@ -267,6 +272,104 @@ func (a *Agent) Enroll(ctx context.Context, o EnrollOptions) (*FleetState, error
 	return fs, nil
 }
 
+// RotateKey replaces the device's key with a new one: same device ID and
+// history, no token. The new key waits in fleet.key.new until the service
+// has taken the rotation; if the agent stops before it knows, the next
+// report sends the same rotation again first (the service takes it
+// twice), so the device never loses its way back.
+func (a *Agent) RotateKey(ctx context.Context) (*FleetState, error) {
+	fs, err := a.fleetState()
+	if err != nil {
+		return nil, err
+	}
+	if fs == nil {
+		return nil, usagef("this PC is not enrolled with a fleet service (bcagent enroll)")
+	}
+	if fs.Revoked {
+		return nil, ErrDeviceRevoked
+	}
+	if err := a.rotate(ctx, fs, true); err != nil {
+		return nil, err
+	}
+	return fs, nil
+}
+
+// rotate sends the key rotation to fleet.key.new (made now when fresh, or
+// left by a rotation that was not finished) and, once the service took
+// it, makes it the device's key.
+func (a *Agent) rotate(ctx context.Context, fs *FleetState, fresh bool) error {
+	old, err := a.fleetKey()
+	if err != nil {
+		return err
+	}
+	root, err := a.openRoot()
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	pending := fleetKeyFile + ".new"
+	var next ed25519.PrivateKey
+	if !fresh {
+		next, err = readFleetKey(root, pending)
+		if err != nil { // nothing to finish
+			fs.Rotating = false
+			return a.saveFleetState(fs)
+		}
+	} else {
+		_, next, err = ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return err
+		}
+		if err := writeFileRootSync(root, pending, pem.EncodeToMemory(&pem.Block{Type: fleetKeyPEM, Bytes: next.Seed()}), 0o600); err != nil {
+			return err
+		}
+		if err := restrictSecret(filepath.Join(a.dir, pending)); err != nil {
+			return err
+		}
+		fs.Rotating = true
+		if err := a.saveFleetState(fs); err != nil {
+			return err
+		}
+	}
+	body, err := json.Marshal(wire.RotateRequest{DeviceID: fs.DeviceID, OldPublicKey: old.Public().(ed25519.PublicKey),
+		PublicKey: next.Public().(ed25519.PublicKey), Time: time.Now().UTC()})
+	if err != nil {
+		return err
+	}
+	var out struct{}
+	err = a.fleetPost(ctx, a.http, fs.URL+wire.RotatePath, body, map[string]string{wire.DeviceHeader: fs.DeviceID,
+		wire.SignatureHeader: wire.SignRotate(old, body), wire.NewKeySignatureHeader: wire.SignRotate(next, body)}, &out)
+	var fe *fleetError
+	switch {
+	case err == nil:
+	case errors.As(err, &fe) && fe.reason == wire.ReasonRevoked:
+		fs.Revoked, fs.Rotating = true, false
+		root.Remove(pending)
+		a.saveFleetState(fs)
+		return ErrDeviceRevoked
+	case errors.As(err, &fe) && fe.status >= 400 && fe.status < 500:
+		// Refused: the old key stays the device's.
+		fs.Rotating = false
+		root.Remove(pending)
+		a.saveFleetState(fs)
+		return fmt.Errorf("the fleet service refused the key rotation: %s", fe.msg)
+	default:
+		return fmt.Errorf("key rotation not finished (sent again before the next report): %w", err)
+	}
+	if err := root.Rename(pending, fleetKeyFile); err != nil {
+		return err
+	}
+	if err := syncDirRoot(root, "."); err != nil {
+		return err
+	}
+	fs.Rotating = false
+	if err := a.saveFleetState(fs); err != nil {
+		return err
+	}
+	a.audit(AuditEvent{Event: EventFleetKeyRotated, By: osUser(), Detail: fmt.Sprintf("device %s at %s: a new key", fs.DeviceID, fs.URL)})
+	return nil
+}
+
 func hostOf(raw string) string {
 	u, err := neturl.Parse(raw)
 	if err != nil {
@@ -315,13 +418,18 @@ func (a *Agent) fleetKey() (ed25519.PrivateKey, error) {
 		return nil, err
 	}
 	defer root.Close()
-	data, err := root.ReadFile(fleetKeyFile)
+	return readFleetKey(root, fleetKeyFile)
+}
+
+// readFleetKey reads a device key file of the state directory.
+func readFleetKey(root *os.Root, name string) (ed25519.PrivateKey, error) {
+	data, err := root.ReadFile(name)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w (enroll again: bcagent enroll)", fleetKeyFile, err)
+		return nil, fmt.Errorf("%s: %w (enroll again: bcagent enroll)", name, err)
 	}
 	b, _ := pem.Decode(data)
 	if b == nil || b.Type != fleetKeyPEM || len(b.Bytes) != ed25519.SeedSize {
-		return nil, fmt.Errorf("%s is not this agent's device key (enroll again: bcagent enroll)", fleetKeyFile)
+		return nil, fmt.Errorf("%s is not this agent's device key (enroll again: bcagent enroll)", name)
 	}
 	return ed25519.NewKeyFromSeed(b.Bytes), nil
 }
@@ -504,6 +612,14 @@ func (a *Agent) Report(ctx context.Context) (*ReportResult, error) {
 	res.Enrolled = true
 	if fs.Revoked {
 		return res, ErrDeviceRevoked
+	}
+	if fs.Rotating {
+		if err := a.rotate(ctx, fs, false); err != nil {
+			if errors.Is(err, ErrDeviceRevoked) {
+				return res, err
+			}
+			a.log.Warn("finishing the key rotation", "err", err)
+		}
 	}
 	key, err := a.fleetKey()
 	if err != nil {

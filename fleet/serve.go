@@ -89,7 +89,7 @@ func (m *Metrics) Instrument(s *Server, h http.Handler) http.Handler {
 		start := time.Now()
 		h.ServeHTTP(w, r)
 		path := r.URL.Path // a bounded label: anything else is "other"
-		if path != wire.EnrollPath && path != wire.ReportPath {
+		if path != wire.EnrollPath && path != wire.ReportPath && path != wire.RotatePath {
 			path = "other"
 		}
 		m.latency.WithLabelValues(path).Observe(time.Since(start).Seconds())

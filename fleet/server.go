@@ -59,6 +59,7 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+wire.EnrollPath, s.enroll)
 	mux.HandleFunc("POST "+wire.ReportPath, s.report)
+	mux.HandleFunc("POST "+wire.RotatePath, s.rotate)
 	return mux
 }
 
@@ -229,6 +230,71 @@ func (s *Server) Enroll(ctx context.Context, r *http.Request) (*wire.EnrollRespo
 		s.Enrolled()
 	}
 	return &wire.EnrollResponse{DeviceID: id, Site: tok.Site}, nil
+}
+
+func (s *Server) rotate(w http.ResponseWriter, r *http.Request) {
+	if err := s.Rotate(r.Context(), r); err != nil {
+		s.fail(w, err)
+		return
+	}
+	reply(w, map[string]bool{"rotated": true})
+}
+
+// rotateSkew bounds how far a rotation's time may be from the service's.
+const rotateSkew = 24 * time.Hour
+
+// Rotate replaces a device's key: signed by its current key and by the
+// new one, for a known, unrevoked device. A rotation the service already
+// took is accepted again (the device may have crashed before it kept its
+// new key) and changes nothing.
+func (s *Server) Rotate(ctx context.Context, r *http.Request) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	var req wire.RotateRequest
+	if err := decode(body, &req); err != nil {
+		return err
+	}
+	if len(req.PublicKey) != ed25519.PublicKeySize || len(req.OldPublicKey) != ed25519.PublicKeySize {
+		return refuse(http.StatusBadRequest, wire.ReasonMalformed, "public_key and old_public_key must be ed25519 public keys")
+	}
+	if bytes.Equal(req.PublicKey, req.OldPublicKey) {
+		return refuse(http.StatusBadRequest, wire.ReasonMalformed, "the new key is the old key")
+	}
+	if skew := s.now().Sub(req.Time); skew > rotateSkew || skew < -rotateSkew {
+		return refuse(http.StatusBadRequest, wire.ReasonMalformed, "the rotation's time %s is more than %s from the service's; is the PC's clock right?", req.Time.Format(time.RFC3339), rotateSkew)
+	}
+	d, err := s.Store.Device(ctx, req.DeviceID)
+	if errors.Is(err, ErrNotFound) {
+		return refuse(http.StatusUnauthorized, wire.ReasonUnknown, "device %q is not enrolled (bcagent enroll)", req.DeviceID)
+	}
+	if err != nil {
+		return err
+	}
+	if d.Revoked != nil {
+		return refuse(http.StatusGone, wire.ReasonRevoked, "device %s was revoked at %s; it must be enrolled again", d.ID, d.Revoked.Format(time.RFC3339))
+	}
+	if wire.VerifyRotate(req.OldPublicKey, body, r.Header.Get(wire.SignatureHeader)) != nil ||
+		wire.VerifyRotate(req.PublicKey, body, r.Header.Get(wire.NewKeySignatureHeader)) != nil {
+		return refuse(http.StatusUnauthorized, wire.ReasonBadSignature, "the key rotation is not signed by both the old and the new key")
+	}
+	switch {
+	case bytes.Equal(d.PublicKey, req.PublicKey):
+		return nil // taken before
+	case !bytes.Equal(d.PublicKey, req.OldPublicKey):
+		return refuse(http.StatusUnauthorized, wire.ReasonBadSignature, "the key rotation is not signed by device %s's current key", d.ID)
+	}
+	switch err := s.Store.RotateKey(ctx, d.ID, req.OldPublicKey, req.PublicKey); {
+	case errors.Is(err, ErrExists):
+		return refuse(http.StatusConflict, wire.ReasonMalformed, "the new key is enrolled already; make another")
+	case errors.Is(err, ErrNotFound):
+		return refuse(http.StatusConflict, wire.ReasonMalformed, "device %s's key changed meanwhile; try again", d.ID)
+	case err != nil:
+		return err
+	}
+	s.log().Info("key rotated", "device", d.ID)
+	return nil
 }
 
 func (s *Server) report(w http.ResponseWriter, r *http.Request) {

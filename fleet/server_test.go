@@ -280,6 +280,87 @@ func TestVouch(t *testing.T) {
 	}
 }
 
+// TestRotate: a key rotation needs both keys; sent again it changes
+// nothing; the retired key can neither report nor rotate again.
+func TestRotate(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	id := e.enroll(t, "ann.lee@hospital.example")
+	old := e.keys[id]
+	newPub, newPriv, _ := ed25519.GenerateKey(rand.Reader)
+	_, thief, _ := ed25519.GenerateKey(rand.Reader)
+	rotation := func(dev string, oldPub, pub ed25519.PublicKey, at time.Time) []byte {
+		b, _ := json.Marshal(wire.RotateRequest{DeviceID: dev, OldPublicKey: oldPub, PublicKey: pub, Time: at})
+		return b
+	}
+	send := func(body []byte, oldKey, newKey ed25519.PrivateKey) (int, wire.ErrorResponse) {
+		t.Helper()
+		h := map[string]string{}
+		if oldKey != nil {
+			h[wire.SignatureHeader] = wire.SignRotate(oldKey, body)
+		}
+		if newKey != nil {
+			h[wire.NewKeySignatureHeader] = wire.SignRotate(newKey, body)
+		}
+		code, resp := post(t, e.srv.URL+wire.RotatePath, body, h)
+		var er wire.ErrorResponse
+		json.Unmarshal(resp, &er)
+		return code, er
+	}
+	good := rotation(id, old.Public().(ed25519.PublicKey), newPub, e.now)
+	for _, tc := range []struct {
+		name         string
+		body         []byte
+		oldKey, newK ed25519.PrivateKey
+		status       int
+		reason       string
+	}{
+		{"no new key signature", good, old, nil, 401, wire.ReasonBadSignature},
+		{"no old key signature", good, nil, newPriv, 401, wire.ReasonBadSignature},
+		{"a thief's key named as old", rotation(id, thief.Public().(ed25519.PublicKey), newPub, e.now), thief, newPriv, 401, wire.ReasonBadSignature},
+		{"an unknown device", rotation("dev-nope", old.Public().(ed25519.PublicKey), newPub, e.now), old, newPriv, 401, wire.ReasonUnknown},
+		{"a day off", rotation(id, old.Public().(ed25519.PublicKey), newPub, e.now.Add(-25*time.Hour)), old, newPriv, 400, wire.ReasonMalformed},
+		{"the same key", rotation(id, old.Public().(ed25519.PublicKey), old.Public().(ed25519.PublicKey), e.now), old, old, 400, wire.ReasonMalformed},
+	} {
+		if code, er := send(tc.body, tc.oldKey, tc.newK); code != tc.status || er.Reason != tc.reason {
+			t.Errorf("%s: %d %+v, want %d %s", tc.name, code, er, tc.status, tc.reason)
+		}
+	}
+	if d, _ := e.store.Device(ctx, id); !bytes.Equal(d.PublicKey, old.Public().(ed25519.PublicKey)) {
+		t.Fatal("a refused rotation changed the key")
+	}
+	if code, er := send(good, old, newPriv); code != 200 {
+		t.Fatalf("rotation: %d %+v", code, er)
+	}
+	// Sent again (the device crashed before it kept the new key): taken.
+	if code, er := send(good, old, newPriv); code != 200 {
+		t.Fatalf("the same rotation again: %d %+v", code, er)
+	}
+	d, _ := e.store.Device(ctx, id)
+	if !bytes.Equal(d.PublicKey, newPub) || d.Revoked != nil {
+		t.Fatalf("after rotation: key %x, revoked %v", d.PublicKey, d.Revoked)
+	}
+	// The retired key: its reports are refused, it cannot rotate again.
+	if code, _ := e.report(t, id, full(1, "1.0.0")); code != 401 {
+		t.Fatalf("a report signed by the retired key: %d", code)
+	}
+	_, other, _ := ed25519.GenerateKey(rand.Reader)
+	if code, er := send(rotation(id, old.Public().(ed25519.PublicKey), other.Public().(ed25519.PublicKey), e.now), old, other); code != 401 || !strings.Contains(er.Error, "current key") {
+		t.Fatalf("rotating from the retired key: %d %+v", code, er)
+	}
+	e.keys[id] = newPriv
+	if code, resp := e.report(t, id, full(1, "1.0.0")); code != 200 {
+		t.Fatalf("a report signed by the new key: %d %s", code, resp)
+	}
+	if err := fleet.RevokeDevice(ctx, e.store, "test", id, e.now); err != nil {
+		t.Fatal(err)
+	}
+	_, later, _ := ed25519.GenerateKey(rand.Reader)
+	if code, er := send(rotation(id, newPub, later.Public().(ed25519.PublicKey), e.now), newPriv, later); code != 410 || er.Reason != wire.ReasonRevoked {
+		t.Fatalf("a revoked device rotates: %d %+v", code, er)
+	}
+}
+
 func TestReports(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()

@@ -40,6 +40,10 @@ type Store interface {
 	Device(ctx context.Context, id string) (*Device, error)
 	// Devices lists devices matching f, by ID.
 	Devices(ctx context.Context, f DeviceFilter) ([]Device, error)
+	// RotateKey replaces device id's public key old with new, if the
+	// device has key old and is not revoked (else ErrNotFound); ErrExists
+	// if another device has key new.
+	RotateKey(ctx context.Context, id string, old, new []byte) error
 	// RevokeDevice marks a device revoked at at (ErrNotFound).
 	RevokeDevice(ctx context.Context, id string, at time.Time) error
 

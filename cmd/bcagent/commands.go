@@ -597,6 +597,32 @@ func runEnroll(ctx context.Context, g *globalOptions, o enrollOptions) error {
 	})
 }
 
+func rotateKeyCommand() *cli.Command {
+	return &cli.Command{
+		Name:         "rotate-key",
+		Usage:        "replace this PC's fleet key with a new one (same device ID; no token needed)",
+		Flags:        []cli.Flag{jsonFlag()},
+		OnUsageError: cliutil.OnUsageError,
+		Action: func(c *cli.Context) error {
+			return runRotateKey(c.Context, globals(c), c.Bool("json"), c.Args().Slice())
+		},
+	}
+}
+
+func runRotateKey(ctx context.Context, g *globalOptions, asJSON bool, args []string) error {
+	return withAgent(ctx, g, args, func(a *client.Agent) error {
+		fs, err := a.RotateKey(ctx)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			return printJSON(g.Stdout, fs)
+		}
+		fmt.Fprintf(g.Stdout, "device %s has a new key; the old one is retired at %s\n", esc(fs.DeviceID), esc(fs.URL))
+		return nil
+	})
+}
+
 func reportCommand() *cli.Command {
 	return &cli.Command{
 		Name:         "report",

@@ -212,6 +212,44 @@ func TestFleetReporting(t *testing.T) {
 		t.Fatalf("report with the new key: %s", errs)
 	}
 
+	// Key rotation without a token: same device ID, a new key. With the
+	// service away it is not finished, and the next report finishes it
+	// first.
+	keyBefore, _ := os.ReadFile(filepath.Join(state, "fleet.key"))
+	fe.down.Store(true)
+	if code, _, errs := bcagent(t, "--state", state, "rotate-key"); code != 1 || !strings.Contains(errs, "key rotation not finished") {
+		t.Fatalf("rotate-key with the service away: %d %s", code, errs)
+	}
+	if k, _ := os.ReadFile(filepath.Join(state, "fleet.key")); string(k) != string(keyBefore) {
+		t.Fatal("an unfinished rotation replaced the key")
+	}
+	pendingKey, err := os.ReadFile(filepath.Join(state, "fleet.key.new"))
+	if err != nil {
+		t.Fatalf("the new key is not kept for the retry: %v", err)
+	}
+	fe.down.Store(false)
+	if code, _, errs := bcagent(t, "--state", state, "report"); code != 0 {
+		t.Fatalf("report after an unfinished rotation: %d %s", code, errs)
+	}
+	if k, _ := os.ReadFile(filepath.Join(state, "fleet.key")); string(k) != string(pendingKey) {
+		t.Fatal("the report did not finish the rotation")
+	}
+	if code, out, errs := bcagent(t, "--state", state, "rotate-key"); code != 0 || !strings.Contains(out, "has a new key") {
+		t.Fatalf("rotate-key: %d %s %s", code, out, errs)
+	}
+	if k, _ := os.ReadFile(filepath.Join(state, "fleet.key")); string(k) == string(pendingKey) {
+		t.Fatal("rotate-key did not change the key")
+	}
+	if d := fe.device(t, fs2.DeviceID); d.Revoked != nil {
+		t.Fatal("rotation revoked the device")
+	}
+	if code, _, errs := bcagent(t, "--state", state, "report"); code != 0 {
+		t.Fatalf("report with the rotated key: %s", errs)
+	}
+	if _, err := os.Stat(filepath.Join(state, "fleet.key.new")); !os.IsNotExist(err) {
+		t.Fatalf("fleet.key.new left after rotation: %v", err)
+	}
+
 	// Revoked: told so, exit 3, stops reporting; updating goes on.
 	if err := fleet.RevokeDevice(context.Background(), fe.store, "test", fs2.DeviceID, time.Now()); err != nil {
 		t.Fatal(err)

@@ -170,6 +170,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			configCommand(),
 			enrollCommand(),
 			reportCommand(),
+			rotateKeyCommand(),
 			serviceCommand(),
 		},
 	}

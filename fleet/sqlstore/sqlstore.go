@@ -510,6 +510,16 @@ func (s *Store) Devices(ctx context.Context, f fleet.DeviceFilter) ([]fleet.Devi
 	return out, rows.Err()
 }
 
+// RotateKey replaces a device's key in one statement, only from the key
+// it has.
+func (s *Store) RotateKey(ctx context.Context, id string, old, new []byte) error {
+	res, err := s.w.ExecContext(ctx, s.q(`UPDATE devices SET public_key = ? WHERE id = ? AND public_key = ? AND revoked IS NULL`), new, id, old)
+	if isUnique(err) {
+		return fmt.Errorf("device %s: the new key: %w", id, fleet.ErrExists)
+	}
+	return affected(res, err, "device "+id+" with that key")
+}
+
 // RevokeDevice marks a device revoked (once: a second revoke keeps the
 // first time).
 func (s *Store) RevokeDevice(ctx context.Context, id string, at time.Time) error {

@@ -148,8 +148,32 @@ func testDevices(t *testing.T, st fleet.Store) {
 	if _, err := st.Device(ctx, "dev-none"); !errors.Is(err, fleet.ErrNotFound) {
 		t.Fatalf("an unknown device: %v", err)
 	}
+	// Key rotation: only from the key the device has; not to another
+	// device's key; not for a revoked device.
+	if err := st.AddDevice(ctx, device("dev-9", 9)); err != nil {
+		t.Fatal(err)
+	}
+	key := func(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
+	if err := st.RotateKey(ctx, "dev-1", key(7), key(3)); !errors.Is(err, fleet.ErrNotFound) {
+		t.Fatalf("rotating from a key the device does not have: %v", err)
+	}
+	if err := st.RotateKey(ctx, "dev-1", key(1), key(9)); !errors.Is(err, fleet.ErrExists) {
+		t.Fatalf("rotating to another device's key: %v", err)
+	}
+	if err := st.RotateKey(ctx, "dev-1", key(1), key(3)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := st.Device(ctx, "dev-1"); !bytes.Equal(got.PublicKey, key(3)) {
+		t.Fatalf("after rotation the key is %x", got.PublicKey)
+	}
+	if err := st.RotateKey(ctx, "dev-1", key(1), key(4)); !errors.Is(err, fleet.ErrNotFound) {
+		t.Fatalf("rotating from the retired key: %v", err)
+	}
 	if err := st.RevokeDevice(ctx, "dev-1", t0.Add(time.Minute)); err != nil {
 		t.Fatal(err)
+	}
+	if err := st.RotateKey(ctx, "dev-1", key(3), key(5)); !errors.Is(err, fleet.ErrNotFound) {
+		t.Fatalf("rotating a revoked device's key: %v", err)
 	}
 	if err := st.RevokeDevice(ctx, "dev-1", t0.Add(time.Hour)); err != nil {
 		t.Fatal(err)

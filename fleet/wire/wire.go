@@ -23,6 +23,7 @@ import (
 const (
 	EnrollPath = "/v1/enroll"
 	ReportPath = "/v1/report"
+	RotatePath = "/v1/rotate"
 )
 
 // SignatureHeader carries base64(ed25519 signature) of a request body;
@@ -34,6 +35,10 @@ const (
 	// body by the key of the device it replaces (EnrollRequest.Replaces):
 	// only the holder of that key may retire it.
 	ReplacesSignatureHeader = "Bcfleet-Replaces-Signature"
+	// NewKeySignatureHeader carries a key rotation's signature by the
+	// new key (proof that the device holds it); SignatureHeader carries
+	// the one by the device's current key.
+	NewKeySignatureHeader = "Bcfleet-New-Key-Signature"
 )
 
 // MaxBody is the largest request the service reads; a larger one is
@@ -48,6 +53,7 @@ const (
 	enrollDomain  = "bcfleet-enroll-v1\n"
 	reportDomain  = "bcfleet-report-v1\n"
 	replaceDomain = "bcfleet-replace-v1\n"
+	rotateDomain  = "bcfleet-rotate-v1\n"
 )
 
 // Enrollee is the person who enrolled the device: personal data, sealed
@@ -78,6 +84,17 @@ type EnrollRequest struct {
 	// must also be signed by the replaced device's key
 	// (ReplacesSignatureHeader).
 	Replaces string `json:"replaces,omitempty"`
+}
+
+// RotateRequest replaces an enrolled device's key with a new one, keeping
+// its device ID and history; no token is needed. It is signed by both
+// keys. Sending it again after the service took it (a crash before the
+// device kept its new key) is accepted and changes nothing.
+type RotateRequest struct {
+	DeviceID     string    `json:"device_id"`
+	OldPublicKey []byte    `json:"old_public_key"`
+	PublicKey    []byte    `json:"public_key"`
+	Time         time.Time `json:"time"`
 }
 
 // EnrollResponse names the device.
@@ -203,6 +220,17 @@ func SignReplace(oldKey ed25519.PrivateKey, body []byte) string {
 // device's key.
 func VerifyReplace(oldPub ed25519.PublicKey, body []byte, sig string) error {
 	return verify(oldPub, replaceDomain, body, sig)
+}
+
+// SignRotate signs a key rotation body (with the current key for
+// SignatureHeader, with the new one for NewKeySignatureHeader).
+func SignRotate(key ed25519.PrivateKey, body []byte) string {
+	return sign(key, rotateDomain, body)
+}
+
+// VerifyRotate checks a key rotation body's signature by pub.
+func VerifyRotate(pub ed25519.PublicKey, body []byte, sig string) error {
+	return verify(pub, rotateDomain, body, sig)
 }
 
 // VerifyEnroll checks an enrollment body's signature by pub.
