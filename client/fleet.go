@@ -59,7 +59,7 @@ const (
 	EventFleetEnrolled EventKind = "fleet-enrolled"
 	// EventFleetKeyRotated: the device's key was replaced (same device ID).
 	EventFleetKeyRotated EventKind = "fleet-key-rotated"
-	EventFleetRevoked  EventKind = "fleet-revoked"
+	EventFleetRevoked    EventKind = "fleet-revoked"
 )
 
 // NoteFleetRevoked: the fleet service revoked this device.
