@@ -1,3 +1,7 @@
+//go:build !windows
+
+// FIFOs and /dev/zero are Unix things: this file is Unix-only.
+
 package main
 
 import (
