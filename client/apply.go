@@ -491,6 +491,10 @@ func (a *Agent) markRolledBack(name string, c *ComponentState, rel *Release, fro
 	return a.transition(name, c, RolledBack, occasion{Version: from, Detail: detail, Message: message})
 }
 
+// rolledBackByHand begins the LastError of a component a person rolled
+// back (the release left is held back like a failed one).
+const rolledBackByHand = "rolled back by hand from "
+
 // errRolledBack marks an install that was undone after its installer or
 // health check failed; the component is back on its old version.
 var errRolledBack = errors.New("rolled back")
@@ -675,7 +679,7 @@ func (a *Agent) Rollback(ctx context.Context, name string) (*CheckReport, error)
 	if c.PreviousRelease != nil {
 		held := *c.PreviousRelease
 		c.Failed = &held
-		c.LastError = "rolled back by hand from " + from
+		c.LastError = rolledBackByHand + from
 	}
 	c.Staged, c.Available = nil, nil
 	a.dropStaged(name, c)

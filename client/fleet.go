@@ -512,6 +512,7 @@ func (a *Agent) buildReport() (*fleetReport, string, error) {
 		if comp := st.Components[cs.Name]; comp != nil {
 			if comp.Failed != nil {
 				c.Failed = comp.Failed.Version
+				c.ByHand = strings.HasPrefix(comp.LastError, rolledBackByHand)
 			}
 			c.Reason = sanitizeReason(why(cs.Name, comp))
 		}

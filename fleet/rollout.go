@@ -1,7 +1,6 @@
 package fleet
 
 import (
-	"strings"
 	"time"
 )
 
@@ -44,7 +43,7 @@ func Rollout(devices []Device, component, version string, now time.Time) Rollout
 				r.Silent++
 			case c.Installed == version && c.State != "failed":
 				r.Installed++
-			case c.State == "failed" && c.Failed == version && strings.Contains(c.Reason, "by hand"):
+			case c.State == "failed" && c.Failed == version && c.ByHand:
 				r.RolledBack++
 			case c.State == "failed" && c.Failed == version:
 				r.Failed++

@@ -19,7 +19,7 @@ func TestRollout(t *testing.T) {
 		dev(time.Minute, wire.Component{Installed: "1.2.0", State: "up-to-date"}),
 		dev(time.Minute, wire.Component{Installed: "1.2.0", State: "up-to-date"}),
 		dev(time.Minute, wire.Component{Installed: "1.1.0", Failed: "1.2.0", State: "failed", Reason: "health check failed"}),
-		dev(time.Minute, wire.Component{Installed: "1.1.0", Failed: "1.2.0", State: "failed", Reason: "rolled back by hand from 1.2.0"}),
+		dev(time.Minute, wire.Component{Installed: "1.1.0", Failed: "1.2.0", State: "failed", Reason: "rolled back by hand from 1.2.0", ByHand: true}),
 		dev(time.Minute, wire.Component{Installed: "1.1.0", Staged: "1.2.0", State: "awaiting-authorization"}),
 		dev(time.Minute, wire.Component{Installed: "1.1.0", Staged: "1.2.0", State: "staged"}),
 		dev(time.Minute, wire.Component{Installed: "1.1.0", State: "up-to-date"}),

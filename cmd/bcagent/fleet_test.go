@@ -378,6 +378,19 @@ func TestFleetSeesARewrittenLog(t *testing.T) {
 		t.Fatalf("after a vouch asked for: audit %+v, flags %v, unvouched %v", d3.State.Audit, d3.State.Flags, d3.State.Unvouched)
 	}
 
+	// A rollback by hand is counted as such in the rollout, not as a
+	// failed install.
+	expect(t, 0, nil, "--state", state, "apply")
+	fx.publish("1.1.0")
+	expect(t, 0, nil, "--state", state, "stage")
+	expect(t, 0, []string{"installed 1.1.0"}, "--state", state, "apply")
+	expect(t, 0, []string{"rolled back to 1.0.0"}, "--state", state, "rollback", "--component", "notification-client")
+	rb := report("rolled back by hand")
+	if r := fleet.Rollout([]fleet.Device{*rb}, "notification-client", "1.1.0", time.Now()); r.RolledBack != 1 || r.Failed != 0 {
+		t.Fatalf("a rollback by hand counts as %+v", r)
+	}
+	d3 = rb
+
 	// The rewrite: the log verifies on the PC …
 	rewriteAudit(t, state, true, 3)
 	if code, _, errs := bcagent(t, "--state", state, "audit", "verify"); code != 0 {

@@ -135,7 +135,10 @@ type Component struct {
 	Reason    string `json:"reason,omitempty"`
 	// Failed is the version that was rolled back and is held back (state
 	// failed), so a rollout can count it.
-	Failed          string   `json:"failed,omitempty"`
+	Failed string `json:"failed,omitempty"`
+	// ByHand: Failed was left by a person's rollback (bcagent rollback),
+	// not by a failed install or health check.
+	ByHand          bool     `json:"by_hand,omitempty"`
 	ActiveFeatures  []string `json:"active_features,omitempty"`
 	PendingFeatures []string `json:"pending_features,omitempty"`
 }
