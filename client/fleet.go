@@ -119,7 +119,11 @@ type EnrollOptions struct {
 	Instrument wire.Instrument
 	// AgentVersion is the running agent's version.
 	AgentVersion string
-	Now          func() time.Time
+	// NewDevice enrolls afresh instead of replacing the enrolled device
+	// (whose key is lost, or which the service no longer takes): the old
+	// device ID stays for an admin to revoke.
+	NewDevice bool
+	Now       func() time.Time
 }
 
 // checkFleetURL: https, or http only to loopback; no query, fragment or
@@ -178,8 +182,16 @@ func (a *Agent) Enroll(ctx context.Context, o EnrollOptions) (*FleetState, error
 	u, _ := checkFleetURL(o.Fleet)
 	base := strings.TrimRight(u.String(), "/")
 	old, err := a.fleetState()
-	if err != nil {
+	if err != nil && !o.NewDevice {
 		return nil, err
+	}
+	left := "" // the enrolled device this enrollment leaves behind
+	if o.NewDevice && old != nil {
+		left, old = old.DeviceID, nil
+	}
+	if old != nil && old.Rotating {
+		// fleet.key.new may be the key the service holds now.
+		return nil, errs.Usagef("", "a key rotation of device %s is not finished: run bcagent report to finish it first, or enroll with --new-device to leave that device behind", old.DeviceID)
 	}
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -190,7 +202,7 @@ func (a *Agent) Enroll(ctx context.Context, o EnrollOptions) (*FleetState, error
 		return nil, err
 	}
 	defer root.Close()
-	pending := fleetKeyFile + ".new"
+	pending := fleetKeyFile + ".enroll" // not .new: that may be a rotation's key
 	if err := writeFileRootSync(root, pending, pem.EncodeToMemory(&pem.Block{Type: fleetKeyPEM, Bytes: priv.Seed()}), 0o600); err != nil {
 		return nil, err
 	}
@@ -233,6 +245,9 @@ func (a *Agent) Enroll(ctx context.Context, o EnrollOptions) (*FleetState, error
 	if err := a.fleetPost(ctx, hc, base+wire.EnrollPath, body, headers, &er); err != nil {
 		var fe *fleetError
 		if errors.As(err, &fe) && fe.status >= 400 && fe.status < 500 {
+			if req.Replaces != "" && fe.reason == wire.ReasonBadSignature {
+				return nil, errs.Usagef("token", "the fleet service refused to let this enrollment replace device %s: %s (bcagent enroll --new-device enrolls afresh; an admin then revokes the old device)", req.Replaces, fe.msg)
+			}
 			return nil, errs.Usagef("token", "the fleet service refused the enrollment: %s", fe.msg)
 		}
 		return nil, err
@@ -247,6 +262,9 @@ func (a *Agent) Enroll(ctx context.Context, o EnrollOptions) (*FleetState, error
 	fs := &FleetState{URL: base, DeviceID: er.DeviceID, Site: er.Site, Enrolled: now().UTC()}
 	if old != nil && old.URL == base {
 		fs.Counter = old.Counter // counters only grow, also across keys
+		if req.Replaces != "" {
+			fs.Reported = old.Reported // the service carries the log heads over
+		}
 	}
 	if err := a.saveFleetState(fs); err != nil {
 		return nil, err
@@ -267,6 +285,9 @@ func (a *Agent) Enroll(ctx context.Context, o EnrollOptions) (*FleetState, error
 	if orphan != "" {
 		detail += " (the key of the earlier device " + orphan + " was unreadable, so it was not retired: ask an admin to revoke it)"
 		a.log.Warn("enrolled afresh; the earlier device was not retired", "earlier", orphan)
+	}
+	if left != "" {
+		detail += " (enrolled as a new device; the earlier device " + left + " was not retired: ask an admin to revoke it)"
 	}
 	a.audit(AuditEvent{Event: EventFleetEnrolled, By: osUser(), Detail: detail})
 	return fs, nil
@@ -347,12 +368,17 @@ func (a *Agent) rotate(ctx context.Context, fs *FleetState, fresh bool) error {
 		root.Remove(pending)
 		a.saveFleetState(fs)
 		return ErrDeviceRevoked
-	case errors.As(err, &fe) && fe.status >= 400 && fe.status < 500:
-		// Refused: the old key stays the device's.
+	case errors.As(err, &fe) && fe.status >= 400 && fe.status < 500 && fresh:
+		// Refused at once: the old key stays the device's.
 		fs.Rotating = false
 		root.Remove(pending)
 		a.saveFleetState(fs)
 		return fmt.Errorf("the fleet service refused the key rotation: %s", fe.msg)
+	case errors.As(err, &fe) && fe.status >= 400 && fe.status < 500:
+		// A rotation sent again and refused: the service may hold
+		// either key (the first try may have been taken). Both are
+		// kept; the next report is tried with each (sendReport).
+		return fmt.Errorf("the fleet service refused the key rotation sent again: %s; the next report tries both keys", fe.msg)
 	default:
 		return fmt.Errorf("key rotation not finished (sent again before the next report): %w", err)
 	}
@@ -419,6 +445,38 @@ func (a *Agent) fleetKey() (ed25519.PrivateKey, error) {
 	}
 	defer root.Close()
 	return readFleetKey(root, fleetKeyFile)
+}
+
+// pendingKey reads fleet.key.new.
+func (a *Agent) pendingKey() (ed25519.PrivateKey, error) {
+	root, err := a.openRoot()
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	return readFleetKey(root, fleetKeyFile+".new")
+}
+
+// adoptPendingKey makes fleet.key.new the device's key: the service has
+// shown it holds it.
+func (a *Agent) adoptPendingKey(fs *FleetState) error {
+	root, err := a.openRoot()
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	if err := root.Rename(fleetKeyFile+".new", fleetKeyFile); err != nil {
+		return err
+	}
+	if err := syncDirRoot(root, "."); err != nil {
+		return err
+	}
+	fs.Rotating = false
+	if err := a.saveFleetState(fs); err != nil {
+		return err
+	}
+	a.audit(AuditEvent{Event: EventFleetKeyRotated, By: osUser(), Detail: fmt.Sprintf("device %s at %s: the new key of an unfinished rotation, which the service holds", fs.DeviceID, fs.URL)})
+	return nil
 }
 
 // readFleetKey reads a device key file of the state directory.
@@ -786,6 +844,21 @@ func (a *Agent) sendReport(ctx context.Context, fs *FleetState, key ed25519.Priv
 	err := a.fleetPost(ctx, a.http, fs.URL+wire.ReportPath, body,
 		map[string]string{wire.DeviceHeader: fs.DeviceID, wire.SignatureHeader: wire.SignReport(key, body)}, &resp)
 	var fe *fleetError
+	if errors.As(err, &fe) && fe.reason == wire.ReasonBadSignature && fs.Rotating {
+		// An unfinished rotation may have been taken after all: the
+		// service then holds the new key. A report it accepts signed by
+		// that key proves it, and the new key becomes the device's.
+		if next, kerr := a.pendingKey(); kerr == nil {
+			err = a.fleetPost(ctx, a.http, fs.URL+wire.ReportPath, body,
+				map[string]string{wire.DeviceHeader: fs.DeviceID, wire.SignatureHeader: wire.SignReport(next, body)}, &resp)
+			if err == nil {
+				if aerr := a.adoptPendingKey(fs); aerr != nil {
+					return nil, aerr
+				}
+				copy(key, next)
+			}
+		}
+	}
 	if errors.As(err, &fe) && fe.reason == wire.ReasonRevoked {
 		fs.Revoked = true
 		a.removeQueue()

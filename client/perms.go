@@ -90,13 +90,14 @@ var stateEntries = []stateEntry{
 	{"service.lock", false, "remove it (the agent recreates it)", ""},
 	{"fleet.json", false, fixReplace, ""},
 	{"fleet.key", false, fixReplace + " (or enroll again: bcagent enroll)", ""},
-	{"fleet.key.new", false, "remove it (a key an interrupted enrollment left)", ""},
+	{"fleet.key.new", false, fixReplace + " (it is the new key of an unfinished rotation: bcagent report finishes it)", ""},
+	{"fleet.key.enroll", false, "remove it (a key an interrupted enrollment left)", ""},
 	{"fleet-queue", true, "remove it (the agent recreates fleet-queue/)", "remove it (a queued report)"},
 }
 
 // secretEntries are the state directory's entries that others may not
 // even read: the device's private key.
-var secretEntries = []string{"fleet.key", "fleet.key.new"}
+var secretEntries = []string{"fleet.key", "fleet.key.new", "fleet.key.enroll"}
 
 // checkStateDirPerms checks the state directory, the directories above it
 // and the entries of stateEntries.

@@ -292,7 +292,11 @@ func checkSecret(p string, fi fs.FileInfo) error {
 		if ace.Header.AceFlags&windows.INHERIT_ONLY_ACE != 0 || uint32(ace.Mask)&readRights == 0 {
 			continue
 		}
-		if ace.Header.AceType != aceAllowed && ace.Header.AceType != aceAllowedCallback {
+		switch ace.Header.AceType {
+		case aceAllowed, aceAllowedCallback:
+		case aceAllowedObject, aceAllowedCallbackObjec:
+			return verifyf(`%s is the device's private key and an object ACE grants read access (access mask 0x%08x); run icacls "%s" /inheritance:r /grant:r *S-1-5-18:F *S-1-5-32-544:F`, p, uint32(ace.Mask), p)
+		default:
 			continue
 		}
 		sid := (*windows.SID)(unsafe.Pointer(&ace.SidStart))

@@ -121,9 +121,9 @@ func (t timedStore) UseToken(ctx context.Context, hash []byte, now time.Time) (*
 	return t.Store.UseToken(ctx, hash, now)
 }
 
-func (t timedStore) Enroll(ctx context.Context, tokenHash []byte, now time.Time, d Device) (*Token, error) {
+func (t timedStore) Enroll(ctx context.Context, tokenHash []byte, now time.Time, d Device, replacesKey []byte) (*Token, error) {
 	defer t.observe("enroll", time.Now())
-	return t.Store.Enroll(ctx, tokenHash, now, d)
+	return t.Store.Enroll(ctx, tokenHash, now, d, replacesKey)
 }
 
 func (t timedStore) AddDevice(ctx context.Context, d Device) error {

@@ -188,6 +188,8 @@ func (s *Server) Enroll(ctx context.Context, r *http.Request) (*wire.EnrollRespo
 	if err := checkText("agent_version", req.AgentVersion, false); err != nil {
 		return nil, err
 	}
+	var carried DeviceState
+	var replacesKey []byte
 	if req.Replaces != "" {
 		// Only the holder of the replaced device's key may retire it:
 		// a token alone (which any PC of the site may have seen) must not
@@ -202,6 +204,11 @@ func (s *Server) Enroll(ctx context.Context, r *http.Request) (*wire.EnrollRespo
 		if err := wire.VerifyReplace(old.PublicKey, body, r.Header.Get(wire.ReplacesSignatureHeader)); err != nil {
 			return nil, refuse(http.StatusUnauthorized, wire.ReasonBadSignature, "the enrollment replaces device %s but is not signed by that device's key; enroll without replacing it and have an admin revoke the old device", req.Replaces)
 		}
+		// The same PC (its key says so) keeps its logs' history: a log
+		// rewritten before re-enrolling must still tie to the old heads.
+		replacesKey = old.PublicKey
+		carried = DeviceState{Audit: old.State.Audit, Consent: old.State.Consent, Flags: old.State.Flags, Unvouched: old.State.Unvouched,
+			TUF: old.State.TUF, TimestampSince: old.State.TimestampSince}
 	}
 	id := newID("dev-")
 	enrollee, _ := json.Marshal(req.Enrollee)
@@ -210,16 +217,16 @@ func (s *Server) Enroll(ctx context.Context, r *http.Request) (*wire.EnrollRespo
 		return nil, err
 	}
 	d := Device{ID: id, PublicKey: req.PublicKey, Enrolled: s.now(), Sealed: sealed,
-		EmailHash: EmailHash(s.KEK, req.Enrollee.Email), Instrument: req.Instrument, Replaces: req.Replaces,
-		State: DeviceState{AgentVersion: req.AgentVersion}}
+		EmailHash: EmailHash(s.KEK, req.Enrollee.Email), Instrument: req.Instrument, Replaces: req.Replaces, State: carried}
+	d.State.AgentVersion = req.AgentVersion
 	// The token's use, the device and the retirement of the one it
 	// replaces are one transaction: a refusal uses up nothing.
-	tok, err := s.Store.Enroll(ctx, TokenHash(req.Token), s.now(), d)
+	tok, err := s.Store.Enroll(ctx, TokenHash(req.Token), s.now(), d, replacesKey)
 	switch {
 	case errors.Is(err, ErrBadToken):
 		return nil, refuse(http.StatusForbidden, wire.ReasonBadToken, "the enrollment token is unknown, expired, revoked or used up; ask for a new one (bcfleet token create)")
 	case errors.Is(err, ErrNotFound):
-		return nil, refuse(http.StatusBadRequest, wire.ReasonMalformed, "replaces %q: the device is not of the token's site", req.Replaces)
+		return nil, refuse(http.StatusBadRequest, wire.ReasonMalformed, "replaces %q: the device is not of the token's site, or its key changed meanwhile", req.Replaces)
 	case errors.Is(err, ErrExists):
 		return nil, refuse(http.StatusConflict, wire.ReasonMalformed, "this public key is already enrolled; make a new key to enroll again")
 	case err != nil:
@@ -262,9 +269,6 @@ func (s *Server) Rotate(ctx context.Context, r *http.Request) error {
 	if bytes.Equal(req.PublicKey, req.OldPublicKey) {
 		return refuse(http.StatusBadRequest, wire.ReasonMalformed, "the new key is the old key")
 	}
-	if skew := s.now().Sub(req.Time); skew > rotateSkew || skew < -rotateSkew {
-		return refuse(http.StatusBadRequest, wire.ReasonMalformed, "the rotation's time %s is more than %s from the service's; is the PC's clock right?", req.Time.Format(time.RFC3339), rotateSkew)
-	}
 	d, err := s.Store.Device(ctx, req.DeviceID)
 	if errors.Is(err, ErrNotFound) {
 		return refuse(http.StatusUnauthorized, wire.ReasonUnknown, "device %q is not enrolled (bcagent enroll)", req.DeviceID)
@@ -281,9 +285,12 @@ func (s *Server) Rotate(ctx context.Context, r *http.Request) error {
 	}
 	switch {
 	case bytes.Equal(d.PublicKey, req.PublicKey):
-		return nil // taken before
+		return nil // taken before: whenever it is sent again, the answer is the same
 	case !bytes.Equal(d.PublicKey, req.OldPublicKey):
 		return refuse(http.StatusUnauthorized, wire.ReasonBadSignature, "the key rotation is not signed by device %s's current key", d.ID)
+	}
+	if skew := s.now().Sub(req.Time); skew > rotateSkew || skew < -rotateSkew {
+		return refuse(http.StatusBadRequest, wire.ReasonMalformed, "the rotation's time %s is more than %s from the service's; is the PC's clock right?", req.Time.Format(time.RFC3339), rotateSkew)
 	}
 	switch err := s.Store.RotateKey(ctx, d.ID, req.OldPublicKey, req.PublicKey); {
 	case errors.Is(err, ErrExists):
@@ -431,6 +438,9 @@ func (s *Server) judge(d *Device, rep *wire.Report, now time.Time) (*DeviceState
 		}
 		var still []Unvouched
 		for _, u := range owed {
+			if u.Seq > l.new.Seq {
+				continue // the log went back below it: flagged below
+			}
 			if !vouched(u.LogPoint) {
 				still = append(still, u)
 			}

@@ -225,6 +225,9 @@ func TestReplaces(t *testing.T) {
 	if code, er, _ := enrollReplacing(otherSite, "", nil); code != 200 {
 		t.Fatalf("the lab-2 token after a refusal: %d %+v", code, er)
 	}
+	if code, resp := e.report(t, victim, full(7, "1.0.0")); code != 200 {
+		t.Fatalf("the victim reports: %d %s", code, resp)
+	}
 	code, er, id := enrollReplacing(tok, victim, e.keys[victim])
 	if code != 200 {
 		t.Fatalf("re-enrollment signed by the old key: %d %+v", code, er)
@@ -233,6 +236,11 @@ func TestReplaces(t *testing.T) {
 	now, _ := e.store.Device(ctx, id)
 	if old.Revoked == nil || now.Replaces != victim || now.Revoked != nil {
 		t.Fatalf("after re-enrollment: old revoked %v, new %+v", old.Revoked, now)
+	}
+	// The same PC keeps its logs' history: its next head must tie to
+	// the old one.
+	if now.State.Audit.Hash != old.State.Audit.Hash || now.State.Audit.Seq != 7 || now.State.Consent.Hash != old.State.Consent.Hash {
+		t.Fatalf("log heads not carried over: %+v, had %+v", now.State.Audit, old.State.Audit)
 	}
 	if d, _ := e.store.Device(ctx, other); d.Revoked != nil {
 		t.Fatal("another device was revoked")
@@ -277,6 +285,17 @@ func TestVouch(t *testing.T) {
 	flags := strings.Join(d.Flags(e.now), "; ")
 	if !strings.Contains(flags, "audit log: the device has not vouched for entry 9") {
 		t.Fatalf("flags %q", flags)
+	}
+	// The log goes back below the entry owed: flagged as such, and the
+	// service stops asking for what the log no longer has.
+	r = full(22, "1.0.0")
+	r.Audit.Seq, r.Audit.Hash = 3, "a-short"
+	if code, resp := e.report(t, id, r); code != 200 || strings.Contains(resp, "vouch") {
+		t.Fatalf("a shorter log: %d %s", code, resp)
+	}
+	d, _ = e.store.Device(context.Background(), id)
+	if len(d.State.Unvouched) != 0 || !strings.Contains(strings.Join(d.State.Flags, ";"), "audit log went backwards") {
+		t.Fatalf("after a shorter log: unvouched %v, flags %v", d.State.Unvouched, d.State.Flags)
 	}
 }
 
@@ -332,7 +351,9 @@ func TestRotate(t *testing.T) {
 	if code, er := send(good, old, newPriv); code != 200 {
 		t.Fatalf("rotation: %d %+v", code, er)
 	}
-	// Sent again (the device crashed before it kept the new key): taken.
+	// Sent again (the device crashed before it kept the new key): taken,
+	// also a day later (the clock is not what decides it then).
+	e.now = e.now.Add(25 * time.Hour)
 	if code, er := send(good, old, newPriv); code != 200 {
 		t.Fatalf("the same rotation again: %d %+v", code, er)
 	}
@@ -349,6 +370,7 @@ func TestRotate(t *testing.T) {
 		t.Fatalf("rotating from the retired key: %d %+v", code, er)
 	}
 	e.keys[id] = newPriv
+	e.now = e.now.Add(-25 * time.Hour)
 	if code, resp := e.report(t, id, full(1, "1.0.0")); code != 200 {
 		t.Fatalf("a report signed by the new key: %d %s", code, resp)
 	}

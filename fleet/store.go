@@ -30,9 +30,10 @@ type Store interface {
 	// revoked or used up at now), stores d in the token's site (ErrExists
 	// if its ID or public key is taken) and, when d.Replaces names a
 	// device, retires that device, which must be of the same site
+	// and still have public key replacesKey, the one the caller verified
 	// (ErrNotFound). A refused enrollment uses up nothing and stores
 	// nothing. It returns the token as it is after the use.
-	Enroll(ctx context.Context, tokenHash []byte, now time.Time, d Device) (*Token, error)
+	Enroll(ctx context.Context, tokenHash []byte, now time.Time, d Device, replacesKey []byte) (*Token, error)
 	// AddDevice stores a newly enrolled device (ErrExists if its ID or
 	// public key is taken).
 	AddDevice(ctx context.Context, d Device) error

@@ -559,6 +559,7 @@ func enrollCommand() *cli.Command {
 			cliutil.Req(&cli.StringFlag{Name: "instrument-model", Usage: "the instrument's `MODEL`, e.g. \"Navios EX\"", EnvVars: []string{"BCAGENT_INSTRUMENT_MODEL"}}),
 			cliutil.Req(&cli.StringFlag{Name: "instrument-id", Usage: "the instrument's `ID`", EnvVars: []string{"BCAGENT_INSTRUMENT_ID"}}),
 			cliutil.Req(&cli.StringFlag{Name: "serial", Usage: "the instrument's serial `NUMBER`", EnvVars: []string{"BCAGENT_INSTRUMENT_SERIAL"}}),
+			&cli.BoolFlag{Name: "new-device", Usage: "enroll afresh instead of replacing this PC's enrolled device (its key is lost, or the service no longer takes it); an admin revokes the old one"},
 			jsonFlag(),
 		},
 		OnUsageError: cliutil.OnUsageError,
@@ -566,7 +567,7 @@ func enrollCommand() *cli.Command {
 			return runEnroll(c.Context, globals(c), enrollOptions{EnrollOptions: client.EnrollOptions{Fleet: c.String("fleet"), Token: c.String("token"),
 				Enrollee:     wire.Enrollee{Email: c.String("email"), Name: c.String("name")},
 				Instrument:   wire.Instrument{Model: c.String("instrument-model"), ID: c.String("instrument-id"), Serial: c.String("serial")},
-				AgentVersion: version}, JSON: c.Bool("json"), Args: c.Args().Slice()})
+				AgentVersion: version, NewDevice: c.Bool("new-device")}, JSON: c.Bool("json"), Args: c.Args().Slice()})
 		},
 	}
 }

@@ -27,6 +27,9 @@ type fleetEnv struct {
 	srv   *httptest.Server
 	down  atomic.Bool
 	seen  atomic.Int64 // report requests that reached the service
+	// loseRotation: a key rotation is taken but its answer is lost (504);
+	// noRotation: the service (or a proxy) refuses /v1/rotate (404).
+	loseRotation, noRotation atomic.Bool
 }
 
 func newFleetEnv(t *testing.T) *fleetEnv {
@@ -52,6 +55,15 @@ func newFleetEnv(t *testing.T) *fleetEnv {
 		}
 		if r.URL.Path == "/v1/report" {
 			e.seen.Add(1)
+		}
+		if r.URL.Path == "/v1/rotate" && e.noRotation.Load() {
+			http.Error(w, `{"error":"not found","reason":"malformed"}`, http.StatusNotFound)
+			return
+		}
+		if r.URL.Path == "/v1/rotate" && e.loseRotation.Load() {
+			h.ServeHTTP(httptest.NewRecorder(), r)
+			http.Error(w, "gateway timeout", http.StatusGatewayTimeout)
+			return
 		}
 		h.ServeHTTP(w, r)
 	}))
@@ -250,6 +262,32 @@ func TestFleetReporting(t *testing.T) {
 		t.Fatalf("fleet.key.new left after rotation: %v", err)
 	}
 
+	// The service takes a rotation but its answer is lost, and sending
+	// it again is refused: the agent keeps both keys, and the next
+	// report, refused with the old key, goes with the new one, which the
+	// agent then keeps. Enrolling meanwhile is refused (it would lose
+	// the new key) unless --new-device.
+	fe.loseRotation.Store(true)
+	if code, _, errs := bcagent(t, "--state", state, "rotate-key"); code != 1 || !strings.Contains(errs, "not finished") {
+		t.Fatalf("rotate-key with the answer lost: %d %s", code, errs)
+	}
+	fe.loseRotation.Store(false)
+	taken, _ := os.ReadFile(filepath.Join(state, "fleet.key.new"))
+	if code, _, errs := enroll(fe.token(t)); code != 2 || !strings.Contains(errs, "key rotation of device") {
+		t.Fatalf("enroll during an unfinished rotation: %d %s", code, errs)
+	}
+	fe.noRotation.Store(true)
+	if code, _, errs := bcagent(t, "--state", state, "report"); code != 0 {
+		t.Fatalf("report after a lost rotation answer: %d %s", code, errs)
+	}
+	fe.noRotation.Store(false)
+	if k, _ := os.ReadFile(filepath.Join(state, "fleet.key")); string(k) != string(taken) {
+		t.Fatal("the agent did not take up the key the service holds")
+	}
+	if code, _, errs := bcagent(t, "--state", state, "report"); code != 0 {
+		t.Fatalf("report with the key the service holds: %d %s", code, errs)
+	}
+
 	// Revoked: told so, exit 3, stops reporting; updating goes on.
 	if err := fleet.RevokeDevice(context.Background(), fe.store, "test", fs2.DeviceID, time.Now()); err != nil {
 		t.Fatal(err)
@@ -266,6 +304,19 @@ func TestFleetReporting(t *testing.T) {
 	}
 	if code, out, _ := bcagent(t, "--state", state, "status"); code != 1 || !strings.Contains(out, "REVOKED") {
 		t.Fatalf("status of a revoked device: %d %s", code, out)
+	}
+	// Enrolled afresh (--new-device): a new device ID that replaces
+	// nothing; reporting resumes.
+	code, out, errs = bcagent(t, "--state", state, "enroll", "--new-device", "--fleet", fe.srv.URL, "--token", fe.token(t), "--email", "ann.lee@hospital.example",
+		"--name", "Ann Lee", "--instrument-model", "DxH 900", "--instrument-id", "4711", "--serial", "SN-4711", "--json")
+	var fs3 struct {
+		DeviceID string `json:"device_id"`
+	}
+	if json.Unmarshal([]byte(out), &fs3); code != 0 || fs3.DeviceID == "" || fs3.DeviceID == fs2.DeviceID || fe.device(t, fs3.DeviceID).Replaces != "" {
+		t.Fatalf("enroll --new-device: %d %s %s", code, out, errs)
+	}
+	if code, _, errs := bcagent(t, "--state", state, "report"); code != 0 {
+		t.Fatalf("report after enrolling afresh: %d %s", code, errs)
 	}
 }
 

@@ -7,6 +7,7 @@
 package sqlstore
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"embed"
@@ -334,7 +335,7 @@ func (s *Store) AddDevice(ctx context.Context, d fleet.Device) error {
 
 // Enroll takes the token's use, stores the device and retires the one it
 // replaces in one transaction: a refusal at any step rolls all back.
-func (s *Store) Enroll(ctx context.Context, tokenHash []byte, now time.Time, d fleet.Device) (*fleet.Token, error) {
+func (s *Store) Enroll(ctx context.Context, tokenHash []byte, now time.Time, d fleet.Device, replacesKey []byte) (*fleet.Token, error) {
 	var tok *fleet.Token
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		t, err := scanToken(tx.QueryRowContext(ctx, s.q(`UPDATE tokens SET uses = uses - 1
@@ -350,8 +351,9 @@ func (s *Store) Enroll(ctx context.Context, tokenHash []byte, now time.Time, d f
 		d.Site = t.Site
 		if d.Replaces != "" {
 			var site string
-			err := tx.QueryRowContext(ctx, s.q(`SELECT site FROM devices WHERE id = ?`), d.Replaces).Scan(&site)
-			if errors.Is(err, sql.ErrNoRows) || (err == nil && site != t.Site) {
+			var key []byte
+			err := tx.QueryRowContext(ctx, s.q(`SELECT site, public_key FROM devices WHERE id = ?`), d.Replaces).Scan(&site, &key)
+			if errors.Is(err, sql.ErrNoRows) || (err == nil && (site != t.Site || !bytes.Equal(key, replacesKey))) {
 				return fmt.Errorf("device %s of site %s: %w", d.Replaces, t.Site, fleet.ErrNotFound)
 			}
 			if err != nil {

@@ -198,7 +198,7 @@ func testEnroll(t *testing.T, st fleet.Store) {
 	}
 	d := device("dev-1", 1)
 	d.Site = "" // the token's site is the device's
-	tok, err := st.Enroll(ctx, []byte("hash-tok-1"), t0, d)
+	tok, err := st.Enroll(ctx, []byte("hash-tok-1"), t0, d, nil)
 	if err != nil || tok.ID != "tok-1" || tok.Uses != 0 {
 		t.Fatalf("Enroll: %+v %v", tok, err)
 	}
@@ -206,10 +206,10 @@ func testEnroll(t *testing.T, st fleet.Store) {
 	if err != nil || got.Site != "lab-1" {
 		t.Fatalf("enrolled device: %+v %v", got, err)
 	}
-	if _, err := st.Enroll(ctx, []byte("hash-tok-1"), t0, device("dev-2", 2)); !errors.Is(err, fleet.ErrBadToken) {
+	if _, err := st.Enroll(ctx, []byte("hash-tok-1"), t0, device("dev-2", 2), nil); !errors.Is(err, fleet.ErrBadToken) {
 		t.Fatalf("a used-up token: %v, want ErrBadToken", err)
 	}
-	if _, err := st.Enroll(ctx, []byte("hash-tok-3"), t0.Add(2*time.Hour), device("dev-2", 2)); !errors.Is(err, fleet.ErrBadToken) {
+	if _, err := st.Enroll(ctx, []byte("hash-tok-3"), t0.Add(2*time.Hour), device("dev-2", 2), nil); !errors.Is(err, fleet.ErrBadToken) {
 		t.Fatalf("an expired token: %v, want ErrBadToken", err)
 	}
 	uses := func(id string) int {
@@ -237,8 +237,9 @@ func testEnroll(t *testing.T, st fleet.Store) {
 		{"replacing a device of another site", func() fleet.Device { d := device("dev-2", 2); d.Replaces = "dev-1"; return d }(), fleet.ErrNotFound},
 		{"replacing no device", func() fleet.Device { d := device("dev-2", 2); d.Replaces = "dev-none"; return d }(), fleet.ErrNotFound},
 	}
+	dev1Key := device("dev-1", 1).PublicKey
 	for _, r := range refused {
-		if _, err := st.Enroll(ctx, []byte("hash-tok-2"), t0, r.d); !errors.Is(err, r.want) {
+		if _, err := st.Enroll(ctx, []byte("hash-tok-2"), t0, r.d, dev1Key); !errors.Is(err, r.want) {
 			t.Fatalf("%s: %v, want %v", r.name, err, r.want)
 		}
 		if n := uses("tok-2"); n != 5 {
@@ -256,7 +257,10 @@ func testEnroll(t *testing.T, st fleet.Store) {
 	// A re-enrollment in the same site retires the replaced device.
 	d3 := device("dev-3", 3)
 	d3.Replaces = "dev-1"
-	if _, err := st.Enroll(ctx, []byte("hash-tok-3"), t0.Add(time.Minute), d3); err != nil {
+	if _, err := st.Enroll(ctx, []byte("hash-tok-3"), t0.Add(time.Minute), d3, bytes.Repeat([]byte{7}, 32)); !errors.Is(err, fleet.ErrNotFound) {
+		t.Fatalf("replacing a device whose key is not the one verified: %v", err)
+	}
+	if _, err := st.Enroll(ctx, []byte("hash-tok-3"), t0.Add(time.Minute), d3, dev1Key); err != nil {
 		t.Fatal(err)
 	}
 	old, _ := st.Device(ctx, "dev-1")

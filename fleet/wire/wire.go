@@ -157,8 +157,8 @@ type LogHead struct {
 	// At vouches for earlier entries as the device's log has them now:
 	// the head of its last full report, and any the service asked for
 	// (ReportResponse.Vouch). A log rewritten and then grown past its old
-	// head shows here as another hash (a log now shorter than Seq says
-	// so with an empty hash).
+	// head shows here as another hash; an entry the log no longer has is
+	// sent with an empty hash (and the service sees the shorter head).
 	At []LogPoint `json:"at,omitempty"`
 }
 
