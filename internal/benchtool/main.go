@@ -23,18 +23,26 @@ type options struct {
 	targets  []int // repository sizes
 	duration string
 	quick    bool
+	// The fleet section: simulated devices, the length of its timed
+	// phases, the fixed rate.
+	fleetDevices  int
+	fleetDuration time.Duration
+	fleetRate     int
 }
 
 func main() {
 	var o options
 	var size int64
 	var targets, out, only string
-	flag.StringVar(&o.bin, "bin", "bin", "directory with bcpublish and bcagent")
+	flag.StringVar(&o.bin, "bin", "bin", "directory with bcpublish, bcagent and bcfleet")
 	flag.Int64Var(&size, "size", 512, "stage artifact size in MiB")
 	flag.StringVar(&targets, "targets", "1000,10000,100000", "repository sizes (targets)")
 	flag.StringVar(&o.duration, "duration", "5s", "load generator duration per server")
 	flag.StringVar(&out, "out", "", "markdown file to update")
-	flag.StringVar(&only, "only", "", "comma-separated sections to run (default all)")
+	flag.StringVar(&only, "only", "", "comma-separated sections to run (default all): stage, agent, noop, components, delta, serve, scale, fleet")
+	flag.IntVar(&o.fleetDevices, "fleet-devices", fleetDevices, "fleet: enrolled simulated devices")
+	flag.DurationVar(&o.fleetDuration, "fleet-duration", fleetDuration, "fleet: length of each timed phase per server")
+	flag.IntVar(&o.fleetRate, "fleet-rate", fleetRate, "fleet: reports/s of the fixed-rate phase")
 	flag.BoolVar(&o.quick, "quick", false, "tiny sizes, to check that the benchmarks still run")
 	flag.Parse()
 	o.size = size << 20
@@ -72,6 +80,8 @@ func sections() []section {
 		{"delta", deltaBench},
 		{"serve", serveBench},
 		{"scale", scaleBench},
+		// After scale, for the same reason: 100,000 device keys.
+		{"fleet", fleetBench},
 	}
 }
 

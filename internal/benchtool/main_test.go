@@ -15,7 +15,7 @@ func TestBenchmarksRun(t *testing.T) {
 		t.Skip("builds the binaries")
 	}
 	bin := t.TempDir()
-	cmd := exec.Command("go", "build", "-o", bin+"/", "github.com/beckmanconnect/bcupdate/cmd/bcpublish", "github.com/beckmanconnect/bcupdate/cmd/bcagent")
+	cmd := exec.Command("go", "build", "-o", bin+"/", "github.com/beckmanconnect/bcupdate/cmd/bcpublish", "github.com/beckmanconnect/bcupdate/cmd/bcagent", "github.com/beckmanconnect/bcupdate/cmd/bcfleet")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

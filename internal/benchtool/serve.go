@@ -199,6 +199,12 @@ func waitReady(c *child, addr, log string) error {
 // c.stop(syscall.SIGQUIT, ...): a graceful stop, after which the master
 // has reaped its workers.
 func startNginx(nginx, prefix, root string) (*child, string, error) {
+	return startNginxServer(nginx, prefix, fmt.Sprintf("root %s;", root))
+}
+
+// startNginxServer is startNginx with the server block's directives
+// (besides listen) given: what nginx answers.
+func startNginxServer(nginx, prefix, directives string) (*child, string, error) {
 	addr, err := freePort()
 	if err != nil {
 		return nil, "", err
@@ -220,10 +226,10 @@ http {
   default_type application/octet-stream;
   server {
     listen %s;
-    root %s;
+    %s
   }
 }
-`, prefix, prefix, addr, root)
+`, prefix, prefix, addr, directives)
 	confPath := filepath.Join(prefix, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		return nil, "", err
