@@ -382,18 +382,7 @@ func (a *Agent) rotate(ctx context.Context, fs *FleetState, fresh bool) error {
 	default:
 		return fmt.Errorf("key rotation not finished (sent again before the next report): %w", err)
 	}
-	if err := root.Rename(pending, fleetKeyFile); err != nil {
-		return err
-	}
-	if err := syncDirRoot(root, "."); err != nil {
-		return err
-	}
-	fs.Rotating = false
-	if err := a.saveFleetState(fs); err != nil {
-		return err
-	}
-	a.audit(AuditEvent{Event: EventFleetKeyRotated, By: osUser(), Detail: fmt.Sprintf("device %s at %s: a new key", fs.DeviceID, fs.URL)})
-	return nil
+	return a.adoptPendingKey(fs, "a new key")
 }
 
 func hostOf(raw string) string {
@@ -459,7 +448,7 @@ func (a *Agent) pendingKey() (ed25519.PrivateKey, error) {
 
 // adoptPendingKey makes fleet.key.new the device's key: the service has
 // shown it holds it.
-func (a *Agent) adoptPendingKey(fs *FleetState) error {
+func (a *Agent) adoptPendingKey(fs *FleetState, how string) error {
 	root, err := a.openRoot()
 	if err != nil {
 		return err
@@ -475,7 +464,7 @@ func (a *Agent) adoptPendingKey(fs *FleetState) error {
 	if err := a.saveFleetState(fs); err != nil {
 		return err
 	}
-	a.audit(AuditEvent{Event: EventFleetKeyRotated, By: osUser(), Detail: fmt.Sprintf("device %s at %s: the new key of an unfinished rotation, which the service holds", fs.DeviceID, fs.URL)})
+	a.audit(AuditEvent{Event: EventFleetKeyRotated, By: osUser(), Detail: fmt.Sprintf("device %s at %s: %s", fs.DeviceID, fs.URL, how)})
 	return nil
 }
 
@@ -852,7 +841,7 @@ func (a *Agent) sendReport(ctx context.Context, fs *FleetState, key ed25519.Priv
 			err = a.fleetPost(ctx, a.http, fs.URL+wire.ReportPath, body,
 				map[string]string{wire.DeviceHeader: fs.DeviceID, wire.SignatureHeader: wire.SignReport(next, body)}, &resp)
 			if err == nil {
-				if aerr := a.adoptPendingKey(fs); aerr != nil {
+				if aerr := a.adoptPendingKey(fs, "the new key of an unfinished rotation, which the service holds"); aerr != nil {
 					return nil, aerr
 				}
 				copy(key, next)
