@@ -45,6 +45,7 @@ type Store struct {
 	// that WAL lets run beside it. For PostgreSQL both are one pool.
 	w, r     *sql.DB
 	postgres bool
+	batch    *batcher // group commit of reports (batch.go)
 }
 
 var _ fleet.Store = (*Store)(nil)
@@ -116,7 +117,9 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	}
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
-	return &Store{w: w, r: r}, nil
+	st := &Store{w: w, r: r}
+	st.startBatcher(1)
+	return st, nil
 }
 
 func openPostgres(ctx context.Context, dsn string) (*Store, error) {
@@ -140,7 +143,9 @@ func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("--db %s: %w", redact(dsn), err)
 	}
-	return &Store{w: db, r: db, postgres: true}, nil
+	st := &Store{w: db, r: db, postgres: true}
+	st.startBatcher(4)
+	return st, nil
 }
 
 func migrate(ctx context.Context, db *sql.DB, dialect goose.Dialect, dir string, locker lock.SessionLocker) error {
@@ -171,6 +176,7 @@ func (s *Store) SchemaVersion(ctx context.Context) (int64, error) {
 
 // Close closes the store's connections.
 func (s *Store) Close() error {
+	s.batch.close()
 	err := s.w.Close()
 	if s.r != s.w {
 		err = errors.Join(err, s.r.Close())
@@ -529,47 +535,45 @@ func (s *Store) RevokeDevice(ctx context.Context, id string, at time.Time) error
 	return affected(res, err, "device "+id)
 }
 
-// SaveReport stores an accepted report if its counter is above the
-// stored one; the check and the write are one statement.
-func (s *Store) SaveReport(ctx context.Context, id string, u fleet.ReportUpdate) error {
+// saveReport stores one report in tx if its counter is above the stored
+// one; the check and the write are one statement.
+func (s *Store) saveReport(ctx context.Context, tx *sql.Tx, id string, u fleet.ReportUpdate) error {
 	if u.Counter > math.MaxInt64 {
 		return fmt.Errorf("report counter %d is out of range", u.Counter)
 	}
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		var res sql.Result
-		var err error
-		if u.Full {
-			state, jerr := stateJSON(u.State)
-			if jerr != nil {
-				return jerr
-			}
-			res, err = tx.ExecContext(ctx, s.q(`UPDATE devices SET counter = ?, last_seen = ?, state = ? WHERE id = ? AND counter < ?`),
-				int64(u.Counter), nanos(u.LastSeen), state, id, int64(u.Counter))
-		} else {
-			res, err = tx.ExecContext(ctx, s.q(`UPDATE devices SET counter = ?, last_seen = ? WHERE id = ? AND counter < ?`),
-				int64(u.Counter), nanos(u.LastSeen), id, int64(u.Counter))
+	var res sql.Result
+	var err error
+	if u.Full {
+		state, jerr := stateJSON(u.State)
+		if jerr != nil {
+			return jerr
+		}
+		res, err = tx.ExecContext(ctx, s.q(`UPDATE devices SET counter = ?, last_seen = ?, state = ? WHERE id = ? AND counter < ?`),
+			int64(u.Counter), nanos(u.LastSeen), state, id, int64(u.Counter))
+	} else {
+		res, err = tx.ExecContext(ctx, s.q(`UPDATE devices SET counter = ?, last_seen = ? WHERE id = ? AND counter < ?`),
+			int64(u.Counter), nanos(u.LastSeen), id, int64(u.Counter))
+	}
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		var one int
+		err := tx.QueryRowContext(ctx, s.q(`SELECT 1 FROM devices WHERE id = ?`), id).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("device %s: %w", id, fleet.ErrNotFound)
 		}
 		if err != nil {
 			return err
 		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			var one int
-			err := tx.QueryRowContext(ctx, s.q(`SELECT 1 FROM devices WHERE id = ?`), id).Scan(&one)
-			if errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("device %s: %w", id, fleet.ErrNotFound)
-			}
-			if err != nil {
-				return err
-			}
-			return fleet.ErrReplayed
-		}
-		if u.Full {
-			return s.putComponents(ctx, tx, id, u.State, true)
-		}
-		return nil
-	})
+		return fleet.ErrReplayed
+	}
+	if u.Full {
+		return s.putComponents(ctx, tx, id, u.State, true)
+	}
+	return nil
 }
 
 // AppendAccess appends to the hash-chained access log. On PostgreSQL the

@@ -29,6 +29,7 @@ func Run(t *testing.T, open func(t *testing.T) fleet.Store) {
 		{"Enroll", testEnroll},
 		{"Reports", testReports},
 		{"ConcurrentReports", testConcurrentReports},
+		{"ManyReportsAtOnce", testManyReports},
 		{"Filters", testFilters},
 		{"AccessLog", testAccessLog},
 		{"ConcurrentAccessLog", testConcurrentAccess},
@@ -326,6 +327,53 @@ func testReports(t *testing.T, st fleet.Store) {
 	}
 	if ds, _ := st.Devices(ctx, fleet.DeviceFilter{Component: "notification-client", Version: "1.0.0"}); len(ds) != 1 {
 		t.Fatalf("a refused report changed the component rows: %d devices at 1.0.0", len(ds))
+	}
+}
+
+// testManyReports: reports of many devices at once (a store may commit
+// them together), mixed with replays and unknown devices: each gets its
+// own answer, and a refused one spoils none of the others.
+func testManyReports(t *testing.T, st fleet.Store) {
+	ctx := context.Background()
+	const n = 40
+	for i := range n {
+		if err := st.AddDevice(ctx, device(fmt.Sprintf("dev-%02d", i), byte(i+1))); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.SaveReport(ctx, fmt.Sprintf("dev-%02d", i), fullUpdate(5, "1.0.0", "up-to-date")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 3*n)
+	for i := range n {
+		id := fmt.Sprintf("dev-%02d", i)
+		for k, u := range []fleet.ReportUpdate{fullUpdate(6, "1.1.0", "up-to-date"), fullUpdate(4, "9.9.9", "up-to-date")} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[3*i+k] = st.SaveReport(ctx, id, u)
+			}()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[3*i+2] = st.SaveReport(ctx, fmt.Sprintf("dev-none-%02d", i), fullUpdate(1, "1.0.0", "up-to-date"))
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[3*i] != nil || !errors.Is(errs[3*i+1], fleet.ErrReplayed) || !errors.Is(errs[3*i+2], fleet.ErrNotFound) {
+			t.Fatalf("device %d: new %v, replayed %v, unknown %v", i, errs[3*i], errs[3*i+1], errs[3*i+2])
+		}
+		d, err := st.Device(ctx, fmt.Sprintf("dev-%02d", i))
+		if err != nil || d.State.Counter != 6 || d.State.Components[0].Installed != "1.1.0" {
+			t.Fatalf("device %d after the reports: %+v %v", i, d, err)
+		}
+	}
+	ds, err := st.Devices(ctx, fleet.DeviceFilter{Component: "notification-client", Version: "1.1.0"})
+	if err != nil || len(ds) != n {
+		t.Fatalf("devices at 1.1.0: %d %v", len(ds), err)
 	}
 }
 

@@ -1,0 +1,138 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/beckmanconnect/bcupdate/fleet"
+)
+
+// Group commit. Every accepted report is a durable write (SQLite: WAL
+// with synchronous=FULL, PostgreSQL: its commit), and a commit costs a
+// flush of the log to disk: one flush per report caps a store at the
+// disk's flushes per second. Reports that arrive while a commit is
+// flushing therefore wait for the next one and share it: the batcher
+// takes every report already waiting (at most maxBatch), applies each in
+// a savepoint of its own (so a replayed or failed one changes nothing and
+// does not spoil the others), commits once, and then answers each. No
+// report is answered before the commit that holds it is durable, and an
+// idle store commits a lone report at once: batching costs no latency.
+
+const maxBatch = 256
+
+// batchTimeout bounds one batch's transaction.
+const batchTimeout = 30 * time.Second
+
+type saveReq struct {
+	ctx  context.Context
+	id   string
+	u    fleet.ReportUpdate
+	done chan error
+}
+
+type batcher struct {
+	reqs chan *saveReq
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// startBatcher starts workers goroutines that commit reports (one for
+// SQLite, whose single writer serializes commits anyway; a few for
+// PostgreSQL, which flushes concurrent commits together itself).
+func (s *Store) startBatcher(workers int) {
+	b := &batcher{reqs: make(chan *saveReq), stop: make(chan struct{})}
+	for range workers {
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			for {
+				var first *saveReq
+				select {
+				case first = <-b.reqs:
+				case <-b.stop:
+					return
+				}
+				batch := []*saveReq{first}
+			drain:
+				for len(batch) < maxBatch {
+					select {
+					case r := <-b.reqs:
+						batch = append(batch, r)
+					default:
+						break drain
+					}
+				}
+				s.commitBatch(batch)
+			}
+		}()
+	}
+	s.batch = b
+}
+
+func (b *batcher) close() {
+	close(b.stop)
+	b.wg.Wait()
+}
+
+var errStoreClosed = errors.New("the store is closed")
+
+// SaveReport stores an accepted report if its counter is above the
+// stored one (the check and the write are one statement), in the next
+// group commit.
+func (s *Store) SaveReport(ctx context.Context, id string, u fleet.ReportUpdate) error {
+	r := &saveReq{ctx: ctx, id: id, u: u, done: make(chan error, 1)}
+	select {
+	case s.batch.reqs <- r:
+	case <-s.batch.stop:
+		return errStoreClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once taken, the request is answered after its commit: the caller
+	// waits for that, so it never reports as failed what was stored.
+	return <-r.done
+}
+
+// commitBatch applies a batch in one transaction, each report in its
+// own savepoint, and answers every request after the commit.
+func (s *Store) commitBatch(batch []*saveReq) {
+	errs := make([]error, len(batch))
+	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
+	defer cancel()
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		for i, r := range batch {
+			if err := r.ctx.Err(); err != nil {
+				errs[i] = err
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, "SAVEPOINT report"); err != nil {
+				return err
+			}
+			errs[i] = s.saveReport(ctx, tx, r.id, r.u)
+			end := "RELEASE SAVEPOINT report"
+			if errs[i] != nil {
+				end = "ROLLBACK TO SAVEPOINT report"
+			}
+			if _, err := tx.ExecContext(ctx, end); err != nil {
+				return err
+			}
+			if errs[i] != nil {
+				if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT report"); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	for i, r := range batch {
+		if err != nil {
+			r.done <- fmt.Errorf("store report: %w", err)
+			continue
+		}
+		r.done <- errs[i]
+	}
+}
