@@ -37,6 +37,7 @@ type saveReq struct {
 type batcher struct {
 	reqs chan *saveReq
 	stop chan struct{}
+	once sync.Once
 	wg   sync.WaitGroup
 }
 
@@ -73,8 +74,10 @@ func (s *Store) startBatcher(workers int) {
 	s.batch = b
 }
 
+// close stops the workers after the batch they commit (a second close
+// does nothing).
 func (b *batcher) close() {
-	close(b.stop)
+	b.once.Do(func() { close(b.stop) })
 	b.wg.Wait()
 }
 

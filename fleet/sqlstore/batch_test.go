@@ -63,3 +63,17 @@ func TestCommitBatch(t *testing.T) {
 		}
 	}
 }
+
+// A store closed twice does not panic, and a report after Close is
+// refused.
+func TestCloseTwice(t *testing.T) {
+	st, err := Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "fleet.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	st.Close()
+	if err := st.SaveReport(context.Background(), "dev-a", fleet.ReportUpdate{Counter: 1}); !errors.Is(err, errStoreClosed) {
+		t.Fatalf("a report after Close: %v", err)
+	}
+}
