@@ -43,7 +43,8 @@ var (
 	requiredRef = regexp.MustCompile(`--[a-z0-9-]+`)
 )
 
-// CheckHelp runs `PATH --help` for every command of app and checks its
+// CheckHelp runs `PATH --help` for every command of app, checks that the
+// page is what urfave/cli's own templates give (HelpParity), and checks its
 // flag lines; then it runs every command that runs with no flags at all:
 // the flags its error calls required must be exactly those --help marks,
 // named at once in one line, with exit code 2 (usage). run must keep the
@@ -51,6 +52,7 @@ var (
 // directory, no repository).
 func CheckHelp(t *testing.T, app *cli.App, run Run) {
 	t.Helper()
+	defer HelpParity(t)()
 	for _, path := range Commands(app) {
 		name := strings.Join(append([]string{app.Name}, path...), " ")
 		code, out, errOut := run(append(append([]string{}, path...), "--help")...)
