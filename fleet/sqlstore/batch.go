@@ -16,9 +16,10 @@ import (
 // flush of the log to disk: one flush per report caps a store at the
 // disk's flushes per second. Reports that arrive while a commit is
 // flushing therefore wait for the next one and share it: the batcher
-// takes every report already waiting (at most maxBatch), applies each in
-// a savepoint of its own (so a replayed or failed one changes nothing and
-// does not spoil the others), commits once, and then answers each. No
+// takes every report already waiting (at most maxBatch), applies each (a
+// replayed, unknown or malformed one is refused before it writes
+// anything, so it spoils none of the others), commits once, and then
+// answers each. No
 // report is answered before the commit that holds it is durable, and an
 // idle store commits a lone report at once: batching costs no latency.
 
@@ -83,6 +84,15 @@ func (b *batcher) close() {
 
 var errStoreClosed = errors.New("the store is closed")
 
+// errMalformed marks a report refused by the store's own checks.
+var errMalformed = errors.New("malformed report")
+
+// refusal says whether err refuses one report (nothing was written for
+// it) rather than failing the transaction.
+func refusal(err error) bool {
+	return errors.Is(err, fleet.ErrReplayed) || errors.Is(err, fleet.ErrNotFound) || errors.Is(err, errMalformed)
+}
+
 // SaveReport stores an accepted report if its counter is above the
 // stored one (the check and the write are one statement), in the next
 // group commit.
@@ -112,21 +122,12 @@ func (s *Store) commitBatch(batch []*saveReq) {
 				errs[i] = err
 				continue
 			}
-			if _, err := tx.ExecContext(ctx, "SAVEPOINT report"); err != nil {
-				return err
-			}
+			// A report is refused before its first write (replayed,
+			// unknown, malformed), so a refusal leaves nothing to undo;
+			// an error of the database fails the whole batch.
 			errs[i] = s.saveReport(ctx, tx, r.id, r.u)
-			end := "RELEASE SAVEPOINT report"
-			if errs[i] != nil {
-				end = "ROLLBACK TO SAVEPOINT report"
-			}
-			if _, err := tx.ExecContext(ctx, end); err != nil {
-				return err
-			}
-			if errs[i] != nil {
-				if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT report"); err != nil {
-					return err
-				}
+			if errs[i] != nil && !refusal(errs[i]) {
+				return errs[i]
 			}
 		}
 		return nil

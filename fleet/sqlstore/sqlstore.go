@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -31,6 +32,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/beckmanconnect/bcupdate/fleet"
+	"github.com/beckmanconnect/bcupdate/fleet/wire"
 	"github.com/beckmanconnect/bcupdate/internal/errs"
 )
 
@@ -46,6 +48,71 @@ type Store struct {
 	w, r     *sql.DB
 	postgres bool
 	batch    *batcher // group commit of reports (batch.go)
+	stmts    sync.Map // stmtKey → *sql.Stmt: the hot queries, parsed once
+}
+
+type stmtKey struct {
+	db    *sql.DB
+	query string
+}
+
+// prepared returns the prepared statement of query on db (database/sql
+// prepares it on each connection of the pool as needed): the queries of
+// every report are parsed once, not once a report.
+func (s *Store) prepared(ctx context.Context, db *sql.DB, query string) (*sql.Stmt, error) {
+	key := stmtKey{db, s.q(query)}
+	if v, ok := s.stmts.Load(key); ok {
+		return v.(*sql.Stmt), nil
+	}
+	st, err := db.PrepareContext(ctx, key.query)
+	if err != nil {
+		return nil, err
+	}
+	if v, loaded := s.stmts.LoadOrStore(key, st); loaded {
+		st.Close()
+		return v.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+// Queries of every report, prepared when the store opens (preparing on
+// the writer inside a transaction would wait for the connection the
+// transaction holds: SQLite's writer is one connection).
+const (
+	qReportFull      = `UPDATE devices SET counter = ?, last_seen = ?, state = ? WHERE id = ? AND counter < ?`
+	qReportHeartbeat = `UPDATE devices SET counter = ?, last_seen = ? WHERE id = ? AND counter < ?`
+	qDeviceExists    = `SELECT 1 FROM devices WHERE id = ?`
+	qDeleteComps     = `DELETE FROM components WHERE device_id = ?`
+	qInsertComp      = `INSERT INTO components (device_id, name, installed, state) VALUES (?, ?, ?, ?)`
+	qDevice          = `SELECT ` + deviceColumns + ` FROM devices WHERE id = ?`
+)
+
+func (s *Store) prepareHot(ctx context.Context) error {
+	for _, q := range []string{qReportFull, qReportHeartbeat, qDeviceExists, qDeleteComps, qInsertComp} {
+		if _, err := s.prepared(ctx, s.w, q); err != nil {
+			return fmt.Errorf("prepare %q: %w", q, err)
+		}
+	}
+	_, err := s.prepared(ctx, s.r, qDevice)
+	return err
+}
+
+// txStmt is the writer's prepared statement of query bound to tx, or nil
+// if it was not prepared when the store opened.
+func (s *Store) txStmt(ctx context.Context, tx *sql.Tx, query string) *sql.Stmt {
+	v, ok := s.stmts.Load(stmtKey{s.w, s.q(query)})
+	if !ok {
+		return nil
+	}
+	return tx.StmtContext(ctx, v.(*sql.Stmt))
+}
+
+// txExec runs query inside tx, prepared if it is one of the hot ones.
+func (s *Store) txExec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	if st := s.txStmt(ctx, tx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return tx.ExecContext(ctx, s.q(query), args...)
 }
 
 var _ fleet.Store = (*Store)(nil)
@@ -118,6 +185,10 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
 	st := &Store{w: w, r: r}
+	if err := st.prepareHot(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
 	st.startBatcher(1)
 	return st, nil
 }
@@ -144,6 +215,10 @@ func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 		return nil, fmt.Errorf("--db %s: %w", redact(dsn), err)
 	}
 	st := &Store{w: db, r: db, postgres: true}
+	if err := st.prepareHot(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
 	st.startBatcher(4)
 	return st, nil
 }
@@ -176,7 +251,13 @@ func (s *Store) SchemaVersion(ctx context.Context) (int64, error) {
 
 // Close closes the store's connections.
 func (s *Store) Close() error {
-	s.batch.close()
+	if s.batch != nil {
+		s.batch.close()
+	}
+	s.stmts.Range(func(_, v any) bool {
+		v.(*sql.Stmt).Close()
+		return true
+	})
 	err := s.w.Close()
 	if s.r != s.w {
 		err = errors.Join(err, s.r.Close())
@@ -410,28 +491,30 @@ func (s *Store) insertDevice(ctx context.Context, tx *sql.Tx, d fleet.Device) er
 
 // putComponents replaces the device's component rows (what filters use).
 func (s *Store) putComponents(ctx context.Context, tx *sql.Tx, id string, st fleet.DeviceState, clear bool) error {
-	if clear {
-		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM components WHERE device_id = ?`), id); err != nil {
-			return err
-		}
-	}
-	if len(st.Components) == 0 {
-		return nil
-	}
-	stmt, err := tx.PrepareContext(ctx, s.q(`INSERT INTO components (device_id, name, installed, state) VALUES (?, ?, ?, ?)`))
-	if err != nil {
+	if err := checkComponents(id, st.Components); err != nil {
 		return err
 	}
-	defer stmt.Close()
-	seen := map[string]bool{}
-	for _, c := range st.Components {
-		if seen[c.Name] {
-			return fmt.Errorf("device %s: component %s is listed twice", id, c.Name)
-		}
-		seen[c.Name] = true
-		if _, err := stmt.ExecContext(ctx, id, c.Name, c.Installed, c.State); err != nil {
+	if clear {
+		if _, err := s.txExec(ctx, tx, qDeleteComps, id); err != nil {
 			return err
 		}
+	}
+	for _, c := range st.Components {
+		if _, err := s.txExec(ctx, tx, qInsertComp, id, c.Name, c.Installed, c.State); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkComponents refuses a component listed twice.
+func checkComponents(id string, cs []wire.Component) error {
+	seen := make(map[string]bool, len(cs))
+	for _, c := range cs {
+		if seen[c.Name] {
+			return fmt.Errorf("%w: device %s: component %s is listed twice", errMalformed, id, c.Name)
+		}
+		seen[c.Name] = true
 	}
 	return nil
 }
@@ -463,7 +546,11 @@ func scanDevice(row scanner) (*fleet.Device, error) {
 
 // Device returns one device.
 func (s *Store) Device(ctx context.Context, id string) (*fleet.Device, error) {
-	d, err := scanDevice(s.r.QueryRowContext(ctx, s.q(`SELECT `+deviceColumns+` FROM devices WHERE id = ?`), id))
+	st, err := s.prepared(ctx, s.r, qDevice)
+	if err != nil {
+		return nil, err
+	}
+	d, err := scanDevice(st.QueryRowContext(ctx, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("device %s: %w", id, fleet.ErrNotFound)
 	}
@@ -539,19 +626,24 @@ func (s *Store) RevokeDevice(ctx context.Context, id string, at time.Time) error
 // one; the check and the write are one statement.
 func (s *Store) saveReport(ctx context.Context, tx *sql.Tx, id string, u fleet.ReportUpdate) error {
 	if u.Counter > math.MaxInt64 {
-		return fmt.Errorf("report counter %d is out of range", u.Counter)
+		return fmt.Errorf("%w: report counter %d is out of range", errMalformed, u.Counter)
 	}
 	var res sql.Result
 	var err error
 	if u.Full {
+		// Everything that can refuse the report is checked before the
+		// first write: a report is stored whole or not at all.
+		if err := checkComponents(id, u.State.Components); err != nil {
+			return err
+		}
 		state, jerr := stateJSON(u.State)
 		if jerr != nil {
 			return jerr
 		}
-		res, err = tx.ExecContext(ctx, s.q(`UPDATE devices SET counter = ?, last_seen = ?, state = ? WHERE id = ? AND counter < ?`),
+		res, err = s.txExec(ctx, tx, qReportFull,
 			int64(u.Counter), nanos(u.LastSeen), state, id, int64(u.Counter))
 	} else {
-		res, err = tx.ExecContext(ctx, s.q(`UPDATE devices SET counter = ?, last_seen = ? WHERE id = ? AND counter < ?`),
+		res, err = s.txExec(ctx, tx, qReportHeartbeat,
 			int64(u.Counter), nanos(u.LastSeen), id, int64(u.Counter))
 	}
 	if err != nil {
@@ -561,7 +653,12 @@ func (s *Store) saveReport(ctx context.Context, tx *sql.Tx, id string, u fleet.R
 		return err
 	} else if n == 0 {
 		var one int
-		err := tx.QueryRowContext(ctx, s.q(`SELECT 1 FROM devices WHERE id = ?`), id).Scan(&one)
+		var err error
+		if st := s.txStmt(ctx, tx, qDeviceExists); st != nil {
+			err = st.QueryRowContext(ctx, id).Scan(&one)
+		} else {
+			err = tx.QueryRowContext(ctx, s.q(qDeviceExists), id).Scan(&one)
+		}
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("device %s: %w", id, fleet.ErrNotFound)
 		}
