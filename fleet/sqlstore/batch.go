@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -113,11 +114,19 @@ func (s *Store) SaveReport(ctx context.Context, id string, u fleet.ReportUpdate)
 // commitBatch applies a batch in one transaction, each report in its
 // own savepoint, and answers every request after the commit.
 func (s *Store) commitBatch(batch []*saveReq) {
-	errs := make([]error, len(batch))
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
+	rest := batch
+	if s.postgres {
+		// Heartbeats (most reports) in one statement: one round trip.
+		rest = s.heartbeatsAtOnce(ctx, batch)
+	}
+	if len(rest) == 0 {
+		return
+	}
+	errs := make([]error, len(rest))
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		for i, r := range batch {
+		for i, r := range rest {
 			if err := r.ctx.Err(); err != nil {
 				errs[i] = err
 				continue
@@ -132,11 +141,70 @@ func (s *Store) commitBatch(batch []*saveReq) {
 		}
 		return nil
 	})
-	for i, r := range batch {
+	for i, r := range rest {
 		if err != nil {
 			r.done <- fmt.Errorf("store report: %w", err)
 			continue
 		}
 		r.done <- errs[i]
 	}
+}
+
+// heartbeatsAtOnce stores the batch's heartbeats (one per device; a
+// second of the same device waits for the per-report path) with one
+// UPDATE over arrays, committed on its own, and answers them; it returns
+// the reports left for the per-report path.
+func (s *Store) heartbeatsAtOnce(ctx context.Context, batch []*saveReq) []*saveReq {
+	var hb, rest []*saveReq
+	seen := map[string]bool{}
+	for _, r := range batch {
+		if r.u.Full || seen[r.id] || r.u.Counter > math.MaxInt64 || r.ctx.Err() != nil {
+			rest = append(rest, r)
+			continue
+		}
+		seen[r.id] = true
+		hb = append(hb, r)
+	}
+	if len(hb) < 2 {
+		return batch
+	}
+	ids := make([]string, len(hb))
+	counters := make([]int64, len(hb))
+	seenAt := make([]int64, len(hb))
+	for i, r := range hb {
+		ids[i], counters[i], seenAt[i] = r.id, int64(r.u.Counter), nanos(r.u.LastSeen)
+	}
+	stored := map[string]bool{}
+	known := map[string]bool{}
+	err := func() error {
+		rows, err := s.w.QueryContext(ctx, `WITH v AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS v(id, counter, last_seen)),
+			u AS (UPDATE devices d SET counter = v.counter, last_seen = v.last_seen FROM v WHERE d.id = v.id AND d.counter < v.counter RETURNING d.id)
+			SELECT d.id, d.id IN (SELECT id FROM u) FROM devices d WHERE d.id = ANY($1::text[])`, ids, counters, seenAt)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			var ok bool
+			if err := rows.Scan(&id, &ok); err != nil {
+				return err
+			}
+			known[id], stored[id] = true, ok
+		}
+		return rows.Err()
+	}()
+	for _, r := range hb {
+		switch {
+		case err != nil:
+			r.done <- fmt.Errorf("store report: %w", err)
+		case stored[r.id]:
+			r.done <- nil
+		case known[r.id]:
+			r.done <- fleet.ErrReplayed
+		default:
+			r.done <- fmt.Errorf("device %s: %w", r.id, fleet.ErrNotFound)
+		}
+	}
+	return rest
 }

@@ -10,20 +10,30 @@ import (
 
 	"github.com/beckmanconnect/bcupdate/fleet"
 	"github.com/beckmanconnect/bcupdate/fleet/wire"
+	"github.com/beckmanconnect/bcupdate/internal/pgtest"
 )
 
 // TestCommitBatch: one batch holding a good report, a replay, a report
 // of an unknown device and another good one: each answered on its own,
 // the refused ones change nothing, the good ones are stored.
 func TestCommitBatch(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) { testCommitBatch(t, "sqlite:"+filepath.Join(t.TempDir(), "fleet.db")) })
+	t.Run("postgres", func(t *testing.T) {
+		if c := pgtest.Start(t); c != nil {
+			testCommitBatch(t, c.NewDB(t))
+		}
+	})
+}
+
+func testCommitBatch(t *testing.T, dsn string) {
 	ctx := context.Background()
-	st, err := Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "fleet.db"))
+	st, err := Open(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
 	now := time.Now().UTC()
-	for i, id := range []string{"dev-a", "dev-b"} {
+	for i, id := range []string{"dev-a", "dev-b", "dev-c", "dev-d"} {
 		if err := st.AddDevice(ctx, fleet.Device{ID: id, Site: "lab-1", PublicKey: bytes.Repeat([]byte{byte(i + 1)}, 32), Enrolled: now,
 			Sealed: []byte("s"), EmailHash: []byte(id)}); err != nil {
 			t.Fatal(err)
@@ -33,8 +43,10 @@ func TestCommitBatch(t *testing.T) {
 		return fleet.ReportUpdate{Counter: counter, LastSeen: now, Full: true, State: fleet.DeviceState{Counter: counter,
 			Components: []wire.Component{{Name: "nc", Installed: v, Channel: "stable", State: "up-to-date"}}}}
 	}
-	if err := st.SaveReport(ctx, "dev-a", full(5, "1.0.0")); err != nil {
-		t.Fatal(err)
+	for _, id := range []string{"dev-a", "dev-d"} {
+		if err := st.SaveReport(ctx, id, full(5, "1.0.0")); err != nil {
+			t.Fatal(err)
+		}
 	}
 	reqs := []*saveReq{
 		{ctx: ctx, id: "dev-b", u: full(1, "1.1.0")},
@@ -44,6 +56,11 @@ func TestCommitBatch(t *testing.T) {
 		// a component listed twice fails inside the statement sequence
 		{ctx: ctx, id: "dev-b", u: fleet.ReportUpdate{Counter: 9, LastSeen: now, Full: true, State: fleet.DeviceState{
 			Components: []wire.Component{{Name: "nc", Installed: "2.0.0"}, {Name: "nc", Installed: "2.0.0"}}}}},
+		// heartbeats: new, replayed, unknown, and a second of one device
+		{ctx: ctx, id: "dev-c", u: fleet.ReportUpdate{Counter: 8, LastSeen: now.Add(time.Hour)}},
+		{ctx: ctx, id: "dev-d", u: fleet.ReportUpdate{Counter: 1, LastSeen: now.Add(time.Hour)}},
+		{ctx: ctx, id: "dev-none", u: fleet.ReportUpdate{Counter: 1, LastSeen: now}},
+		{ctx: ctx, id: "dev-c", u: fleet.ReportUpdate{Counter: 9, LastSeen: now.Add(2 * time.Hour)}},
 	}
 	for _, r := range reqs {
 		r.done = make(chan error, 1)
@@ -53,8 +70,15 @@ func TestCommitBatch(t *testing.T) {
 	for i, r := range reqs {
 		got[i] = <-r.done
 	}
-	if got[0] != nil || !errors.Is(got[1], fleet.ErrReplayed) || !errors.Is(got[2], fleet.ErrNotFound) || got[3] != nil || got[4] == nil {
+	if got[0] != nil || !errors.Is(got[1], fleet.ErrReplayed) || !errors.Is(got[2], fleet.ErrNotFound) || got[3] != nil || got[4] == nil ||
+		got[5] != nil || !errors.Is(got[6], fleet.ErrReplayed) || !errors.Is(got[7], fleet.ErrNotFound) || got[8] != nil {
 		t.Fatalf("answers: %v", got)
+	}
+	if d, err := st.Device(ctx, "dev-c"); err != nil || d.State.Counter != 9 || !d.State.LastSeen.Equal(now.Add(2*time.Hour)) {
+		t.Fatalf("dev-c after two heartbeats: %+v %v", d.State, err)
+	}
+	if d, err := st.Device(ctx, "dev-d"); err != nil || d.State.Counter != 5 {
+		t.Fatalf("dev-d after a replayed heartbeat: %+v %v", d.State, err)
 	}
 	for id, want := range map[string]string{"dev-a": "1.1.0", "dev-b": "1.1.0"} {
 		d, err := st.Device(ctx, id)

@@ -375,6 +375,33 @@ func testManyReports(t *testing.T, st fleet.Store) {
 	if err != nil || len(ds) != n {
 		t.Fatalf("devices at 1.1.0: %d %v", len(ds), err)
 	}
+	// The same with heartbeats (a store may store them in one statement).
+	seen := t0.Add(48 * time.Hour)
+	for i := range n {
+		id := fmt.Sprintf("dev-%02d", i)
+		for k, u := range []fleet.ReportUpdate{{Counter: 7, LastSeen: seen}, {Counter: 2, LastSeen: seen}} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[3*i+k] = st.SaveReport(ctx, id, u)
+			}()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[3*i+2] = st.SaveReport(ctx, fmt.Sprintf("dev-none-%02d", i), fleet.ReportUpdate{Counter: 1, LastSeen: seen})
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[3*i] != nil || !errors.Is(errs[3*i+1], fleet.ErrReplayed) || !errors.Is(errs[3*i+2], fleet.ErrNotFound) {
+			t.Fatalf("heartbeats of device %d: new %v, replayed %v, unknown %v", i, errs[3*i], errs[3*i+1], errs[3*i+2])
+		}
+		d, err := st.Device(ctx, fmt.Sprintf("dev-%02d", i))
+		if err != nil || d.State.Counter != 7 || !d.State.LastSeen.Equal(seen) || d.State.Components[0].Installed != "1.1.0" {
+			t.Fatalf("device %d after the heartbeats: %+v %v", i, d.State, err)
+		}
+	}
 }
 
 func testConcurrentReports(t *testing.T, st fleet.Store) {
