@@ -80,6 +80,24 @@ func testCommitBatch(t *testing.T, dsn string) {
 	if d, err := st.Device(ctx, "dev-d"); err != nil || d.State.Counter != 5 {
 		t.Fatalf("dev-d after a replayed heartbeat: %+v %v", d.State, err)
 	}
+	// A full report replaces the components: one dropped is gone, one
+	// changed is changed (what the filters read).
+	two := full(20, "2.0.0")
+	two.State.Components = append(two.State.Components, wire.Component{Name: "other", Installed: "1.0.0", Channel: "stable", State: "up-to-date"})
+	if err := st.SaveReport(ctx, "dev-a", two); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SaveReport(ctx, "dev-a", full(21, "2.1.0")); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []struct {
+		filter fleet.DeviceFilter
+		want   int
+	}{{fleet.DeviceFilter{Component: "other"}, 0}, {fleet.DeviceFilter{Component: "nc", Version: "2.1.0"}, 1}, {fleet.DeviceFilter{Component: "nc", Version: "2.0.0"}, 0}} {
+		if ds, err := st.Devices(ctx, f.filter); err != nil || len(ds) != f.want {
+			t.Fatalf("Devices(%+v): %d %v, want %d", f.filter, len(ds), err, f.want)
+		}
+	}
 	for id, want := range map[string]string{"dev-a": "1.1.0", "dev-b": "1.1.0"} {
 		d, err := st.Device(ctx, id)
 		if err != nil || d.State.Components[0].Installed != want || len(d.State.Components) != 1 {

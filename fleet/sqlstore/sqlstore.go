@@ -85,10 +85,27 @@ const (
 	qDeleteComps     = `DELETE FROM components WHERE device_id = ?`
 	qInsertComp      = `INSERT INTO components (device_id, name, installed, state) VALUES (?, ?, ?, ?)`
 	qDevice          = `SELECT ` + deviceColumns + ` FROM devices WHERE id = ?`
+	// qReportFullPG is a full report in one statement on PostgreSQL (one
+	// round trip): the device's row if the counter is above the stored
+	// one, its components replaced, and whether it was stored or the
+	// device exists at all.
+	qReportFullPG = `WITH u AS (
+		UPDATE devices SET counter = $2, last_seen = $3, state = $4 WHERE id = $1 AND counter < $2 RETURNING id),
+	del AS (
+		DELETE FROM components c USING u WHERE c.device_id = u.id AND c.name <> ALL($5::text[])),
+	ins AS (
+		INSERT INTO components (device_id, name, installed, state)
+		SELECT u.id, v.name, v.installed, v.state FROM u, unnest($5::text[], $6::text[], $7::text[]) AS v(name, installed, state)
+		ON CONFLICT (device_id, name) DO UPDATE SET installed = EXCLUDED.installed, state = EXCLUDED.state)
+	SELECT (SELECT count(*) FROM u), EXISTS (SELECT 1 FROM devices WHERE id = $1)`
 )
 
 func (s *Store) prepareHot(ctx context.Context) error {
-	for _, q := range []string{qReportFull, qReportHeartbeat, qDeviceExists, qDeleteComps, qInsertComp} {
+	hot := []string{qReportFull, qReportHeartbeat, qDeviceExists, qDeleteComps, qInsertComp}
+	if s.postgres {
+		hot = append(hot, qReportFullPG)
+	}
+	for _, q := range hot {
 		if _, err := s.prepared(ctx, s.w, q); err != nil {
 			return fmt.Errorf("prepare %q: %w", q, err)
 		}
@@ -507,6 +524,37 @@ func (s *Store) putComponents(ctx context.Context, tx *sql.Tx, id string, st fle
 	return nil
 }
 
+// saveFullPG stores a full report with qReportFullPG.
+func (s *Store) saveFullPG(ctx context.Context, tx *sql.Tx, id string, u fleet.ReportUpdate) error {
+	state, err := stateJSON(u.State)
+	if err != nil {
+		return err
+	}
+	names := make([]string, len(u.State.Components))
+	installed := make([]string, len(names))
+	states := make([]string, len(names))
+	for i, c := range u.State.Components {
+		names[i], installed[i], states[i] = c.Name, c.Installed, c.State
+	}
+	st := s.txStmt(ctx, tx, qReportFullPG)
+	if st == nil {
+		return fmt.Errorf("the full report statement is not prepared")
+	}
+	var stored int
+	var exists bool
+	if err := st.QueryRowContext(ctx, id, int64(u.Counter), nanos(u.LastSeen), state, names, installed, states).Scan(&stored, &exists); err != nil {
+		return err
+	}
+	switch {
+	case stored == 1:
+		return nil
+	case exists:
+		return fleet.ErrReplayed
+	default:
+		return fmt.Errorf("device %s: %w", id, fleet.ErrNotFound)
+	}
+}
+
 // checkComponents refuses a component listed twice.
 func checkComponents(id string, cs []wire.Component) error {
 	seen := make(map[string]bool, len(cs))
@@ -635,6 +683,9 @@ func (s *Store) saveReport(ctx context.Context, tx *sql.Tx, id string, u fleet.R
 		// first write: a report is stored whole or not at all.
 		if err := checkComponents(id, u.State.Components); err != nil {
 			return err
+		}
+		if s.postgres {
+			return s.saveFullPG(ctx, tx, id, u)
 		}
 		state, jerr := stateJSON(u.State)
 		if jerr != nil {
