@@ -80,6 +80,12 @@ func testCommitBatch(t *testing.T, dsn string) {
 	if d, err := st.Device(ctx, "dev-d"); err != nil || d.State.Counter != 5 {
 		t.Fatalf("dev-d after a replayed heartbeat: %+v %v", d.State, err)
 	}
+	for id, want := range map[string]string{"dev-a": "1.1.0", "dev-b": "1.1.0"} {
+		d, err := st.Device(ctx, id)
+		if err != nil || d.State.Components[0].Installed != want || len(d.State.Components) != 1 {
+			t.Fatalf("%s: %+v %v", id, d, err)
+		}
+	}
 	// A full report replaces the components: one dropped is gone, one
 	// changed is changed (what the filters read).
 	two := full(20, "2.0.0")
@@ -96,12 +102,6 @@ func testCommitBatch(t *testing.T, dsn string) {
 	}{{fleet.DeviceFilter{Component: "other"}, 0}, {fleet.DeviceFilter{Component: "nc", Version: "2.1.0"}, 1}, {fleet.DeviceFilter{Component: "nc", Version: "2.0.0"}, 0}} {
 		if ds, err := st.Devices(ctx, f.filter); err != nil || len(ds) != f.want {
 			t.Fatalf("Devices(%+v): %d %v, want %d", f.filter, len(ds), err, f.want)
-		}
-	}
-	for id, want := range map[string]string{"dev-a": "1.1.0", "dev-b": "1.1.0"} {
-		d, err := st.Device(ctx, id)
-		if err != nil || d.State.Components[0].Installed != want || len(d.State.Components) != 1 {
-			t.Fatalf("%s: %+v %v", id, d, err)
 		}
 	}
 }
