@@ -55,7 +55,7 @@ conformance: ## run the TUF conformance suite against the agent's TUF layer (TUF
 	  echo "make conformance: want every test passed and none skipped or xfailed, got: $$summary" >&2; exit 1; \
 	fi
 
-bench: build ## benchmarks with the real binaries (needs bsdiff, wrk, nginx); writes docs/performance.md
+bench: build ## benchmarks with the real binaries (needs bsdiff, wrk, nginx, PostgreSQL); writes docs/performance.md
 	$(GO) run ./internal/benchtool -bin $(BIN) -size 512 -targets 1000,10000,100000 -out docs/performance.md
 
 cross: ## cross-compile for windows-amd64 and linux-arm64
