@@ -66,67 +66,83 @@ func (h *handler) Execute(args []string, r <-chan svc.ChangeRequest, s chan<- sv
 }
 
 func serviceCommand() *cli.Command {
-	action := func(fn func(m *mgr.Mgr, c *cli.Context) error) cli.ActionFunc {
-		return func(c *cli.Context) error {
-			m, err := mgr.Connect()
-			if err != nil {
-				return fmt.Errorf("service manager: %w (run as Administrator)", err)
+	sub := func(name, usage string, run func(context.Context, *globalOptions, *mgr.Mgr) error) *cli.Command {
+		return &cli.Command{Name: name, Usage: usage, OnUsageError: cliutil.OnUsageError, Action: func(c *cli.Context) error {
+			if err := cliutil.NoArgs(c.Args().Slice()); err != nil {
+				return err
 			}
-			defer m.Disconnect()
-			return fn(m, c)
-		}
+			return withServiceManager(c.Context, globals(c), run)
+		}}
 	}
 	return &cli.Command{
 		Name:         "service",
 		Usage:        "install, uninstall, start or stop the Windows service",
 		OnUsageError: cliutil.OnUsageError,
 		Subcommands: []*cli.Command{
-			{Name: "install", OnUsageError: cliutil.OnUsageError, Usage: "register bcagent as an automatic Windows service", Action: action(func(m *mgr.Mgr, c *cli.Context) error {
-				exe, err := os.Executable()
-				if err != nil {
-					return err
-				}
-				s, err := m.CreateService(serviceName, exe, mgr.Config{
-					DisplayName: "BeckmanConnect update agent", StartType: mgr.StartAutomatic,
-					Description: "Keeps BeckmanConnect components up to date, verified and authorized.",
-				}, "--state", c.String("state"), "run")
-				if err != nil {
-					return err
-				}
-				defer s.Close()
-				_ = s.SetRecoveryActions([]mgr.RecoveryAction{{Type: mgr.ServiceRestart, Delay: time.Minute}}, 86400)
-				fmt.Fprintf(c.App.Writer, "installed service %s (%s --state %s run)\n", serviceName, exe, c.String("state"))
-				return nil
-			})},
-			{Name: "uninstall", OnUsageError: cliutil.OnUsageError, Usage: "remove the Windows service", Action: action(func(m *mgr.Mgr, c *cli.Context) error {
-				s, err := m.OpenService(serviceName)
-				if err != nil {
-					return err
-				}
-				defer s.Close()
-				if err := s.Delete(); err != nil {
-					return err
-				}
-				fmt.Fprintf(c.App.Writer, "removed service %s\n", serviceName)
-				return nil
-			})},
-			{Name: "start", OnUsageError: cliutil.OnUsageError, Usage: "start the Windows service", Action: action(func(m *mgr.Mgr, c *cli.Context) error {
-				s, err := m.OpenService(serviceName)
-				if err != nil {
-					return err
-				}
-				defer s.Close()
-				return s.Start()
-			})},
-			{Name: "stop", OnUsageError: cliutil.OnUsageError, Usage: "stop the Windows service", Action: action(func(m *mgr.Mgr, c *cli.Context) error {
-				s, err := m.OpenService(serviceName)
-				if err != nil {
-					return err
-				}
-				defer s.Close()
-				_, err = s.Control(svc.Stop)
-				return err
-			})},
+			sub("install", "register bcagent as an automatic Windows service", runServiceInstall),
+			sub("uninstall", "remove the Windows service", runServiceUninstall),
+			sub("start", "start the Windows service", runServiceStart),
+			sub("stop", "stop the Windows service", runServiceStop),
 		},
 	}
+}
+
+// withServiceManager connects to the service manager for run.
+func withServiceManager(ctx context.Context, g *globalOptions, run func(context.Context, *globalOptions, *mgr.Mgr) error) error {
+	m, err := mgr.Connect()
+	if err != nil {
+		return fmt.Errorf("service manager: %w (run as Administrator)", err)
+	}
+	defer m.Disconnect()
+	return run(ctx, g, m)
+}
+
+func runServiceInstall(_ context.Context, g *globalOptions, m *mgr.Mgr) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	s, err := m.CreateService(serviceName, exe, mgr.Config{
+		DisplayName: "BeckmanConnect update agent", StartType: mgr.StartAutomatic,
+		Description: "Keeps BeckmanConnect components up to date, verified and authorized.",
+	}, "--state", g.State, "run")
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	_ = s.SetRecoveryActions([]mgr.RecoveryAction{{Type: mgr.ServiceRestart, Delay: time.Minute}}, 86400)
+	fmt.Fprintf(g.Stdout, "installed service %s (%s --state %s run)\n", serviceName, exe, g.State)
+	return nil
+}
+
+func runServiceUninstall(_ context.Context, g *globalOptions, m *mgr.Mgr) error {
+	s, err := m.OpenService(serviceName)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if err := s.Delete(); err != nil {
+		return err
+	}
+	fmt.Fprintf(g.Stdout, "removed service %s\n", serviceName)
+	return nil
+}
+
+func runServiceStart(_ context.Context, _ *globalOptions, m *mgr.Mgr) error {
+	s, err := m.OpenService(serviceName)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return s.Start()
+}
+
+func runServiceStop(_ context.Context, _ *globalOptions, m *mgr.Mgr) error {
+	s, err := m.OpenService(serviceName)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	_, err = s.Control(svc.Stop)
+	return err
 }
