@@ -111,6 +111,11 @@ func (t timedStore) Device(ctx context.Context, id string) (*Device, error) {
 	return t.Store.Device(ctx, id)
 }
 
+func (t timedStore) DeviceAuth(ctx context.Context, id string) (*Device, error) {
+	defer t.observe("device_auth", time.Now())
+	return t.Store.DeviceAuth(ctx, id)
+}
+
 func (t timedStore) SaveReport(ctx context.Context, id string, u ReportUpdate) error {
 	defer t.observe("save_report", time.Now())
 	return t.Store.SaveReport(ctx, id, u)

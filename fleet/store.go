@@ -39,6 +39,10 @@ type Store interface {
 	AddDevice(ctx context.Context, d Device) error
 	// Device returns one device (ErrNotFound).
 	Device(ctx context.Context, id string) (*Device, error)
+	// DeviceAuth returns what checking a heartbeat needs, cheaply: the
+	// device's ID, public key, revocation, counter and State.Digest; the
+	// rest is zero (ErrNotFound).
+	DeviceAuth(ctx context.Context, id string) (*Device, error)
 	// Devices lists devices matching f, by ID.
 	Devices(ctx context.Context, f DeviceFilter) ([]Device, error)
 	// RotateKey replaces device id's public key old with new, if the

@@ -85,6 +85,8 @@ const (
 	qDeleteComps     = `DELETE FROM components WHERE device_id = ?`
 	qInsertComp      = `INSERT INTO components (device_id, name, installed, state) VALUES (?, ?, ?, ?)`
 	qDevice          = `SELECT ` + deviceColumns + ` FROM devices WHERE id = ?`
+	qDeviceAuthLite  = `SELECT id, public_key, revoked, counter, COALESCE(json_extract(state, '$.digest'), '') FROM devices WHERE id = ?`
+	qDeviceAuthPG    = `SELECT id, public_key, revoked, counter, COALESCE(state::json->>'digest', '') FROM devices WHERE id = $1`
 	// qReportFullPG is a full report in one statement on PostgreSQL (one
 	// round trip): the device's row if the counter is above the stored
 	// one, its components replaced, and whether it was stored or the
@@ -110,8 +112,43 @@ func (s *Store) prepareHot(ctx context.Context) error {
 			return fmt.Errorf("prepare %q: %w", q, err)
 		}
 	}
+	if _, err := s.prepared(ctx, s.r, s.deviceAuthQuery()); err != nil {
+		return err
+	}
 	_, err := s.prepared(ctx, s.r, qDevice)
 	return err
+}
+
+func (s *Store) deviceAuthQuery() string {
+	if s.postgres {
+		return qDeviceAuthPG
+	}
+	return qDeviceAuthLite
+}
+
+// DeviceAuth reads what checking a heartbeat needs, without the
+// device's state.
+func (s *Store) DeviceAuth(ctx context.Context, id string) (*fleet.Device, error) {
+	st, err := s.prepared(ctx, s.r, s.deviceAuthQuery())
+	if err != nil {
+		return nil, err
+	}
+	var d fleet.Device
+	var revoked sql.NullInt64
+	var counter int64
+	err = st.QueryRowContext(ctx, id).Scan(&d.ID, &d.PublicKey, &revoked, &counter, &d.State.Digest)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("device %s: %w", id, fleet.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if revoked.Valid {
+		t := fromNanos(revoked.Int64)
+		d.Revoked = &t
+	}
+	d.State.Counter = uint64(counter)
+	return &d, nil
 }
 
 // txStmt is the writer's prepared statement of query bound to tx, or nil

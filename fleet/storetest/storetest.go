@@ -176,6 +176,9 @@ func testDevices(t *testing.T, st fleet.Store) {
 	if err := st.RotateKey(ctx, "dev-1", key(3), key(5)); !errors.Is(err, fleet.ErrNotFound) {
 		t.Fatalf("rotating a revoked device's key: %v", err)
 	}
+	if a, err := st.DeviceAuth(ctx, "dev-1"); err != nil || a.Revoked == nil || !a.Revoked.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("DeviceAuth of a revoked device: %+v %v", a, err)
+	}
 	if err := st.RevokeDevice(ctx, "dev-1", t0.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
@@ -296,6 +299,14 @@ func testReports(t *testing.T, st fleet.Store) {
 		len(got.State.Components) != 2 || got.State.Components[0].Installed != "1.0.0" || got.State.TUF.TimestampVersion != 5 ||
 		got.State.PollInterval != time.Minute || len(got.State.Flags) != 1 || !got.State.TimestampSince.Equal(u.LastSeen) {
 		t.Fatalf("after a full report: %+v", got.State)
+	}
+	auth, err := st.DeviceAuth(ctx, "dev-1")
+	if err != nil || auth.ID != "dev-1" || !bytes.Equal(auth.PublicKey, got.PublicKey) || auth.Revoked != nil ||
+		auth.State.Counter != 5 || auth.State.Digest != "d-1.0.0" {
+		t.Fatalf("DeviceAuth: %+v %v", auth, err)
+	}
+	if _, err := st.DeviceAuth(ctx, "dev-none"); !errors.Is(err, fleet.ErrNotFound) {
+		t.Fatalf("DeviceAuth of an unknown device: %v", err)
 	}
 	for _, c := range []uint64{5, 4} {
 		if err := st.SaveReport(ctx, "dev-1", fullUpdate(c, "9.9.9", "up-to-date")); !errors.Is(err, fleet.ErrReplayed) {
