@@ -49,6 +49,38 @@ type Store struct {
 	postgres bool
 	batch    *batcher // group commit of reports (batch.go)
 	stmts    sync.Map // stmtKey → *sql.Stmt: the hot queries, parsed once
+	// SQLite's checkpointer (startCheckpointer).
+	ckStop chan struct{}
+	ckDone chan struct{}
+	ckOnce sync.Once
+}
+
+// checkpointEvery is how often SQLite's write-ahead log is checkpointed
+// into the database file.
+const checkpointEvery = time.Second
+
+// startCheckpointer checkpoints SQLite's WAL on its own connection once a
+// second (PASSIVE: it copies what no reader needs, never blocking the
+// writer or readers), instead of SQLite's automatic checkpoint, which runs
+// inside the commit that crosses 1,000 pages and stalls every report
+// waiting for that commit. Durability is the WAL's either way.
+func (s *Store) startCheckpointer(ck *sql.DB) {
+	s.ckStop, s.ckDone = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(s.ckDone)
+		defer ck.Close()
+		t := time.NewTicker(checkpointEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.ckStop:
+				ck.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+				return
+			case <-t.C:
+				ck.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+			}
+		}
+	}()
 }
 
 type stmtKey struct {
@@ -217,6 +249,9 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_pragma", "foreign_keys(ON)")
+	// Checkpoints run beside the writer (checkpointer), not inside a
+	// commit that a report waits for.
+	q.Add("_pragma", "wal_autocheckpoint(0)")
 	q.Set("_txlock", "immediate")
 	w, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {
@@ -238,12 +273,24 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	}
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
+	cq := url.Values{}
+	cq.Add("_pragma", "busy_timeout(10000)")
+	cq.Add("_pragma", "synchronous(FULL)")
+	ck, err := sql.Open("sqlite", "file:"+path+"?"+cq.Encode())
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, err
+	}
+	ck.SetMaxOpenConns(1)
 	st := &Store{w: w, r: r}
 	if err := st.prepareHot(ctx); err != nil {
+		ck.Close()
 		st.Close()
 		return nil, err
 	}
 	st.startBatcher(1)
+	st.startCheckpointer(ck)
 	return st, nil
 }
 
@@ -307,6 +354,10 @@ func (s *Store) SchemaVersion(ctx context.Context) (int64, error) {
 func (s *Store) Close() error {
 	if s.batch != nil {
 		s.batch.close()
+	}
+	if s.ckStop != nil {
+		s.ckOnce.Do(func() { close(s.ckStop) })
+		<-s.ckDone
 	}
 	s.stmts.Range(func(_, v any) bool {
 		v.(*sql.Stmt).Close()
