@@ -109,6 +109,16 @@ func scaleBench(o options) (string, error) {
 					return err
 				}
 				r.metadata = dirSize(filepath.Join(w.store.Dir, "metadata"))
+				// The agent is set up before the releases are added:
+				// `bcagent init` looks at the repository once, and an
+				// agent set up afterwards would already hold the metadata
+				// that names the new release, so its check would fetch
+				// nothing but timestamp.json (what this table once showed).
+				_, c, state, stop, err := w.serveAgent(o.bin)
+				if err != nil {
+					return err
+				}
+				defer stop()
 				// Several releases, one after another: the median time.
 				var adds []time.Duration
 				var last string
@@ -130,11 +140,6 @@ func scaleBench(o options) (string, error) {
 				}
 				slices.Sort(adds)
 				r.add = adds[len(adds)/2]
-				_, c, state, stop, err := w.serveAgent(o.bin)
-				if err != nil {
-					return err
-				}
-				defer stop()
 				c.reset()
 				cm, out, err := timed(filepath.Join(o.bin, "bcagent"), "--state", state, "check")
 				if err != nil {
