@@ -92,11 +92,11 @@ type stmtKey struct {
 // prepares it on each connection of the pool as needed): the queries of
 // every report are parsed once, not once a report.
 func (s *Store) prepared(ctx context.Context, db *sql.DB, query string) (*sql.Stmt, error) {
-	key := stmtKey{db, s.q(query)}
+	key := stmtKey{db, query} // as written: no placeholder rewrite on the hot path
 	if v, ok := s.stmts.Load(key); ok {
 		return v.(*sql.Stmt), nil
 	}
-	st, err := db.PrepareContext(ctx, key.query)
+	st, err := db.PrepareContext(ctx, s.q(query))
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +186,7 @@ func (s *Store) DeviceAuth(ctx context.Context, id string) (*fleet.Device, error
 // txStmt is the writer's prepared statement of query bound to tx, or nil
 // if it was not prepared when the store opened.
 func (s *Store) txStmt(ctx context.Context, tx *sql.Tx, query string) *sql.Stmt {
-	v, ok := s.stmts.Load(stmtKey{s.w, s.q(query)})
+	v, ok := s.stmts.Load(stmtKey{s.w, query})
 	if !ok {
 		return nil
 	}

@@ -355,28 +355,33 @@ func testManyReports(t *testing.T, st fleet.Store) {
 			t.Fatal(err)
 		}
 	}
-	var wg sync.WaitGroup
-	errs := make([]error, 3*n)
-	for i := range n {
-		id := fmt.Sprintf("dev-%02d", i)
-		for k, u := range []fleet.ReportUpdate{fullUpdate(6, "1.1.0", "up-to-date"), fullUpdate(4, "9.9.9", "up-to-date")} {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				errs[3*i+k] = st.SaveReport(ctx, id, u)
-			}()
+	// wave sends, for every device at once, a new report, a replayed one
+	// and one of an unknown device, and checks each answer.
+	wave := func(what string, fresh, replayed fleet.ReportUpdate) {
+		t.Helper()
+		var wg sync.WaitGroup
+		errs := make([]error, 3*n)
+		for i := range n {
+			for k, r := range []struct {
+				id string
+				u  fleet.ReportUpdate
+			}{{fmt.Sprintf("dev-%02d", i), fresh}, {fmt.Sprintf("dev-%02d", i), replayed}, {fmt.Sprintf("dev-none-%02d", i), fresh}} {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					errs[3*i+k] = st.SaveReport(ctx, r.id, r.u)
+				}()
+			}
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[3*i+2] = st.SaveReport(ctx, fmt.Sprintf("dev-none-%02d", i), fullUpdate(1, "1.0.0", "up-to-date"))
-		}()
+		wg.Wait()
+		for i := range n {
+			if errs[3*i] != nil || !errors.Is(errs[3*i+1], fleet.ErrReplayed) || !errors.Is(errs[3*i+2], fleet.ErrNotFound) {
+				t.Fatalf("%s of device %d: new %v, replayed %v, unknown %v", what, i, errs[3*i], errs[3*i+1], errs[3*i+2])
+			}
+		}
 	}
-	wg.Wait()
+	wave("full reports", fullUpdate(6, "1.1.0", "up-to-date"), fullUpdate(4, "9.9.9", "up-to-date"))
 	for i := range n {
-		if errs[3*i] != nil || !errors.Is(errs[3*i+1], fleet.ErrReplayed) || !errors.Is(errs[3*i+2], fleet.ErrNotFound) {
-			t.Fatalf("device %d: new %v, replayed %v, unknown %v", i, errs[3*i], errs[3*i+1], errs[3*i+2])
-		}
 		d, err := st.Device(ctx, fmt.Sprintf("dev-%02d", i))
 		if err != nil || d.State.Counter != 6 || d.State.Components[0].Installed != "1.1.0" {
 			t.Fatalf("device %d after the reports: %+v %v", i, d, err)
@@ -388,26 +393,8 @@ func testManyReports(t *testing.T, st fleet.Store) {
 	}
 	// The same with heartbeats (a store may store them in one statement).
 	seen := t0.Add(48 * time.Hour)
+	wave("heartbeats", fleet.ReportUpdate{Counter: 7, LastSeen: seen}, fleet.ReportUpdate{Counter: 2, LastSeen: seen})
 	for i := range n {
-		id := fmt.Sprintf("dev-%02d", i)
-		for k, u := range []fleet.ReportUpdate{{Counter: 7, LastSeen: seen}, {Counter: 2, LastSeen: seen}} {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				errs[3*i+k] = st.SaveReport(ctx, id, u)
-			}()
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[3*i+2] = st.SaveReport(ctx, fmt.Sprintf("dev-none-%02d", i), fleet.ReportUpdate{Counter: 1, LastSeen: seen})
-		}()
-	}
-	wg.Wait()
-	for i := range n {
-		if errs[3*i] != nil || !errors.Is(errs[3*i+1], fleet.ErrReplayed) || !errors.Is(errs[3*i+2], fleet.ErrNotFound) {
-			t.Fatalf("heartbeats of device %d: new %v, replayed %v, unknown %v", i, errs[3*i], errs[3*i+1], errs[3*i+2])
-		}
 		d, err := st.Device(ctx, fmt.Sprintf("dev-%02d", i))
 		if err != nil || d.State.Counter != 7 || !d.State.LastSeen.Equal(seen) || d.State.Components[0].Installed != "1.1.0" {
 			t.Fatalf("device %d after the heartbeats: %+v %v", i, d.State, err)
