@@ -178,8 +178,8 @@ func (s *Store) heartbeatsAtOnce(ctx context.Context, batch []*saveReq) []*saveR
 	known := map[string]bool{}
 	err := func() error {
 		rows, err := s.w.QueryContext(ctx, `WITH v AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS v(id, counter, last_seen)),
-			u AS (UPDATE devices d SET counter = v.counter, last_seen = v.last_seen FROM v WHERE d.id = v.id AND d.counter < v.counter RETURNING d.id)
-			SELECT d.id, d.id IN (SELECT id FROM u) FROM devices d WHERE d.id = ANY($1::text[])`, ids, counters, seenAt)
+			u AS (UPDATE device_seen d SET counter = v.counter, last_seen = v.last_seen FROM v WHERE d.device_id = v.id AND d.counter < v.counter RETURNING d.device_id)
+			SELECT d.device_id, d.device_id IN (SELECT device_id FROM u) FROM device_seen d WHERE d.device_id = ANY($1::text[])`, ids, counters, seenAt)
 		if err != nil {
 			return err
 		}

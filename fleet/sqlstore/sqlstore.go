@@ -111,31 +111,35 @@ func (s *Store) prepared(ctx context.Context, db *sql.DB, query string) (*sql.St
 // the writer inside a transaction would wait for the connection the
 // transaction holds: SQLite's writer is one connection).
 const (
-	qReportFull      = `UPDATE devices SET counter = ?, last_seen = ?, state = ? WHERE id = ? AND counter < ?`
-	qReportHeartbeat = `UPDATE devices SET counter = ?, last_seen = ? WHERE id = ? AND counter < ?`
+	// What a report changes lives in device_seen (migration 4): a
+	// heartbeat rewrites that narrow row, never the devices row.
+	qReportHeartbeat = `UPDATE device_seen SET counter = ?, last_seen = ? WHERE device_id = ? AND counter < ?`
+	qReportSeen      = `UPDATE device_seen SET counter = ?, last_seen = ?, digest = ? WHERE device_id = ? AND counter < ?`
+	qReportState     = `UPDATE devices SET state = ? WHERE id = ?`
 	qDeviceExists    = `SELECT 1 FROM devices WHERE id = ?`
 	qDeleteComps     = `DELETE FROM components WHERE device_id = ?`
 	qInsertComp      = `INSERT INTO components (device_id, name, installed, state) VALUES (?, ?, ?, ?)`
-	qDevice          = `SELECT ` + deviceColumns + ` FROM devices WHERE id = ?`
-	qDeviceAuthLite  = `SELECT id, public_key, revoked, counter, COALESCE(json_extract(state, '$.digest'), '') FROM devices WHERE id = ?`
-	qDeviceAuthPG    = `SELECT id, public_key, revoked, counter, COALESCE(state::json->>'digest', '') FROM devices WHERE id = $1`
+	qDevice          = `SELECT ` + deviceColumns + ` FROM ` + deviceFrom + ` WHERE devices.id = ?`
+	qDeviceAuth      = `SELECT devices.id, public_key, revoked, device_seen.counter, device_seen.digest FROM ` + deviceFrom + ` WHERE devices.id = ?`
 	// qReportFullPG is a full report in one statement on PostgreSQL (one
-	// round trip): the device's row if the counter is above the stored
-	// one, its components replaced, and whether it was stored or the
+	// round trip): the device's counter if the report's is above it, its
+	// state, its components replaced, and whether it was stored or the
 	// device exists at all.
-	qReportFullPG = `WITH u AS (
-		UPDATE devices SET counter = $2, last_seen = $3, state = $4 WHERE id = $1 AND counter < $2 RETURNING id),
+	qReportFullPG = `WITH s AS (
+		UPDATE device_seen SET counter = $2, last_seen = $3, digest = $8 WHERE device_id = $1 AND counter < $2 RETURNING device_id AS id),
+	u AS (
+		UPDATE devices SET state = $4 FROM s WHERE devices.id = s.id RETURNING devices.id),
 	del AS (
-		DELETE FROM components c USING u WHERE c.device_id = u.id AND c.name <> ALL($5::text[])),
+		DELETE FROM components c USING s WHERE c.device_id = s.id AND c.name <> ALL($5::text[])),
 	ins AS (
 		INSERT INTO components (device_id, name, installed, state)
-		SELECT u.id, v.name, v.installed, v.state FROM u, unnest($5::text[], $6::text[], $7::text[]) AS v(name, installed, state)
+		SELECT s.id, v.name, v.installed, v.state FROM s, unnest($5::text[], $6::text[], $7::text[]) AS v(name, installed, state)
 		ON CONFLICT (device_id, name) DO UPDATE SET installed = EXCLUDED.installed, state = EXCLUDED.state)
 	SELECT (SELECT count(*) FROM u), EXISTS (SELECT 1 FROM devices WHERE id = $1)`
 )
 
 func (s *Store) prepareHot(ctx context.Context) error {
-	hot := []string{qReportFull, qReportHeartbeat, qDeviceExists, qDeleteComps, qInsertComp}
+	hot := []string{qReportHeartbeat, qReportSeen, qReportState, qDeviceExists, qDeleteComps, qInsertComp}
 	if s.postgres {
 		hot = append(hot, qReportFullPG)
 	}
@@ -144,24 +148,17 @@ func (s *Store) prepareHot(ctx context.Context) error {
 			return fmt.Errorf("prepare %q: %w", q, err)
 		}
 	}
-	if _, err := s.prepared(ctx, s.r, s.deviceAuthQuery()); err != nil {
+	if _, err := s.prepared(ctx, s.r, qDeviceAuth); err != nil {
 		return err
 	}
 	_, err := s.prepared(ctx, s.r, qDevice)
 	return err
 }
 
-func (s *Store) deviceAuthQuery() string {
-	if s.postgres {
-		return qDeviceAuthPG
-	}
-	return qDeviceAuthLite
-}
-
 // DeviceAuth reads what checking a heartbeat needs, without the
 // device's state.
 func (s *Store) DeviceAuth(ctx context.Context, id string) (*fleet.Device, error) {
-	st, err := s.prepared(ctx, s.r, s.deviceAuthQuery())
+	st, err := s.prepared(ctx, s.r, qDeviceAuth)
 	if err != nil {
 		return nil, err
 	}
@@ -581,13 +578,20 @@ func (s *Store) insertDevice(ctx context.Context, tx *sql.Tx, d fleet.Device) er
 		revoked = nanos(*d.Revoked)
 	}
 	_, err = tx.ExecContext(ctx, s.q(`INSERT INTO devices
-		(id, site, public_key, enrolled, revoked, sealed, email_hash, instrument, replaces, counter, last_seen, state)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		d.ID, d.Site, d.PublicKey, nanos(d.Enrolled), revoked, d.Sealed, d.EmailHash, string(inst), d.Replaces,
-		int64(d.State.Counter), nanos(d.State.LastSeen), state)
+		(id, site, public_key, enrolled, revoked, sealed, email_hash, instrument, replaces, state)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		d.ID, d.Site, d.PublicKey, nanos(d.Enrolled), revoked, d.Sealed, d.EmailHash, string(inst), d.Replaces, state)
 	if isUnique(err) {
 		return fmt.Errorf("device %s: %w", d.ID, fleet.ErrExists)
 	}
+	if err != nil {
+		return err
+	}
+	if d.State.Counter > math.MaxInt64 {
+		return fmt.Errorf("%w: device %s: counter %d is out of range", errMalformed, d.ID, d.State.Counter)
+	}
+	_, err = tx.ExecContext(ctx, s.q(`INSERT INTO device_seen (device_id, counter, last_seen, digest) VALUES (?, ?, ?, ?)`),
+		d.ID, int64(d.State.Counter), nanos(d.State.LastSeen), d.State.Digest)
 	if err != nil {
 		return err
 	}
@@ -630,7 +634,7 @@ func (s *Store) saveFullPG(ctx context.Context, tx *sql.Tx, id string, u fleet.R
 	}
 	var stored int
 	var exists bool
-	if err := st.QueryRowContext(ctx, id, int64(u.Counter), nanos(u.LastSeen), state, names, installed, states).Scan(&stored, &exists); err != nil {
+	if err := st.QueryRowContext(ctx, id, int64(u.Counter), nanos(u.LastSeen), state, names, installed, states, u.State.Digest).Scan(&stored, &exists); err != nil {
 		return err
 	}
 	switch {
@@ -655,7 +659,11 @@ func checkComponents(id string, cs []wire.Component) error {
 	return nil
 }
 
-const deviceColumns = `id, site, public_key, enrolled, revoked, sealed, email_hash, instrument, replaces, counter, last_seen, state`
+// deviceColumns are what scanDevice reads, from deviceFrom.
+const (
+	deviceColumns = `devices.id, site, public_key, enrolled, revoked, sealed, email_hash, instrument, replaces, device_seen.counter, device_seen.last_seen, state`
+	deviceFrom    = `devices JOIN device_seen ON device_seen.device_id = devices.id`
+)
 
 func scanDevice(row scanner) (*fleet.Device, error) {
 	var d fleet.Device
@@ -721,11 +729,11 @@ func (s *Store) Devices(ctx context.Context, f fleet.DeviceFilter) ([]fleet.Devi
 		}
 		where = append(where, "EXISTS (SELECT 1 FROM components c WHERE "+strings.Join(sub, " AND ")+")")
 	}
-	query := `SELECT ` + deviceColumns + ` FROM devices`
+	query := `SELECT ` + deviceColumns + ` FROM ` + deviceFrom
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
-	rows, err := s.r.QueryContext(ctx, s.q(query+" ORDER BY id"), args...)
+	rows, err := s.r.QueryContext(ctx, s.q(query+" ORDER BY devices.id"), args...)
 	if err != nil {
 		return nil, err
 	}
@@ -779,8 +787,15 @@ func (s *Store) saveReport(ctx context.Context, tx *sql.Tx, id string, u fleet.R
 		if jerr != nil {
 			return jerr
 		}
-		res, err = s.txExec(ctx, tx, qReportFull,
-			int64(u.Counter), nanos(u.LastSeen), state, id, int64(u.Counter))
+		res, err = s.txExec(ctx, tx, qReportSeen,
+			int64(u.Counter), nanos(u.LastSeen), u.State.Digest, id, int64(u.Counter))
+		if err == nil {
+			if n, aerr := res.RowsAffected(); aerr == nil && n == 1 {
+				if _, err := s.txExec(ctx, tx, qReportState, state, id); err != nil {
+					return err
+				}
+			}
+		}
 	} else {
 		res, err = s.txExec(ctx, tx, qReportHeartbeat,
 			int64(u.Counter), nanos(u.LastSeen), id, int64(u.Counter))
