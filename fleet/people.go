@@ -132,8 +132,18 @@ func (p *People) authenticate(r *http.Request) (*Person, error) {
 	if e, ok := claims["email"].(string); ok {
 		who.Email = e
 	}
+	who.role = RoleFromClaims(claims, p.o.RolesClaim)
+	who.Role = who.role.String()
+	return who, nil
+}
+
+// RoleFromClaims is the highest role an ID token's claims give in claim
+// (a list of names, or one string of names separated by spaces: viewer,
+// support, admin, or the same with a "bcfleet-" prefix); RoleNone if
+// none.
+func RoleFromClaims(claims map[string]any, claim string) Role {
 	var values []string
-	switch v := claims[p.o.RolesClaim].(type) {
+	switch v := claims[claim].(type) {
 	case string:
 		values = strings.Fields(v)
 	case []any:
@@ -143,13 +153,13 @@ func (p *People) authenticate(r *http.Request) (*Person, error) {
 			}
 		}
 	}
+	role := RoleNone
 	for _, v := range values {
-		if r := roleNames[strings.TrimPrefix(v, "bcfleet-")]; r > who.role {
-			who.role = r
+		if r := roleNames[strings.TrimPrefix(v, "bcfleet-")]; r > role {
+			role = r
 		}
 	}
-	who.Role = who.role.String()
-	return who, nil
+	return role
 }
 
 type apiErr struct {

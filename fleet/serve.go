@@ -27,6 +27,9 @@ type ServeOptions struct {
 	Ready func(url string)
 	// People, if set, is the people's API (OIDC), mounted at /api/.
 	People http.Handler
+	// Web, if set, is the dashboard (fleet/web), mounted at / beside
+	// the APIs.
+	Web http.Handler
 }
 
 // Metrics are the service's Prometheus metrics (/metrics).
@@ -153,7 +156,7 @@ func OnlineCount(ctx context.Context, st Store) (int, error) {
 }
 
 // Serve serves the device API, /metrics and (when set) the people's API
-// until ctx is cancelled.
+// and the dashboard until ctx is cancelled.
 func Serve(ctx context.Context, s *Server, m *Metrics, o ServeOptions) error {
 	if (o.TLSCert == "") != (o.TLSKey == "") {
 		return errUsage("--tls-cert and --tls-key go together")
@@ -173,6 +176,9 @@ func Serve(ctx context.Context, s *Server, m *Metrics, o ServeOptions) error {
 			p.o.Rejected = func(reason string) { m.rejected.WithLabelValues(reason).Inc() }
 		}
 		mux.Handle("/api/", o.People)
+	}
+	if o.Web != nil {
+		mux.Handle("/", o.Web)
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 90 * time.Second, MaxHeaderBytes: 16 << 10}

@@ -45,6 +45,9 @@ type Store interface {
 	DeviceAuth(ctx context.Context, id string) (*Device, error)
 	// Devices lists devices matching f, by ID.
 	Devices(ctx context.Context, f DeviceFilter) ([]Device, error)
+	// DevicePage returns one page of the devices q selects, by ID, and
+	// how many it selects in all (the dashboard's fleet page).
+	DevicePage(ctx context.Context, q DeviceQuery) (*DevicePage, error)
 	// RotateKey replaces device id's public key old with new, if the
 	// device has key old and is not revoked (else ErrNotFound); ErrExists
 	// if another device has key new.

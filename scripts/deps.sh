@@ -97,6 +97,8 @@ check() {
   tool wrk wrk --version
   tool nginx nginx-light -v
   tool faketime faketime --version
+  # The dashboard's browser tests (fleet/web, chromedp): headless Chromium.
+  tool chromium chromium --version
 
   # PostgreSQL for the fleet store's suite (internal/pgtest runs initdb and
   # pg_ctl from here as the postgres user in a temporary directory).

@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/beckmanconnect/bcupdate/fleet"
+	"github.com/beckmanconnect/bcupdate/fleet/web"
 	"github.com/beckmanconnect/bcupdate/internal/cliutil"
 	"github.com/beckmanconnect/bcupdate/internal/errs"
 )
@@ -25,14 +28,41 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "oidc-issuer", Usage: "OpenID Connect issuer `URL` of the company's sign-on; turns on the people's API (/api/); without it only devices talk to the service", EnvVars: []string{"BCFLEET_OIDC_ISSUER"}},
 			&cli.StringFlag{Name: "oidc-client-id", Usage: "this service's client `ID` at the issuer: the audience its ID tokens must name", EnvVars: []string{"BCFLEET_OIDC_CLIENT_ID"}},
 			&cli.StringFlag{Name: "roles-claim", Value: "roles", Usage: "ID token claim `NAME` that lists the person's roles (viewer, support, admin; also as bcfleet-viewer, …)", EnvVars: []string{"BCFLEET_ROLES_CLAIM"}},
+			&cli.StringFlag{Name: "oidc-client-secret-file", Usage: "`FILE` holding the client secret the issuer gave this service, for the dashboard's sign-in (without it: a public client, PKCE alone)", EnvVars: []string{"BCFLEET_OIDC_CLIENT_SECRET_FILE"}},
+			&cli.StringFlag{Name: "public-url", Usage: "the https://HOST[:PORT] `URL` people reach the dashboard at; its sign-in returns to URL/auth/callback (default: the address itself, on loopback only)", EnvVars: []string{"BCFLEET_PUBLIC_URL"}},
 		},
 		OnUsageError: cliutil.OnUsageError,
 		Action: func(c *cli.Context) error {
 			return runServe(c.Context, globals(c), serveOptions{DB: c.String("db"), KEK: c.String("kek"), Addr: c.String("addr"),
 				TLSCert: c.String("tls-cert"), TLSKey: c.String("tls-key"), OIDCIssuer: c.String("oidc-issuer"),
-				OIDCClientID: c.String("oidc-client-id"), RolesClaim: c.String("roles-claim"), Args: c.Args().Slice()})
+				OIDCClientID: c.String("oidc-client-id"), RolesClaim: c.String("roles-claim"), OIDCClientSecretFile: c.String("oidc-client-secret-file"),
+				PublicURL: c.String("public-url"), Args: c.Args().Slice()})
 		},
 	}
+}
+
+// readClientSecret reads the OIDC client secret from its file ("" for
+// none): one line, and only the owner may read the file.
+func readClientSecret(path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", cliutil.Usagef("oidc-client-secret-file", "--oidc-client-secret-file %s: %v", path, err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return "", cliutil.Usagef("oidc-client-secret-file", "--oidc-client-secret-file %s is readable by others (mode %04o): chmod 600 it", path, fi.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", cliutil.Usagef("oidc-client-secret-file", "--oidc-client-secret-file %s: %v", path, err)
+	}
+	secret := strings.TrimSpace(string(b))
+	if secret == "" || len(secret) > 4096 || strings.ContainsAny(secret, "\r\n") {
+		return "", cliutil.Usagef("oidc-client-secret-file", "--oidc-client-secret-file %s: want the client secret alone on one line", path)
+	}
+	return secret, nil
 }
 
 // serveOptions are bcfleet serve's flags.
@@ -42,7 +72,10 @@ type serveOptions struct {
 	OIDCIssuer      string
 	OIDCClientID    string
 	RolesClaim      string
-	Args            []string
+	// OIDCClientSecretFile and PublicURL are the dashboard's sign-in.
+	OIDCClientSecretFile string
+	PublicURL            string
+	Args                 []string
 }
 
 func runServe(ctx context.Context, g *globalOptions, o serveOptions) error {
@@ -55,6 +88,13 @@ func runServe(ctx context.Context, g *globalOptions, o serveOptions) error {
 	if o.OIDCIssuer == "" && o.OIDCClientID != "" {
 		return cliutil.Usagef("oidc-issuer", "--oidc-client-id needs --oidc-issuer")
 	}
+	if o.OIDCIssuer == "" && (o.OIDCClientSecretFile != "" || o.PublicURL != "") {
+		return cliutil.Usagef("oidc-issuer", "--oidc-client-secret-file and --public-url are the dashboard's sign-in: they need --oidc-issuer")
+	}
+	secret, err := readClientSecret(o.OIDCClientSecretFile)
+	if err != nil {
+		return err
+	}
 	return withStore(ctx, o.DB, func(st fleet.Store) error {
 		// After the store: an AWS KMS key keeps its wrapped email-lookup
 		// key there.
@@ -65,19 +105,29 @@ func runServe(ctx context.Context, g *globalOptions, o serveOptions) error {
 		log := g.logger()
 		s := &fleet.Server{Store: st, KEK: kek, Log: log}
 		m := fleet.NewMetrics(func() (int, error) { return fleet.OnlineCount(ctx, st) })
-		var people http.Handler // nil (not a nil *People) without an issuer
+		var people, dash http.Handler // nil (not a nil *People) without an issuer
 		if o.OIDCIssuer != "" {
 			p, err := fleet.NewPeople(ctx, fleet.PeopleOptions{Issuer: o.OIDCIssuer, ClientID: o.OIDCClientID, RolesClaim: o.RolesClaim, Store: st, KEK: kek})
 			if err != nil {
 				return err
 			}
 			people = p
+			w, err := web.New(ctx, web.Options{Issuer: o.OIDCIssuer, ClientID: o.OIDCClientID, ClientSecret: secret, RolesClaim: o.RolesClaim,
+				PublicURL: o.PublicURL, Store: st, KEK: kek, Log: log})
+			if err != nil {
+				return err
+			}
+			dash = w
 		}
-		return fleet.Serve(ctx, s, m, fleet.ServeOptions{Addr: o.Addr, TLSCert: o.TLSCert, TLSKey: o.TLSKey, Log: log, People: people,
+		return fleet.Serve(ctx, s, m, fleet.ServeOptions{Addr: o.Addr, TLSCert: o.TLSCert, TLSKey: o.TLSKey, Log: log, People: people, Web: dash,
 			Ready: func(url string) {
 				people := "people's API off (no --oidc-issuer)"
 				if o.OIDCIssuer != "" {
-					people = "people's API at " + url + "/api/ (sign-on: " + o.OIDCIssuer + ")"
+					dashURL := url
+					if o.PublicURL != "" {
+						dashURL = strings.TrimSuffix(o.PublicURL, "/")
+					}
+					people = "people's API at " + url + "/api/ (sign-on: " + o.OIDCIssuer + "), dashboard at " + dashURL + "/"
 				}
 				fmt.Fprintf(g.Stdout, "bcfleet %s serving devices at %s, metrics at %s/metrics, %s\n", version, url, url, people)
 			}})

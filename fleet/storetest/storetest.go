@@ -31,6 +31,7 @@ func Run(t *testing.T, open func(t *testing.T) fleet.Store) {
 		{"ConcurrentReports", testConcurrentReports},
 		{"ManyReportsAtOnce", testManyReports},
 		{"Filters", testFilters},
+		{"DevicePage", testDevicePage},
 		{"AccessLog", testAccessLog},
 		{"ConcurrentAccessLog", testConcurrentAccess},
 	} {

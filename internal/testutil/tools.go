@@ -39,6 +39,8 @@ var Tools = map[string]Tool{
 	"wrk":          {Name: "wrk", VersionArgs: []string{"--version"}},
 	"nginx":        {Name: "nginx", VersionArgs: []string{"-v"}},
 	"faketime":     {Name: "faketime", VersionArgs: []string{"--version"}},
+	// The dashboard's browser tests (fleet/web) drive it with chromedp.
+	"chromium": {Name: "chromium", VersionArgs: []string{"--version"}},
 }
 
 // MissingTool skips the test with msg, which should say what to install

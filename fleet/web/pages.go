@@ -1,0 +1,392 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/beckmanconnect/bcupdate/fleet"
+	"github.com/beckmanconnect/bcupdate/fleet/wire"
+	"github.com/beckmanconnect/bcupdate/repo"
+)
+
+// storeFailed is the page for a store that did not answer.
+func (d *Dashboard) storeFailed(w http.ResponseWriter, s *session, err error) {
+	d.o.Log.Error("dashboard store", "err", err)
+	d.fail(w, s, http.StatusInternalServerError, "The fleet store did not answer; try again in a moment.")
+}
+
+// Rollout states in the CLI's words (bcfleet rollout status), in the
+// order the chart stacks them.
+var rolloutSeries = []struct{ Key, Label string }{
+	{"installed", "installed"},
+	{"staged", "staged"},
+	{"awaiting", "awaiting authorization"},
+	{"failed", "failed (rolled back)"},
+	{"rolled_back", "rolled back by hand"},
+	{"silent", "silent (offline)"},
+	{"pending", "not there yet"},
+}
+
+// maxReleases is how many of a channel's releases the rollouts page
+// shows, newest first.
+const maxReleases = 6
+
+type reasonCount struct {
+	Reason string
+	Count  int
+}
+
+type releaseRow struct {
+	fleet.RolloutStatus
+	OverLimit bool
+	Reasons   []reasonCount
+}
+
+type rolloutGroup struct {
+	Component, Channel string
+	Releases           []releaseRow
+	// Chart is the chart's data (static/app.js draws it).
+	Chart string
+}
+
+type rolloutsData struct {
+	Groups   []rolloutGroup
+	Limit    float64
+	Devices  int
+	Now      time.Time
+	ChartLib string
+}
+
+// chartData is what static/app.js reads from a canvas's data-chart.
+type chartData struct {
+	Title  string        `json:"title"`
+	Labels []string      `json:"labels"`
+	Series []chartSeries `json:"series"`
+}
+
+type chartSeries struct {
+	Key   string `json:"key"`
+	Label string `json:"label"`
+	Data  []int  `json:"data"`
+}
+
+// rollouts: per component and channel, each release's counts (stacked),
+// failure rate against the guard's limit and top failure reasons.
+func (d *Dashboard) rollouts(w http.ResponseWriter, r *http.Request, s *session) {
+	devices, err := d.o.Store.Devices(r.Context(), fleet.DeviceFilter{})
+	if err != nil {
+		d.storeFailed(w, s, err)
+		return
+	}
+	now := d.now()
+	type key struct{ component, channel string }
+	byKey := map[key][]fleet.Device{}
+	versions := map[key]map[string]bool{}
+	for i := range devices {
+		dev := &devices[i]
+		if dev.Revoked != nil {
+			continue
+		}
+		for _, c := range dev.State.Components {
+			k := key{c.Name, c.Channel}
+			byKey[k] = append(byKey[k], *dev)
+			if versions[k] == nil {
+				versions[k] = map[string]bool{}
+			}
+			for _, v := range []string{c.Installed, c.Staged, c.Failed} {
+				if v != "" {
+					versions[k][v] = true
+				}
+			}
+		}
+	}
+	keys := make([]key, 0, len(byKey))
+	for k := range byKey {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b key) int {
+		if c := strings.Compare(a.component, b.component); c != 0 {
+			return c
+		}
+		return strings.Compare(a.channel, b.channel)
+	})
+	data := rolloutsData{Limit: d.o.MaxFailureRate, Devices: len(devices), Now: now, ChartLib: ChartJSVersion}
+	for _, k := range keys {
+		vs := make([]string, 0, len(versions[k]))
+		for v := range versions[k] {
+			vs = append(vs, v)
+		}
+		slices.SortFunc(vs, func(a, b string) int { return repo.CompareVersions(b, a) })
+		if len(vs) > maxReleases {
+			vs = vs[:maxReleases]
+		}
+		g := rolloutGroup{Component: k.component, Channel: k.channel}
+		chart := chartData{Title: k.component + " on " + channelName(k.channel)}
+		counts := make([][]int, len(rolloutSeries))
+		for _, v := range vs {
+			st := fleet.Rollout(byKey[k], k.component, v, now)
+			row := releaseRow{RolloutStatus: st, OverLimit: st.FailureRate > d.o.MaxFailureRate, Reasons: reasons(byKey[k], k.component, v, now)}
+			g.Releases = append(g.Releases, row)
+			chart.Labels = append(chart.Labels, v)
+			for i, n := range []int{st.Installed, st.Staged, st.Awaiting, st.Failed, st.RolledBack, st.Silent, st.Pending} {
+				counts[i] = append(counts[i], n)
+			}
+		}
+		for i, sr := range rolloutSeries {
+			chart.Series = append(chart.Series, chartSeries{Key: sr.Key, Label: sr.Label, Data: counts[i]})
+		}
+		b, _ := json.Marshal(chart)
+		g.Chart = string(b)
+		data.Groups = append(data.Groups, g)
+	}
+	d.render(w, http.StatusOK, "rollouts", view{Title: "Rollouts", Who: s, CSRF: s.CSRF, Nav: "rollouts", Data: data})
+}
+
+func channelName(c string) string {
+	if c == "" {
+		return "(no channel)"
+	}
+	return c
+}
+
+// reasons are the failure reasons of the devices that failed version of
+// component (and are reporting), most frequent first, at most five.
+func reasons(devices []fleet.Device, component, version string, now time.Time) []reasonCount {
+	n := map[string]int{}
+	for i := range devices {
+		if !devices[i].Online(now) {
+			continue
+		}
+		for _, c := range devices[i].State.Components {
+			if c.Name == component && c.State == "failed" && c.Failed == version {
+				why := c.Reason
+				if why == "" {
+					why = "(no reason given)"
+				}
+				n[why]++
+			}
+		}
+	}
+	out := make([]reasonCount, 0, len(n))
+	for why, c := range n {
+		out = append(out, reasonCount{why, c})
+	}
+	slices.SortFunc(out, func(a, b reasonCount) int {
+		if a.Count != b.Count {
+			return b.Count - a.Count
+		}
+		return strings.Compare(a.Reason, b.Reason)
+	})
+	if len(out) > 5 {
+		out = out[:5]
+	}
+	return out
+}
+
+// pageSize is the fleet page's number of devices.
+const pageSize = 50
+
+type fleetRow struct {
+	fleet.DeviceSummary
+	Model string
+}
+
+type fleetData struct {
+	Q                 fleet.DeviceQuery
+	Rows              []fleetRow
+	Total             int
+	Prev, Next        string // query strings, "" for none
+	States, Presences []string
+}
+
+// Component states as the agent reports them (DESIGN.md).
+var componentStates = []string{"up-to-date", "update-available", "staged", "awaiting-authorization", "failed"}
+
+// fleet: devices with search and filters, paged in the store.
+func (d *Dashboard) fleet(w http.ResponseWriter, r *http.Request, s *session) {
+	p := r.URL.Query()
+	q := fleet.DeviceQuery{DeviceFilter: fleet.DeviceFilter{Site: strings.TrimSpace(p.Get("site")), Component: strings.TrimSpace(p.Get("component")),
+		Version: strings.TrimSpace(p.Get("version")), State: p.Get("state")},
+		Model: strings.TrimSpace(p.Get("model")), Search: strings.TrimSpace(p.Get("q")), Presence: p.Get("online"),
+		After: p.Get("after"), Before: p.Get("before"), Limit: pageSize, Now: d.now()}
+	for _, v := range []string{q.Site, q.Component, q.Version, q.State, q.Model, q.Search, q.After, q.Before} {
+		if len(v) > 256 {
+			d.fail(w, s, http.StatusBadRequest, "A filter is longer than 256 characters.")
+			return
+		}
+	}
+	if q.Presence != "" && q.Presence != fleet.PresenceOnline && q.Presence != fleet.PresenceOffline {
+		d.fail(w, s, http.StatusBadRequest, "online="+q.Presence+": want online or offline (or nothing for both).")
+		return
+	}
+	if q.State != "" && !slices.Contains(componentStates, q.State) {
+		d.fail(w, s, http.StatusBadRequest, "state="+q.State+": want one of "+strings.Join(componentStates, ", ")+".")
+		return
+	}
+	if (q.Version != "" || q.State != "") && q.Component == "" {
+		d.fail(w, s, http.StatusBadRequest, "A version or state filter needs a component (the version or state of which component?).")
+		return
+	}
+	if q.After != "" && q.Before != "" {
+		q.Before = ""
+	}
+	page, err := d.o.Store.DevicePage(r.Context(), q)
+	if err != nil {
+		d.storeFailed(w, s, err)
+		return
+	}
+	data := fleetData{Q: q, Total: page.Total, States: componentStates, Presences: []string{fleet.PresenceOnline, fleet.PresenceOffline}}
+	for i := range page.Devices {
+		data.Rows = append(data.Rows, fleetRow{DeviceSummary: page.Devices[i].Summary(q.Now), Model: page.Devices[i].Instrument.Model})
+	}
+	// Previous and next: the filters, and the first or last ID shown.
+	link := func(dir, id string) string {
+		v := url.Values{}
+		for _, k := range []string{"q", "site", "model", "component", "version", "state", "online"} {
+			if x := p.Get(k); x != "" {
+				v.Set(k, x)
+			}
+		}
+		v.Set(dir, id)
+		return v.Encode()
+	}
+	if n := len(page.Devices); n > 0 {
+		hasPrev := q.After != "" || (q.Before != "" && page.More)
+		hasNext := page.More && q.Before == "" || q.Before != ""
+		if hasPrev {
+			data.Prev = link("before", page.Devices[0].ID)
+		}
+		if hasNext {
+			data.Next = link("after", page.Devices[n-1].ID)
+		}
+	}
+	d.render(w, http.StatusOK, "fleet", view{Title: "Fleet", Who: s, CSRF: s.CSRF, Nav: "fleet", Data: data})
+}
+
+type featureRow struct {
+	Component, Feature, State string
+}
+
+type deviceData struct {
+	fleet.DeviceSummary
+	Enrolled time.Time
+	Replaces string
+	Counter  uint64
+	Poll     time.Duration
+	TUF      wire.TUF
+	Audit    wire.LogHead
+	Consent  wire.LogHead
+	Features []featureRow
+	Enrollee *wire.Enrollee
+	Seq      int64 // the access log entry of this view (support)
+}
+
+func deviceView(dev *fleet.Device, now time.Time) deviceData {
+	dd := deviceData{DeviceSummary: dev.Summary(now), Enrolled: dev.Enrolled, Replaces: dev.Replaces, Counter: dev.State.Counter,
+		Poll: dev.State.PollInterval, TUF: dev.State.TUF, Audit: dev.State.Audit, Consent: dev.State.Consent}
+	if dd.Poll <= 0 {
+		dd.Poll = fleet.DefaultPollInterval
+	}
+	for _, c := range dev.State.Components {
+		for _, f := range c.ActiveFeatures {
+			dd.Features = append(dd.Features, featureRow{c.Name, f, "active"})
+		}
+		for _, f := range c.PendingFeatures {
+			dd.Features = append(dd.Features, featureRow{c.Name, f, "pending authorization"})
+		}
+	}
+	return dd
+}
+
+// device: one device, no personal data (every role).
+func (d *Dashboard) device(w http.ResponseWriter, r *http.Request, s *session) {
+	dev, err := d.o.Store.Device(r.Context(), r.PathValue("id"))
+	if errors.Is(err, fleet.ErrNotFound) {
+		d.fail(w, s, http.StatusNotFound, "There is no device "+strconv.Quote(r.PathValue("id"))+". Search for it on the fleet page.")
+		return
+	}
+	if err != nil {
+		d.storeFailed(w, s, err)
+		return
+	}
+	d.render(w, http.StatusOK, "device", view{Title: "Device " + dev.ID, Who: s, CSRF: s.CSRF, Nav: "fleet", Data: deviceView(dev, d.now())})
+}
+
+// enrollee: the device with its enrollee, for support; the read is in
+// the access log before anything is shown (fleet.ShowDevice).
+func (d *Dashboard) enrollee(w http.ResponseWriter, r *http.Request, s *session) {
+	id := r.PathValue("id")
+	det, err := fleet.ShowDevice(r.Context(), d.o.Store, d.o.KEK, s.actor(), id, d.now())
+	if errors.Is(err, fleet.ErrUsage) {
+		d.fail(w, s, http.StatusNotFound, "There is no device "+strconv.Quote(id)+". Search for it on the fleet page.")
+		return
+	}
+	if err != nil {
+		d.storeFailed(w, s, err)
+		return
+	}
+	dev, err := d.o.Store.Device(r.Context(), id)
+	if err != nil {
+		d.storeFailed(w, s, err)
+		return
+	}
+	dd := deviceView(dev, d.now())
+	dd.Enrollee = &det.Enrollee
+	d.render(w, http.StatusOK, "enrollee", view{Title: "Enrollee of " + id, Who: s, CSRF: s.CSRF, Nav: "fleet", Data: dd})
+}
+
+// revoke: an admin revokes a device (in the access log first).
+func (d *Dashboard) revoke(w http.ResponseWriter, r *http.Request, s *session) {
+	id := r.PathValue("id")
+	if r.PostFormValue("confirm") != id {
+		d.fail(w, s, http.StatusBadRequest, "To revoke, type the device ID "+strconv.Quote(id)+" into the confirmation field.")
+		return
+	}
+	err := fleet.RevokeDevice(r.Context(), d.o.Store, s.actor(), id, d.now())
+	if errors.Is(err, fleet.ErrUsage) {
+		d.fail(w, s, http.StatusNotFound, "There is no device "+strconv.Quote(id)+".")
+		return
+	}
+	if err != nil {
+		d.storeFailed(w, s, err)
+		return
+	}
+	http.Redirect(w, r, "/devices/"+url.PathEscape(id), http.StatusSeeOther)
+}
+
+// accessPage is the access log page's number of entries.
+const accessPage = 100
+
+type accessData struct {
+	Entries    []fleet.AccessEntry
+	Total      int
+	Verified   bool
+	Problem    string
+	Page, Last int
+}
+
+// access: the access log, newest first, and whether its chain verifies.
+func (d *Dashboard) access(w http.ResponseWriter, r *http.Request, s *session) {
+	log, err := d.o.Store.AccessLog(r.Context())
+	if err != nil {
+		d.storeFailed(w, s, err)
+		return
+	}
+	data := accessData{Total: len(log), Verified: true}
+	if _, err := fleet.VerifyAccessLog(r.Context(), d.o.Store); err != nil {
+		data.Verified, data.Problem = false, err.Error()
+	}
+	page, _ := strconv.Atoi(r.URL.Query().Get("page"))
+	data.Last = max(0, (len(log)-1)/accessPage)
+	data.Page = min(max(page, 0), data.Last)
+	slices.Reverse(log)
+	lo := data.Page * accessPage
+	data.Entries = log[lo:min(lo+accessPage, len(log))]
+	d.render(w, http.StatusOK, "access", view{Title: "Access log", Who: s, CSRF: s.CSRF, Nav: "access", Data: data})
+}
