@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN     := bin
 
-.PHONY: help deps build test demo lint fuzz cross bench clean conformance
+.PHONY: help deps build test demo lint fuzz cross bench clean conformance screenshots
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -18,6 +18,9 @@ build: ## build bin/bcpublish, bin/bcagent and bin/bcfleet
 
 test: ## run every test with -race (fuzz seed corpora included)
 	$(GO) test -race -count=1 ./...
+
+screenshots: ## refresh docs/screenshots/ from the dashboard's browser tests (needs chromium)
+	BCFLEET_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test ./fleet/web -run TestDashboardBrowser -count=1
 
 demo: build ## publish, serve and install a release end to end on loopback
 	BIN=$(CURDIR)/$(BIN) bash scripts/demo.sh

@@ -234,6 +234,10 @@ func TestServeRefusals(t *testing.T) {
 	kek := filepath.Join(dir, "kek")
 	bcfleet(t, "kek", "generate", kek)
 	db := "sqlite:" + filepath.Join(dir, "fleet.db")
+	open := filepath.Join(dir, "secret")
+	if err := os.WriteFile(open, []byte("s3cret\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -242,6 +246,11 @@ func TestServeRefusals(t *testing.T) {
 		{[]string{"--addr", "127.0.0.1:0", "--tls-cert", "x.pem"}, "--tls-cert and --tls-key go together"},
 		{[]string{"--addr", "127.0.0.1:0", "--oidc-client-id", "x"}, "--oidc-client-id needs --oidc-issuer"},
 		{[]string{"--addr", "127.0.0.1:0", "--oidc-issuer", "http://sso.example", "--oidc-client-id", "x"}, "plain http only on loopback"},
+		{[]string{"--addr", "127.0.0.1:0", "--public-url", "https://fleet.example"}, "they need --oidc-issuer"},
+		{[]string{"--addr", "127.0.0.1:0", "--oidc-issuer", "http://127.0.0.1:1", "--oidc-client-id", "x", "--public-url", "http://fleet.example"}, "--public-url \"http://fleet.example\": want the https://HOST[:PORT]"},
+		{[]string{"--addr", "127.0.0.1:0", "--oidc-issuer", "http://127.0.0.1:1", "--oidc-client-id", "x", "--public-url", "https://fleet.example/dashboard"}, "with no path"},
+		{[]string{"--addr", "127.0.0.1:0", "--oidc-issuer", "http://127.0.0.1:1", "--oidc-client-id", "x", "--oidc-client-secret-file", filepath.Join(dir, "nosecret")}, "--oidc-client-secret-file " + filepath.Join(dir, "nosecret")},
+		{[]string{"--addr", "127.0.0.1:0", "--oidc-issuer", "http://127.0.0.1:1", "--oidc-client-id", "x", "--oidc-client-secret-file", open}, "is readable by others (mode 0644): chmod 600 it"},
 	} {
 		args := append([]string{"serve", "--db", db, "--kek", "file://" + kek}, tc.args...)
 		if code, _, errs := bcfleet(t, args...); code != 2 || !strings.Contains(errs, tc.want) {

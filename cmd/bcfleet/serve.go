@@ -91,6 +91,11 @@ func runServe(ctx context.Context, g *globalOptions, o serveOptions) error {
 	if o.OIDCIssuer == "" && (o.OIDCClientSecretFile != "" || o.PublicURL != "") {
 		return cliutil.Usagef("oidc-issuer", "--oidc-client-secret-file and --public-url are the dashboard's sign-in: they need --oidc-issuer")
 	}
+	if o.PublicURL != "" {
+		if _, err := web.ParsePublicURL(o.PublicURL); err != nil {
+			return err
+		}
+	}
 	secret, err := readClientSecret(o.OIDCClientSecretFile)
 	if err != nil {
 		return err

@@ -199,6 +199,9 @@ func TestDashboardBrowser(t *testing.T) {
 				t.Errorf("the rollouts page lacks %q:\n%s", s, text)
 			}
 		}
+		if strings.Contains(text, "no reason given") {
+			t.Errorf("a rollback by hand is listed as a failure reason:\n%s", text)
+		}
 		b.screenshot("rollouts")
 		// Keyboard: the first Tab reaches the skip link.
 		b.do("tab", chromedp.KeyEvent(kb.Tab))

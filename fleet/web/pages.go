@@ -164,7 +164,7 @@ func reasons(devices []fleet.Device, component, version string, now time.Time) [
 			continue
 		}
 		for _, c := range devices[i].State.Components {
-			if c.Name == component && c.State == "failed" && c.Failed == version {
+			if c.Name == component && c.State == "failed" && c.Failed == version && !c.ByHand {
 				why := c.Reason
 				if why == "" {
 					why = "(no reason given)"

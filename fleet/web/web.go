@@ -73,6 +73,18 @@ type Dashboard struct {
 	baseURL *url.URL // PublicURL parsed (nil: the request's own)
 }
 
+// ParsePublicURL checks --public-url: https://HOST[:PORT] (plain http
+// only on loopback), no path, query or user.
+func ParsePublicURL(s string) (*url.URL, error) {
+	pu, err := url.Parse(s)
+	if err != nil || pu.Host == "" || pu.User != nil || pu.RawQuery != "" || pu.Fragment != "" || (pu.Path != "" && pu.Path != "/") ||
+		(pu.Scheme != "https" && !(pu.Scheme == "http" && netaddr.IsLoopback(pu.Hostname()))) {
+		return nil, errs.Usagef("public-url", "--public-url %q: want the https://HOST[:PORT] people reach the service at (plain http only on loopback), with no path", s)
+	}
+	pu.Path = ""
+	return pu, nil
+}
+
 // DefaultSessionLife is how long a session lasts at most.
 const DefaultSessionLife = 8 * time.Hour
 
@@ -90,13 +102,9 @@ func New(ctx context.Context, o Options) (*Dashboard, error) {
 	}
 	d := &Dashboard{o: o, ended: map[string]time.Time{}}
 	if o.PublicURL != "" {
-		pu, err := url.Parse(o.PublicURL)
-		if err != nil || pu.Host == "" || pu.User != nil || pu.RawQuery != "" || pu.Fragment != "" || (pu.Path != "" && pu.Path != "/") ||
-			(pu.Scheme != "https" && !(pu.Scheme == "http" && netaddr.IsLoopback(pu.Hostname()))) {
-			return nil, errs.Usagef("public-url", "--public-url %q: want the https://HOST[:PORT] people reach the service at (plain http only on loopback), with no path", o.PublicURL)
+		if d.baseURL, err = ParsePublicURL(o.PublicURL); err != nil {
+			return nil, err
 		}
-		pu.Path = ""
-		d.baseURL = pu
 	}
 	if d.o.RolesClaim == "" {
 		d.o.RolesClaim = "roles"
