@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -60,6 +61,7 @@ type Options struct {
 type Dashboard struct {
 	o        Options
 	provider *oidc.Provider
+	scopes   []string
 	verifier *oidc.IDTokenVerifier
 	sealer   *sealer
 	pages    map[string]*template.Template
@@ -123,6 +125,22 @@ func New(ctx context.Context, o Options) (*Dashboard, error) {
 		return nil, fmt.Errorf("--oidc-issuer %s: cannot read its discovery document (%w); is the issuer URL right and reachable?", o.Issuer, err)
 	}
 	d.provider = p
+	// Scopes: openid, and of email, profile and groups those the issuer
+	// lists (some refuse a scope they do not know); without a list,
+	// openid email profile.
+	var meta struct {
+		Scopes []string `json:"scopes_supported"`
+	}
+	d.scopes = []string{oidc.ScopeOpenID}
+	if err := p.Claims(&meta); err == nil && len(meta.Scopes) > 0 {
+		for _, sc := range []string{"email", "profile", "groups"} {
+			if slices.Contains(meta.Scopes, sc) {
+				d.scopes = append(d.scopes, sc)
+			}
+		}
+	} else {
+		d.scopes = append(d.scopes, "email", "profile")
+	}
 	cfg := &oidc.Config{ClientID: o.ClientID}
 	if o.Now != nil {
 		cfg.Now = o.Now
@@ -228,7 +246,7 @@ func (d *Dashboard) base(r *http.Request) (*url.URL, error) {
 
 func (d *Dashboard) oauth(base *url.URL) *oauth2.Config {
 	return &oauth2.Config{ClientID: d.o.ClientID, ClientSecret: d.o.ClientSecret, Endpoint: d.provider.Endpoint(),
-		RedirectURL: base.String() + "/auth/callback", Scopes: []string{oidc.ScopeOpenID, "email", "profile", "groups"}}
+		RedirectURL: base.String() + "/auth/callback", Scopes: d.scopes}
 }
 
 // view is what every page's layout shows.
