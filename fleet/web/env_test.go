@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,6 +36,8 @@ type env struct {
 
 	mu         sync.Mutex
 	challenges []string // code_challenge_method of each authorization request
+	// skew moves the dashboard's clock ahead.
+	skew atomic.Int64
 }
 
 // People of the tests, by role (mockoidc's groups claim).
@@ -58,7 +61,12 @@ const (
 	revokeByWeb = "dev-4703" // revoked in the browser by the admin
 )
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
+	return newEnvSeeded(t, func(st fleet.Store, kek fleet.KEK) { seed(t, st, kek, time.Now()) })
+}
+
+// newEnvSeeded is newEnv with another fleet.
+func newEnvSeeded(t testing.TB, seedFn func(fleet.Store, fleet.KEK)) *env {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -100,9 +108,9 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Shutdown() })
-	seed(t, st, kek, time.Now())
+	seedFn(st, kek)
 	d, err := web.New(ctx, web.Options{Issuer: m.Issuer(), ClientID: m.Config().ClientID, ClientSecret: m.Config().ClientSecret,
-		RolesClaim: "groups", Store: st, KEK: kek})
+		RolesClaim: "groups", Store: st, KEK: kek, Now: func() time.Time { return time.Now().Add(time.Duration(e.skew.Load())) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +121,7 @@ func newEnv(t *testing.T) *env {
 
 // seed enrolls the fleet described at seeded through the store, the
 // enrollee sealed as enrollment seals it.
-func seed(t *testing.T, st fleet.Store, kek fleet.KEK, now time.Time) {
+func seed(t testing.TB, st fleet.Store, kek fleet.KEK, now time.Time) {
 	t.Helper()
 	ctx := context.Background()
 	sites := []string{"st-marys-lab", "north-clinic"}
@@ -178,12 +186,12 @@ func seed(t *testing.T, st fleet.Store, kek fleet.KEK, now time.Time) {
 // the dashboard's cookies itself (net/http's jar sends Secure cookies
 // only over https; browsers send them to loopback too).
 type client struct {
-	t       *testing.T
+	t       testing.TB
 	e       *env
 	cookies map[string]string
 }
 
-func (e *env) client(t *testing.T) *client {
+func (e *env) client(t testing.TB) *client {
 	return &client{t: t, e: e, cookies: map[string]string{}}
 }
 

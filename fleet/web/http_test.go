@@ -4,8 +4,11 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/beckmanconnect/bcupdate/fleet"
 )
@@ -234,6 +237,34 @@ func TestDashboardHTTP(t *testing.T) {
 		c.cookies["__Host-bcfleet-session"] = copied[:len(copied)-3] + "AAA"
 		if r := c.get("/fleet"); r.status != http.StatusFound {
 			t.Fatalf("an altered cookie: %d", r.status)
+		}
+	})
+
+	t.Run("the rollouts page reads the fleet once per 30 seconds", func(t *testing.T) {
+		c := e.client(t)
+		c.signIn(viewer, "/rollouts")
+		n := func() string {
+			t.Helper()
+			r := c.get("/rollouts")
+			m := regexp.MustCompile(`\((\d+) devices enrolled\)`).FindStringSubmatch(r.body)
+			if r.status != 200 || m == nil {
+				t.Fatalf("rollouts: %d %s", r.status, r.body)
+			}
+			return m[1]
+		}
+		before := n()
+		d := fleet.Device{ID: "dev-9999", Site: "lab-9", PublicKey: []byte("a new device's key, 32 bytes...!"), Enrolled: time.Now(),
+			Sealed: []byte("x"), EmailHash: []byte("y")}
+		if err := e.st.AddDevice(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		if got := n(); got != before {
+			t.Fatalf("within 30 s the page read the fleet again: %s devices, %s before", got, before)
+		}
+		e.skew.Add(int64(31 * time.Second))
+		defer e.skew.Add(-int64(31 * time.Second))
+		if got, _ := strconv.Atoi(n()); strconv.Itoa(got-1) != before {
+			t.Fatalf("after 30 s: %d devices, %s before and one enrolled", got, before)
 		}
 	})
 

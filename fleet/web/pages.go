@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -79,10 +80,58 @@ type chartSeries struct {
 // rollouts: per component and channel, each release's counts (stacked),
 // failure rate against the guard's limit and top failure reasons.
 func (d *Dashboard) rollouts(w http.ResponseWriter, r *http.Request, s *session) {
-	devices, err := d.o.Store.Devices(r.Context(), fleet.DeviceFilter{})
+	data, err := d.rolloutSnapshot(r.Context())
 	if err != nil {
 		d.storeFailed(w, s, err)
 		return
+	}
+	d.render(w, http.StatusOK, "rollouts", view{Title: "Rollouts", Who: s, CSRF: s.CSRF, Nav: "rollouts", Data: data})
+}
+
+// rolloutSnapshot is the rollouts page's numbers, at most
+// Options.RolloutsMaxAge old. They come from every device's last report
+// (a read of the whole fleet), so people who open the page within that
+// time share one read, and a read under way is waited for, not repeated.
+func (d *Dashboard) rolloutSnapshot(ctx context.Context) (*rolloutsData, error) {
+	for {
+		d.rmu.Lock()
+		if d.rsnap != nil && d.now().Sub(d.rsnap.Now) < d.o.RolloutsMaxAge {
+			snap := d.rsnap
+			d.rmu.Unlock()
+			return snap, nil
+		}
+		if wait := d.rflight; wait != nil {
+			d.rmu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		done := make(chan struct{})
+		d.rflight = done
+		d.rmu.Unlock()
+		// Not cancelled with the request that happens to read for
+		// everyone.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		snap, err := d.computeRollouts(cctx)
+		cancel()
+		d.rmu.Lock()
+		if err == nil {
+			d.rsnap = snap
+		}
+		d.rflight = nil
+		close(done)
+		d.rmu.Unlock()
+		return snap, err
+	}
+}
+
+func (d *Dashboard) computeRollouts(ctx context.Context) (*rolloutsData, error) {
+	devices, err := d.o.Store.Devices(ctx, fleet.DeviceFilter{})
+	if err != nil {
+		return nil, err
 	}
 	now := d.now()
 	type key struct{ component, channel string }
@@ -116,7 +165,7 @@ func (d *Dashboard) rollouts(w http.ResponseWriter, r *http.Request, s *session)
 		}
 		return strings.Compare(a.channel, b.channel)
 	})
-	data := rolloutsData{Limit: d.o.MaxFailureRate, Devices: len(devices), Now: now, ChartLib: ChartJSVersion}
+	data := &rolloutsData{Limit: d.o.MaxFailureRate, Devices: len(devices), Now: now, ChartLib: ChartJSVersion}
 	for _, k := range keys {
 		vs := make([]string, 0, len(versions[k]))
 		for v := range versions[k] {
@@ -145,7 +194,7 @@ func (d *Dashboard) rollouts(w http.ResponseWriter, r *http.Request, s *session)
 		g.Chart = string(b)
 		data.Groups = append(data.Groups, g)
 	}
-	d.render(w, http.StatusOK, "rollouts", view{Title: "Rollouts", Who: s, CSRF: s.CSRF, Nav: "rollouts", Data: data})
+	return data, nil
 }
 
 func channelName(c string) string {

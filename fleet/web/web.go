@@ -53,8 +53,12 @@ type Options struct {
 	MaxFailureRate float64
 	// SessionLife bounds a session (default 8 hours).
 	SessionLife time.Duration
-	Now         func() time.Time
-	Log         *slog.Logger
+	// RolloutsMaxAge is how old the rollouts page's numbers may be
+	// (default 30 s): they are read from the whole fleet, once for
+	// everyone who opens the page within that time.
+	RolloutsMaxAge time.Duration
+	Now            func() time.Time
+	Log            *slog.Logger
 }
 
 // Dashboard serves the web pages.
@@ -73,6 +77,10 @@ type Dashboard struct {
 	ended   map[string]time.Time // sessions signed out, until they expire
 	swept   time.Time
 	baseURL *url.URL // PublicURL parsed (nil: the request's own)
+
+	rmu     sync.Mutex
+	rsnap   *rolloutsData // the rollouts page's last numbers
+	rflight chan struct{} // closed when the read under way ends
 }
 
 // ParsePublicURL checks --public-url: https://HOST[:PORT] (plain http
@@ -87,8 +95,12 @@ func ParsePublicURL(s string) (*url.URL, error) {
 	return pu, nil
 }
 
-// DefaultSessionLife is how long a session lasts at most.
-const DefaultSessionLife = 8 * time.Hour
+// DefaultSessionLife is how long a session lasts at most;
+// DefaultRolloutsMaxAge how old the rollouts page's numbers may be.
+const (
+	DefaultSessionLife    = 8 * time.Hour
+	DefaultRolloutsMaxAge = 30 * time.Second
+)
 
 // New discovers the issuer and builds the dashboard.
 func New(ctx context.Context, o Options) (*Dashboard, error) {
@@ -116,6 +128,9 @@ func New(ctx context.Context, o Options) (*Dashboard, error) {
 	}
 	if d.o.SessionLife <= 0 {
 		d.o.SessionLife = DefaultSessionLife
+	}
+	if d.o.RolloutsMaxAge <= 0 {
+		d.o.RolloutsMaxAge = DefaultRolloutsMaxAge
 	}
 	if d.o.Log == nil {
 		d.o.Log = slog.New(slog.DiscardHandler)
