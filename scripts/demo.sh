@@ -8,9 +8,11 @@ KEYS_EXAMPLE=$(pwd)/keys.example
 work=$(mktemp -d "${TMPDIR:-/tmp}/bcupdate-demo.XXXXXX")
 server_pid=""
 fleet_pid=""
+sso_pid=""
 cleanup() {
   if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
   if [ -n "$fleet_pid" ]; then kill "$fleet_pid" 2>/dev/null || true; wait "$fleet_pid" 2>/dev/null || true; fi
+  if [ -n "$sso_pid" ]; then kill "$sso_pid" 2>/dev/null || true; wait "$sso_pid" 2>/dev/null || true; fi
   if [ -z "${KEEP:-}" ]; then rm -rf "$work"; else echo "workspace kept at $work"; fi
 }
 trap cleanup EXIT
@@ -116,10 +118,25 @@ step "8. bcagent status"
 agent status
 
 step "9. the fleet service: enroll this PC with a key of its own, report, see the rollout"
+# The dashboard's sign-in: a demo OpenID Connect issuer on loopback
+# (internal/demosso; it asks who to sign in as, no passwords), and a
+# simulated fleet (internal/demofleet), built from this checkout.
+(cd "$(dirname "$0")/.." && go build -trimpath -o "$work/demo-bin/" ./internal/demosso ./internal/demofleet)
+"$work/demo-bin/demosso" -addr 127.0.0.1:0 -secret-file "$work/oidc-secret" > "$work/sso.log" 2>&1 &
+sso_pid=$!
+issuer="" client_id=""
+for _ in $(seq 1 100); do
+  read -r _ issuer _ client_id < <(grep '^issuer ' "$work/sso.log" || true) || true
+  [ -n "$issuer" ] && break
+  sleep 0.05
+done
+[ -n "$issuer" ] || { echo "demosso did not start:"; cat "$work/sso.log"; exit 1; }
 fleetctl kek generate "$work/fleet.kek"
 db="sqlite:$work/fleet.db"
 # Started directly (not through a function), so that $! is bcfleet itself.
-"$BIN/bcfleet" serve --db "$db" --kek "file://$work/fleet.kek" --addr 127.0.0.1:0 > "$work/fleet.log" 2>&1 &
+"$BIN/bcfleet" serve --db "$db" --kek "file://$work/fleet.kek" --addr 127.0.0.1:0 \
+  --oidc-issuer "$issuer" --oidc-client-id "$client_id" --oidc-client-secret-file "$work/oidc-secret" \
+  --roles-claim groups > "$work/fleet.log" 2>&1 &
 fleet_pid=$!
 fleet_url=""
 for _ in $(seq 1 100); do
@@ -140,6 +157,15 @@ echo "the database holds no personal data in the clear:"
 if grep -a -q -i -e "lab.supervisor" -e "Lab Supervisor" "$work/fleet.db" "$work/fleet.db-wal" 2>/dev/null; then echo "  FOUND the enrollee in plaintext"; exit 1; fi
 echo "  no trace of the enrollee (lab.supervisor@hospital.example, "Lab Supervisor") in fleet.db"
 
-step "10. stop the servers"
-kill "$server_pid" "$fleet_pid"; wait "$server_pid" "$fleet_pid" 2>/dev/null || true; server_pid=""; fleet_pid=""
+step "10. the dashboard: a simulated fleet of 40 PCs, and a demo sign-in"
+token=$(fleetctl token create --db "$db" --site st-marys-lab --expires 1d --uses 40 | tail -n1)
+"$work/demo-bin/demofleet" -fleet "$fleet_url" -token "$token" -devices 40
+fleetctl rollout status notification-client 1.2.0 --db "$db"
+echo "dashboard: $fleet_url/  (sign in as a viewer, support associate or admin on the demo sign-in page)"
+if [ -t 0 ] && [ -t 1 ]; then
+  read -r -p "open the dashboard in a browser on this machine; press Enter to stop the demo " _ || true
+fi
+
+step "11. stop the servers"
+kill "$server_pid" "$fleet_pid" "$sso_pid"; wait "$server_pid" "$fleet_pid" "$sso_pid" 2>/dev/null || true; server_pid=""; fleet_pid=""; sso_pid=""
 echo "demo finished: notification-client went 1.0.0 -> 1.1.0 -> 1.2.0, each verified by TUF and by its code signature; phi-file-transfer turned on only after a recorded authorization; the PC reports to the fleet service with its own key"
