@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/beckmanconnect/bcupdate/internal/testutil"
-	"github.com/beckmanconnect/bcupdate/publisher"
 	"github.com/beckmanconnect/bcupdate/repo"
 )
 
@@ -30,7 +29,7 @@ func TestFlowHealthCheckRollsBack(t *testing.T) {
 	// another test's agent holds its lock keeps a copy of the lock until
 	// it execs, which that test would see as another agent.
 	e := newFlowEnv(t, nil)
-	withCheck := func(o *publisher.ReleaseOptions) { o.HealthCheck = []string{"bin/health", "--quick"} }
+	withCheck := func(o *flowReleaseOptions) { o.HealthCheck = []string{"bin/health", "--quick"} }
 	e.publishWith("1.0.0", flowArtifact("1.0.0"), flowTarballCheck(t, "1.0.0", 0), withCheck)
 	e.install("1.0.0")
 
@@ -91,7 +90,7 @@ func TestFlowInstallerRelease(t *testing.T) {
 	// another test's agent holds its lock keeps a copy of the lock until
 	// it execs, which that test would see as another agent.
 	e := newFlowEnv(t, nil)
-	opts := func(o *publisher.ReleaseOptions) {
+	opts := func(o *flowReleaseOptions) {
 		o.Install = repo.InstallInstaller
 		o.Installer = []string{"sh", "{file}"}
 	}
@@ -159,7 +158,7 @@ func TestFlowDelta(t *testing.T) {
 	}
 	e.publishWith("1.0.0", flowArtifact("1.0.0"), tar("1.0.0"), nil)
 	e.install("1.0.0")
-	e.publishWith("1.1.0", flowArtifact("1.1.0"), tar("1.1.0"), func(o *publisher.ReleaseOptions) { o.DeltaFrom = []string{"1.0.0"} })
+	e.publishWith("1.1.0", flowArtifact("1.1.0"), tar("1.1.0"), func(o *flowReleaseOptions) { o.DeltaFrom = []string{"1.0.0"} })
 	if err := e.check(); err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +181,7 @@ func TestFlowDelta(t *testing.T) {
 	}
 
 	// A cached base that does not match: the full artifact is downloaded.
-	e.publishWith("1.2.0", flowArtifact("1.2.0"), tar("1.2.0"), func(o *publisher.ReleaseOptions) { o.DeltaFrom = []string{"1.1.0"} })
+	e.publishWith("1.2.0", flowArtifact("1.2.0"), tar("1.2.0"), func(o *flowReleaseOptions) { o.DeltaFrom = []string{"1.1.0"} })
 	cache := filepath.Join(e.state, "cache", flowComp, "artifact")
 	if err := os.WriteFile(cache, []byte("not the base"), 0o600); err != nil {
 		t.Fatal(err)
@@ -378,7 +377,7 @@ func TestFlowSelfUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 	pub := func(v, body string) {
-		e.publishWith(v, "bcagent", []byte(body), func(o *publisher.ReleaseOptions) {
+		e.publishWith(v, "bcagent", []byte(body), func(o *flowReleaseOptions) {
 			o.Component = SelfComponent
 			o.Install = repo.InstallSelf
 		})

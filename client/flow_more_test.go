@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/beckmanconnect/bcupdate/internal/testutil"
-	"github.com/beckmanconnect/bcupdate/publisher"
+	"github.com/beckmanconnect/bcupdate/repo"
 )
 
 // TestFlowReadOnlyView: the view reports status, activity, notifications
@@ -128,7 +128,7 @@ func TestFlowTamperedArtifactIsVerificationFailure(t *testing.T) {
 	}
 	// Replace the stored artifact's bytes (same length, other content).
 	var stored string
-	filepath.WalkDir(filepath.Join(e.store.Dir, "targets"), func(p string, d os.DirEntry, err error) error {
+	filepath.WalkDir(filepath.Join(e.repoDir, "targets"), func(p string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && strings.HasSuffix(p, flowArtifact("1.0.0")) {
 			stored = p
 		}
@@ -173,7 +173,7 @@ func TestFlowTamperedMetadataIsVerificationFailure(t *testing.T) {
 	t.Parallel()
 	e := newFlowEnv(t, nil)
 	e.publish("1.0.0")
-	p := filepath.Join(e.store.Dir, "metadata", "timestamp.json")
+	p := filepath.Join(e.repoDir, "metadata", "timestamp.json")
 	data, err := os.ReadFile(p)
 	if err != nil {
 		t.Fatal(err)
@@ -208,12 +208,28 @@ func TestFlowExpiredMetadata(t *testing.T) {
 	e := newFlowEnv(t, nil)
 	e.publish("1.0.0")
 	e.install("1.0.0")
-	// Refresh the repository as if it were a month ago: everything it
-	// signs then has expired by now.
-	if _, err := publisher.Refresh(context.Background(), e.store, e.keys, time.Now().Add(-60*24*time.Hour), true); err != nil {
+	// Refresh the repository (targets too) as if it were two months ago:
+	// what it signs then has expired by now. bcpublish refresh signs at
+	// the time it runs, and a faked clock (faketime) does not reach a Go
+	// program, so the test signs with package repo and the repository's
+	// own keys, as bcpublish refresh --targets does.
+	r, err := repo.LoadStaleTargets(e.readMetadata)
+	if err != nil {
 		t.Fatal(err)
 	}
-	err := e.check()
+	r.Taken = func(file string) (bool, error) {
+		_, err := os.Stat(filepath.Join(e.repoDir, "metadata", file))
+		return err == nil, nil
+	}
+	if err := r.MarkAllDirty(); err != nil {
+		t.Fatal(err)
+	}
+	files, err := r.Commit(e.roleKeys(repo.RoleTargets, repo.RoleSnapshot, repo.RoleTimestamp), time.Now().Add(-60*24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.writeMetadata(files)
+	err = e.check()
 	if !errors.Is(err, ErrVerification) {
 		t.Fatalf("check of expired metadata: %v, want ErrVerification", err)
 	}

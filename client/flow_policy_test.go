@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/beckmanconnect/bcupdate/publisher"
 	"github.com/beckmanconnect/bcupdate/repo"
 )
 
@@ -33,7 +32,8 @@ func (e *flowEnv) setPolicy(version int64, classes ...string) error {
 	if err := os.WriteFile(f, []byte(b), 0o644); err != nil {
 		e.t.Fatal(err)
 	}
-	_, _, err := publisher.SetPolicy(context.Background(), e.store, e.keys, e.trust, publisher.PolicyOptions{File: f, Sign: e.codeSigner()})
+	_, err := e.bcpublish("policy", "set", "--repo", e.repoDir, "--keys", e.keysDir, "--trust", e.world.TrustDir, "--file", f,
+		"--codesign-cert", e.codeCert, "--codesign-key", e.codeKey)
 	return err
 }
 
@@ -100,12 +100,12 @@ func TestFlowDevicePolicyGatesPHIFeatures(t *testing.T) {
 	// The publisher refuses a policy whose version does not go up.
 	if err := e.setPolicy(2, "Something Else"); err == nil {
 		t.Error("publisher accepted a policy of the same version")
+	} else if !strings.Contains(err.Error(), "not above the published policy's version") {
+		t.Errorf("publisher refused a policy of the same version for another reason: %v", err)
 	}
 	// A policy changed by someone with the TUF keys only (its code
 	// signature is the old one's) is refused by the agent.
-	r, err := repo.Load(func(name string) ([]byte, error) {
-		return os.ReadFile(filepath.Join(e.store.Dir, "metadata", name))
-	})
+	r, err := repo.Load(e.readMetadata)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,20 +113,16 @@ func TestFlowDevicePolicyGatesPHIFeatures(t *testing.T) {
 	if err := r.Set(forged); err != nil {
 		t.Fatal(err)
 	}
-	files, err := r.Commit(e.keys, time.Now())
+	files, err := r.Commit(e.roleKeys(repo.RoleTargets, repo.RoleSnapshot, repo.RoleTimestamp), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	tp := filepath.Join(e.store.Dir, "targets", filepath.FromSlash(forged.StorageName()))
+	tp := filepath.Join(e.repoDir, "targets", filepath.FromSlash(forged.StorageName()))
 	os.MkdirAll(filepath.Dir(tp), 0o755)
 	if err := os.WriteFile(tp, []byte(`{"version":3,"phi_device_classes":["Other"]}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range files {
-		if err := os.WriteFile(filepath.Join(e.store.Dir, "metadata", f.Name), f.Data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	e.writeMetadata(files)
 	if err := e.check(); !errors.Is(err, ErrVerification) || !strings.Contains(err.Error(), "code signature") {
 		t.Fatalf("check with a policy the code signature does not cover: %v, want ErrVerification", err)
 	}
@@ -140,9 +136,8 @@ func TestFlowYankedRelease(t *testing.T) {
 	e.publish("1.0.0")
 	e.publish("1.1.0")
 	e.install("1.1.0")
-	if _, err := publisher.Yank(context.Background(), e.store, e.keys, flowComp, flowPlatform, "1.1.0", "crashes on start", time.Now()); err != nil {
-		t.Fatal(err)
-	}
+	e.mustBcpublish("release", "yank", "--repo", e.repoDir, "--keys", e.keysDir, "--component", flowComp, "--platform", flowPlatform,
+		"--version", "1.1.0", "--reason", "crashes on start")
 	if err := e.check(); err != nil {
 		t.Fatal(err)
 	}

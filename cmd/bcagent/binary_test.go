@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -140,3 +141,53 @@ func TestBinaryDependencies(t *testing.T) {
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.2f MiB", float64(n)/(1<<20)) }
+
+// bannedClientPackages must never be among package client's dependencies,
+// its tests' included (docs/design.md: client never imports publisher or
+// the AWS SDK). Its tests drive the publisher through the bcpublish
+// command instead (client/flow_harness_test.go).
+var bannedClientPackages = []string{
+	"github.com/beckmanconnect/bcupdate/publisher",
+	"github.com/aws/",
+	"github.com/sigstore/sigstore/pkg/signature/kms",
+}
+
+// TestClientDependencies lists package client's dependencies with go list
+// -deps, and with -test those of its tests, and wants none of
+// bannedClientPackages among them.
+func TestClientDependencies(t *testing.T) {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command on PATH")
+	}
+	const client = "github.com/beckmanconnect/bcupdate/client"
+	for _, args := range [][]string{{"list", "-deps", client}, {"list", "-test", "-deps", client}} {
+		out, err := exec.Command(gobin, args...).Output()
+		if err != nil {
+			t.Fatalf("go %s: %v", strings.Join(args, " "), err)
+		}
+		pkgs := map[string]bool{}
+		for _, line := range strings.Split(string(out), "\n") {
+			// -test names a package built for a test as
+			// "path [path.test]".
+			if f := strings.Fields(line); len(f) > 0 {
+				pkgs[f[0]] = true
+			}
+		}
+		if !pkgs[client] {
+			t.Fatalf("go %s does not list %s:\n%s", strings.Join(args, " "), client, out)
+		}
+		for _, bad := range bannedClientPackages {
+			var found []string
+			for p := range pkgs {
+				if strings.HasPrefix(p, bad) {
+					found = append(found, p)
+				}
+			}
+			if len(found) > 0 {
+				slices.Sort(found)
+				t.Errorf("go %s: client depends on %d packages of %s: %s", strings.Join(args, " "), len(found), bad, strings.Join(found, " "))
+			}
+		}
+	}
+}
