@@ -29,7 +29,12 @@ func (s *Store) DevicePage(ctx context.Context, q fleet.DeviceQuery) (*fleet.Dev
 		cond = " WHERE " + strings.Join(where, " AND ")
 	}
 	page := &fleet.DevicePage{}
-	if err := s.r.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM `+deviceFrom+cond), args...).Scan(&page.Total); err != nil {
+	// Counting needs device_seen only to tell online from offline.
+	from := "devices"
+	if q.Presence != "" {
+		from = deviceFrom
+	}
+	if err := s.r.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM `+from+cond), args...).Scan(&page.Total); err != nil {
 		return nil, fmt.Errorf("count devices: %w", err)
 	}
 	order := "ASC"
@@ -81,7 +86,9 @@ func (s *Store) pageWhere(q fleet.DeviceQuery) ([]string, []any) {
 		args = append(args, q.Site)
 	}
 	if q.Component != "" || q.Version != "" || q.State != "" {
-		sub := []string{"c.device_id = devices.id"}
+		// A set from the components' indexes (name, installed) and
+		// (name, state), not a probe per device.
+		sub := []string{"1 = 1"}
 		if q.Component != "" {
 			sub = append(sub, "c.name = ?")
 			args = append(args, q.Component)
@@ -94,17 +101,30 @@ func (s *Store) pageWhere(q fleet.DeviceQuery) ([]string, []any) {
 			sub = append(sub, "c.state = ?")
 			args = append(args, q.State)
 		}
-		where = append(where, "EXISTS (SELECT 1 FROM components c WHERE "+strings.Join(sub, " AND ")+")")
+		where = append(where, "devices.id IN (SELECT c.device_id FROM components c WHERE "+strings.Join(sub, " AND ")+")")
 	}
+	// The instrument is a JSON column: a cheap test of its text first
+	// (a value of plain characters appears in it as it is), then the
+	// field itself.
 	if q.Model != "" {
+		if plainText(q.Model) {
+			where = append(where, "devices.instrument "+s.ilike()+" ? ESCAPE '\\'")
+			args = append(args, "%"+likeEscape(q.Model)+"%")
+		}
 		where = append(where, s.jsonText("devices.instrument", "model")+" = ?")
 		args = append(args, q.Model)
 	}
 	if q.Search != "" {
 		p := likePrefix(strings.ToLower(q.Search))
-		where = append(where, `(LOWER(devices.id) LIKE ? ESCAPE '\' OR LOWER(`+s.jsonText("devices.instrument", "id")+
-			`) LIKE ? ESCAPE '\' OR LOWER(`+s.jsonText("devices.instrument", "serial")+`) LIKE ? ESCAPE '\')`)
-		args = append(args, p, p, p)
+		cond := `(LOWER(devices.id) LIKE ? ESCAPE '\' OR LOWER(` + s.jsonText("devices.instrument", "id") +
+			`) LIKE ? ESCAPE '\' OR LOWER(` + s.jsonText("devices.instrument", "serial") + `) LIKE ? ESCAPE '\')`
+		cargs := []any{p, p, p}
+		if plainText(q.Search) {
+			cond = `(LOWER(devices.id) LIKE ? ESCAPE '\' OR (devices.instrument ` + s.ilike() + ` ? ESCAPE '\' AND ` + cond + `))`
+			cargs = append([]any{p, "%" + likeEscape(q.Search) + "%"}, cargs...)
+		}
+		where = append(where, cond)
+		args = append(args, cargs...)
 	}
 	if q.Presence == fleet.PresenceOnline || q.Presence == fleet.PresenceOffline {
 		// fleet.Device.Online: seen, and less than three poll intervals
@@ -138,7 +158,28 @@ func (s *Store) jsonInt(column, key string) string {
 }
 
 // likePrefix is a LIKE pattern (escape \) for values that start with p.
-func likePrefix(p string) string {
-	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
-	return r.Replace(p) + "%"
+func likePrefix(p string) string { return likeEscape(p) + "%" }
+
+// likeEscape escapes LIKE's wildcards and its escape character (\).
+func likeEscape(p string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(p)
+}
+
+// ilike is the case-insensitive LIKE (SQLite's LIKE is, for ASCII).
+func (s *Store) ilike() string {
+	if s.postgres {
+		return "ILIKE"
+	}
+	return "LIKE"
+}
+
+// plainText says whether v is only letters, digits, spaces and ". _ -":
+// characters JSON never escapes, so v appears in a JSON text as it is.
+func plainText(v string) bool {
+	for _, r := range v {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == ' ' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
 }

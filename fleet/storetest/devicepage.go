@@ -25,6 +25,12 @@ func testDevicePage(t *testing.T, st fleet.Store) {
 		if i == 5 {
 			d.Instrument.Serial = "Sn_4711%"
 		}
+		if i == 8 {
+			d.Instrument.Model = `CellMek SPS <2> & "B"` // characters JSON may escape
+		}
+		if i == 9 {
+			d.Instrument.Serial = "SN<9>&"
+		}
 		if err := st.AddDevice(ctx, d); err != nil {
 			t.Fatal(err)
 		}
@@ -65,6 +71,9 @@ func testDevicePage(t *testing.T, st fleet.Store) {
 		{"back to the first", fleet.DeviceQuery{Limit: 5, Before: "dev-05"}, "dev-00 dev-01 dev-02 dev-03 dev-04", 12, false},
 		{"a site", fleet.DeviceQuery{Limit: 50, DeviceFilter: fleet.DeviceFilter{Site: "lab-2"}}, "dev-01 dev-03 dev-05 dev-07 dev-09 dev-11", 6, false},
 		{"a model", fleet.DeviceQuery{Limit: 50, Model: "AQUIOS CL"}, "dev-00 dev-03 dev-06 dev-09", 4, false},
+		{"a model is exact", fleet.DeviceQuery{Limit: 50, Model: "aquios cl"}, "", 0, false},
+		{"a model JSON escapes", fleet.DeviceQuery{Limit: 50, Model: `CellMek SPS <2> & "B"`}, "dev-08", 1, false},
+		{"a search JSON escapes", fleet.DeviceQuery{Limit: 50, Search: `sn<9>&`}, "dev-09", 1, false},
 		{"a failed component", fleet.DeviceQuery{Limit: 50, DeviceFilter: fleet.DeviceFilter{Component: "notification-client", State: "failed"}}, "dev-02", 1, false},
 		{"a version and a site", fleet.DeviceQuery{Limit: 50, DeviceFilter: fleet.DeviceFilter{Site: "lab-1", Component: "notification-client", Version: "1.1.0"}}, "dev-00 dev-02 dev-04 dev-06", 4, false},
 		{"an instrument ID, any case", fleet.DeviceQuery{Limit: 50, Search: "inst-dev-1"}, "dev-10 dev-11", 2, false},

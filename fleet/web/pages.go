@@ -88,44 +88,58 @@ func (d *Dashboard) rollouts(w http.ResponseWriter, r *http.Request, s *session)
 	d.render(w, http.StatusOK, "rollouts", view{Title: "Rollouts", Who: s, CSRF: s.CSRF, Nav: "rollouts", Data: data})
 }
 
-// rolloutSnapshot is the rollouts page's numbers, at most
-// Options.RolloutsMaxAge old. They come from every device's last report
-// (a read of the whole fleet), so people who open the page within that
-// time share one read, and a read under way is waited for, not repeated.
+// rolloutSnapshot is the rollouts page's numbers. They come from every
+// device's last report (a read of the whole fleet, seconds for 100,000
+// devices), so they are read at most once per Options.RolloutsMaxAge for
+// everyone: numbers younger than that are shown as they are; older ones
+// are shown too (the page says as of when) while one read in the
+// background replaces them; only the first request after start waits
+// for a read (one read, however many wait).
 func (d *Dashboard) rolloutSnapshot(ctx context.Context) (*rolloutsData, error) {
-	for {
-		d.rmu.Lock()
-		if d.rsnap != nil && d.now().Sub(d.rsnap.Now) < d.o.RolloutsMaxAge {
-			snap := d.rsnap
-			d.rmu.Unlock()
-			return snap, nil
-		}
-		if wait := d.rflight; wait != nil {
-			d.rmu.Unlock()
-			select {
-			case <-wait:
-				continue
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
-		}
-		done := make(chan struct{})
-		d.rflight = done
+	d.rmu.Lock()
+	snap, wait := d.rsnap, d.rflight
+	if snap != nil && d.now().Sub(snap.Now) < d.o.RolloutsMaxAge {
 		d.rmu.Unlock()
-		// Not cancelled with the request that happens to read for
-		// everyone.
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-		snap, err := d.computeRollouts(cctx)
-		cancel()
-		d.rmu.Lock()
-		if err == nil {
-			d.rsnap = snap
-		}
-		d.rflight = nil
-		close(done)
-		d.rmu.Unlock()
-		return snap, err
+		return snap, nil
 	}
+	if wait == nil {
+		done := make(chan struct{})
+		d.rflight, wait = done, done
+		go d.refreshRollouts(done)
+	}
+	d.rmu.Unlock()
+	if snap != nil {
+		return snap, nil
+	}
+	select {
+	case <-wait:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	d.rmu.Lock()
+	defer d.rmu.Unlock()
+	if d.rsnap == nil {
+		return nil, d.rerr
+	}
+	return d.rsnap, nil
+}
+
+// refreshRollouts reads the rollouts' numbers and closes done.
+func (d *Dashboard) refreshRollouts(done chan struct{}) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	snap, err := d.computeRollouts(ctx)
+	cancel()
+	if err != nil {
+		d.o.Log.Error("dashboard rollouts", "err", err)
+	}
+	d.rmu.Lock()
+	if err == nil {
+		d.rsnap = snap
+	}
+	d.rerr = err
+	d.rflight = nil
+	close(done)
+	d.rmu.Unlock()
 }
 
 func (d *Dashboard) computeRollouts(ctx context.Context) (*rolloutsData, error) {

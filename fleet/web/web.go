@@ -53,9 +53,9 @@ type Options struct {
 	MaxFailureRate float64
 	// SessionLife bounds a session (default 8 hours).
 	SessionLife time.Duration
-	// RolloutsMaxAge is how old the rollouts page's numbers may be
-	// (default 30 s): they are read from the whole fleet, once for
-	// everyone who opens the page within that time.
+	// RolloutsMaxAge is how long the rollouts page's numbers are shown
+	// before they are read again from the whole fleet (default 30 s; in
+	// the background, showing the older ones meanwhile).
 	RolloutsMaxAge time.Duration
 	Now            func() time.Time
 	Log            *slog.Logger
@@ -81,6 +81,7 @@ type Dashboard struct {
 	rmu     sync.Mutex
 	rsnap   *rolloutsData // the rollouts page's last numbers
 	rflight chan struct{} // closed when the read under way ends
+	rerr    error         // the last read's error
 }
 
 // ParsePublicURL checks --public-url: https://HOST[:PORT] (plain http
