@@ -196,6 +196,7 @@ type phaseResult struct {
 	lat       []time.Duration
 	elapsed   time.Duration
 	cpu       float64 // server CPU seconds during the phase (-1: unknown)
+	dbCPU     float64 // the database server's CPU seconds (-1: none or unknown)
 	mu        sync.Mutex
 }
 
@@ -345,13 +346,17 @@ func (p loadPhase) label() string {
 }
 
 // runPhase sends p's load to t from devs; pgid is the server's process
-// group, for its CPU time (0: not measured).
-func runPhase(ctx context.Context, t *fleetTarget, devs []*simDevice, p loadPhase, pgid int) *phaseResult {
-	r := &phaseResult{status: map[int]int{}, cpu: -1}
-	var cpu0 float64
-	okCPU := false
+// group, for its CPU time, and dbPID the database server's leader
+// process, whose descendants are counted with it (0: not measured).
+func runPhase(ctx context.Context, t *fleetTarget, devs []*simDevice, p loadPhase, pgid, dbPID int) *phaseResult {
+	r := &phaseResult{status: map[int]int{}, cpu: -1, dbCPU: -1}
+	var cpu0, dbCPU0 float64
+	okCPU, okDB := false, false
 	if pgid > 0 {
 		cpu0, okCPU = groupCPU(pgid)
+	}
+	if dbPID > 0 {
+		dbCPU0, okDB = treeCPU(dbPID)
 	}
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -415,6 +420,11 @@ func runPhase(ctx context.Context, t *fleetTarget, devs []*simDevice, p loadPhas
 			r.cpu = cpu1 - cpu0
 		}
 	}
+	if okDB {
+		if cpu1, ok := treeCPU(dbPID); ok {
+			r.dbCPU = cpu1 - dbCPU0
+		}
+	}
 	slices.Sort(r.lat)
 	return r
 }
@@ -436,6 +446,7 @@ type fleetRun struct {
 	seed    time.Duration // enrolling every device (0: none, nginx)
 	hwm     int64         // peak RSS of the server process (-1: unknown)
 	dbBytes int64         // database size after the run (-1: none)
+	dbPID   int           // the database server's leader process (0: in the server)
 	db      string        // what dbBytes counts
 }
 
@@ -482,7 +493,7 @@ func fleetBench(o options) (string, error) {
 	}
 
 	sqlitePath := filepath.Join(dir, "fleet.db")
-	run, err := bcfleetRun(ctx, "SQLite", bcfleet, "sqlite:"+sqlitePath, kekPath, kek, devs, phases, func() (int64, string, error) {
+	run, err := bcfleetRun(ctx, "SQLite", bcfleet, "sqlite:"+sqlitePath, kekPath, kek, devs, phases, 0, func() (int64, string, error) {
 		var total int64
 		for _, suffix := range []string{"", "-wal", "-shm"} {
 			if fi, err := os.Stat(sqlitePath + suffix); err == nil {
@@ -506,7 +517,7 @@ func fleetBench(o options) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		run, err := bcfleetRun(ctx, "PostgreSQL "+pgVersion(), bcfleet, dsn, kekPath, kek, devs, phases, func() (int64, string, error) {
+		run, err := bcfleetRun(ctx, "PostgreSQL "+pgVersion(), bcfleet, dsn, kekPath, kek, devs, phases, pg.cmd.Process.Pid, func() (int64, string, error) {
 			db, err := sql.Open("pgx", dsn)
 			if err != nil {
 				return 0, "", err
@@ -563,7 +574,7 @@ func nginxFleet(ctx context.Context, nginx, prefix string, devs []*simDevice, ph
 	run := &fleetRun{name: "nginx (204, the ceiling)", hwm: -1, dbBytes: -1}
 	for _, p := range phases {
 		fmt.Printf("fleet: %s: %s\n", run.name, p.label())
-		r := runPhase(ctx, t, devs, p, c.pgid)
+		r := runPhase(ctx, t, devs, p, c.pgid, 0)
 		if err := r.check(t, p.name); err != nil {
 			return nil, err
 		}
@@ -578,9 +589,10 @@ func nginxFleet(ctx context.Context, nginx, prefix string, devs []*simDevice, ph
 
 // bcfleetRun enrolls devs in the store dsn names, starts `bcfleet serve`
 // on it and sends it the phases' load; dbSize measures the database after
-// the server stopped.
-func bcfleetRun(ctx context.Context, name, bcfleet, dsn, kekPath string, kek fleet.KEK, devs []*simDevice, phases []loadPhase, dbSize func() (int64, string, error)) (*fleetRun, error) {
-	run := &fleetRun{name: name, hwm: -1}
+// the server stopped. dbPID is the database server's leader process, for
+// its CPU time (0: the store runs inside bcfleet serve).
+func bcfleetRun(ctx context.Context, name, bcfleet, dsn, kekPath string, kek fleet.KEK, devs []*simDevice, phases []loadPhase, dbPID int, dbSize func() (int64, string, error)) (*fleetRun, error) {
+	run := &fleetRun{name: name, hwm: -1, dbPID: dbPID}
 	fmt.Printf("fleet: %s: enrolling %d devices through the store\n", name, len(devs))
 	var err error
 	if run.seed, err = seedDevices(ctx, dsn, kek, devs); err != nil {
@@ -606,7 +618,7 @@ func bcfleetRun(ctx context.Context, name, bcfleet, dsn, kekPath string, kek fle
 	defer t.close()
 	for _, p := range phases {
 		fmt.Printf("fleet: %s: %s\n", name, p.label())
-		r := runPhase(ctx, t, devs, p, c.pgid)
+		r := runPhase(ctx, t, devs, p, c.pgid, dbPID)
 		if err := r.check(t, p.name); err != nil {
 			b, _ := os.ReadFile(logPath)
 			return nil, fmt.Errorf("%w\nserver log:\n%s", err, tail(b, 2000))
@@ -810,7 +822,7 @@ func mib(n int64) string { return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20)) }
 // each store against the goal.
 func fleetTables(o options, n int, phases []loadPhase, runs []*fleetRun, notes []string) string {
 	var s strings.Builder
-	fmt.Fprintf(&s, "| server | load | reports | reports/s | p50 | p99 | responses | server CPU µs/report |\n|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&s, "| server | load | reports | reports/s | p50 | p99 | responses | server CPU µs/report | database CPU µs/report |\n|---|---|---|---|---|---|---|---|---|\n")
 	for i, p := range phases {
 		for _, run := range runs {
 			r := run.phases[i]
@@ -818,8 +830,15 @@ func fleetTables(o options, n int, phases []loadPhase, runs []*fleetRun, notes [
 			if r.cpu >= 0 {
 				cpu = fmt.Sprintf("%.0f", r.cpu*1e6/float64(r.completed))
 			}
-			fmt.Fprintf(&s, "| %s | %s | %d | %.0f | %s | %s | %s | %s |\n", run.name, p.label(), r.completed, r.rps(),
-				msCell(r.quantile(0.50)), msCell(r.quantile(0.99)), r.statuses(), cpu)
+			dbCPU := "-"
+			switch {
+			case r.dbCPU >= 0:
+				dbCPU = fmt.Sprintf("%.0f", r.dbCPU*1e6/float64(r.completed))
+			case run.dbBytes >= 0 && run.dbPID == 0:
+				dbCPU = "in the server"
+			}
+			fmt.Fprintf(&s, "| %s | %s | %d | %.0f | %s | %s | %s | %s | %s |\n", run.name, p.label(), r.completed, r.rps(),
+				msCell(r.quantile(0.50)), msCell(r.quantile(0.99)), r.statuses(), cpu, dbCPU)
 		}
 	}
 	fmt.Fprintf(&s, "\n| store | enrolling %d devices (through the store) | sustained reports/s (%d in flight) | at %d/s: p50 / p99 | peak RSS of `bcfleet serve` (VmHWM) | database bytes per device | goal: ≥ %d/s, p99 < %d ms, RSS < %s |\n|---|---|---|---|---|---|---|\n",
@@ -838,7 +857,7 @@ func fleetTables(o options, n int, phases []loadPhase, runs []*fleetRun, notes [
 			maxR.rps(), msCell(rate.quantile(0.50)), msCell(rate.quantile(0.99)), mib(run.hwm), run.dbBytes/int64(n), verdict)
 	}
 	fmt.Fprintf(&s, "\n%d simulated devices, each with its own ed25519 key, send real signed reports (fleet/wire, signed as the agent signs) over keep-alive HTTP from this process to one separate server process on the same 2 cores; every response must be the server's status of work done (200 from `bcfleet serve`, 204 from nginx) and no heartbeat may be answered send_full, or the run fails. "+
-		"p50/p99: from sending to the whole answer; at the fixed rate, from when the report was due (an open loop: a server that falls behind pays for the queue). Server CPU: the server's user+system time over the reports completed (nginx: master and workers; PostgreSQL's own processes not counted). "+
+		"p50/p99: from sending to the whole answer; at the fixed rate, from when the report was due (an open loop: a server that falls behind pays for the queue). Server CPU: the server's user+system time over the reports completed (nginx: master and workers); database CPU: the same for PostgreSQL's processes (postmaster, backends, background workers, and the workers that exited during the phase); SQLite runs inside the server. "+
 		"Database bytes per device: %s. Both stores run with their durable defaults: SQLite WAL with synchronous=FULL, PostgreSQL with fsync on.\n",
 		n, dbNotes(runs))
 	for _, note := range notes {

@@ -53,7 +53,7 @@ func TestFleetLoad(t *testing.T) {
 	}
 	ctx := context.Background()
 	dbPath := filepath.Join(dir, "fleet.db")
-	run, err := bcfleetRun(ctx, "SQLite", filepath.Join(bin, "bcfleet"), "sqlite:"+dbPath, kekPath, kek, devs, phases, func() (int64, string, error) { return 1, "test", nil })
+	run, err := bcfleetRun(ctx, "SQLite", filepath.Join(bin, "bcfleet"), "sqlite:"+dbPath, kekPath, kek, devs, phases, 0, func() (int64, string, error) { return 1, "test", nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestFleetLoad(t *testing.T) {
 	forged.id = devs[7].id
 	forged.counter = devs[7].counter
 	mixed := append(append([]*simDevice{}, devs[:10]...), forged)
-	r := runPhase(ctx, target, mixed, loadPhase{name: "first", first: true, conns: 4}, 0)
+	r := runPhase(ctx, target, mixed, loadPhase{name: "first", first: true, conns: 4}, 0, 0)
 	err = r.check(target, "first")
 	if err == nil || !strings.Contains(err.Error(), "1 of 11 reports failed") || !strings.Contains(err.Error(), "1 × 401") || !strings.Contains(err.Error(), "10 × 200") {
 		t.Errorf("a refused report: %v, want the failure counted by status (10 × 200, 1 × 401)", err)
@@ -145,7 +145,7 @@ func TestFleetCheck(t *testing.T) {
 			ctx := context.Background()
 			// First reports (full), then heartbeats only: a send_full
 			// is only wrong in answer to a heartbeat.
-			r := runPhase(ctx, target, devs, loadPhase{name: "first", first: true, conns: 2}, 0)
+			r := runPhase(ctx, target, devs, loadPhase{name: "first", first: true, conns: 2}, 0, 0)
 			err := r.check(target, "first")
 			if err == nil {
 				r2 := &phaseResult{status: map[int]int{}}

@@ -206,10 +206,11 @@ func parseStat(b []byte) (state byte, pgrp int, ok bool) {
 const userHZ = 100
 
 // groupCPU is the CPU time (user and system, every thread) the live
-// processes of group pgid have used so far, from /proc; ok is false where
-// there is no /proc or no member was found. A member that exits between
-// two readings takes its time with it, so this is for groups whose
-// processes all live through the measurement (servers).
+// processes of group pgid, and the children they reaped, have used so
+// far, from /proc; ok is false where there is no /proc or no member was
+// found. A member that exits between two readings and is reaped by a
+// process outside the group takes its time with it, so this is for
+// groups whose processes all live through the measurement (servers).
 func groupCPU(pgid int) (seconds float64, ok bool) {
 	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
 	var ticks int64
@@ -237,20 +238,95 @@ func groupCPU(pgid int) (seconds float64, ok bool) {
 }
 
 // parseCPU reads utime+stime (fields 14 and 15, in USER_HZ ticks) from a
-// /proc/PID/stat line.
+// /proc/PID/stat line, plus cutime+cstime (16 and 17): the time of the
+// children it has reaped. A server that forks short-lived workers
+// (PostgreSQL's autovacuum workers, its backends when sessions end) thus
+// keeps their time in the sum after they exit; a live child is counted
+// once, by itself.
 func parseCPU(b []byte) (int64, bool) {
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
 		return 0, false
 	}
 	f := bytes.Fields(b[i+1:]) // f[0] is field 3 (state)
-	if len(f) < 13 {
+	if len(f) < 15 {
 		return 0, false
 	}
-	u, err1 := strconv.ParseInt(string(f[11]), 10, 64)
-	s, err2 := strconv.ParseInt(string(f[12]), 10, 64)
+	var sum int64
+	for _, k := range []int{11, 12, 13, 14} {
+		v, err := strconv.ParseInt(string(f[k]), 10, 64)
+		if err != nil {
+			return 0, false
+		}
+		sum += v
+	}
+	return sum, true
+}
+
+// treeCPU is the CPU time (user and system, every thread) that process
+// pid and its live descendants, and the children they reaped, have used
+// so far, from /proc; ok is false where pid is not found. For servers
+// whose children leave the leader's process group (PostgreSQL's backends
+// and workers each call setsid) and exit and are reaped by it while they
+// are measured.
+func treeCPU(pid int) (seconds float64, ok bool) {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	type proc struct {
+		ppid  int
+		ticks int64
+	}
+	procs := map[int]proc{}
+	for _, f := range stats {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // exited meanwhile
+		}
+		id, ppid, ok := parsePIDs(b)
+		if !ok {
+			continue
+		}
+		t, ok := parseCPU(b)
+		if !ok {
+			continue
+		}
+		procs[id] = proc{ppid, t}
+	}
+	if _, found := procs[pid]; !found {
+		return 0, false
+	}
+	var ticks int64
+	for id, p := range procs {
+		for a, hops := id, 0; hops < 64; hops++ {
+			if a == pid {
+				ticks += p.ticks
+				break
+			}
+			q, found := procs[a]
+			if !found || q.ppid == a {
+				break
+			}
+			a = q.ppid
+		}
+	}
+	return float64(ticks) / userHZ, true
+}
+
+// parsePIDs reads the process ID (field 1) and its parent's (field 4)
+// from a /proc/PID/stat line.
+func parsePIDs(b []byte) (pid, ppid int, ok bool) {
+	i := bytes.IndexByte(b, ' ')
+	j := bytes.LastIndexByte(b, ')')
+	if i < 0 || j < 0 {
+		return 0, 0, false
+	}
+	f := bytes.Fields(b[j+1:]) // f[0] is field 3 (state)
+	if len(f) < 2 {
+		return 0, 0, false
+	}
+	pid, err1 := strconv.Atoi(string(b[:i]))
+	ppid, err2 := strconv.Atoi(string(f[1]))
 	if err1 != nil || err2 != nil {
-		return 0, false
+		return 0, 0, false
 	}
-	return u + s, true
+	return pid, ppid, true
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -124,6 +125,11 @@ func TestParseCPU(t *testing.T) {
 	if n, ok := parseCPU([]byte(line)); !ok || n != 287 {
 		t.Errorf("parseCPU = %d %v, want 287", n, ok)
 	}
+	// Reaped children's time (cutime 40, cstime 2) counts too.
+	line = "123 (postgres) S 1 456 456 0 -1 4194560 10 0 0 0 250 37 40 2 20 0 3 0\n"
+	if n, ok := parseCPU([]byte(line)); !ok || n != 329 {
+		t.Errorf("parseCPU with reaped children = %d %v, want 329", n, ok)
+	}
 	if _, ok := parseCPU([]byte("123 (x) S 1 2")); ok {
 		t.Error("parseCPU accepted a short line")
 	}
@@ -157,5 +163,61 @@ func TestGroupCPU(t *testing.T) {
 	}
 	if _, ok := groupCPU(1 << 30); ok {
 		t.Error("groupCPU found a member of a group that does not exist")
+	}
+}
+
+// TestTreeCPU: a process's tree includes a child that left its process
+// group (as PostgreSQL's backends do), and a child that exited and was
+// reaped keeps its time in the sum.
+func TestTreeCPU(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc")
+	}
+	// The shell spins in a child in a new session, reaps it, then spins
+	// in another that it keeps alive until killed.
+	cmd := exec.Command("sh", "-c", `setsid sh -c 'i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done'; setsid sh -c 'while :; do :; done' & wait`)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		exec.Command("pkill", "-KILL", "-P", strconv.Itoa(cmd.Process.Pid)).Run()
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	var own float64
+	for time.Now().Before(deadline) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ticks, ok := parseCPU(b); ok && ticks > 10 { // the reaped child's time is in cutime
+			own = float64(ticks) / userHZ
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if own == 0 {
+		t.Fatal("the first child's time never showed in the shell's cutime")
+	}
+	time.Sleep(300 * time.Millisecond) // the second child spins
+	tree, ok := treeCPU(cmd.Process.Pid)
+	if !ok {
+		t.Fatal("treeCPU found no process")
+	}
+	if tree < own+0.1 {
+		t.Errorf("treeCPU = %.2fs, want more than the shell's own and reaped %.2fs plus the live child's", tree, own)
+	}
+	if _, ok := treeCPU(1 << 30); ok {
+		t.Error("treeCPU found a process that does not exist")
+	}
+}
+
+func TestParsePIDs(t *testing.T) {
+	if pid, ppid, ok := parsePIDs([]byte("123 (a b) c) S 77 456 456 0")); !ok || pid != 123 || ppid != 77 {
+		t.Errorf("parsePIDs = %d %d %v", pid, ppid, ok)
+	}
+	if _, _, ok := parsePIDs([]byte("x")); ok {
+		t.Error("parsePIDs accepted garbage")
 	}
 }
