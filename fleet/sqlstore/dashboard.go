@@ -86,9 +86,13 @@ func (s *Store) pageWhere(q fleet.DeviceQuery) ([]string, []any) {
 		args = append(args, q.Site)
 	}
 	if q.Component != "" || q.Version != "" || q.State != "" {
-		// A set from the components' indexes (name, installed) and
-		// (name, state), not a probe per device.
+		// Without a site: a set from the components' indexes (name,
+		// installed) and (name, state). With one (a few hundred devices
+		// by its index): a probe for each of them.
 		sub := []string{"1 = 1"}
+		if q.Site != "" {
+			sub[0] = "c.device_id = devices.id"
+		}
 		if q.Component != "" {
 			sub = append(sub, "c.name = ?")
 			args = append(args, q.Component)
@@ -101,7 +105,11 @@ func (s *Store) pageWhere(q fleet.DeviceQuery) ([]string, []any) {
 			sub = append(sub, "c.state = ?")
 			args = append(args, q.State)
 		}
-		where = append(where, "devices.id IN (SELECT c.device_id FROM components c WHERE "+strings.Join(sub, " AND ")+")")
+		if q.Site != "" {
+			where = append(where, "EXISTS (SELECT 1 FROM components c WHERE "+strings.Join(sub, " AND ")+")")
+		} else {
+			where = append(where, "devices.id IN (SELECT c.device_id FROM components c WHERE "+strings.Join(sub, " AND ")+")")
+		}
 	}
 	// The instrument is a JSON column: a cheap test of its text first
 	// (a value of plain characters appears in it as it is), then the

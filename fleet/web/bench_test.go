@@ -19,7 +19,8 @@ import (
 
 // BenchmarkPages measures the server time of the dashboard's pages on a
 // fleet of BCFLEET_BENCH_DEVICES devices (default 100,000) in SQLite,
-// each with a full report: the mean (ns/op), p99-ms and the page's size.
+// each with a full report: the mean (ns/op), the first request
+// (first-ms), p99-ms of the others and the page's size.
 // Every answer must be 200 with the page's marker, or the run fails.
 //
 //	go test ./fleet/web -run '^$' -bench Pages -benchtime 30x
@@ -44,7 +45,7 @@ func BenchmarkPages(b *testing.B) {
 		{"fleet-version-site", "/fleet?component=notification-client&version=1.1.0&site=site-007", "devices match"},
 		{"fleet-search", "/fleet?q=inst-00471", "devices match"},
 		{"fleet-model", "/fleet?model=AQUIOS+CL", "devices match"},
-		{"fleet-offline", "/fleet?online=offline", "devices match"},
+		{"fleet-online", "/fleet?online=online", "devices match"},
 		{"rollouts", "/rollouts", "notification-client"},
 	} {
 		b.Run(pg.name, func(b *testing.B) {
@@ -58,6 +59,12 @@ func BenchmarkPages(b *testing.B) {
 					b.Fatalf("%s: %d %.300s", pg.path, r.status, r.body)
 				}
 				size = len(r.body)
+			}
+			// The first request may read for the rest (the rollouts
+			// page's numbers): reported apart.
+			b.ReportMetric(float64(times[0].Microseconds())/1000, "first-ms")
+			if len(times) > 1 {
+				times = times[1:]
 			}
 			slices.Sort(times)
 			b.ReportMetric(float64(times[(len(times)*99)/100].Microseconds())/1000, "p99-ms")

@@ -281,6 +281,30 @@ func TestDashboardHTTP(t *testing.T) {
 		}
 	})
 
+	t.Run("a rollouts page weighs under 300 KiB, chart library included", func(t *testing.T) {
+		c := e.client(t)
+		c.signIn(viewer, "/rollouts")
+		r := c.get("/rollouts")
+		total := len(r.body)
+		refs := regexp.MustCompile(`(?:src|href)="(/static/[^"]+)"`).FindAllStringSubmatch(r.body, -1)
+		var chart bool
+		for _, m := range refs {
+			a := c.get(m[1])
+			if a.status != 200 {
+				t.Fatalf("%s: %d", m[1], a.status)
+			}
+			total += len(a.body)
+			chart = chart || strings.Contains(m[1], "chart.umd.min.js")
+		}
+		if !chart || len(refs) < 3 {
+			t.Fatalf("the page loads %v", refs)
+		}
+		if total > 300<<10 {
+			t.Errorf("the rollouts page with its scripts and styles is %d bytes", total)
+		}
+		t.Logf("rollouts page weight: %.1f KiB", float64(total)/1024)
+	})
+
 	t.Run("paging", func(t *testing.T) {
 		c := e.client(t)
 		c.signIn(viewer, "/fleet")

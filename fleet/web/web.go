@@ -278,11 +278,21 @@ type view struct {
 
 func (d *Dashboard) parse() error {
 	funcs := template.FuncMap{
-		"when":      when,
-		"percent":   func(f float64) string { return fmt.Sprintf("%.1f%%", 100*f) },
-		"admin":     func(s *session) bool { return s != nil && s.Role >= fleet.RoleAdmin },
-		"support":   func(s *session) bool { return s != nil && s.Role >= fleet.RoleSupport },
-		"join":      strings.Join,
+		"when":    when,
+		"percent": func(f float64) string { return fmt.Sprintf("%.1f%%", 100*f) },
+		"admin":   func(s *session) bool { return s != nil && s.Role >= fleet.RoleAdmin },
+		"support": func(s *session) bool { return s != nil && s.Role >= fleet.RoleSupport },
+		"join":    strings.Join,
+		"dur": func(d time.Duration) string {
+			s := d.String()
+			if strings.HasSuffix(s, "m0s") {
+				s = strings.TrimSuffix(s, "0s")
+			}
+			if strings.HasSuffix(s, "h0m") {
+				s = strings.TrimSuffix(s, "0m")
+			}
+			return s
+		},
 		"hasPrefix": strings.HasPrefix,
 		"add":       func(a, b int) int { return a + b },
 		"sub":       func(a, b int) int { return a - b },
