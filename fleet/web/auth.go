@@ -256,8 +256,8 @@ func (d *Dashboard) callback(w http.ResponseWriter, r *http.Request) {
 func (d *Dashboard) signOut(w http.ResponseWriter, r *http.Request) {
 	s := d.current(r)
 	if s != nil {
-		if err := d.checkCSRF(r, s); err != nil {
-			d.fail(w, s, http.StatusForbidden, err.Error())
+		if why := d.checkCSRF(r, s); why != "" {
+			d.fail(w, s, http.StatusForbidden, why)
 			return
 		}
 		d.mu.Lock()
@@ -284,23 +284,23 @@ func (d *Dashboard) signedOut(w http.ResponseWriter, r *http.Request) {
 
 // checkCSRF: a state-changing request must carry the session's CSRF
 // token, and come from this origin when the browser says where it came
-// from.
-func (d *Dashboard) checkCSRF(r *http.Request, s *session) error {
+// from. It returns why not, for the page ("" when it does).
+func (d *Dashboard) checkCSRF(r *http.Request, s *session) string {
 	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" {
-		return errors.New("This request came from another site (" + site + "); it was refused. Use the dashboard's own buttons.")
+		return "This request came from another site (" + site + "); it was refused. Use the dashboard's own buttons."
 	}
 	if o := r.Header.Get("Origin"); o != "" {
 		base, err := d.base(r)
 		if err != nil || o != base.Scheme+"://"+base.Host {
-			return errors.New("This request came from another origin (" + o + "); it was refused. Use the dashboard's own buttons.")
+			return "This request came from another origin (" + o + "); it was refused. Use the dashboard's own buttons."
 		}
 	}
 	r.Body = http.MaxBytesReader(nil, r.Body, 16<<10)
 	tok := r.PostFormValue("csrf")
 	if tok == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(s.CSRF)) != 1 {
-		return errors.New("This form's security token is missing or stale (the page was open across a sign-in?). Reload the page and try again.")
+		return "This form's security token is missing or stale (the page was open across a sign-in?). Reload the page and try again."
 	}
-	return nil
+	return ""
 }
 
 // page checks the session and the role before fn runs: no session signs
@@ -323,8 +323,8 @@ func (d *Dashboard) page(need fleet.Role, fn func(http.ResponseWriter, *http.Req
 			return
 		}
 		if r.Method != http.MethodGet {
-			if err := d.checkCSRF(r, s); err != nil {
-				d.fail(w, s, http.StatusForbidden, err.Error())
+			if why := d.checkCSRF(r, s); why != "" {
+				d.fail(w, s, http.StatusForbidden, why)
 				return
 			}
 		}

@@ -246,8 +246,6 @@ func (c *client) do(method, target string, form url.Values, header map[string]st
 
 func (c *client) get(path string) resp { c.t.Helper(); return c.do("GET", path, nil, nil) }
 
-var refreshRE = regexp.MustCompile(`content="0;url=([^"]+)"`)
-
 // signIn runs the authorization-code flow for user as a browser would,
 // starting at path; it returns the callback's answer.
 func (c *client) signIn(user *mockoidc.MockUser, path string) resp {

@@ -64,7 +64,6 @@ func TestDashboardHTTP(t *testing.T) {
 		e.oidc.QueueUser(viewer)
 		r = c.get(loc.String())
 		r = c.get(r.header.Get("Location"))
-		set = r.header.Get("Set-Cookie")
 		if r.status != 200 || !strings.Contains(r.body, `content="0;url=/fleet?site=north-clinic"`) {
 			t.Fatalf("callback: %d %s", r.status, r.body)
 		}
