@@ -93,8 +93,8 @@ func (d *Dashboard) rollouts(w http.ResponseWriter, r *http.Request, s *session)
 // devices), so they are read at most once per Options.RolloutsMaxAge for
 // everyone: numbers younger than that are shown as they are; older ones
 // are shown too (the page says as of when) while one read in the
-// background replaces them; only the first request after start waits
-// for a read (one read, however many wait).
+// background replaces them. The first read starts with the dashboard;
+// requests before it ends wait for it (one read, however many wait).
 func (d *Dashboard) rolloutSnapshot(ctx context.Context) (*rolloutsData, error) {
 	d.rmu.Lock()
 	snap, wait := d.rsnap, d.rflight

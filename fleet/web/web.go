@@ -182,6 +182,11 @@ func New(ctx context.Context, o Options) (*Dashboard, error) {
 	d.csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
 		"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 	d.routes()
+	// The rollouts page's numbers are read at start, in the background,
+	// so that its first visitor does not wait for the whole fleet.
+	done := make(chan struct{})
+	d.rflight = done
+	go d.refreshRollouts(done)
 	return d, nil
 }
 
