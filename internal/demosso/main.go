@@ -56,16 +56,32 @@ func main() {
 }
 
 func run(addr, secretFile string) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil || !netaddr.IsLoopback(host) {
-		return fmt.Errorf("-addr %s: want a loopback HOST:PORT (this sign-in has no passwords)", addr)
-	}
 	if secretFile == "" {
 		return fmt.Errorf("-secret-file is required")
 	}
-	m, err := mockoidc.NewServer(nil)
+	m, err := start(addr)
 	if err != nil {
 		return err
+	}
+	if err := os.WriteFile(secretFile, []byte(m.ClientSecret+"\n"), 0o600); err != nil {
+		return err
+	}
+	fmt.Printf("issuer %s client-id %s\n", m.Issuer(), m.ClientID)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	<-sig
+	return m.Shutdown()
+}
+
+// start runs the issuer on addr (loopback only).
+func start(addr string) (*mockoidc.MockOIDC, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || !netaddr.IsLoopback(host) {
+		return nil, fmt.Errorf("-addr %s: want a loopback HOST:PORT (this sign-in has no passwords)", addr)
+	}
+	m, err := mockoidc.NewServer(nil)
+	if err != nil {
+		return nil, err
 	}
 	m.CodeChallengeMethodsSupported = []string{"S256"}
 	// The authorization endpoint first asks who to be; the choice comes
@@ -93,21 +109,14 @@ func run(addr, secretFile string) error {
 		})
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := m.Start(ln, nil); err != nil {
-		return err
+		return nil, err
 	}
-	if err := os.WriteFile(secretFile, []byte(m.ClientSecret+"\n"), 0o600); err != nil {
-		return err
-	}
-	fmt.Printf("issuer %s client-id %s\n", m.Issuer(), m.ClientID)
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	<-sig
-	return m.Shutdown()
+	return m, nil
 }
