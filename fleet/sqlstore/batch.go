@@ -150,6 +150,13 @@ func (s *Store) commitBatch(batch []*saveReq) {
 	}
 }
 
+// qHeartbeatsPG stores a group of heartbeats, one per device, and says
+// for each device of the group whether its report was stored (its
+// counter was above the stored one) or the device exists at all.
+const qHeartbeatsPG = `WITH v AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS v(id, counter, last_seen)),
+	u AS (UPDATE device_seen d SET counter = v.counter, last_seen = v.last_seen FROM v WHERE d.device_id = v.id AND d.counter < v.counter RETURNING d.device_id)
+	SELECT d.device_id, d.device_id IN (SELECT device_id FROM u) FROM device_seen d WHERE d.device_id = ANY($1::text[])`
+
 // heartbeatsAtOnce stores the batch's heartbeats (one per device; a
 // second of the same device waits for the per-report path) with one
 // UPDATE over arrays, committed on its own, and answers them; it returns
@@ -177,9 +184,11 @@ func (s *Store) heartbeatsAtOnce(ctx context.Context, batch []*saveReq) []*saveR
 	stored := map[string]bool{}
 	known := map[string]bool{}
 	err := func() error {
-		rows, err := s.w.QueryContext(ctx, `WITH v AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS v(id, counter, last_seen)),
-			u AS (UPDATE device_seen d SET counter = v.counter, last_seen = v.last_seen FROM v WHERE d.device_id = v.id AND d.counter < v.counter RETURNING d.device_id)
-			SELECT d.device_id, d.device_id IN (SELECT device_id FROM u) FROM device_seen d WHERE d.device_id = ANY($1::text[])`, ids, counters, seenAt)
+		st, err := s.prepared(ctx, s.w, qHeartbeatsPG)
+		if err != nil {
+			return err
+		}
+		rows, err := st.QueryContext(ctx, ids, counters, seenAt)
 		if err != nil {
 			return err
 		}

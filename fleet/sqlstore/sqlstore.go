@@ -141,7 +141,7 @@ const (
 func (s *Store) prepareHot(ctx context.Context) error {
 	hot := []string{qReportHeartbeat, qReportSeen, qReportState, qDeviceExists, qDeleteComps, qInsertComp}
 	if s.postgres {
-		hot = append(hot, qReportFullPG)
+		hot = append(hot, qReportFullPG, qHeartbeatsPG)
 	}
 	for _, q := range hot {
 		if _, err := s.prepared(ctx, s.w, q); err != nil {
