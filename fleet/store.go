@@ -61,6 +61,13 @@ type Store interface {
 	// (u.Full false) updates only the counter and the time last seen.
 	SaveReport(ctx context.Context, id string, u ReportUpdate) error
 
+	// ComponentTallies: the rollouts page's counts, and their history
+	// (tally.go).
+	TallyStore
+	HistoryStore
+	// ReportHistory: each device's last full reports (reporthistory.go).
+	ReportHistoryStore
+
 	// AppendAccess appends an entry to the hash-chained access log
 	// (every read of personal data, every admin action); the store sets
 	// Seq, Prev and Hash in the same transaction.

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -30,13 +31,14 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "roles-claim", Value: "roles", Usage: "ID token claim `NAME` that lists the person's roles (viewer, support, admin; also as bcfleet-viewer, …)", EnvVars: []string{"BCFLEET_ROLES_CLAIM"}},
 			&cli.StringFlag{Name: "oidc-client-secret-file", Usage: "`FILE` holding the client secret the issuer gave this service, for the dashboard's sign-in (without it: a public client, PKCE alone)", EnvVars: []string{"BCFLEET_OIDC_CLIENT_SECRET_FILE"}},
 			&cli.StringFlag{Name: "public-url", Usage: "the https://HOST[:PORT] `URL` people reach the dashboard at; its sign-in returns to URL/auth/callback (default: the address itself, on loopback only)", EnvVars: []string{"BCFLEET_PUBLIC_URL"}},
+			&cli.DurationFlag{Name: "rollouts-max-age", Value: web.DefaultRolloutsMaxAge, Usage: "how old the dashboard's rollout numbers may be shown before they are counted again (`DURATION`; 0: counted for every request)", EnvVars: []string{"BCFLEET_ROLLOUTS_MAX_AGE"}},
 		},
 		OnUsageError: cliutil.OnUsageError,
 		Action: func(c *cli.Context) error {
 			return runServe(c.Context, globals(c), serveOptions{DB: c.String("db"), KEK: c.String("kek"), Addr: c.String("addr"),
 				TLSCert: c.String("tls-cert"), TLSKey: c.String("tls-key"), OIDCIssuer: c.String("oidc-issuer"),
 				OIDCClientID: c.String("oidc-client-id"), RolesClaim: c.String("roles-claim"), OIDCClientSecretFile: c.String("oidc-client-secret-file"),
-				PublicURL: c.String("public-url"), Args: c.Args().Slice()})
+				PublicURL: c.String("public-url"), RolloutsMaxAge: c.Duration("rollouts-max-age"), Args: c.Args().Slice()})
 		},
 	}
 }
@@ -75,7 +77,10 @@ type serveOptions struct {
 	// OIDCClientSecretFile and PublicURL are the dashboard's sign-in.
 	OIDCClientSecretFile string
 	PublicURL            string
-	Args                 []string
+	// RolloutsMaxAge: the dashboard's rollout numbers (0: counted for
+	// every request).
+	RolloutsMaxAge time.Duration
+	Args           []string
 }
 
 func runServe(ctx context.Context, g *globalOptions, o serveOptions) error {
@@ -90,6 +95,9 @@ func runServe(ctx context.Context, g *globalOptions, o serveOptions) error {
 	}
 	if o.OIDCIssuer == "" && (o.OIDCClientSecretFile != "" || o.PublicURL != "") {
 		return cliutil.Usagef("oidc-issuer", "--oidc-client-secret-file and --public-url are the dashboard's sign-in: they need --oidc-issuer")
+	}
+	if o.RolloutsMaxAge < 0 {
+		return cliutil.Usagef("rollouts-max-age", "--rollouts-max-age %s: want a duration of 0 or more", o.RolloutsMaxAge)
 	}
 	if o.PublicURL != "" {
 		if _, err := web.ParsePublicURL(o.PublicURL); err != nil {
@@ -118,7 +126,7 @@ func runServe(ctx context.Context, g *globalOptions, o serveOptions) error {
 			}
 			people = p
 			w, err := web.New(ctx, web.Options{Issuer: o.OIDCIssuer, ClientID: o.OIDCClientID, ClientSecret: secret, RolesClaim: o.RolesClaim,
-				PublicURL: o.PublicURL, Store: st, KEK: kek, Log: log})
+				PublicURL: o.PublicURL, Store: st, KEK: kek, Log: log, RolloutsMaxAge: rolloutsMaxAge(o.RolloutsMaxAge)})
 			if err != nil {
 				return err
 			}
@@ -137,4 +145,13 @@ func runServe(ctx context.Context, g *globalOptions, o serveOptions) error {
 				fmt.Fprintf(g.Stdout, "bcfleet %s serving devices at %s, metrics at %s/metrics, %s\n", version, url, url, people)
 			}})
 	})
+}
+
+// rolloutsMaxAge is --rollouts-max-age as web.Options takes it (0 there
+// is the default; negative, every request).
+func rolloutsMaxAge(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

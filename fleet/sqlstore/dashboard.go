@@ -3,8 +3,10 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/beckmanconnect/bcupdate/fleet"
 	"github.com/beckmanconnect/bcupdate/internal/errs"
@@ -29,12 +31,7 @@ func (s *Store) DevicePage(ctx context.Context, q fleet.DeviceQuery) (*fleet.Dev
 		cond = " WHERE " + strings.Join(where, " AND ")
 	}
 	page := &fleet.DevicePage{}
-	// Counting needs device_seen only to tell online from offline.
-	from := "devices"
-	if q.Presence != "" {
-		from = deviceFrom
-	}
-	if err := s.r.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM `+from+cond), args...).Scan(&page.Total); err != nil {
+	if err := s.r.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM devices`+cond), args...).Scan(&page.Total); err != nil {
 		return nil, fmt.Errorf("count devices: %w", err)
 	}
 	order := "ASC"
@@ -111,83 +108,176 @@ func (s *Store) pageWhere(q fleet.DeviceQuery) ([]string, []any) {
 			where = append(where, "devices.id IN (SELECT c.device_id FROM components c WHERE "+strings.Join(sub, " AND ")+")")
 		}
 	}
-	// The instrument is a JSON column: a cheap test of its text first
-	// (a value of plain characters appears in it as it is), then the
-	// field itself.
+	// The model and search keys are columns of their own, set at
+	// enrollment (migration 5): index lookups, not a read of every
+	// device's instrument JSON.
 	if q.Model != "" {
-		if plainText(q.Model) {
-			where = append(where, "devices.instrument "+s.ilike()+" ? ESCAPE '\\'")
-			args = append(args, "%"+likeEscape(q.Model)+"%")
-		}
-		where = append(where, s.jsonText("devices.instrument", "model")+" = ?")
+		where = append(where, "devices.model = ?")
 		args = append(args, q.Model)
 	}
 	if q.Search != "" {
-		p := likePrefix(strings.ToLower(q.Search))
-		cond := `(LOWER(devices.id) LIKE ? ESCAPE '\' OR LOWER(` + s.jsonText("devices.instrument", "id") +
-			`) LIKE ? ESCAPE '\' OR LOWER(` + s.jsonText("devices.instrument", "serial") + `) LIKE ? ESCAPE '\')`
-		cargs := []any{p, p, p}
-		if plainText(q.Search) {
-			cond = `(LOWER(devices.id) LIKE ? ESCAPE '\' OR (devices.instrument ` + s.ilike() + ` ? ESCAPE '\' AND ` + cond + `))`
-			cargs = append([]any{p, "%" + likeEscape(q.Search) + "%"}, cargs...)
-		}
-		where = append(where, cond)
-		args = append(args, cargs...)
+		// A prefix of the ASCII lower-case key is one range of its index
+		// (byte order: BINARY in SQLite, COLLATE "C" in PostgreSQL).
+		lo := searchKey(q.Search)
+		hi := lo + "\U0010FFFF"
+		where = append(where, `((devices.search_id >= ? AND devices.search_id < ?) OR (devices.search_instrument >= ? AND devices.search_instrument < ?)
+			OR (devices.search_serial >= ? AND devices.search_serial < ?))`)
+		args = append(args, lo, hi, lo, hi, lo, hi)
 	}
 	if q.Presence == fleet.PresenceOnline || q.Presence == fleet.PresenceOffline {
-		// fleet.Device.Online: seen, and less than three poll intervals
-		// ago (fleet.DefaultPollInterval until the device says its own).
-		iv := s.jsonInt("devices.state", "poll_interval")
-		online := `(devices.revoked IS NULL AND device_seen.last_seen > 0 AND device_seen.last_seen > ? - 3 * (CASE WHEN ` + iv + ` > 0 THEN ` + iv + ` ELSE ? END))`
-		if q.Presence == fleet.PresenceOffline {
-			online = "NOT " + online
+		// fleet.Device.Online, from the narrow device_seen table alone
+		// (the poll interval of the last full report is a column there)
+		// and the index of revoked devices. Few devices (a site, a
+		// search): a probe of each; otherwise the set of device_seen's
+		// rows, read once.
+		on, oargs := onlineCond("s", q.Now)
+		narrow := q.Site != "" || q.Search != ""
+		switch {
+		case narrow && q.Presence == fleet.PresenceOnline:
+			where = append(where, "devices.revoked IS NULL AND EXISTS (SELECT 1 FROM device_seen s WHERE s.device_id = devices.id AND "+on+")")
+		case narrow:
+			where = append(where, "(devices.revoked IS NOT NULL OR NOT EXISTS (SELECT 1 FROM device_seen s WHERE s.device_id = devices.id AND "+on+"))")
+		case q.Presence == fleet.PresenceOnline:
+			where = append(where, "devices.id IN (SELECT s.device_id FROM device_seen s WHERE "+on+" AND s.device_id NOT IN ("+revokedIDs+"))")
+		default:
+			where = append(where, "devices.id IN (SELECT s.device_id FROM device_seen s WHERE NOT ("+on+") OR s.device_id IN ("+revokedIDs+"))")
 		}
-		where = append(where, online)
-		args = append(args, nanos(q.Now), int64(fleet.DefaultPollInterval))
+		args = append(args, oargs...)
 	}
 	return where, args
 }
 
-// jsonText is the text of field key of the JSON object in column.
-func (s *Store) jsonText(column, key string) string {
-	if s.postgres {
-		return "(" + column + "::jsonb ->> '" + key + "')"
+// revokedIDs are the revoked devices, from their partial index.
+const revokedIDs = `SELECT id FROM devices WHERE revoked IS NOT NULL`
+
+// maxPollInterval bounds the poll interval the store keeps (ten years),
+// so that three of them, subtracted from now, stay within 64 bits.
+const maxPollInterval = 10 * 365 * 24 * time.Hour
+
+// pollColumn is the poll interval kept in device_seen.poll_interval.
+func pollColumn(iv time.Duration) int64 {
+	return int64(min(max(iv, 0), maxPollInterval))
+}
+
+// onlineCond is fleet.Device.Online as of now for the device_seen row
+// alias: seen, and less than three poll intervals ago
+// (fleet.DefaultPollInterval until the device says its own).
+func onlineCond(alias string, now time.Time) (string, []any) {
+	return "(" + alias + ".last_seen > 0 AND " + alias + ".last_seen > ? - 3 * (CASE WHEN " + alias + ".poll_interval > 0 THEN " +
+		alias + ".poll_interval ELSE ? END))", []any{nanos(now), int64(fleet.DefaultPollInterval)}
+}
+
+// searchKey is s in ASCII lower case, as the search columns keep device
+// IDs, instrument IDs and serial numbers (the same as SQLite's LOWER, and
+// what migration 5 computes on both databases).
+func searchKey(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'A' && r <= 'Z' {
+			return r + ('a' - 'A')
+		}
+		return r
+	}, s)
+}
+
+// ComponentTallies counts the rollouts page's numbers from the components
+// table's index (grouped in its order, no device's state read), less the
+// devices device_seen says are silent or are revoked, which a fleet that
+// reports has few of.
+func (s *Store) ComponentTallies(ctx context.Context, now time.Time) (*fleet.Tallies, error) {
+	t := &fleet.Tallies{}
+	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM devices`).Scan(&t.Devices); err != nil {
+		return nil, fmt.Errorf("count devices: %w", err)
 	}
-	return "json_extract(" + column + ", '$." + key + "')"
-}
-
-// jsonInt is the integer field key of the JSON object in column (0 when
-// absent).
-func (s *Store) jsonInt(column, key string) string {
-	if s.postgres {
-		return "COALESCE((" + column + "::jsonb ->> '" + key + "')::bigint, 0)"
+	type key struct {
+		name, channel, installed, staged, failed, state string
+		byHand                                          int
 	}
-	return "COALESCE(CAST(json_extract(" + column + ", '$." + key + "') AS INTEGER), 0)"
-}
-
-// likePrefix is a LIKE pattern (escape \) for values that start with p.
-func likePrefix(p string) string { return likeEscape(p) + "%" }
-
-// likeEscape escapes LIKE's wildcards and its escape character (\).
-func likeEscape(p string) string {
-	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(p)
-}
-
-// ilike is the case-insensitive LIKE (SQLite's LIKE is, for ASCII).
-func (s *Store) ilike() string {
-	if s.postgres {
-		return "ILIKE"
+	byKey := map[key]*fleet.ComponentTally{}
+	var order []key
+	const cols = `c.name, c.channel, c.installed, c.staged, c.failed, c.state, c.by_hand`
+	rows, err := s.r.QueryContext(ctx, `SELECT `+cols+`, COUNT(*) FROM components c GROUP BY `+cols)
+	if err != nil {
+		return nil, fmt.Errorf("count components: %w", err)
 	}
-	return "LIKE"
-}
-
-// plainText says whether v is only letters, digits, spaces and ". _ -":
-// characters JSON never escapes, so v appears in a JSON text as it is.
-func plainText(v string) bool {
-	for _, r := range v {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == ' ' || r == '.' || r == '_' || r == '-') {
-			return false
+	for rows.Next() {
+		var k key
+		var n int
+		if err := rows.Scan(&k.name, &k.channel, &k.installed, &k.staged, &k.failed, &k.state, &k.byHand, &n); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		byKey[k] = &fleet.ComponentTally{Name: k.name, Channel: k.channel, Installed: k.installed, Staged: k.staged, Failed: k.failed,
+			State: k.state, ByHand: k.byHand != 0, Devices: n}
+		order = append(order, k)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	// The silent and the revoked: device_seen read once (narrow rows),
+	// then only their components. CROSS JOIN keeps SQLite to that order.
+	on, oargs := onlineCond("s", now)
+	rows, err = s.r.QueryContext(ctx, s.q(`SELECT `+cols+`, CASE WHEN d.revoked IS NULL THEN 0 ELSE 1 END, COUNT(*)
+		FROM device_seen s CROSS JOIN components c CROSS JOIN devices d
+		WHERE c.device_id = s.device_id AND d.id = s.device_id AND (NOT `+on+` OR s.device_id IN (`+revokedIDs+`))
+		GROUP BY `+cols+`, CASE WHEN d.revoked IS NULL THEN 0 ELSE 1 END`), oargs...)
+	if err != nil {
+		return nil, fmt.Errorf("count silent components: %w", err)
+	}
+	for rows.Next() {
+		var k key
+		var revoked, n int
+		if err := rows.Scan(&k.name, &k.channel, &k.installed, &k.staged, &k.failed, &k.state, &k.byHand, &revoked, &n); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		ct := byKey[k]
+		if ct == nil {
+			continue // a report in between the two reads
+		}
+		if revoked != 0 {
+			ct.Devices -= n
+		} else {
+			ct.Silent += n
 		}
 	}
-	return true
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	names := map[string]bool{}
+	for _, k := range order {
+		ct := byKey[k]
+		ct.Silent = min(ct.Silent, max(ct.Devices, 0))
+		if ct.Devices > 0 {
+			t.Components = append(t.Components, *ct)
+			names[ct.Name] = true
+		}
+	}
+	// Failure reasons: per component, its failed rows by the (name,
+	// state) index, the reporting unrevoked devices among them.
+	for _, name := range slices.Sorted(maps.Keys(names)) {
+		args := append([]any{name}, oargs...)
+		rows, err := s.r.QueryContext(ctx, s.q(`SELECT c.channel, c.failed, c.reason, COUNT(*)
+			FROM components c CROSS JOIN device_seen s
+			WHERE c.name = ? AND c.state = 'failed' AND c.by_hand = 0 AND s.device_id = c.device_id AND `+on+`
+				AND c.device_id NOT IN (`+revokedIDs+`)
+			GROUP BY c.channel, c.failed, c.reason`), args...)
+		if err != nil {
+			return nil, fmt.Errorf("count failure reasons: %w", err)
+		}
+		for rows.Next() {
+			r := fleet.ReasonTally{Name: name}
+			if err := rows.Scan(&r.Channel, &r.Failed, &r.Reason, &r.Devices); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			t.Reasons = append(t.Reasons, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
 }

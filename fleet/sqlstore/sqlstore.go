@@ -114,11 +114,11 @@ const (
 	// What a report changes lives in device_seen (migration 4): a
 	// heartbeat rewrites that narrow row, never the devices row.
 	qReportHeartbeat = `UPDATE device_seen SET counter = ?, last_seen = ? WHERE device_id = ? AND counter < ?`
-	qReportSeen      = `UPDATE device_seen SET counter = ?, last_seen = ?, digest = ? WHERE device_id = ? AND counter < ?`
+	qReportSeen      = `UPDATE device_seen SET counter = ?, last_seen = ?, digest = ?, poll_interval = ? WHERE device_id = ? AND counter < ?`
 	qReportState     = `UPDATE devices SET state = ? WHERE id = ?`
 	qDeviceExists    = `SELECT 1 FROM devices WHERE id = ?`
 	qDeleteComps     = `DELETE FROM components WHERE device_id = ?`
-	qInsertComp      = `INSERT INTO components (device_id, name, installed, state) VALUES (?, ?, ?, ?)`
+	qInsertComp      = `INSERT INTO components (device_id, name, installed, state, channel, staged, failed, by_hand, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qDevice          = `SELECT ` + deviceColumns + ` FROM ` + deviceFrom + ` WHERE devices.id = ?`
 	qDeviceAuth      = `SELECT devices.id, public_key, revoked, device_seen.counter, device_seen.digest FROM ` + deviceFrom + ` WHERE devices.id = ?`
 	// qReportFullPG is a full report in one statement on PostgreSQL (one
@@ -126,20 +126,28 @@ const (
 	// state, its components replaced, and whether it was stored or the
 	// device exists at all.
 	qReportFullPG = `WITH s AS (
-		UPDATE device_seen SET counter = $2, last_seen = $3, digest = $8 WHERE device_id = $1 AND counter < $2 RETURNING device_id AS id),
+		UPDATE device_seen SET counter = $2, last_seen = $3, digest = $8, poll_interval = $9 WHERE device_id = $1 AND counter < $2 RETURNING device_id AS id),
 	u AS (
 		UPDATE devices SET state = $4 FROM s WHERE devices.id = s.id RETURNING devices.id),
 	del AS (
 		DELETE FROM components c USING s WHERE c.device_id = s.id AND c.name <> ALL($5::text[])),
 	ins AS (
-		INSERT INTO components (device_id, name, installed, state)
-		SELECT s.id, v.name, v.installed, v.state FROM s, unnest($5::text[], $6::text[], $7::text[]) AS v(name, installed, state)
-		ON CONFLICT (device_id, name) DO UPDATE SET installed = EXCLUDED.installed, state = EXCLUDED.state)
+		INSERT INTO components (device_id, name, installed, state, channel, staged, failed, by_hand, reason)
+		SELECT s.id, v.name, v.installed, v.state, v.channel, v.staged, v.failed, v.by_hand, v.reason
+		FROM s, unnest($5::text[], $6::text[], $7::text[], $10::text[], $11::text[], $12::text[], $13::int[], $14::text[])
+			AS v(name, installed, state, channel, staged, failed, by_hand, reason)
+		ON CONFLICT (device_id, name) DO UPDATE SET installed = EXCLUDED.installed, state = EXCLUDED.state, channel = EXCLUDED.channel,
+			staged = EXCLUDED.staged, failed = EXCLUDED.failed, by_hand = EXCLUDED.by_hand, reason = EXCLUDED.reason),
+	hist AS (
+		INSERT INTO report_history (device_id, counter, time, record) SELECT s.id, $2, $3, $15 FROM s),
+	prune AS (
+		DELETE FROM report_history h USING s WHERE h.device_id = s.id AND h.counter <= (
+			SELECT counter FROM report_history WHERE device_id = $1 ORDER BY counter DESC LIMIT 1 OFFSET ` + pruneOffsetPG + `))
 	SELECT (SELECT count(*) FROM u), EXISTS (SELECT 1 FROM devices WHERE id = $1)`
 )
 
 func (s *Store) prepareHot(ctx context.Context) error {
-	hot := []string{qReportHeartbeat, qReportSeen, qReportState, qDeviceExists, qDeleteComps, qInsertComp}
+	hot := []string{qReportHeartbeat, qReportSeen, qReportState, qDeviceExists, qDeleteComps, qInsertComp, qInsertHistory, qPruneHistory}
 	if s.postgres {
 		hot = append(hot, qReportFullPG, qHeartbeatsPG)
 	}
@@ -577,10 +585,13 @@ func (s *Store) insertDevice(ctx context.Context, tx *sql.Tx, d fleet.Device) er
 	if d.Revoked != nil {
 		revoked = nanos(*d.Revoked)
 	}
+	// The model and search keys are columns of their own (migration 5,
+	// dashboard.go), set here once: a device's instrument never changes.
 	_, err = tx.ExecContext(ctx, s.q(`INSERT INTO devices
-		(id, site, public_key, enrolled, revoked, sealed, email_hash, instrument, replaces, state)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		d.ID, d.Site, d.PublicKey, nanos(d.Enrolled), revoked, d.Sealed, d.EmailHash, string(inst), d.Replaces, state)
+		(id, site, public_key, enrolled, revoked, sealed, email_hash, instrument, replaces, state, model, search_id, search_instrument, search_serial)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		d.ID, d.Site, d.PublicKey, nanos(d.Enrolled), revoked, d.Sealed, d.EmailHash, string(inst), d.Replaces, state,
+		d.Instrument.Model, searchKey(d.ID), searchKey(d.Instrument.ID), searchKey(d.Instrument.Serial))
 	if isUnique(err) {
 		return fmt.Errorf("device %s: %w", d.ID, fleet.ErrExists)
 	}
@@ -590,8 +601,8 @@ func (s *Store) insertDevice(ctx context.Context, tx *sql.Tx, d fleet.Device) er
 	if d.State.Counter > math.MaxInt64 {
 		return fmt.Errorf("%w: device %s: counter %d is out of range", errMalformed, d.ID, d.State.Counter)
 	}
-	_, err = tx.ExecContext(ctx, s.q(`INSERT INTO device_seen (device_id, counter, last_seen, digest) VALUES (?, ?, ?, ?)`),
-		d.ID, int64(d.State.Counter), nanos(d.State.LastSeen), d.State.Digest)
+	_, err = tx.ExecContext(ctx, s.q(`INSERT INTO device_seen (device_id, counter, last_seen, digest, poll_interval) VALUES (?, ?, ?, ?, ?)`),
+		d.ID, int64(d.State.Counter), nanos(d.State.LastSeen), d.State.Digest, pollColumn(d.State.PollInterval))
 	if err != nil {
 		return err
 	}
@@ -609,7 +620,7 @@ func (s *Store) putComponents(ctx context.Context, tx *sql.Tx, id string, st fle
 		}
 	}
 	for _, c := range st.Components {
-		if _, err := s.txExec(ctx, tx, qInsertComp, id, c.Name, c.Installed, c.State); err != nil {
+		if _, err := s.txExec(ctx, tx, qInsertComp, id, c.Name, c.Installed, c.State, c.Channel, c.Staged, c.Failed, b2i(c.ByHand), c.Reason); err != nil {
 			return err
 		}
 	}
@@ -622,11 +633,13 @@ func (s *Store) saveFullPG(ctx context.Context, tx *sql.Tx, id string, u fleet.R
 	if err != nil {
 		return err
 	}
-	names := make([]string, len(u.State.Components))
-	installed := make([]string, len(names))
-	states := make([]string, len(names))
+	n := len(u.State.Components)
+	names, installed, states := make([]string, n), make([]string, n), make([]string, n)
+	channels, staged, failed, reasons := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	byHand := make([]int32, n)
 	for i, c := range u.State.Components {
 		names[i], installed[i], states[i] = c.Name, c.Installed, c.State
+		channels[i], staged[i], failed[i], byHand[i], reasons[i] = c.Channel, c.Staged, c.Failed, int32(b2i(c.ByHand)), c.Reason
 	}
 	st := s.txStmt(ctx, tx, qReportFullPG)
 	if st == nil {
@@ -634,7 +647,12 @@ func (s *Store) saveFullPG(ctx context.Context, tx *sql.Tx, id string, u fleet.R
 	}
 	var stored int
 	var exists bool
-	if err := st.QueryRowContext(ctx, id, int64(u.Counter), nanos(u.LastSeen), state, names, installed, states, u.State.Digest).Scan(&stored, &exists); err != nil {
+	rec, err := recordJSON(u.State)
+	if err != nil {
+		return err
+	}
+	if err := st.QueryRowContext(ctx, id, int64(u.Counter), nanos(u.LastSeen), state, names, installed, states, u.State.Digest,
+		pollColumn(u.State.PollInterval), channels, staged, failed, byHand, reasons, rec).Scan(&stored, &exists); err != nil {
 		return err
 	}
 	switch {
@@ -788,7 +806,7 @@ func (s *Store) saveReport(ctx context.Context, tx *sql.Tx, id string, u fleet.R
 			return jerr
 		}
 		res, err = s.txExec(ctx, tx, qReportSeen,
-			int64(u.Counter), nanos(u.LastSeen), u.State.Digest, id, int64(u.Counter))
+			int64(u.Counter), nanos(u.LastSeen), u.State.Digest, pollColumn(u.State.PollInterval), id, int64(u.Counter))
 		if err == nil {
 			if n, aerr := res.RowsAffected(); aerr == nil && n == 1 {
 				if _, err := s.txExec(ctx, tx, qReportState, state, id); err != nil {
@@ -822,7 +840,10 @@ func (s *Store) saveReport(ctx context.Context, tx *sql.Tx, id string, u fleet.R
 		return fleet.ErrReplayed
 	}
 	if u.Full {
-		return s.putComponents(ctx, tx, id, u.State, true)
+		if err := s.putComponents(ctx, tx, id, u.State, true); err != nil {
+			return err
+		}
+		return s.saveHistory(ctx, tx, id, u)
 	}
 	return nil
 }

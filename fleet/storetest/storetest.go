@@ -32,6 +32,9 @@ func Run(t *testing.T, open func(t *testing.T) fleet.Store) {
 		{"ManyReportsAtOnce", testManyReports},
 		{"Filters", testFilters},
 		{"DevicePage", testDevicePage},
+		{"Tallies", testTallies},
+		{"RolloutHistory", testRolloutHistory},
+		{"ReportHistory", testReportHistory},
 		{"AccessLog", testAccessLog},
 		{"ConcurrentAccessLog", testConcurrentAccess},
 	} {

@@ -180,6 +180,16 @@ func seed(t testing.TB, st fleet.Store, kek fleet.KEK, now time.Time) {
 			t.Fatal(err)
 		}
 	}
+	// notification-client 1.1.0's history: 1, 3 and 4 installed three,
+	// two and one days ago (5 now).
+	for i, installed := range []int{1, 3, 4} {
+		at := now.Add(-time.Duration(3-i) * 24 * time.Hour).Truncate(time.Hour)
+		p := fleet.RolloutPoint{Channel: "stable", RolloutStatus: fleet.RolloutStatus{Component: "notification-client", Version: "1.1.0",
+			Targeted: 14, Installed: installed, Staged: 2, Pending: 12 - installed}}
+		if err := st.RecordRollouts(ctx, at, []fleet.RolloutPoint{p}, now.Add(-web.HistoryKeep)); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // client is a person's HTTP client: it follows no redirects and keeps

@@ -2,6 +2,9 @@ package web_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"html"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -277,6 +280,48 @@ func TestDashboardHTTP(t *testing.T) {
 				t.Fatalf("after 30 s: still %d devices, %s before and one enrolled", got, before)
 			}
 			time.Sleep(20 * time.Millisecond)
+		}
+	})
+
+	t.Run("the newest release over time", func(t *testing.T) {
+		c := e.client(t)
+		c.signIn(viewer, "/rollouts")
+		r := c.get("/rollouts")
+		var found bool
+		installedNow := -1 // 1.1.0's installed on the bar chart
+		for _, m := range regexp.MustCompile(`data-chart="([^"]*)"`).FindAllStringSubmatch(r.body, -1) {
+			var ch struct {
+				Kind, Title string
+				Labels      []string
+				Series      []struct {
+					Key  string
+					Data []int
+				}
+			}
+			if err := json.Unmarshal([]byte(html.UnescapeString(m[1])), &ch); err != nil {
+				t.Fatal(err)
+			}
+			if ch.Kind == "" && ch.Title == "notification-client on stable" && ch.Labels[0] == "1.1.0" {
+				installedNow = ch.Series[0].Data[0]
+			}
+			if ch.Kind != "history" || ch.Title != "notification-client 1.1.0 on stable" {
+				continue
+			}
+			found = true
+			// The three seeded days, perhaps this hour's point the
+			// dashboard recorded at start, and now (what the bars show).
+			if n := len(ch.Labels); n < 4 || n > 5 || ch.Series[0].Key != "installed" || fmt.Sprint(ch.Series[0].Data[:3]) != "[1 3 4]" ||
+				ch.Series[0].Data[n-1] != installedNow {
+				t.Errorf("the chart over time (%d installed now): %+v", installedNow, ch)
+			}
+			for _, l := range ch.Labels {
+				if _, err := time.Parse(time.RFC3339, l); err != nil {
+					t.Errorf("a time of the chart over time: %q", l)
+				}
+			}
+		}
+		if !found || !strings.Contains(r.body, "1.1.0 over time") || !strings.Contains(r.body, "numbers at the end of each day") {
+			t.Fatalf("no chart over time of notification-client 1.1.0:\n%s", r.body)
 		}
 	})
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -54,6 +55,11 @@ type rolloutGroup struct {
 	Releases           []releaseRow
 	// Chart is the chart's data (static/app.js draws it).
 	Chart string
+	// History is the chart over time of the newest release (Releases[0])
+	// ("" without recorded points), and Daily its numbers: the last point
+	// of each day, and now.
+	History string
+	Daily   []fleet.RolloutPoint
 }
 
 type rolloutsData struct {
@@ -66,6 +72,10 @@ type rolloutsData struct {
 
 // chartData is what static/app.js reads from a canvas's data-chart.
 type chartData struct {
+	// Kind is "" for devices by release (bars), "history" for one
+	// release's devices over time (stacked areas; Labels are RFC 3339
+	// times).
+	Kind   string        `json:"kind,omitempty"`
 	Title  string        `json:"title"`
 	Labels []string      `json:"labels"`
 	Series []chartSeries `json:"series"`
@@ -88,14 +98,19 @@ func (d *Dashboard) rollouts(w http.ResponseWriter, r *http.Request, s *session)
 	d.render(w, http.StatusOK, "rollouts", view{Title: "Rollouts", Who: s, CSRF: s.CSRF, Nav: "rollouts", Data: data})
 }
 
-// rolloutSnapshot is the rollouts page's numbers. They come from every
-// device's last report (a read of the whole fleet, seconds for 100,000
-// devices), so they are read at most once per Options.RolloutsMaxAge for
-// everyone: numbers younger than that are shown as they are; older ones
-// are shown too (the page says as of when) while one read in the
-// background replaces them. The first read starts with the dashboard;
-// requests before it ends wait for it (one read, however many wait).
+// rolloutSnapshot is the rollouts page's numbers. The store counts them
+// from its indexes (Store.ComponentTallies, tens of milliseconds for
+// 100,000 devices), and they are read at most once per
+// Options.RolloutsMaxAge for everyone: numbers younger than that are
+// shown as they are; older ones are shown too (the page says as of when)
+// while one read in the background replaces them. The first read starts
+// with the dashboard; requests before it ends wait for it (one read,
+// however many wait). A negative RolloutsMaxAge reads them for every
+// request (the benchmark measures that read).
 func (d *Dashboard) rolloutSnapshot(ctx context.Context) (*rolloutsData, error) {
+	if d.o.RolloutsMaxAge < 0 {
+		return d.computeRollouts(ctx)
+	}
 	d.rmu.Lock()
 	snap, wait := d.rsnap, d.rflight
 	if snap != nil && d.now().Sub(snap.Now) < d.o.RolloutsMaxAge {
@@ -142,50 +157,109 @@ func (d *Dashboard) refreshRollouts(done chan struct{}) {
 	d.rmu.Unlock()
 }
 
+// recordHistory records each release's counts at once and then every
+// Options.HistoryEvery, until ctx ends, at the start of each interval
+// (so that servers sharing a store record the same points once).
+func (d *Dashboard) recordHistory(ctx context.Context) {
+	t := time.NewTicker(d.o.HistoryEvery)
+	defer t.Stop()
+	for {
+		if err := d.recordOnce(ctx); err != nil && ctx.Err() == nil {
+			d.o.Log.Error("dashboard rollout history", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (d *Dashboard) recordOnce(ctx context.Context) error {
+	data, err := d.countRollouts(ctx)
+	if err != nil {
+		return err
+	}
+	at := data.Now.Truncate(d.o.HistoryEvery)
+	var ps []fleet.RolloutPoint
+	for _, g := range data.Groups {
+		for _, r := range g.Releases {
+			ps = append(ps, fleet.RolloutPoint{Channel: g.Channel, RolloutStatus: r.RolloutStatus})
+		}
+	}
+	return d.o.Store.RecordRollouts(ctx, at, ps, at.Add(-HistoryKeep))
+}
+
+// computeRollouts is the rollouts page: the counts, and the newest
+// release's history of each component and channel.
 func (d *Dashboard) computeRollouts(ctx context.Context) (*rolloutsData, error) {
-	devices, err := d.o.Store.Devices(ctx, fleet.DeviceFilter{})
+	data, err := d.countRollouts(ctx)
 	if err != nil {
 		return nil, err
 	}
-	now := d.now()
-	type key struct{ component, channel string }
-	byKey := map[key][]fleet.Device{}
-	versions := map[key]map[string]bool{}
-	for i := range devices {
-		dev := &devices[i]
-		if dev.Revoked != nil {
+	for i := range data.Groups {
+		g := &data.Groups[i]
+		if len(g.Releases) == 0 {
 			continue
 		}
-		for _, c := range dev.State.Components {
-			k := key{c.Name, c.Channel}
-			byKey[k] = append(byKey[k], *dev)
-			if versions[k] == nil {
-				versions[k] = map[string]bool{}
+		now := fleet.RolloutPoint{Time: data.Now, Channel: g.Channel, RolloutStatus: g.Releases[0].RolloutStatus}
+		ps, err := d.o.Store.RolloutHistory(ctx, g.Component, g.Channel, now.Version, data.Now.Add(-HistoryShown))
+		if err != nil {
+			return nil, err
+		}
+		if len(ps) == 0 {
+			continue
+		}
+		ps = append(ps, now)
+		chart := chartData{Kind: "history", Title: g.Component + " " + now.Version + " on " + channelName(g.Channel)}
+		counts := make([][]int, len(rolloutSeries))
+		for j, p := range ps {
+			chart.Labels = append(chart.Labels, p.Time.UTC().Format(time.RFC3339))
+			for k, n := range []int{p.Installed, p.Staged, p.Awaiting, p.Failed, p.RolledBack, p.Silent, p.Pending} {
+				counts[k] = append(counts[k], n)
 			}
-			for _, v := range []string{c.Installed, c.Staged, c.Failed} {
-				if v != "" {
-					versions[k][v] = true
-				}
+			if j == len(ps)-1 || ps[j+1].Time.UTC().Format(time.DateOnly) != p.Time.UTC().Format(time.DateOnly) {
+				g.Daily = append(g.Daily, p)
+			}
+		}
+		for k, sr := range rolloutSeries {
+			chart.Series = append(chart.Series, chartSeries{Key: sr.Key, Label: sr.Label, Data: counts[k]})
+		}
+		b, _ := json.Marshal(chart)
+		g.History = string(b)
+	}
+	return data, nil
+}
+
+// countRollouts counts every release's devices from the store's tallies.
+func (d *Dashboard) countRollouts(ctx context.Context) (*rolloutsData, error) {
+	now := d.now()
+	t, err := d.o.Store.ComponentTallies(ctx, now)
+	if err != nil {
+		return nil, err
+	}
+	type key struct{ component, channel string }
+	versions := map[key]map[string]bool{}
+	for _, c := range t.Components {
+		k := key{c.Name, c.Channel}
+		if versions[k] == nil {
+			versions[k] = map[string]bool{}
+		}
+		for _, v := range []string{c.Installed, c.Staged, c.Failed} {
+			if v != "" {
+				versions[k][v] = true
 			}
 		}
 	}
-	keys := make([]key, 0, len(byKey))
-	for k := range byKey {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b key) int {
+	keys := slices.SortedFunc(maps.Keys(versions), func(a, b key) int {
 		if c := strings.Compare(a.component, b.component); c != 0 {
 			return c
 		}
 		return strings.Compare(a.channel, b.channel)
 	})
-	data := &rolloutsData{Limit: d.o.MaxFailureRate, Devices: len(devices), Now: now, ChartLib: ChartJSVersion}
+	data := &rolloutsData{Limit: d.o.MaxFailureRate, Devices: t.Devices, Now: now, ChartLib: ChartJSVersion}
 	for _, k := range keys {
-		vs := make([]string, 0, len(versions[k]))
-		for v := range versions[k] {
-			vs = append(vs, v)
-		}
-		slices.SortFunc(vs, func(a, b string) int { return repo.CompareVersions(b, a) })
+		vs := slices.SortedFunc(maps.Keys(versions[k]), func(a, b string) int { return repo.CompareVersions(b, a) })
 		if len(vs) > maxReleases {
 			vs = vs[:maxReleases]
 		}
@@ -193,8 +267,8 @@ func (d *Dashboard) computeRollouts(ctx context.Context) (*rolloutsData, error) 
 		chart := chartData{Title: k.component + " on " + channelName(k.channel)}
 		counts := make([][]int, len(rolloutSeries))
 		for _, v := range vs {
-			st := fleet.Rollout(byKey[k], k.component, v, now)
-			row := releaseRow{RolloutStatus: st, OverLimit: st.FailureRate > d.o.MaxFailureRate, Reasons: reasons(byKey[k], k.component, v, now)}
+			st := fleet.RolloutOf(t.Components, k.component, k.channel, v)
+			row := releaseRow{RolloutStatus: st, OverLimit: st.FailureRate > d.o.MaxFailureRate, Reasons: reasons(t.Reasons, k.component, k.channel, v)}
 			g.Releases = append(g.Releases, row)
 			chart.Labels = append(chart.Labels, v)
 			for i, n := range []int{st.Installed, st.Staged, st.Awaiting, st.Failed, st.RolledBack, st.Silent, st.Pending} {
@@ -218,22 +292,18 @@ func channelName(c string) string {
 	return c
 }
 
-// reasons are the failure reasons of the devices that failed version of
-// component (and are reporting), most frequent first, at most five.
-func reasons(devices []fleet.Device, component, version string, now time.Time) []reasonCount {
+// reasons are the failure reasons of the reporting devices that failed
+// version of component on channel (not by hand), most frequent first, at
+// most five.
+func reasons(ts []fleet.ReasonTally, component, channel, version string) []reasonCount {
 	n := map[string]int{}
-	for i := range devices {
-		if !devices[i].Online(now) {
-			continue
-		}
-		for _, c := range devices[i].State.Components {
-			if c.Name == component && c.State == "failed" && c.Failed == version && !c.ByHand {
-				why := c.Reason
-				if why == "" {
-					why = "(no reason given)"
-				}
-				n[why]++
+	for _, t := range ts {
+		if t.Name == component && t.Channel == channel && t.Failed == version {
+			why := t.Reason
+			if why == "" {
+				why = "(no reason given)"
 			}
+			n[why] += t.Devices
 		}
 	}
 	out := make([]reasonCount, 0, len(n))

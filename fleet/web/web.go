@@ -54,11 +54,16 @@ type Options struct {
 	// SessionLife bounds a session (default 8 hours).
 	SessionLife time.Duration
 	// RolloutsMaxAge is how long the rollouts page's numbers are shown
-	// before they are read again from the whole fleet (default 30 s; in
-	// the background, showing the older ones meanwhile).
+	// before they are read again from the store (default 30 s; in the
+	// background, showing the older ones meanwhile); negative: read for
+	// every request.
 	RolloutsMaxAge time.Duration
-	Now            func() time.Time
-	Log            *slog.Logger
+	// HistoryEvery is how often each release's counts are recorded for
+	// the rollouts page's chart over time (default an hour, and once at
+	// start; negative: never, only the points other servers record).
+	HistoryEvery time.Duration
+	Now          func() time.Time
+	Log          *slog.Logger
 }
 
 // Dashboard serves the web pages.
@@ -101,6 +106,12 @@ func ParsePublicURL(s string) (*url.URL, error) {
 const (
 	DefaultSessionLife    = 8 * time.Hour
 	DefaultRolloutsMaxAge = 30 * time.Second
+	// DefaultHistoryEvery is how often the rollouts' counts are recorded;
+	// HistoryKeep how long they are kept, HistoryShown how far back the
+	// chart over time goes.
+	DefaultHistoryEvery = time.Hour
+	HistoryKeep         = 90 * 24 * time.Hour
+	HistoryShown        = 14 * 24 * time.Hour
 )
 
 // New discovers the issuer and builds the dashboard.
@@ -130,8 +141,11 @@ func New(ctx context.Context, o Options) (*Dashboard, error) {
 	if d.o.SessionLife <= 0 {
 		d.o.SessionLife = DefaultSessionLife
 	}
-	if d.o.RolloutsMaxAge <= 0 {
+	if d.o.RolloutsMaxAge == 0 {
 		d.o.RolloutsMaxAge = DefaultRolloutsMaxAge
+	}
+	if d.o.HistoryEvery == 0 {
+		d.o.HistoryEvery = DefaultHistoryEvery
 	}
 	if d.o.Log == nil {
 		d.o.Log = slog.New(slog.DiscardHandler)
@@ -183,10 +197,15 @@ func New(ctx context.Context, o Options) (*Dashboard, error) {
 		"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 	d.routes()
 	// The rollouts page's numbers are read at start, in the background,
-	// so that its first visitor does not wait for the whole fleet.
-	done := make(chan struct{})
-	d.rflight = done
-	go d.refreshRollouts(done)
+	// so that its first visitor does not wait for them.
+	if d.o.RolloutsMaxAge > 0 {
+		done := make(chan struct{})
+		d.rflight = done
+		go d.refreshRollouts(done)
+	}
+	if d.o.HistoryEvery > 0 {
+		go d.recordHistory(ctx)
+	}
 	return d, nil
 }
 

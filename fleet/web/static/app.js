@@ -36,8 +36,38 @@
     if (typeof Chart === "undefined") {
       return;
     }
+    var short = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
     document.querySelectorAll("canvas[data-chart]").forEach(function (canvas) {
       var d = JSON.parse(canvas.getAttribute("data-chart"));
+      if (d.kind === "history") {
+        // One release's devices by state over time: stacked areas.
+        canvas.parentElement.style.height = "300px";
+        new Chart(canvas, {
+          type: "line",
+          data: {
+            labels: d.labels.map(function (t) { return short.format(new Date(t)); }),
+            datasets: d.series.map(function (s) {
+              var c = colours[s.key] || "#999";
+              return { label: s.label, data: s.data, borderColor: c, backgroundColor: c, fill: true, pointRadius: 0, borderWidth: 1, stack: "devices" };
+            })
+          },
+          options: {
+            animation: false,
+            responsive: true,
+            maintainAspectRatio: false,
+            interaction: { mode: "index", intersect: false },
+            plugins: {
+              title: { display: true, text: d.title + ": devices by state over time" },
+              legend: { position: "bottom" }
+            },
+            scales: {
+              x: { title: { display: true, text: "time (yours)" } },
+              y: { stacked: true, beginAtZero: true, ticks: { precision: 0 }, title: { display: true, text: "devices" } }
+            }
+          }
+        });
+        return;
+      }
       var rows = Math.max(d.labels.length, 1);
       canvas.parentElement.style.height = (80 + 42 * rows) + "px";
       new Chart(canvas, {
