@@ -516,7 +516,8 @@ func (a *Agent) fleetPost(ctx context.Context, hc *http.Client, url string, body
 	if resp.StatusCode != http.StatusOK {
 		var e wire.ErrorResponse
 		if json.Unmarshal(data, &e) != nil || e.Error == "" {
-			e.Error = strings.TrimSpace(textsafe.Escape(string(data)))
+			// Escaped once, below, with the JSON error's text.
+			e.Error = strings.TrimSpace(string(data))
 			if len(e.Error) > 200 {
 				e.Error = e.Error[:200]
 			}

@@ -1,8 +1,12 @@
 package client
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,5 +72,30 @@ func TestFleetQueue(t *testing.T) {
 	fi, err := os.Stat(filepath.Join(dir, fleetQueueDir, names[0]))
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("a queued report's mode: %v %v", fi, err)
+	}
+}
+
+// TestFleetPostErrorText: an answer that is not the service's JSON error
+// (a proxy's page, say) is shown escaped once, cut to 200 bytes; a JSON
+// error's text is escaped the same way.
+func TestFleetPostErrorText(t *testing.T) {
+	for _, tc := range []struct {
+		name, body, want string
+	}{
+		{"proxy page", "Bad \\ gateway\x1b[31m\n", `the fleet service answered 502: Bad \\ gateway\x1b[31m`},
+		{"JSON error", `{"error":"no \\ such\u0007 device"}`, `the fleet service answered 502: no \\ such\x07 device`},
+		{"long page", strings.Repeat("x", 300), "the fleet service answered 502: " + strings.Repeat("x", 200)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(http.StatusBadGateway)
+				io.WriteString(w, tc.body)
+			}))
+			defer srv.Close()
+			err := (&Agent{}).fleetPost(context.Background(), srv.Client(), srv.URL, []byte("{}"), nil, &struct{}{})
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("error %q, want %q", err, tc.want)
+			}
+		})
 	}
 }
