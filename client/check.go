@@ -186,6 +186,13 @@ func (a *Agent) check(ctx context.Context, st *State) (*session, error) {
 	a.resolve("", NoteMetadataExpired, NoteVerificationFailure, NoteRepositoryUnreachable, NoteCheckFailed)
 	a.noteExpiry(s)
 	for _, f := range all {
+		if c := st.Components[f.name]; c != nil {
+			c.Pointer = nil
+			if p, ok := s.pointers.Load(f.name); ok && c.Pinned == "" {
+				ps := p.(PointerSeen)
+				c.Pointer = &ps
+			}
+		}
 		if err := a.offer(s, st, f.name, f.rel, f.none); err != nil {
 			return nil, err
 		}
@@ -321,6 +328,11 @@ func (a *Agent) channelRelease(ctx context.Context, s *session, component string
 	if err != nil {
 		return nil, nil, verifyf("%s: %v", ptr.Release, err)
 	}
+	pct := ptr.Percent
+	if pct <= 0 || pct > 100 {
+		pct = 100 // repo.InRollout: no percent is every device
+	}
+	s.pointers.Store(component, PointerSeen{Version: meta.Version, Percent: pct})
 	if meta.Yanked {
 		a.log.Info("channel names a yanked release; ignored", "release", ptr.Release)
 		return nil, &absence{soft: true, why: fmt.Sprintf("channel %s of %s for %s names %s, which its publisher withdrew (%s), and nothing is installed",

@@ -563,6 +563,9 @@ func (a *Agent) buildReport() (*fleetReport, string, error) {
 				c.ByHand = strings.HasPrefix(comp.LastError, rolledBackByHand)
 			}
 			c.Reason = sanitizeReason(why(cs.Name, comp))
+			if comp.Pointer != nil && cs.Pinned == "" {
+				c.ChannelRelease, c.RolloutPercent = comp.Pointer.Version, comp.Pointer.Percent
+			}
 		}
 		for _, f := range cs.Features {
 			switch {
@@ -570,6 +573,8 @@ func (a *Agent) buildReport() (*fleetReport, string, error) {
 				c.ActiveFeatures = append(c.ActiveFeatures, f.ID)
 			case f.Consent == ConsentPending:
 				c.PendingFeatures = append(c.PendingFeatures, f.ID)
+			case f.Consent == ConsentDeclined || f.Consent == ConsentRevoked:
+				c.DeclinedFeatures = append(c.DeclinedFeatures, f.ID)
 			}
 		}
 		rep.Components = append(rep.Components, c)

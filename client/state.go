@@ -113,6 +113,18 @@ type ComponentState struct {
 	// Unpublished says why the repository offers nothing for this
 	// component (state no-release); "" otherwise.
 	Unpublished string `json:"unpublished,omitempty"`
+	// Pointer is what the component's channel pointer said at the last
+	// check (nil: pinned, or no pointer): the release it names and its
+	// rollout percent, reported to the fleet service.
+	Pointer *PointerSeen `json:"pointer,omitempty"`
+}
+
+// PointerSeen is a verified channel pointer's release and rollout share.
+type PointerSeen struct {
+	Version string `json:"version"`
+	// Percent is the share of devices the release is rolled out to, 1 to
+	// 100 (100: the pointer limits nothing).
+	Percent int `json:"percent"`
 }
 
 // Release is a release the agent has seen in verified metadata.

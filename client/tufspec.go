@@ -103,6 +103,10 @@ type session struct {
 	// lets go of it only while a role downloads; fetching dedupes those.
 	mu       sync.Mutex
 	fetching map[string]*roleFetch
+
+	// pointers are the channel pointers this session verified, by
+	// component (channelRelease; several goroutines).
+	pointers sync.Map // string → PointerSeen
 }
 
 // roleFetch is a delegated role's download in progress: the goroutines

@@ -390,10 +390,13 @@ func (s *Server) judge(d *Device, rep *wire.Report, now time.Time) (*DeviceState
 		return nil, refuse(http.StatusBadRequest, wire.ReasonMalformed, "more than %d components", maxComponents)
 	}
 	for _, c := range rep.Components {
-		for _, f := range []string{c.Name, c.Installed, c.Staged, c.Channel, c.Pinned, c.State, c.Reason, c.Failed} {
+		for _, f := range []string{c.Name, c.Installed, c.Staged, c.Channel, c.Pinned, c.State, c.Reason, c.Failed, c.ChannelRelease} {
 			if err := checkText("component "+c.Name, f, false); err != nil {
 				return nil, err
 			}
+		}
+		if c.RolloutPercent < 0 || c.RolloutPercent > 100 {
+			return nil, refuse(http.StatusBadRequest, wire.ReasonMalformed, "component %s: rollout_percent %d is not 1 to 100", c.Name, c.RolloutPercent)
 		}
 	}
 	interval, err := time.ParseDuration(rep.PollInterval)

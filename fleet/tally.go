@@ -29,6 +29,20 @@ type Tallies struct {
 	Devices    int
 	Components []ComponentTally
 	Reasons    []ReasonTally
+	// Pointers are, per component and channel, what the newest full
+	// report that carried one said the channel pointer names (none from
+	// agents before wire.Component.RolloutPercent).
+	Pointers []PointerTally
+}
+
+// PointerTally is a channel pointer as the newest report of a component
+// on a channel saw it: the release it names and the share of devices it
+// is rolled out to, as reported by devices (the service does not read
+// the repository).
+type PointerTally struct {
+	Name, Channel, Release string
+	Percent                int
+	Reported               time.Time
 }
 
 // ComponentTally is how many unrevoked devices report a component in one

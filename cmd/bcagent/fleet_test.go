@@ -148,6 +148,11 @@ func TestFleetReporting(t *testing.T) {
 		d.State.TUF.RootVersion != 1 || d.State.Audit.Seq == 0 || d.State.AgentVersion == "" {
 		t.Fatalf("the service has %+v", d.State)
 	}
+	// The channel pointer the agent verified: 1.0.0 for every device (no
+	// percent in the pointer).
+	if c := d.State.Components[0]; c.ChannelRelease != "1.0.0" || c.RolloutPercent != 100 {
+		t.Fatalf("the channel pointer as reported: %q at %d%%", c.ChannelRelease, c.RolloutPercent)
+	}
 	first := d.State.Counter
 	// Nothing changed: a heartbeat.
 	if code, out, errs := bcagent(t, "--state", state, "report"); code != 0 || !strings.Contains(out, "heartbeat") {
@@ -182,6 +187,10 @@ func TestFleetReporting(t *testing.T) {
 	}
 	if d = fe.device(t, fs.DeviceID); d.State.Components[0].Pinned != "1.0.0" {
 		t.Fatalf("the pin did not reach the service: %+v", d.State.Components[0])
+	}
+	// A pinned component follows no channel: no pointer is reported.
+	if c := d.State.Components[0]; c.ChannelRelease != "" || c.RolloutPercent != 0 {
+		t.Fatalf("a pinned component reports the channel pointer %q at %d%%", c.ChannelRelease, c.RolloutPercent)
 	}
 	_, out, _ = bcagent(t, "--state", state, "status", "--json")
 	var st struct {

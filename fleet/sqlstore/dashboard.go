@@ -2,6 +2,8 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -31,7 +33,11 @@ func (s *Store) DevicePage(ctx context.Context, q fleet.DeviceQuery) (*fleet.Dev
 		cond = " WHERE " + strings.Join(where, " AND ")
 	}
 	page := &fleet.DevicePage{}
-	if err := s.r.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM devices`+cond), args...).Scan(&page.Total); err != nil {
+	count, cargs := `SELECT COUNT(*) FROM devices`+cond, args
+	if q.Presence != "" && q.Site == "" && q.Component == "" && q.Version == "" && q.State == "" && q.Model == "" && q.Search == "" {
+		count, cargs = presenceCount(q)
+	}
+	if err := s.r.QueryRowContext(ctx, s.q(count), cargs...).Scan(&page.Total); err != nil {
 		return nil, fmt.Errorf("count devices: %w", err)
 	}
 	order := "ASC"
@@ -126,25 +132,30 @@ func (s *Store) pageWhere(q fleet.DeviceQuery) ([]string, []any) {
 	}
 	if q.Presence == fleet.PresenceOnline || q.Presence == fleet.PresenceOffline {
 		// fleet.Device.Online, from the narrow device_seen table alone
-		// (the poll interval of the last full report is a column there)
-		// and the index of revoked devices. Few devices (a site, a
-		// search): a probe of each; otherwise the set of device_seen's
-		// rows, read once.
+		// (the poll interval of the last full report is a column there):
+		// a probe of each device the other filters select, in ID order,
+		// so a page stops at its last device. (Counting the presence
+		// alone reads device_seen once instead: presenceCount.)
 		on, oargs := onlineCond("s", q.Now)
-		narrow := q.Site != "" || q.Search != ""
-		switch {
-		case narrow && q.Presence == fleet.PresenceOnline:
-			where = append(where, "devices.revoked IS NULL AND EXISTS (SELECT 1 FROM device_seen s WHERE s.device_id = devices.id AND "+on+")")
-		case narrow:
-			where = append(where, "(devices.revoked IS NOT NULL OR NOT EXISTS (SELECT 1 FROM device_seen s WHERE s.device_id = devices.id AND "+on+"))")
-		case q.Presence == fleet.PresenceOnline:
-			where = append(where, "devices.id IN (SELECT s.device_id FROM device_seen s WHERE "+on+" AND s.device_id NOT IN ("+revokedIDs+"))")
-		default:
-			where = append(where, "devices.id IN (SELECT s.device_id FROM device_seen s WHERE NOT ("+on+") OR s.device_id IN ("+revokedIDs+"))")
+		if q.Presence == fleet.PresenceOnline {
+			where = append(where, "devices.id NOT IN ("+revokedIDs+") AND EXISTS (SELECT 1 FROM device_seen s WHERE s.device_id = devices.id AND "+on+")")
+		} else {
+			where = append(where, "(devices.id IN ("+revokedIDs+") OR NOT EXISTS (SELECT 1 FROM device_seen s WHERE s.device_id = devices.id AND "+on+"))")
 		}
 		args = append(args, oargs...)
 	}
 	return where, args
+}
+
+// presenceCount counts the devices online (or offline) as of q.Now with
+// one read of the narrow device_seen table and the index of revoked
+// devices, never the devices table.
+func presenceCount(q fleet.DeviceQuery) (string, []any) {
+	on, args := onlineCond("s", q.Now)
+	if q.Presence == fleet.PresenceOnline {
+		return `SELECT COUNT(*) FROM device_seen s WHERE ` + on + ` AND s.device_id NOT IN (` + revokedIDs + `)`, args
+	}
+	return `SELECT COUNT(*) FROM device_seen s WHERE NOT ` + on + ` OR s.device_id IN (` + revokedIDs + `)`, args
 }
 
 // revokedIDs are the revoked devices, from their partial index.
@@ -253,6 +264,29 @@ func (s *Store) ComponentTallies(ctx context.Context, now time.Time) (*fleet.Tal
 			t.Components = append(t.Components, *ct)
 			names[ct.Name] = true
 		}
+	}
+	// The rollout's percent: per component and channel, the newest full
+	// report that carried one (the partial index components_pointer).
+	type nc struct{ name, channel string }
+	seen := map[nc]bool{}
+	for _, ct := range t.Components {
+		k := nc{ct.Name, ct.Channel}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		p := fleet.PointerTally{Name: k.name, Channel: k.channel}
+		var at int64
+		err := s.r.QueryRowContext(ctx, s.q(`SELECT channel_release, rollout_percent, reported FROM components
+			WHERE name = ? AND channel = ? AND rollout_percent > 0 ORDER BY reported DESC LIMIT 1`), k.name, k.channel).Scan(&p.Release, &p.Percent, &at)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("rollout percent: %w", err)
+		}
+		p.Reported = fromNanos(at)
+		t.Pointers = append(t.Pointers, p)
 	}
 	// Failure reasons: per component, its failed rows by the (name,
 	// state) index, the reporting unrevoked devices among them.

@@ -118,7 +118,7 @@ const (
 	qReportState     = `UPDATE devices SET state = ? WHERE id = ?`
 	qDeviceExists    = `SELECT 1 FROM devices WHERE id = ?`
 	qDeleteComps     = `DELETE FROM components WHERE device_id = ?`
-	qInsertComp      = `INSERT INTO components (device_id, name, installed, state, channel, staged, failed, by_hand, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qInsertComp      = `INSERT INTO components (device_id, name, installed, state, channel, staged, failed, by_hand, reason, channel_release, rollout_percent, reported) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qDevice          = `SELECT ` + deviceColumns + ` FROM ` + deviceFrom + ` WHERE devices.id = ?`
 	qDeviceAuth      = `SELECT devices.id, public_key, revoked, device_seen.counter, device_seen.digest FROM ` + deviceFrom + ` WHERE devices.id = ?`
 	// qReportFullPG is a full report in one statement on PostgreSQL (one
@@ -132,12 +132,13 @@ const (
 	del AS (
 		DELETE FROM components c USING s WHERE c.device_id = s.id AND c.name <> ALL($5::text[])),
 	ins AS (
-		INSERT INTO components (device_id, name, installed, state, channel, staged, failed, by_hand, reason)
-		SELECT s.id, v.name, v.installed, v.state, v.channel, v.staged, v.failed, v.by_hand, v.reason
-		FROM s, unnest($5::text[], $6::text[], $7::text[], $10::text[], $11::text[], $12::text[], $13::int[], $14::text[])
-			AS v(name, installed, state, channel, staged, failed, by_hand, reason)
+		INSERT INTO components (device_id, name, installed, state, channel, staged, failed, by_hand, reason, channel_release, rollout_percent, reported)
+		SELECT s.id, v.name, v.installed, v.state, v.channel, v.staged, v.failed, v.by_hand, v.reason, v.channel_release, v.rollout_percent, $3
+		FROM s, unnest($5::text[], $6::text[], $7::text[], $10::text[], $11::text[], $12::text[], $13::int[], $14::text[], $16::text[], $17::int[])
+			AS v(name, installed, state, channel, staged, failed, by_hand, reason, channel_release, rollout_percent)
 		ON CONFLICT (device_id, name) DO UPDATE SET installed = EXCLUDED.installed, state = EXCLUDED.state, channel = EXCLUDED.channel,
-			staged = EXCLUDED.staged, failed = EXCLUDED.failed, by_hand = EXCLUDED.by_hand, reason = EXCLUDED.reason),
+			staged = EXCLUDED.staged, failed = EXCLUDED.failed, by_hand = EXCLUDED.by_hand, reason = EXCLUDED.reason,
+			channel_release = EXCLUDED.channel_release, rollout_percent = EXCLUDED.rollout_percent, reported = EXCLUDED.reported),
 	hist AS (
 		INSERT INTO report_history (device_id, counter, time, record) SELECT s.id, $2, $3, $15 FROM s),
 	prune AS (
@@ -620,7 +621,8 @@ func (s *Store) putComponents(ctx context.Context, tx *sql.Tx, id string, st fle
 		}
 	}
 	for _, c := range st.Components {
-		if _, err := s.txExec(ctx, tx, qInsertComp, id, c.Name, c.Installed, c.State, c.Channel, c.Staged, c.Failed, b2i(c.ByHand), c.Reason); err != nil {
+		if _, err := s.txExec(ctx, tx, qInsertComp, id, c.Name, c.Installed, c.State, c.Channel, c.Staged, c.Failed, b2i(c.ByHand), c.Reason,
+			c.ChannelRelease, c.RolloutPercent, nanos(st.LastSeen)); err != nil {
 			return err
 		}
 	}
@@ -636,10 +638,11 @@ func (s *Store) saveFullPG(ctx context.Context, tx *sql.Tx, id string, u fleet.R
 	n := len(u.State.Components)
 	names, installed, states := make([]string, n), make([]string, n), make([]string, n)
 	channels, staged, failed, reasons := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	byHand := make([]int32, n)
+	byHand, percents, pointed := make([]int32, n), make([]int32, n), make([]string, n)
 	for i, c := range u.State.Components {
 		names[i], installed[i], states[i] = c.Name, c.Installed, c.State
 		channels[i], staged[i], failed[i], byHand[i], reasons[i] = c.Channel, c.Staged, c.Failed, int32(b2i(c.ByHand)), c.Reason
+		pointed[i], percents[i] = c.ChannelRelease, int32(c.RolloutPercent)
 	}
 	st := s.txStmt(ctx, tx, qReportFullPG)
 	if st == nil {
@@ -652,7 +655,7 @@ func (s *Store) saveFullPG(ctx context.Context, tx *sql.Tx, id string, u fleet.R
 		return err
 	}
 	if err := st.QueryRowContext(ctx, id, int64(u.Counter), nanos(u.LastSeen), state, names, installed, states, u.State.Digest,
-		pollColumn(u.State.PollInterval), channels, staged, failed, byHand, reasons, rec).Scan(&stored, &exists); err != nil {
+		pollColumn(u.State.PollInterval), channels, staged, failed, byHand, reasons, rec, pointed, percents).Scan(&stored, &exists); err != nil {
 		return err
 	}
 	switch {

@@ -216,7 +216,7 @@ func TestOpen(t *testing.T) {
 	if ts, err := st.Tokens(ctx); err != nil || len(ts) != 1 {
 		t.Fatalf("after reopening: %v %v", ts, err)
 	}
-	if v, err := st.SchemaVersion(ctx); err != nil || v != 6 {
+	if v, err := st.SchemaVersion(ctx); err != nil || v != 7 {
 		t.Fatalf("schema version %d %v", v, err)
 	}
 }

@@ -119,10 +119,19 @@ func testTallies(t *testing.T, st fleet.Store) {
 	if fmt.Sprint(got) != fmt.Sprint(want) || len(want) != 2 {
 		t.Errorf("failure reasons %v, want %v", got, want)
 	}
-	// A full report moves a device from one tally to another.
+	if len(tl.Pointers) != 0 {
+		t.Errorf("no device reported a channel pointer, the tallies have %+v", tl.Pointers)
+	}
+	// A full report moves a device from one tally to another; the newest
+	// report's channel pointer is the rollout's percent.
 	u := fullUpdate(100, "x", "up-to-date")
+	u.LastSeen, u.State.LastSeen = now.Add(-30*time.Minute), now.Add(-30*time.Minute)
+	u.State.Components = []wire.Component{{Name: "nc", Channel: "stable", Installed: "1.1.0", Staged: "1.2.0", State: "staged", ChannelRelease: "1.2.0", RolloutPercent: 25}}
+	if err := st.SaveReport(ctx, "dev-07", u); err != nil { // was staged already
+		t.Fatal(err)
+	}
 	u.LastSeen, u.State.LastSeen = now, now
-	u.State.Components = []wire.Component{{Name: "nc", Channel: "stable", Installed: "1.2.0", State: "up-to-date"}}
+	u.State.Components = []wire.Component{{Name: "nc", Channel: "stable", Installed: "1.2.0", State: "up-to-date", ChannelRelease: "1.2.0", RolloutPercent: 50}}
 	if err := st.SaveReport(ctx, "dev-02", u); err != nil { // was failed at 1.2.0
 		t.Fatal(err)
 	}
@@ -132,6 +141,9 @@ func testTallies(t *testing.T, st fleet.Store) {
 	}
 	if r := fleet.RolloutOf(tl.Components, "nc", "stable", "1.2.0"); r.Installed != 4 || r.Failed != 5 {
 		t.Errorf("after dev-02's install of 1.2.0: %+v", r)
+	}
+	if p := tl.Pointers; len(p) != 1 || p[0].Name != "nc" || p[0].Channel != "stable" || p[0].Release != "1.2.0" || p[0].Percent != 50 || !p[0].Reported.Equal(now) {
+		t.Errorf("the rollout's percent as reported: %+v, want dev-02's newest 50%%", tl.Pointers)
 	}
 }
 

@@ -164,6 +164,15 @@ func seed(t testing.TB, st fleet.Store, kek fleet.KEK, now time.Time) {
 		if i == 2 {
 			nc.ActiveFeatures = []string{"phi-file-transfer"}
 		}
+		if i == 1 {
+			nc.DeclinedFeatures = []string{"phi-file-transfer"}
+		}
+		// The devices report the channel pointer they verified: 1.1.0 at
+		// 40% in the newest report (dev-4700's), 20% in older ones.
+		nc.ChannelRelease, nc.RolloutPercent = "1.1.0", 20
+		if i == 0 {
+			nc.RolloutPercent = 40
+		}
 		seen := now.Add(-time.Duration(i) * time.Minute)
 		if i == 12 {
 			seen = now.Add(-5 * time.Hour)

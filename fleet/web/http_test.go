@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -323,6 +324,13 @@ func TestDashboardHTTP(t *testing.T) {
 		if !found || !strings.Contains(r.body, "1.1.0 over time") || !strings.Contains(r.body, "numbers at the end of each day") {
 			t.Fatalf("no chart over time of notification-client 1.1.0:\n%s", r.body)
 		}
+		// The rollout's percent, as the newest report says.
+		if !strings.Contains(r.body, "rolled out to <strong>40%</strong> of devices, as reported by devices") || !strings.Contains(r.body, `<span class="badge">at 40%</span>`) {
+			t.Errorf("the rollout's percent is not the newest report's 40%%:\n%s", r.body)
+		}
+		if d := c.get("/devices/dev-4701"); !strings.Contains(d.body, "<td>phi-file-transfer</td><td>declined</td>") {
+			t.Errorf("dev-4701's declined feature is not shown:\n%s", d.body)
+		}
 	})
 
 	t.Run("a rollouts page weighs under 300 KiB, chart library included", func(t *testing.T) {
@@ -361,6 +369,32 @@ func TestDashboardHTTP(t *testing.T) {
 		}
 		if r := c.get("/fleet?online=offline"); !strings.Contains(r.body, "dev-4712") || strings.Contains(r.body, "dev-4700") {
 			t.Fatalf("offline (dev-4712 is silent): %s", r.body)
+		}
+	})
+
+	t.Run("a device's report history says what changed", func(t *testing.T) {
+		d, err := e.st.Device(ctx, "dev-4713")
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := d.State
+		st.Counter, st.LastSeen, st.AgentVersion = st.Counter+1, time.Now(), "1.3.0"
+		st.Components = slices.Clone(st.Components)
+		st.Components[1].Installed = "1.0.1"
+		if err := e.st.SaveReport(ctx, d.ID, fleet.ReportUpdate{Counter: st.Counter, LastSeen: st.LastSeen, Full: true, State: st}); err != nil {
+			t.Fatal(err)
+		}
+		// A heartbeat is not a change.
+		if err := e.st.SaveReport(ctx, d.ID, fleet.ReportUpdate{Counter: st.Counter + 1, LastSeen: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		c := e.client(t)
+		c.signIn(viewer, "/devices/dev-4713")
+		r := c.get("/devices/dev-4713")
+		i, j := strings.Index(r.body, "agent 1.2.0 → 1.3.0"), strings.Index(r.body, "the oldest report kept")
+		if r.status != 200 || !strings.Contains(r.body, "last 2 full reports") || i < 0 || j < i ||
+			!strings.Contains(r.body, "notification-client: installed 1.0.0 → 1.0.1") {
+			t.Fatalf("dev-4713's report history: %d %s", r.status, r.body)
 		}
 	})
 }

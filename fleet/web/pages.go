@@ -60,6 +60,9 @@ type rolloutGroup struct {
 	// of each day, and now.
 	History string
 	Daily   []fleet.RolloutPoint
+	// Pointer is the channel pointer as the newest report saw it (nil:
+	// no device reported one).
+	Pointer *fleet.PointerTally
 }
 
 type rolloutsData struct {
@@ -264,6 +267,11 @@ func (d *Dashboard) countRollouts(ctx context.Context) (*rolloutsData, error) {
 			vs = vs[:maxReleases]
 		}
 		g := rolloutGroup{Component: k.component, Channel: k.channel}
+		for i, p := range t.Pointers {
+			if p.Name == k.component && p.Channel == k.channel {
+				g.Pointer = &t.Pointers[i]
+			}
+		}
 		chart := chartData{Title: k.component + " on " + channelName(k.channel)}
 		counts := make([][]int, len(rolloutSeries))
 		for _, v := range vs {
@@ -418,6 +426,15 @@ type deviceData struct {
 	Features []featureRow
 	Enrollee *wire.Enrollee
 	Seq      int64 // the access log entry of this view (support)
+	// History is the device's last full reports, newest first, each
+	// with what it changed.
+	History []historyRow
+}
+
+// historyRow is one full report of the device page's report history.
+type historyRow struct {
+	fleet.ReportRecord
+	Changes []string
 }
 
 func deviceView(dev *fleet.Device, now time.Time) deviceData {
@@ -432,6 +449,9 @@ func deviceView(dev *fleet.Device, now time.Time) deviceData {
 		}
 		for _, f := range c.PendingFeatures {
 			dd.Features = append(dd.Features, featureRow{c.Name, f, "pending authorization"})
+		}
+		for _, f := range c.DeclinedFeatures {
+			dd.Features = append(dd.Features, featureRow{c.Name, f, "declined"})
 		}
 	}
 	return dd
@@ -448,7 +468,12 @@ func (d *Dashboard) device(w http.ResponseWriter, r *http.Request, s *session) {
 		d.storeFailed(w, s, err)
 		return
 	}
-	d.render(w, http.StatusOK, "device", view{Title: "Device " + dev.ID, Who: s, CSRF: s.CSRF, Nav: "fleet", Data: deviceView(dev, d.now())})
+	dd := deviceView(dev, d.now())
+	if dd.History, err = d.history(r.Context(), dev.ID); err != nil {
+		d.storeFailed(w, s, err)
+		return
+	}
+	d.render(w, http.StatusOK, "device", view{Title: "Device " + dev.ID, Who: s, CSRF: s.CSRF, Nav: "fleet", Data: dd})
 }
 
 // enrollee: the device with its enrollee, for support; the read is in
@@ -470,6 +495,10 @@ func (d *Dashboard) enrollee(w http.ResponseWriter, r *http.Request, s *session)
 		return
 	}
 	dd := deviceView(dev, d.now())
+	if dd.History, err = d.history(r.Context(), dev.ID); err != nil {
+		d.storeFailed(w, s, err)
+		return
+	}
 	dd.Enrollee = &det.Enrollee
 	d.render(w, http.StatusOK, "enrollee", view{Title: "Enrollee of " + id, Who: s, CSRF: s.CSRF, Nav: "fleet", Data: dd})
 }
@@ -522,4 +551,111 @@ func (d *Dashboard) access(w http.ResponseWriter, r *http.Request, s *session) {
 	lo := data.Page * accessPage
 	data.Entries = log[lo:min(lo+accessPage, len(log))]
 	d.render(w, http.StatusOK, "access", view{Title: "Access log", Who: s, CSRF: s.CSRF, Nav: "access", Data: data})
+}
+
+// history is the device's report history, each report with what it
+// changed against the one before it.
+func (d *Dashboard) history(ctx context.Context, id string) ([]historyRow, error) {
+	recs, err := d.o.Store.ReportHistory(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]historyRow, len(recs))
+	for i := range recs {
+		var older *fleet.ReportRecord
+		if i+1 < len(recs) {
+			older = &recs[i+1]
+		}
+		rows[i] = historyRow{ReportRecord: recs[i], Changes: reportChanges(&recs[i], older)}
+	}
+	return rows, nil
+}
+
+// reportChanges says what a full report changed against the one before
+// it (nil: the oldest kept, described whole), in the CLI's words.
+func reportChanges(r, older *fleet.ReportRecord) []string {
+	var out []string
+	if older == nil {
+		out = append(out, "the oldest report kept")
+		older = &fleet.ReportRecord{}
+	}
+	if r.AgentVersion != older.AgentVersion && r.AgentVersion != "" {
+		out = append(out, "agent "+arrow(older.AgentVersion, r.AgentVersion))
+	}
+	was := map[string]wire.Component{}
+	for _, c := range older.Components {
+		was[c.Name] = c
+	}
+	for _, c := range r.Components {
+		o, ok := was[c.Name]
+		delete(was, c.Name)
+		var parts []string
+		if !ok || o.Installed != c.Installed {
+			parts = append(parts, "installed "+arrow(o.Installed, c.Installed))
+		}
+		if (!ok || o.Staged != c.Staged) && c.Staged != "" {
+			parts = append(parts, "staged "+c.Staged)
+		}
+		if !ok || o.State != c.State {
+			st := c.State
+			if c.Failed != "" {
+				st += " (" + c.Failed
+				if c.ByHand {
+					st += " rolled back by hand)"
+				} else {
+					st += " failed, rolled back)"
+				}
+			}
+			if c.Reason != "" {
+				st += ": " + c.Reason
+			}
+			parts = append(parts, st)
+		}
+		for _, f := range c.ActiveFeatures {
+			if !slices.Contains(o.ActiveFeatures, f) {
+				parts = append(parts, f+" active")
+			}
+		}
+		for _, f := range o.ActiveFeatures {
+			if !slices.Contains(c.ActiveFeatures, f) {
+				parts = append(parts, f+" no longer active")
+			}
+		}
+		for _, f := range c.PendingFeatures {
+			if !slices.Contains(o.PendingFeatures, f) {
+				parts = append(parts, f+" pending authorization")
+			}
+		}
+		if len(parts) > 0 {
+			out = append(out, c.Name+": "+strings.Join(parts, ", "))
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(was)) {
+		out = append(out, name+": no longer reported")
+	}
+	if r.TUF.RootVersion != older.TUF.RootVersion && older.TUF.RootVersion != 0 {
+		out = append(out, "TUF root "+arrow(strconv.FormatInt(older.TUF.RootVersion, 10), strconv.FormatInt(r.TUF.RootVersion, 10)))
+	}
+	for _, f := range r.Flags {
+		if !slices.Contains(older.Flags, f) {
+			out = append(out, "finding: "+f)
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, "the trusted metadata or a log advanced")
+	}
+	return out
+}
+
+func arrow(from, to string) string {
+	if from == "" {
+		from = "none"
+	}
+	if to == "" {
+		to = "none"
+	}
+	if from == "none" {
+		return to
+	}
+	return from + " → " + to
 }

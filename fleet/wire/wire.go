@@ -141,6 +141,15 @@ type Component struct {
 	ByHand          bool     `json:"by_hand,omitempty"`
 	ActiveFeatures  []string `json:"active_features,omitempty"`
 	PendingFeatures []string `json:"pending_features,omitempty"`
+	// DeclinedFeatures are gated features a person declined (or revoked)
+	// on this device; absent from agents before it.
+	DeclinedFeatures []string `json:"declined_features,omitempty"`
+	// ChannelRelease and RolloutPercent are what the channel pointer the
+	// agent last verified (TUF) says: the version it names and the share
+	// of devices it is rolled out to (1 to 100; 100 when the pointer sets
+	// none). Absent for a pinned component and from agents before them.
+	ChannelRelease string `json:"channel_release,omitempty"`
+	RolloutPercent int    `json:"rollout_percent,omitempty"`
 }
 
 // TUF is the repository metadata the device trusts.
