@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -47,10 +48,23 @@ func startBrowser(t *testing.T) context.Context {
 		if os.Geteuid() == 0 {
 			opts = append(opts, chromedp.NoSandbox) // Chromium's sandbox refuses to run as root
 		}
-		alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-		ctx, cancelCtx := chromedp.NewContext(alloc)
-		browser.ctx, browser.cancel = ctx, func() { cancelCtx(); cancelAlloc() }
-		browser.err = chromedp.Do(ctx)
+		// Chromium itself failed to start once on a loaded machine (the
+		// browser, not the dashboard): a second start is tried, and both
+		// errors are reported if it fails too.
+		var errs []error
+		for range 2 {
+			alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+			ctx, cancelCtx := chromedp.NewContext(alloc)
+			browser.ctx, browser.cancel = ctx, func() { cancelCtx(); cancelAlloc() }
+			err := chromedp.Do(ctx)
+			if err == nil {
+				browser.err = nil
+				return
+			}
+			browser.cancel()
+			errs = append(errs, err)
+			browser.err = errors.Join(errs...)
+		}
 	})
 	if browser.err != nil {
 		t.Fatalf("start %s: %v", path, browser.err)
