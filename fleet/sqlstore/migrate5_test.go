@@ -2,18 +2,12 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
-	"io/fs"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/pressly/goose/v3"
-
 	"github.com/beckmanconnect/bcupdate/fleet"
 	"github.com/beckmanconnect/bcupdate/fleet/wire"
-	"github.com/beckmanconnect/bcupdate/internal/pgtest"
 )
 
 // TestMigrateDashboard: a store written by schema 4 (the instrument and
@@ -21,47 +15,13 @@ import (
 // only) opens at the newest schema with the dashboard's columns filled
 // from that JSON: the model and search filters, online, and the rollout
 // tallies find the old devices; and migration 5 goes down again.
-func TestMigrateDashboard(t *testing.T) {
-	t.Run("sqlite", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "fleet.db")
-		db, err := sql.Open("sqlite", "file:"+path+"?_pragma=foreign_keys(ON)")
-		if err != nil {
-			t.Fatal(err)
-		}
-		testMigrateDashboard(t, db, goose.DialectSQLite3, "migrations/sqlite", "sqlite:"+path)
-	})
-	t.Run("postgres", func(t *testing.T) {
-		c := pgtest.Start(t)
-		if c == nil {
-			return
-		}
-		dsn := c.NewDB(t)
-		db, err := sql.Open("pgx", dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		testMigrateDashboard(t, db, goose.DialectPostgres, "migrations/postgres", dsn)
-	})
-}
+func TestMigrateDashboard(t *testing.T) { eachMigrationStore(t, testMigrateDashboard) }
 
-func testMigrateDashboard(t *testing.T, db *sql.DB, dialect goose.Dialect, dir, dsn string) {
+func testMigrateDashboard(t *testing.T, m migrationStore) {
 	ctx := context.Background()
+	db := m.migrateTo(t, ctx, 4, false)
 	defer db.Close()
-	sub, err := fs.Sub(migrations, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := goose.NewProvider(dialect, db, sub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.UpTo(ctx, 4); err != nil {
-		t.Fatal(err)
-	}
-	ph := func(q string) string { return q }
-	if dialect == goose.DialectPostgres {
-		ph = func(q string) string { return (&Store{postgres: true}).q(q) }
-	}
+	ph := m.ph
 	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	devs := []struct {
 		id    string
@@ -101,7 +61,7 @@ func testMigrateDashboard(t *testing.T, db *sql.DB, dialect goose.Dialect, dir, 
 	}
 	db.Close()
 
-	st, err := Open(ctx, dsn)
+	st, err := Open(ctx, m.dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,23 +100,15 @@ func testMigrateDashboard(t *testing.T, db *sql.DB, dialect goose.Dialect, dir, 
 	st.Close()
 
 	// Down to 4 (the rows stay) and up again.
-	db2, err := sql.Open(map[goose.Dialect]string{goose.DialectSQLite3: "sqlite", goose.DialectPostgres: "pgx"}[dialect], openDSN(dialect, dsn))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db2.Close()
-	p2, err := goose.NewProvider(dialect, db2, sub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p2.DownTo(ctx, 4); err != nil {
-		t.Fatal(err)
-	}
+	db2 := m.migrateTo(t, ctx, 4, true)
 	var n int
 	if err := db2.QueryRowContext(ctx, `SELECT COUNT(*) FROM components`).Scan(&n); err != nil || n != 3 {
 		t.Errorf("components after going down: %d %v", n, err)
 	}
-	if _, err := p2.Up(ctx); err != nil {
+	db2.Close()
+	st2, err := Open(ctx, m.dsn) // up again, as a server starting does
+	if err != nil {
 		t.Fatal(err)
 	}
+	st2.Close()
 }

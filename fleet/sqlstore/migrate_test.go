@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"io/fs"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,48 +19,14 @@ import (
 // newest schema with each device's counter, last-seen time and digest
 // kept, so a replayed report is still refused and a heartbeat still
 // matches; and migration 4 goes down again with them.
-func TestMigrateDeviceSeen(t *testing.T) {
-	t.Run("sqlite", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "fleet.db")
-		db, err := sql.Open("sqlite", "file:"+path+"?_pragma=foreign_keys(ON)")
-		if err != nil {
-			t.Fatal(err)
-		}
-		testMigrateDeviceSeen(t, db, goose.DialectSQLite3, "migrations/sqlite", "sqlite:"+path)
-	})
-	t.Run("postgres", func(t *testing.T) {
-		c := pgtest.Start(t)
-		if c == nil {
-			return
-		}
-		dsn := c.NewDB(t)
-		db, err := sql.Open("pgx", dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		testMigrateDeviceSeen(t, db, goose.DialectPostgres, "migrations/postgres", dsn)
-	})
-}
+func TestMigrateDeviceSeen(t *testing.T) { eachMigrationStore(t, testMigrateDeviceSeen) }
 
-func testMigrateDeviceSeen(t *testing.T, db *sql.DB, dialect goose.Dialect, dir, dsn string) {
+func testMigrateDeviceSeen(t *testing.T, m migrationStore) {
 	ctx := context.Background()
+	db := m.migrateTo(t, ctx, 3, false)
 	defer db.Close()
-	sub, err := fs.Sub(migrations, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := goose.NewProvider(dialect, db, sub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.UpTo(ctx, 3); err != nil {
-		t.Fatal(err)
-	}
+	ph := m.ph
 	seen := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
-	ph := func(q string) string { return q }
-	if dialect == goose.DialectPostgres {
-		ph = func(q string) string { return (&Store{postgres: true}).q(q) }
-	}
 	for i, id := range []string{"dev-a", "dev-b"} {
 		_, err := db.ExecContext(ctx, ph(`INSERT INTO devices (id, site, public_key, enrolled, sealed, email_hash, instrument, counter, last_seen, state)
 			VALUES (?, 'lab', ?, 1, ?, ?, '{}', ?, ?, ?)`),
@@ -70,7 +37,7 @@ func testMigrateDeviceSeen(t *testing.T, db *sql.DB, dialect goose.Dialect, dir,
 	}
 	db.Close()
 
-	st, err := Open(ctx, dsn)
+	st, err := Open(ctx, m.dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,18 +61,8 @@ func testMigrateDeviceSeen(t *testing.T, db *sql.DB, dialect goose.Dialect, dir,
 	st.Close()
 
 	// Down to 3 and up again keeps them too.
-	db2, err := sql.Open(map[goose.Dialect]string{goose.DialectSQLite3: "sqlite", goose.DialectPostgres: "pgx"}[dialect], openDSN(dialect, dsn))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db2 := m.migrateTo(t, ctx, 3, true)
 	defer db2.Close()
-	p2, err := goose.NewProvider(dialect, db2, sub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p2.DownTo(ctx, 3); err != nil {
-		t.Fatal(err)
-	}
 	var counter, last int64
 	if err := db2.QueryRowContext(ctx, ph(`SELECT counter, last_seen FROM devices WHERE id = ?`), "dev-b").Scan(&counter, &last); err != nil {
 		t.Fatal(err)
@@ -115,9 +72,58 @@ func testMigrateDeviceSeen(t *testing.T, db *sql.DB, dialect goose.Dialect, dir,
 	}
 }
 
-func openDSN(dialect goose.Dialect, dsn string) string {
-	if dialect == goose.DialectSQLite3 {
-		return "file:" + dsn[len("sqlite:"):] + "?_pragma=foreign_keys(ON)"
+// migrationStore is one store's database for a migration test: its
+// goose dialect and migrations, the DSN Open takes, and its placeholders.
+type migrationStore struct {
+	dialect goose.Dialect
+	dir     string
+	dsn     string
+	ph      func(string) string
+}
+
+// eachMigrationStore runs test on a new SQLite database and, where
+// PostgreSQL is installed, a new PostgreSQL database.
+func eachMigrationStore(t *testing.T, test func(*testing.T, migrationStore)) {
+	t.Run("sqlite", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "fleet.db")
+		test(t, migrationStore{goose.DialectSQLite3, "migrations/sqlite", "sqlite:" + path, func(q string) string { return q }})
+	})
+	t.Run("postgres", func(t *testing.T) {
+		c := pgtest.Start(t)
+		if c == nil {
+			return
+		}
+		test(t, migrationStore{goose.DialectPostgres, "migrations/postgres", c.NewDB(t), (&Store{postgres: true}).q})
+	})
+}
+
+// migrateTo opens m's database and migrates it up or down to version;
+// the caller closes it.
+func (m migrationStore) migrateTo(t *testing.T, ctx context.Context, version int64, down bool) *sql.DB {
+	t.Helper()
+	driver, dsn := "pgx", m.dsn
+	if m.dialect == goose.DialectSQLite3 {
+		driver, dsn = "sqlite", "file:"+strings.TrimPrefix(m.dsn, "sqlite:")+"?_pragma=foreign_keys(ON)"
 	}
-	return dsn
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := fs.Sub(migrations, m.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := goose.NewProvider(m.dialect, db, sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if down {
+		_, err = p.DownTo(ctx, version)
+	} else {
+		_, err = p.UpTo(ctx, version)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
 }
