@@ -101,18 +101,7 @@ func (s *Store) pageWhere(q fleet.DeviceQuery) ([]string, []any) {
 		if q.Site != "" {
 			sub[0] = "c.device_id = devices.id"
 		}
-		if q.Component != "" {
-			sub = append(sub, "c.name = ?")
-			args = append(args, q.Component)
-		}
-		if q.Version != "" {
-			sub = append(sub, "c.installed = ?")
-			args = append(args, q.Version)
-		}
-		if q.State != "" {
-			sub = append(sub, "c.state = ?")
-			args = append(args, q.State)
-		}
+		sub = append(sub, componentConds(q.Component, q.Version, q.State, &args)...)
 		if q.Site != "" {
 			where = append(where, "EXISTS (SELECT 1 FROM components c WHERE "+strings.Join(sub, " AND ")+")")
 		} else {

@@ -735,19 +735,7 @@ func (s *Store) Devices(ctx context.Context, f fleet.DeviceFilter) ([]fleet.Devi
 		args = append(args, f.EmailHash)
 	}
 	if f.Component != "" || f.Version != "" || f.State != "" {
-		sub := []string{"c.device_id = devices.id"}
-		if f.Component != "" {
-			sub = append(sub, "c.name = ?")
-			args = append(args, f.Component)
-		}
-		if f.Version != "" {
-			sub = append(sub, "c.installed = ?")
-			args = append(args, f.Version)
-		}
-		if f.State != "" {
-			sub = append(sub, "c.state = ?")
-			args = append(args, f.State)
-		}
+		sub := append([]string{"c.device_id = devices.id"}, componentConds(f.Component, f.Version, f.State, &args)...)
 		where = append(where, "EXISTS (SELECT 1 FROM components c WHERE "+strings.Join(sub, " AND ")+")")
 	}
 	query := `SELECT ` + deviceColumns + ` FROM ` + deviceFrom
@@ -768,6 +756,20 @@ func (s *Store) Devices(ctx context.Context, f fleet.DeviceFilter) ([]fleet.Devi
 		out = append(out, *d)
 	}
 	return out, rows.Err()
+}
+
+// componentConds are the conditions on the components table (alias c)
+// that a component, version and state filter ask for, their arguments
+// appended to args.
+func componentConds(component, version, state string, args *[]any) []string {
+	var conds []string
+	for _, f := range []struct{ col, v string }{{"c.name", component}, {"c.installed", version}, {"c.state", state}} {
+		if f.v != "" {
+			conds = append(conds, f.col+" = ?")
+			*args = append(*args, f.v)
+		}
+	}
+	return conds
 }
 
 // RotateKey replaces a device's key in one statement, only from the key

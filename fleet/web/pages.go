@@ -468,12 +468,21 @@ func (d *Dashboard) device(w http.ResponseWriter, r *http.Request, s *session) {
 		d.storeFailed(w, s, err)
 		return
 	}
-	dd := deviceView(dev, d.now())
-	if dd.History, err = d.history(r.Context(), dev.ID); err != nil {
+	dd, err := d.deviceWithHistory(r.Context(), dev)
+	if err != nil {
 		d.storeFailed(w, s, err)
 		return
 	}
 	d.render(w, http.StatusOK, "device", view{Title: "Device " + dev.ID, Who: s, CSRF: s.CSRF, Nav: "fleet", Data: dd})
+}
+
+// deviceWithHistory is the device page's view of dev with its report
+// history.
+func (d *Dashboard) deviceWithHistory(ctx context.Context, dev *fleet.Device) (deviceData, error) {
+	dd := deviceView(dev, d.now())
+	var err error
+	dd.History, err = d.history(ctx, dev.ID)
+	return dd, err
 }
 
 // enrollee: the device with its enrollee, for support; the read is in
@@ -494,8 +503,8 @@ func (d *Dashboard) enrollee(w http.ResponseWriter, r *http.Request, s *session)
 		d.storeFailed(w, s, err)
 		return
 	}
-	dd := deviceView(dev, d.now())
-	if dd.History, err = d.history(r.Context(), dev.ID); err != nil {
+	dd, err := d.deviceWithHistory(r.Context(), dev)
+	if err != nil {
 		d.storeFailed(w, s, err)
 		return
 	}
