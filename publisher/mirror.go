@@ -323,6 +323,9 @@ func (m *mirrorSync) updateRoots(ctx context.Context) error {
 		return fmt.Errorf("mirror: %w", err)
 	} else if !ok {
 		data, err := m.from.Read(ctx, "metadata/"+name, mirrorMaxRoot)
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("upstream has no metadata/%s (is it a repository, and is --root its root?): %w", name, err)
+		}
 		if err != nil {
 			return fmt.Errorf("upstream: metadata/%s: %w", name, err)
 		}

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/beckmanconnect/bcupdate/internal/testutil"
+)
+
+// syncBuffer is an output several goroutines write.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestCLIMirror: bcpublish mirror's bad inputs are one-line errors with the
+// documented exit codes and write nothing; a good sync verifies, and the
+// loop syncs until it is interrupted.
+func TestCLIMirror(t *testing.T) {
+	dir := t.TempDir()
+	pki := testutil.NewPKI(t)
+	keys, up := filepath.Join(dir, "keys"), filepath.Join(dir, "repo")
+	art := filepath.Join(dir, "nc.bin")
+	os.WriteFile(art, []byte("artifact"), 0o644)
+	testutil.WriteCerts(t, filepath.Join(dir, "chain.pem"), pki.Leaf.Chain...)
+	testutil.WriteKey(t, filepath.Join(dir, "leaf.key"), pki.Leaf.Key)
+	for _, args := range [][]string{
+		{"keys", "generate", "--out", keys},
+		{"init", "--repo", up, "--keys", keys},
+		{"codesign", "sign", "--cert", filepath.Join(dir, "chain.pem"), "--key", filepath.Join(dir, "leaf.key"), "--file", art},
+		{"release", "add", "--repo", up, "--keys", keys, "--trust", pki.TrustDir, "--component", "notification-client",
+			"--version", "1.0.0", "--platform", "linux-amd64", "--file", art},
+	} {
+		if code, _, stderr := bcpublish(t, args...); code != 0 {
+			t.Fatalf("%v: %d %s", args, code, stderr)
+		}
+	}
+	root := filepath.Join(up, "metadata", "1.root.json")
+	mirror := filepath.Join(dir, "mirror")
+	readonly := filepath.Join(dir, "readonly")
+	os.MkdirAll(readonly, 0o555)
+	// A port nothing listens on.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + l.Addr().String()
+	l.Close()
+
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"no flags", []string{"mirror"}, 2, "--from, --to and --root are required"},
+		{"no --to", []string{"mirror", "--from", up, "--root", root}, 2, "--to"},
+		{"bad interval", []string{"mirror", "--from", up, "--to", mirror, "--root", root, "--interval", "soon"}, 2, "--interval \"soon\": want a duration from 10s to 168h"},
+		{"interval too short", []string{"mirror", "--from", up, "--to", mirror, "--root", root, "--interval", "1s"}, 2, "--interval"},
+		{"bad component", []string{"mirror", "--from", up, "--to", mirror, "--root", root, "--component", "Bad Name"}, 2, "--component"},
+		{"missing root", []string{"mirror", "--from", up, "--to", mirror, "--root", filepath.Join(dir, "none.json")}, 2, "--root"},
+		{"root is not a root", []string{"mirror", "--from", up, "--to", mirror, "--root", art}, 2, "--root"},
+		{"bad url", []string{"mirror", "--from", "ftp://example.com/repo", "--to", mirror, "--root", root}, 2, "--from"},
+		{"unreachable upstream", []string{"mirror", "--from", closed, "--to", mirror, "--root", root}, 1, "cannot reach " + closed},
+		{"no repository upstream", []string{"mirror", "--from", filepath.Join(dir, "empty"), "--to", mirror, "--root", root}, 1, "upstream has no metadata/1.root.json"},
+		{"--to not writable", []string{"mirror", "--from", up, "--to", readonly, "--root", root}, 1, "--to " + readonly + ": the mirror directory is not writable"},
+		{"--to under a file", []string{"mirror", "--from", up, "--to", filepath.Join(art, "mirror"), "--root", root}, 1, "--to " + filepath.Join(art, "mirror") + ": cannot create the mirror directory"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.name == "--to not writable" && os.Geteuid() == 0 {
+				t.Skip("root can write a 0555 directory")
+			}
+			code, stdout, stderr := bcpublish(t, tc.args...)
+			if code != tc.code || !strings.Contains(stderr, tc.want) || strings.Count(stderr, "\n") != 1 {
+				t.Fatalf("exit %d, stderr %q; want exit %d and one line with %q (stdout %q)", code, stderr, tc.code, tc.want, stdout)
+			}
+			if _, err := os.Stat(filepath.Join(mirror, "metadata")); err == nil {
+				t.Fatal("a refused mirror wrote metadata")
+			}
+		})
+	}
+
+	code, stdout, stderr := bcpublish(t, "mirror", "--from", up, "--to", mirror, "--root", root)
+	if code != 0 || !strings.Contains(stdout, "verified and now serves timestamp v2 (was nothing): 5 target files copied") {
+		t.Fatalf("sync: %d %q %q", code, stdout, stderr)
+	}
+	if code, stdout, _ := bcpublish(t, "status", "--repo", mirror); code != 0 || !strings.Contains(stdout, "signatures verified") {
+		t.Fatalf("status of the mirror: %d %s", code, stdout)
+	}
+
+	// The loop: syncs at once, keeps going, stops cleanly when interrupted.
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut syncBuffer
+	done := make(chan int)
+	go func() {
+		done <- run(ctx, []string{"bcpublish", "mirror", "--from", up, "--to", mirror, "--root", root, "--interval", "10s"}, &out, &errOut)
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out.String(), "up to date at timestamp v2") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 || !strings.Contains(out.String(), "up to date at timestamp v2") {
+			t.Fatalf("loop: exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the loop did not stop when interrupted")
+	}
+}
