@@ -44,7 +44,7 @@ type countingWriter struct {
 }
 
 func (c *countingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
-func (c *countingWriter) WriteHeader(s int) { c.status = s; c.ResponseWriter.WriteHeader(s) }
+func (c *countingWriter) WriteHeader(s int)           { c.status = s; c.ResponseWriter.WriteHeader(s) }
 func (c *countingWriter) Write(p []byte) (int, error) {
 	if c.status == 0 {
 		c.status = 200
@@ -524,4 +524,3 @@ func TestMirrorS3(t *testing.T) {
 	}
 	verifiedTargets(t, dst, nil)
 }
-
