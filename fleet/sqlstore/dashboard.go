@@ -28,22 +28,49 @@ func (s *Store) DevicePage(ctx context.Context, q fleet.DeviceQuery) (*fleet.Dev
 		return nil, errs.Usagef("", "a page is read after a device or before one, not both")
 	}
 	where, args := s.pageWhere(q)
-	cond := ""
-	if len(where) > 0 {
-		cond = " WHERE " + strings.Join(where, " AND ")
-	}
 	page := &fleet.DevicePage{}
-	count, cargs := `SELECT COUNT(*) FROM devices`+cond, args
+	var count string
+	var cargs []any
 	switch {
-	case len(where) == 0:
+	case len(where) == 0 && q.Presence == "":
 		// Every device has one device_seen row: the narrow table counts
 		// them with less to read (PostgreSQL counts by reading rows).
 		count = `SELECT COUNT(*) FROM device_seen`
-	case q.Presence != "" && q.Site == "" && q.Component == "" && q.Version == "" && q.State == "" && q.Model == "" && q.Search == "":
+	case len(where) == 0:
 		count, cargs = presenceCount(q)
+	default:
+		cw, ca := where, args
+		if q.Presence != "" {
+			// The offline devices, the silent and the revoked, as a set
+			// read once (a fleet that reports has few of them): each
+			// device the other filters select is looked up in it, or,
+			// for the offline, the set drives the count. No condition
+			// names a column of the devices table outside its indexes,
+			// so a count with a model or a site reads an index, not
+			// every device's row. (Testing "seen lately" device by
+			// device made PostgreSQL keep the set of every online
+			// device instead.)
+			op := "IN"
+			if q.Presence == fleet.PresenceOnline {
+				op = "NOT IN"
+			}
+			cw = append(slices.Clip(cw), "devices.id "+op+" ("+offlineIDs+")")
+			ca = append(slices.Clip(ca), nanos(q.Now))
+		}
+		count, cargs = `SELECT COUNT(*) FROM devices WHERE `+strings.Join(cw, " AND "), ca
 	}
 	if err := s.r.QueryRowContext(ctx, s.q(count), cargs...).Scan(&page.Total); err != nil {
 		return nil, fmt.Errorf("count devices: %w", err)
+	}
+	if q.Presence != "" {
+		// The page itself: the device_seen row deviceFrom joins, tested
+		// as the devices come in ID order, until the page is full.
+		on := "(devices.revoked IS NULL AND " + onlineCond("device_seen") + ")"
+		if q.Presence == fleet.PresenceOffline {
+			on = "NOT " + on
+		}
+		where = append(where, on)
+		args = append(args, nanos(q.Now))
 	}
 	order := "ASC"
 	switch {
@@ -85,7 +112,8 @@ func (s *Store) DevicePage(ctx context.Context, q fleet.DeviceQuery) (*fleet.Dev
 	return page, nil
 }
 
-// pageWhere is the condition of q's filters (its paging aside).
+// pageWhere is the condition of q's filters, its presence and paging
+// aside (presenceWhere).
 func (s *Store) pageWhere(q fleet.DeviceQuery) ([]string, []any) {
 	var where []string
 	var args []any
@@ -124,20 +152,6 @@ func (s *Store) pageWhere(q fleet.DeviceQuery) ([]string, []any) {
 			OR (devices.search_serial >= ? AND devices.search_serial < ?))`)
 		args = append(args, lo, hi, lo, hi, lo, hi)
 	}
-	if q.Presence == fleet.PresenceOnline || q.Presence == fleet.PresenceOffline {
-		// fleet.Device.Online, from the narrow device_seen table alone
-		// (the poll interval of the last full report is a column there):
-		// a probe of each device the other filters select, in ID order,
-		// so a page stops at its last device. (Counting the presence
-		// alone reads device_seen once instead: presenceCount.)
-		on, oargs := onlineCond("s", q.Now)
-		if q.Presence == fleet.PresenceOnline {
-			where = append(where, "devices.id NOT IN ("+revokedIDs+") AND EXISTS (SELECT 1 FROM device_seen s WHERE s.device_id = devices.id AND "+on+")")
-		} else {
-			where = append(where, "(devices.id IN ("+revokedIDs+") OR NOT EXISTS (SELECT 1 FROM device_seen s WHERE s.device_id = devices.id AND "+on+"))")
-		}
-		args = append(args, oargs...)
-	}
 	return where, args
 }
 
@@ -145,18 +159,23 @@ func (s *Store) pageWhere(q fleet.DeviceQuery) ([]string, []any) {
 // one read of the narrow device_seen table and the index of revoked
 // devices, never the devices table.
 func presenceCount(q fleet.DeviceQuery) (string, []any) {
-	on, args := onlineCond("s", q.Now)
 	if q.Presence == fleet.PresenceOnline {
-		return `SELECT COUNT(*) FROM device_seen s WHERE ` + on + ` AND s.device_id NOT IN (` + revokedIDs + `)`, args
+		return `SELECT COUNT(*) FROM device_seen s WHERE ` + onlineCond("s") + ` AND s.device_id NOT IN (` + revokedIDs + `)`, []any{nanos(q.Now)}
 	}
-	return `SELECT COUNT(*) FROM device_seen s WHERE NOT ` + on + ` OR s.device_id IN (` + revokedIDs + `)`, args
+	return `SELECT COUNT(*) FROM (` + offlineIDs + `) o`, []any{nanos(q.Now)}
 }
 
 // revokedIDs are the revoked devices, from their partial index.
 const revokedIDs = `SELECT id FROM devices WHERE revoked IS NOT NULL`
 
+// offlineIDs are the devices that are not online as of its one argument
+// (now, nanoseconds): the silent from device_seen and the revoked from
+// their index. UNION ALL, not an OR of the two conditions: PostgreSQL
+// plans an OR as a read of every device.
+var offlineIDs = `SELECT s.device_id FROM device_seen s WHERE NOT ` + onlineCond("s") + ` UNION ALL ` + revokedIDs
+
 // maxPollInterval bounds the poll interval the store keeps (ten years),
-// so that three of them, subtracted from now, stay within 64 bits.
+// so that three of them, added to a time, stay within 64 bits.
 const maxPollInterval = 10 * 365 * 24 * time.Hour
 
 // pollColumn is the poll interval kept in device_seen.poll_interval.
@@ -164,12 +183,13 @@ func pollColumn(iv time.Duration) int64 {
 	return int64(min(max(iv, 0), maxPollInterval))
 }
 
-// onlineCond is fleet.Device.Online as of now for the device_seen row
-// alias: seen, and less than three poll intervals ago
-// (fleet.DefaultPollInterval until the device says its own).
-func onlineCond(alias string, now time.Time) (string, []any) {
-	return "(" + alias + ".last_seen > 0 AND " + alias + ".last_seen > ? - 3 * (CASE WHEN " + alias + ".poll_interval > 0 THEN " +
-		alias + ".poll_interval ELSE ? END))", []any{nanos(now), int64(fleet.DefaultPollInterval)}
+// onlineCond is fleet.Device.Online for device_seen's row alias as of its
+// one argument, now in nanoseconds: seen, and less than three poll
+// intervals ago (fleet.DefaultPollInterval until the device says its
+// own).
+func onlineCond(alias string) string {
+	return fmt.Sprintf("(%[1]s.last_seen > 0 AND %[1]s.last_seen + 3 * CASE WHEN %[1]s.poll_interval > 0 THEN %[1]s.poll_interval ELSE %[2]d END > ?)",
+		alias, int64(fleet.DefaultPollInterval))
 }
 
 // searchKey is s in ASCII lower case, as the search columns keep device
@@ -221,7 +241,7 @@ func (s *Store) ComponentTallies(ctx context.Context, now time.Time) (*fleet.Tal
 	}
 	// The silent and the revoked: device_seen read once (narrow rows),
 	// then only their components. CROSS JOIN keeps SQLite to that order.
-	on, oargs := onlineCond("s", now)
+	on, oargs := onlineCond("s"), []any{nanos(now)}
 	rows, err = s.r.QueryContext(ctx, s.q(`SELECT `+cols+`, CASE WHEN d.revoked IS NULL THEN 0 ELSE 1 END, COUNT(*)
 		FROM device_seen s CROSS JOIN components c CROSS JOIN devices d
 		WHERE c.device_id = s.device_id AND d.id = s.device_id AND (NOT `+on+` OR s.device_id IN (`+revokedIDs+`))

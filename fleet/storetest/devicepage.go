@@ -83,6 +83,12 @@ func testDevicePage(t *testing.T, st fleet.Store) {
 		{"online", fleet.DeviceQuery{Limit: 50, Presence: fleet.PresenceOnline, Now: now}, "dev-05 dev-06", 2, false},
 		{"offline", fleet.DeviceQuery{Limit: 50, Presence: fleet.PresenceOffline, Now: now}, "dev-00 dev-01 dev-02 dev-03 dev-04 dev-07 dev-08 dev-09 dev-10 dev-11", 10, false},
 		{"offline at lab-1, paged", fleet.DeviceQuery{Limit: 2, After: "dev-00", Presence: fleet.PresenceOffline, Now: now, DeviceFilter: fleet.DeviceFilter{Site: "lab-1"}}, "dev-02 dev-04", 5, true},
+		// With other filters the count takes another path than the page.
+		{"online at lab-2", fleet.DeviceQuery{Limit: 50, Presence: fleet.PresenceOnline, Now: now, DeviceFilter: fleet.DeviceFilter{Site: "lab-2"}}, "dev-05", 1, false},
+		{"online, a model", fleet.DeviceQuery{Limit: 50, Presence: fleet.PresenceOnline, Now: now, Model: "AQUIOS CL"}, "dev-06", 1, false},
+		{"offline, a model (revoked and never seen included)", fleet.DeviceQuery{Limit: 50, Presence: fleet.PresenceOffline, Now: now, Model: "AQUIOS CL"}, "dev-00 dev-03 dev-09", 3, false},
+		{"offline at lab-2, revoked included", fleet.DeviceQuery{Limit: 50, Presence: fleet.PresenceOffline, Now: now, DeviceFilter: fleet.DeviceFilter{Site: "lab-2"}}, "dev-01 dev-03 dev-07 dev-09 dev-11", 5, false},
+		{"online, a failed component", fleet.DeviceQuery{Limit: 50, Presence: fleet.PresenceOnline, Now: now, DeviceFilter: fleet.DeviceFilter{Component: "notification-client", State: "failed"}}, "", 0, false},
 	} {
 		p, err := st.DevicePage(ctx, tc.q)
 		if err != nil {
