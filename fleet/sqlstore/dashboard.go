@@ -239,12 +239,13 @@ func (s *Store) ComponentTallies(ctx context.Context, now time.Time) (*fleet.Tal
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	// The silent and the revoked: device_seen read once (narrow rows),
-	// then only their components. CROSS JOIN keeps SQLite to that order.
+	// The silent and the revoked: the offline set, read once from the
+	// narrow device_seen table and the revoked devices' index, then only
+	// their components.
 	on, oargs := onlineCond("s"), []any{nanos(now)}
 	rows, err = s.r.QueryContext(ctx, s.q(`SELECT `+cols+`, CASE WHEN d.revoked IS NULL THEN 0 ELSE 1 END, COUNT(*)
-		FROM device_seen s CROSS JOIN components c CROSS JOIN devices d
-		WHERE c.device_id = s.device_id AND d.id = s.device_id AND (NOT `+on+` OR s.device_id IN (`+revokedIDs+`))
+		FROM components c JOIN devices d ON d.id = c.device_id
+		WHERE c.device_id IN (`+offlineIDs+`)
 		GROUP BY `+cols+`, CASE WHEN d.revoked IS NULL THEN 0 ELSE 1 END`), oargs...)
 	if err != nil {
 		return nil, fmt.Errorf("count silent components: %w", err)
