@@ -214,12 +214,7 @@ func (p *People) routes() {
 		return map[string]string{"revoked": id}, nil
 	}))
 	mux.HandleFunc("GET /api/rollouts/{component}/{version}", p.handle(RoleViewer, func(r *http.Request, who *Person) (any, error) {
-		c := r.PathValue("component")
-		ds, err := p.o.Store.Devices(r.Context(), DeviceFilter{Component: c})
-		if err != nil {
-			return nil, err
-		}
-		return Rollout(ds, c, r.PathValue("version"), p.now()), nil
+		return CountRollout(r.Context(), p.o.Store, r.PathValue("component"), r.PathValue("version"), p.now())
 	}))
 }
 

@@ -94,6 +94,17 @@ func RolloutOf(ts []ComponentTally, component, channel, version string) RolloutS
 	return r
 }
 
+// CountRollout is Rollout of version of component across every channel,
+// counted by the store (ComponentTallies) instead of from every device's
+// state: what `bcfleet rollout status` and /api/rollouts answer.
+func CountRollout(ctx context.Context, st TallyStore, component, version string, now time.Time) (RolloutStatus, error) {
+	t, err := st.ComponentTallies(ctx, now)
+	if err != nil {
+		return RolloutStatus{}, err
+	}
+	return RolloutOf(t.Components, component, AnyChannel, version), nil
+}
+
 // AnyChannel makes RolloutOf count a component on every channel, as
 // Rollout does.
 const AnyChannel = "\x00any"

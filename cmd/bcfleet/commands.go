@@ -456,11 +456,10 @@ func runRolloutStatus(ctx context.Context, g *globalOptions, o listOptions) erro
 		return cliutil.Usagef("", "bcfleet rollout status takes COMPONENT VERSION (got %d arguments)", len(o.Args))
 	}
 	return withStore(ctx, o.DB, func(st fleet.Store) error {
-		devices, err := st.Devices(ctx, fleet.DeviceFilter{Component: o.Args[0]})
+		r, err := fleet.CountRollout(ctx, st, o.Args[0], o.Args[1], g.Now())
 		if err != nil {
 			return err
 		}
-		r := fleet.Rollout(devices, o.Args[0], o.Args[1], g.Now())
 		if o.JSON {
 			return printJSON(g.Stdout, r)
 		}

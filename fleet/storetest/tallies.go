@@ -93,6 +93,10 @@ func testTallies(t *testing.T, st fleet.Store) {
 			}
 		}
 	}
+	// What the CLI and the API answer.
+	if got, err := fleet.CountRollout(ctx, st, "nc", "1.2.0", now); err != nil || got != fleet.Rollout(all, "nc", "1.2.0", now) {
+		t.Errorf("CountRollout nc 1.2.0: %+v, %v; want %+v", got, err, fleet.Rollout(all, "nc", "1.2.0", now))
+	}
 	// The suite's own numbers, so that the two cannot agree on nothing:
 	// 27 devices on stable, one revoked, one in three silent.
 	if r := fleet.RolloutOf(tl.Components, "nc", "stable", "1.2.0"); r.Targeted != 26 || r.Silent != 9 || r.Installed != 3 || r.Failed != 6 ||
