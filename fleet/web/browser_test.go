@@ -168,6 +168,43 @@ func (b *tab) screenshot(name string) {
 	}
 }
 
+// lowContrast lists the page's visible text that misses WCAG 2's AA
+// contrast (4.5:1, 3:1 for large text) against the background it is
+// drawn on (the nearest ancestor's opaque background).
+const lowContrast = `(function () {
+	function rgb(s) { var m = s.match(/[\d.]+/g); return m ? m.map(Number) : [0, 0, 0, 0]; }
+	function lum(c) {
+		var a = c.slice(0, 3).map(function (v) { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+		return 0.2126 * a[0] + 0.7152 * a[1] + 0.0722 * a[2];
+	}
+	function bg(el) {
+		for (; el; el = el.parentElement) {
+			var c = rgb(getComputedStyle(el).backgroundColor);
+			if (c.length < 4 || c[3] > 0.99) return c;
+		}
+		return [255, 255, 255, 1];
+	}
+	var out = [];
+	document.querySelectorAll("body *").forEach(function (el) {
+		var own = Array.prototype.some.call(el.childNodes, function (n) { return n.nodeType === 3 && n.textContent.trim() !== ""; });
+		var r = el.getBoundingClientRect(), st = getComputedStyle(el);
+		if (!own || r.width === 0 || r.height === 0 || st.visibility === "hidden" || r.right < 0 || r.bottom < 0) return;
+		var l1 = lum(rgb(st.color)), l2 = lum(bg(el));
+		var ratio = (Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05);
+		var size = parseFloat(st.fontSize), bold = parseInt(st.fontWeight, 10) >= 700;
+		var need = (size >= 24 || (bold && size >= 18.66)) ? 3 : 4.5;
+		if (ratio < need) out.push(el.tagName.toLowerCase() + "." + el.className + " " + JSON.stringify(el.textContent.trim().slice(0, 30)) + " " + ratio.toFixed(2));
+	});
+	return out; })()`
+
+// contrast fails the test for text on the page that is hard to read.
+func (b *tab) contrast(page string) {
+	b.t.Helper()
+	if bad := eval[[]string](b, lowContrast); len(bad) > 0 {
+		b.t.Errorf("%s: text below WCAG AA contrast: %s", page, strings.Join(bad, "; "))
+	}
+}
+
 func (b *tab) cookies() map[string]*network.Cookie {
 	b.t.Helper()
 	res, err := chromedp.Call(b.ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{b.e.srv.URL}})
@@ -217,6 +254,7 @@ func TestDashboardBrowser(t *testing.T) {
 			t.Errorf("a rollback by hand is listed as a failure reason:\n%s", text)
 		}
 		b.screenshot("rollouts")
+		b.contrast("rollouts")
 		// Keyboard: the first Tab reaches the skip link.
 		b.do("tab", chromedp.KeyEvent(kb.Tab))
 		if cls := eval[string](b, "document.activeElement.className"); cls != "skip" {
@@ -233,6 +271,7 @@ func TestDashboardBrowser(t *testing.T) {
 			t.Errorf("last report time %q is not in the viewer's time zone (Asia/Tokyo)", tz)
 		}
 		b.screenshot("fleet")
+		b.contrast("fleet")
 		// A tablet: nothing wider than the screen but the tables' own
 		// scrolling.
 		b.do("tablet", chromedp.EmulateViewport(768, 1024))
@@ -257,6 +296,7 @@ func TestDashboardBrowser(t *testing.T) {
 			t.Errorf("the viewer's device page shows the enrollee or a way to it:\n%s", text)
 		}
 		b.screenshot("device-viewer")
+		b.contrast("device")
 		// Not by URL either.
 		b.do("enrollee by URL", chromedp.Navigate(e.srv.URL+"/devices/"+annDevice+"/enrollee"), chromedp.WaitVisible("main"))
 		text = b.text()
