@@ -112,6 +112,10 @@ func dashPages(n int) []dashPage {
 		{"fleet, offline", "/fleet?online=offline", "match.", goalFleetP99, func(d dashDevice) bool { return d.silent }},
 		{"fleet, a model, offline", "/fleet?model=DxFLEx&online=offline", "match.", goalFleetP99,
 			func(d dashDevice) bool { return d.model == "DxFLEx" && d.silent }},
+		{"fleet, a site, online", "/fleet?site=site-042&online=online", "match.", goalFleetP99,
+			func(d dashDevice) bool { return d.site == "site-042" && !d.silent }},
+		{"fleet, a model, online", "/fleet?model=DxFLEx&online=online", "match.", goalFleetP99,
+			func(d dashDevice) bool { return d.model == "DxFLEx" && !d.silent }},
 		{"device", "/devices/" + dashSeedDevice(n/3).id, "Device " + dashSeedDevice(n/3).id, goalFleetP99, nil},
 		{"rollouts (counted for every request)", "/rollouts", "notification-client", goalRolloutsP99, nil},
 	}
