@@ -46,8 +46,9 @@ type Agent struct {
 	progressMu sync.Mutex
 	selfPath   string
 	restart    bool
-	act        *activity // <state>/activity.json, what this agent is doing
-	batch      *batch    // while set, audit events and notifications wait for flush (batch.go)
+	act        *activity     // <state>/activity.json, what this agent is doing
+	batch      *batch        // while set, audit events and notifications wait for flush (batch.go)
+	bundle     *bundleSource // while set, the repository is an offline bundle (bundle_import.go)
 }
 
 // SetProgress sets a callback for download progress (a progress bar at a
@@ -219,6 +220,9 @@ func (a *Agent) Config() Config { return *a.cfg }
 // refresh opens a session on the agent's repository: go-tuf's top-level
 // refresh over the metadata cache in <state>/tuf (tufspec.go).
 func (a *Agent) refresh(ctx context.Context) (*session, error) {
+	if a.bundle != nil {
+		return a.bundle.session(ctx, a)
+	}
 	rootBytes, err := readFileLimited(filepath.Join(a.dir, "tuf", "root.json"), maxRootSize)
 	if err != nil {
 		return nil, fmt.Errorf("trusted root: %w", err)

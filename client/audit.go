@@ -83,6 +83,10 @@ func (a *Agent) failed(err error, component, version string) error {
 	if err == nil {
 		return nil
 	}
+	if a.bundle != nil && isNetwork(err) {
+		// Importing, nothing is fetched: what is missing is missing from the bundle.
+		err = verifyf("the bundle lacks a file its verified metadata needs: %v", err)
+	}
 	var expired *metadata.ErrExpiredMetadata
 	switch {
 	case errors.Is(err, ErrAuthorizationRequired):

@@ -68,6 +68,9 @@ const lastCheckFile = "last-check.json"
 // noteCheck records how the check that just ended went (err nil: it
 // succeeded). Failing to record it is logged, never the check's error.
 func (a *Agent) noteCheck(err error) {
+	if a.bundle != nil {
+		return // an import is not a look at the repository
+	}
 	r := &CheckResult{At: time.Now().UTC().Truncate(time.Second), OK: err == nil}
 	if prev := a.lastCheck(); prev != nil {
 		r.LastSuccess = prev.LastSuccess
@@ -131,8 +134,11 @@ func (a *Agent) check(ctx context.Context, st *State) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	ts := s.up.GetTrustedMetadataSet().Timestamp
-	st.Repository = RepositoryState{TimestampVersion: ts.Signed.Version, Expires: ts.Signed.Expires.UTC()}
+	if a.bundle == nil {
+		// An import leaves what the agent knows of its repository alone.
+		ts := s.up.GetTrustedMetadataSet().Timestamp
+		st.Repository = RepositoryState{TimestampVersion: ts.Signed.Version, Expires: ts.Signed.Expires.UTC()}
+	}
 	policy, err := a.fetchPolicy(ctx, s)
 	if err != nil {
 		return nil, err
@@ -141,6 +147,7 @@ func (a *Agent) check(ctx context.Context, st *State) (*session, error) {
 		name string
 		rel  *Release
 		none *absence
+		skip bool // an import whose bundle does not carry the component
 	}
 	// Each component's channel pointer (or pinned release) is looked up
 	// and fetched on its own goroutine (at most maxParallel); nothing is
@@ -152,6 +159,12 @@ func (a *Agent) check(ctx context.Context, st *State) (*session, error) {
 		var rel *Release
 		var none *absence
 		var err error
+		if a.bundle != nil {
+			var skip bool
+			rel, none, skip, err = a.bundleRelease(ctx, s, name, st.Components[name])
+			all[i], errs[i] = found{name, rel, none, skip}, err
+			return
+		}
 		if pin := st.Components[name].Pinned; pin != "" {
 			rel, err = a.pinnedRelease(ctx, s, name, pin, st.Components[name])
 			if rel == nil && err == nil {
@@ -160,7 +173,7 @@ func (a *Agent) check(ctx context.Context, st *State) (*session, error) {
 		} else {
 			rel, none, err = a.channelRelease(ctx, s, name)
 		}
-		all[i], errs[i] = found{name, rel, none}, err
+		all[i], errs[i] = found{name: name, rel: rel, none: none}, err
 	})
 	for i, err := range errs {
 		if err != nil {
@@ -183,9 +196,17 @@ func (a *Agent) check(ctx context.Context, st *State) (*session, error) {
 	// A recovered state.json lacks the installed releases' metadata (state.go).
 	a.relearnReleases(ctx, s, st)
 	// Everything verified: now update state, the audit log and notifications.
-	a.resolve("", NoteMetadataExpired, NoteVerificationFailure, NoteRepositoryUnreachable, NoteCheckFailed)
-	a.noteExpiry(s)
+	if a.bundle != nil {
+		// A verified bundle says nothing of the repository's reach or expiry.
+		a.resolve("", NoteMetadataExpired, NoteVerificationFailure)
+	} else {
+		a.resolve("", NoteMetadataExpired, NoteVerificationFailure, NoteRepositoryUnreachable, NoteCheckFailed)
+		a.noteExpiry(s)
+	}
 	for _, f := range all {
+		if f.skip {
+			continue
+		}
 		if c := st.Components[f.name]; c != nil {
 			c.Pointer = nil
 			if p, ok := s.pointers.Load(f.name); ok && c.Pinned == "" {

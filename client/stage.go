@@ -114,6 +114,16 @@ func (a *Agent) stageComponents(ctx context.Context, names []string) (*CheckRepo
 			waiting = errors.Join(waiting, why)
 		}
 	}
+	if first != nil && a.bundle != nil {
+		// An import is all or nothing: a bundle that does not verify
+		// leaves state.json and staging as they were (bundle_import.go).
+		for _, name := range todo {
+			if staged[name] != nil {
+				a.dropStaged(name, &ComponentState{})
+			}
+		}
+		return nil, first
+	}
 	if err := a.saveState(st); err != nil {
 		return nil, err
 	}

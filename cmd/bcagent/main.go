@@ -158,6 +158,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			initCommand(),
 			checkCommand(),
 			stageCommand(),
+			importCommand(),
 			applyCommand(),
 			statusCommand(),
 			rollbackCommand(),

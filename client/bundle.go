@@ -1,0 +1,259 @@
+package client
+
+// Reading an offline bundle (issue 18; the format is in
+// publisher/bundle.go and docs/design.md). A bundle is untrusted bytes
+// until the agent's own TUF code has verified it: openBundle only checks
+// its shape, with named limits, and never turns an entry's name into a
+// file path. The bytes then reach the ordinary refresh, delegation walk
+// and streaming download through bundleTransport, an http.RoundTripper
+// that answers the agent's /metadata/ and /targets/ requests from the
+// bundle file (as net/http's NewFileTransport answers file:// URLs):
+// nothing of the online verification is skipped or copied.
+
+import (
+	"archive/tar"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/beckmanconnect/bcupdate/repo"
+)
+
+// bundleHost is the host of the URLs the agent's TUF code requests while
+// importing a bundle; bundleTransport answers them, nothing goes to the
+// network.
+const bundleHost = "bundle.invalid"
+
+// Limits on a bundle's metadata entries: the agent's own download limits.
+func bundleMetadataLimit(name string) int64 {
+	switch {
+	case strings.HasSuffix(name, ".root.json"):
+		return maxRootSize
+	case name == "metadata/timestamp.json":
+		return maxTimestampSize
+	case strings.HasSuffix(name, ".snapshot.json"):
+		return maxSnapshotSize
+	}
+	return maxTargetsSize
+}
+
+// bundleSpan is where an entry's bytes lie in the bundle file.
+type bundleSpan struct {
+	off, length int64
+}
+
+// bundleFile is an opened bundle whose shape has been checked: the tar
+// holds exactly the entries its statement lists, in order, as regular
+// files within the file, and every metadata entry matches the sha256 the
+// statement gives it. The statement itself is not verified yet
+// (bundleSource.session does that against the trusted root).
+type bundleFile struct {
+	f       *os.File
+	path    string
+	size    int64
+	raw     []byte // bundle.json as read
+	stmt    *repo.SignedBundleStatement
+	entries map[string]bundleSpan
+}
+
+// posReader is the bundle file as tar reads it, keeping track of the
+// offset: after tar.Reader.Next the offset is where the entry's data
+// starts (archive/tar reads headers block by block and skips data by
+// seeking, so it reads nothing ahead).
+type posReader struct {
+	f   *os.File
+	pos int64
+}
+
+func (p *posReader) Read(b []byte) (int, error) {
+	n, err := p.f.Read(b)
+	p.pos += int64(n)
+	return n, err
+}
+
+func (p *posReader) Seek(off int64, whence int) (int64, error) {
+	n, err := p.f.Seek(off, whence)
+	if err == nil {
+		p.pos = n
+	}
+	return n, err
+}
+
+// notBundle is a refusal of a file that is not a well-formed bundle: a
+// verification failure (exit 3), naming the file and what is wrong.
+func notBundle(path, format string, args ...any) error {
+	return verifyf("bundle %s: %s; it is refused (a damaged copy, another kind of file, or an attack)", path, fmt.Sprintf(format, args...))
+}
+
+// openBundle opens path and checks its shape. The caller closes it.
+func openBundle(path string) (_ *bundleFile, err error) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, notBundle(path, "not a regular file")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+		}
+	}()
+	if fi, err = f.Stat(); err != nil {
+		return nil, err
+	}
+	b := &bundleFile{f: f, path: path, size: fi.Size(), entries: map[string]bundleSpan{}}
+	pr := &posReader{f: f}
+	tr := tar.NewReader(pr)
+	hdr, err := tr.Next()
+	if err != nil {
+		return nil, notBundle(path, "not a bcupdate bundle (not a tar archive: %v)", err)
+	}
+	if hdr.Name != repo.BundleStatementName {
+		return nil, notBundle(path, "not a bcupdate bundle (its first entry is %q, not %s)", hdr.Name, repo.BundleStatementName)
+	}
+	if err := checkBundleHeader(hdr, pr.pos, b.size); err != nil {
+		return nil, notBundle(path, "%s: %v", hdr.Name, err)
+	}
+	if hdr.Size > repo.MaxBundleStatementSize {
+		return nil, notBundle(path, "%s declares %d bytes, more than the limit of %d", hdr.Name, hdr.Size, repo.MaxBundleStatementSize)
+	}
+	if b.raw, err = io.ReadAll(io.LimitReader(tr, hdr.Size)); err != nil || int64(len(b.raw)) != hdr.Size {
+		return nil, notBundle(path, "%s is cut short", hdr.Name)
+	}
+	if b.stmt, err = repo.ParseBundleStatement(b.raw); err != nil {
+		return nil, notBundle(path, "%s: %v", hdr.Name, err)
+	}
+	list := b.stmt.Signed.Entries
+	if len(list) == 0 || len(list) >= repo.MaxBundleEntries {
+		return nil, notBundle(path, "%s lists %d entries (want 1 to %d)", hdr.Name, len(list), repo.MaxBundleEntries-1)
+	}
+	for i, want := range list {
+		if err := repo.ValidateBundleEntryName(want.Name); err != nil {
+			return nil, notBundle(path, "%s lists a bad entry name: %v", hdr.Name, err)
+		}
+		if _, dup := b.entries[want.Name]; dup {
+			return nil, notBundle(path, "%s lists %s twice", hdr.Name, want.Name)
+		}
+		if sum, err := hex.DecodeString(want.SHA256); err != nil || len(sum) != sha256.Size {
+			return nil, notBundle(path, "%s lists %s without a sha256", hdr.Name, want.Name)
+		}
+		if want.Length < 0 || want.Length > b.size {
+			return nil, notBundle(path, "%s declares %d bytes for %s, but the bundle has %d bytes (truncated or forged)", hdr.Name, want.Length, want.Name, b.size)
+		}
+		if strings.HasPrefix(want.Name, "metadata/") && want.Length > bundleMetadataLimit(want.Name) {
+			return nil, notBundle(path, "%s declares %d bytes for %s, more than the limit of %d", hdr.Name, want.Length, want.Name, bundleMetadataLimit(want.Name))
+		}
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil, notBundle(path, "truncated: it ends after %d of the %d entries its statement lists (%s is missing)", i, len(list), want.Name)
+		}
+		if err != nil {
+			return nil, notBundle(path, "truncated or damaged before %s: %v", want.Name, err)
+		}
+		if h.Name != want.Name {
+			return nil, notBundle(path, "entry %d is %q where its statement lists %s (a file was swapped, added or renamed)", i+1, h.Name, want.Name)
+		}
+		if err := checkBundleHeader(h, pr.pos, b.size); err != nil {
+			return nil, notBundle(path, "%s: %v", h.Name, err)
+		}
+		if h.Size != want.Length {
+			return nil, notBundle(path, "%s has %d bytes, its statement says %d", h.Name, h.Size, want.Length)
+		}
+		b.entries[want.Name] = bundleSpan{off: pr.pos, length: h.Size}
+		if strings.HasPrefix(want.Name, "metadata/") {
+			// Small and bounded: checked now, so a changed metadata file
+			// is named before anything else happens.
+			data, err := io.ReadAll(io.LimitReader(tr, h.Size))
+			if err != nil || int64(len(data)) != h.Size {
+				return nil, notBundle(path, "%s is cut short", h.Name)
+			}
+			if repo.SHA256Hex(data) != want.SHA256 {
+				return nil, notBundle(path, "%s does not match the sha256 its statement lists (the file was changed)", h.Name)
+			}
+		}
+	}
+	h, err := tr.Next()
+	switch {
+	case err == nil:
+		return nil, notBundle(path, "it holds %q, which its statement does not list", h.Name)
+	case err != io.EOF:
+		return nil, notBundle(path, "damaged after its last entry: %v", err)
+	}
+	return b, nil
+}
+
+// checkBundleHeader refuses anything but a plain regular file whose data
+// lies inside the bundle: links, devices, directories, sparse files, and
+// sizes beyond the end of the file.
+func checkBundleHeader(h *tar.Header, off, size int64) error {
+	if h.Typeflag != tar.TypeReg {
+		kind := map[byte]string{tar.TypeSymlink: "a symbolic link", tar.TypeLink: "a hard link", tar.TypeDir: "a directory",
+			tar.TypeChar: "a device", tar.TypeBlock: "a device", tar.TypeFifo: "a FIFO", tar.TypeGNUSparse: "a sparse file"}[h.Typeflag]
+		if kind == "" {
+			kind = fmt.Sprintf("entry type %q", h.Typeflag)
+		}
+		return fmt.Errorf("%s, not a regular file", kind)
+	}
+	for k := range h.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse") {
+			return errors.New("a sparse file, not a regular file")
+		}
+	}
+	if h.Size < 0 || h.Size > size-off {
+		return fmt.Errorf("declares %d bytes, more than the %d left in the bundle (truncated, or a forged size)", h.Size, max(size-off, 0))
+	}
+	return nil
+}
+
+// Close closes the bundle file.
+func (b *bundleFile) Close() error { return b.f.Close() }
+
+// bundleTransport answers GET https://bundle.invalid/metadata/NAME and
+// /targets/PATH from the bundle: 200 with the entry's bytes (read from
+// the file as they are consumed, never whole), 404 for anything the bundle
+// does not hold. It is the only RoundTripper of an import's session.
+type bundleTransport struct{ b *bundleFile }
+
+func (t *bundleTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+	resp := &http.Response{Request: req, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{}}
+	span, ok := t.b.entries[strings.TrimPrefix(req.URL.Path, "/")]
+	if req.URL.Host != bundleHost || req.Method != http.MethodGet || !ok {
+		resp.StatusCode, resp.Status = http.StatusNotFound, "404 Not Found"
+		resp.Body = io.NopCloser(bytes.NewReader(nil))
+		return resp, nil
+	}
+	resp.StatusCode, resp.Status = http.StatusOK, "200 OK"
+	resp.ContentLength = span.length
+	resp.Body = io.NopCloser(io.NewSectionReader(t.b.f, span.off, span.length))
+	return resp, nil
+}
+
+// read returns a small entry's bytes (metadata), up to limit.
+func (b *bundleFile) read(name string, limit int64) ([]byte, error) {
+	span, ok := b.entries[name]
+	if !ok {
+		return nil, fmt.Errorf("the bundle holds no %s", name)
+	}
+	if span.length > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", name, limit)
+	}
+	data := make([]byte, span.length)
+	if _, err := b.f.ReadAt(data, span.off); err != nil {
+		return nil, err
+	}
+	return data, nil
+}
