@@ -117,7 +117,9 @@ func dashPages(n int) []dashPage {
 		{"fleet, a model, online", "/fleet?model=DxFLEx&online=online", "match.", goalFleetP99,
 			func(d dashDevice) bool { return d.model == "DxFLEx" && !d.silent }},
 		{"device", "/devices/" + dashSeedDevice(n/3).id, "Device " + dashSeedDevice(n/3).id, goalFleetP99, nil},
-		{"rollouts (counted for every request)", "/rollouts", "notification-client", goalRolloutsP99, nil},
+		// No goal of its own: the page is served from this count, taken
+		// again in the background at most every 30 s (the next row).
+		{"rollouts (counted for every request)", "/rollouts", "notification-client", 0, nil},
 	}
 }
 
@@ -572,12 +574,16 @@ func dashTables(n, requests int, runs []*dashRun, notes []string) string {
 			if r.page.selects != nil {
 				sel = strconv.Itoa(r.matching)
 			}
-			verdict := "met"
-			if r.quantile(0.99) >= r.page.goal {
-				verdict = "**not met**"
+			goal := "none: the count the page below is served from"
+			if r.page.goal > 0 {
+				verdict := "met"
+				if r.quantile(0.99) >= r.page.goal {
+					verdict = "**not met**"
+				}
+				goal = fmt.Sprintf("p99 < %d ms: %s", r.page.goal.Milliseconds(), verdict)
 			}
-			fmt.Fprintf(&s, "| %s | %s | %s | %s | %s | %s | %s | p99 < %d ms: %s |\n", run.store, r.page.name, sel, msCell(r.quantile(0.5)),
-				msCell(r.quantile(0.99)), msCell(r.quantile(1)), kib(int64(r.bytes)), r.page.goal.Milliseconds(), verdict)
+			fmt.Fprintf(&s, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", run.store, r.page.name, sel, msCell(r.quantile(0.5)),
+				msCell(r.quantile(0.99)), msCell(r.quantile(1)), kib(int64(r.bytes)), goal)
 		}
 	}
 	for _, run := range runs {
