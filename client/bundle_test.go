@@ -395,3 +395,77 @@ func TestBundleRefused(t *testing.T) {
 		return nil
 	})
 }
+
+// TestBundleFreshness: a bundle older than the metadata the agent trusts
+// is refused as a rollback, one whose release is older than the installed
+// one imports nothing (ErrBundleNotNewer), and importing never changes the
+// online cache's timestamp, snapshot or targets, nor lowers the root.
+func TestBundleFreshness(t *testing.T) {
+	t.Parallel()
+	e := newFlowEnv(t, nil)
+	e.publish("1.0.0")
+	e.install("1.0.0")
+	e.publish("1.1.0")
+	old := e.bundle("old.bcbundle")
+	e.publish("1.2.0")
+	if err := e.check(); err != nil { // the agent now trusts newer metadata
+		t.Fatal(err)
+	}
+	tufFiles := []string{"root.json", "timestamp.json", "snapshot.json", "targets.json"}
+	read := func() map[string]string {
+		out := map[string]string{}
+		for _, f := range tufFiles {
+			b, _ := os.ReadFile(filepath.Join(e.state, "tuf", f))
+			out[f] = string(b)
+		}
+		return out
+	}
+	before := read()
+	e.offline()
+	_, err := e.importBundle(old, time.Time{})
+	if !errors.Is(err, ErrVerification) || !strings.Contains(err.Error(), "older than what this agent has already seen") {
+		t.Fatalf("import of a bundle older than the trusted metadata: %v, want a rollback refusal", err)
+	}
+	if c := e.componentState(); c.Staged != nil {
+		t.Fatalf("rollback bundle staged %+v", c.Staged)
+	}
+	e.setHook(nil)
+	e.install("1.2.0")
+	before = read()
+	stale := e.bundle("stale.bcbundle", "--version", "1.1.0")
+	e.offline()
+	_, err = e.importBundle(stale, time.Time{})
+	if !errors.Is(err, ErrBundleNotNewer) || errors.Is(err, ErrVerification) {
+		t.Fatalf("import of a release older than the installed one: %v, want ErrBundleNotNewer", err)
+	}
+	if got := e.current(); got != "1.2.0" {
+		t.Fatalf("current %q", got)
+	}
+	after := read()
+	for _, f := range tufFiles {
+		if before[f] != after[f] {
+			t.Errorf("import changed tuf/%s", f)
+		}
+	}
+	// A newer release then imports over the floor the last import left.
+	e.setHook(nil)
+	e.publish("1.3.0")
+	newer := e.bundle("newer.bcbundle")
+	e.offline()
+	if _, err := e.importBundle(newer, time.Time{}); err != nil {
+		t.Fatalf("newer bundle: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(e.state, "tuf", importedDir, "timestamp.json")); err != nil {
+		t.Errorf("no import floor kept: %v", err)
+	}
+	// The stale bundle is now below the import floor too.
+	if _, err := e.importBundle(stale, time.Time{}); !errors.Is(err, ErrVerification) {
+		t.Errorf("bundle below the import floor: %v, want a rollback refusal", err)
+	}
+	if err := e.apply(ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.current(); got != "1.3.0" {
+		t.Fatalf("current %q, want 1.3.0", got)
+	}
+}

@@ -19,8 +19,9 @@ import (
 
 func bundleCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "bundle",
-		Usage: "offline bundles: one signed file to carry releases to PCs without the network",
+		Name:         "bundle",
+		Usage:        "offline bundles: one signed file to carry releases to PCs without the network",
+		OnUsageError: cliutil.OnUsageError,
 		Subcommands: []*cli.Command{{
 			Name:  "create",
 			Usage: "write a bundle of chosen releases with the metadata and signatures agents need to verify them offline (bcagent import)",
@@ -87,12 +88,11 @@ func parseValidFor(s string) (time.Duration, error) {
 }
 
 func runBundleCreate(ctx context.Context, g *globalOptions, o bundleCreateOptions) error {
-	comp := strings.Join(o.Components, ",")
-	if o.AllComponents {
-		comp = "all"
-	}
-	if err := need(o.Args, "repo", o.Store.Location, "keys", o.Keys.given(), "component", comp, "out", o.Out); err != nil {
+	if err := need(o.Args, "repo", o.Store.Location, "keys", o.Keys.given(), "out", o.Out); err != nil {
 		return err
+	}
+	if len(o.Components) == 0 && !o.AllComponents {
+		return cliutil.Usagef("component", "--component NAME is required (or --all-components)")
 	}
 	validFor, err := parseValidFor(o.ValidFor)
 	if err != nil {

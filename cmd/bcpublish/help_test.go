@@ -13,7 +13,7 @@ import (
 
 // readOnlyCommands take a repository but never write to it: they have the
 // S3 options that reach it, not those of uploads.
-var readOnlyCommands = []string{"release list", "status", "serve", "root stage"}
+var readOnlyCommands = []string{"release list", "status", "serve", "root stage", "bundle create"}
 
 // TestHelpFlagHygiene walks every command's --help: no flag shows two
 // defaults, every flag that takes a value names it with a placeholder
