@@ -79,6 +79,9 @@ func Init(stateDir string, o InitOptions) error {
 	}
 	c := o.Config
 	c.RepositoryURL = strings.TrimRight(c.RepositoryURL, "/")
+	for i, m := range c.RepositoryMirrors {
+		c.RepositoryMirrors[i] = strings.TrimRight(m, "/")
+	}
 	if c.Platform == "" {
 		c.Platform = DefaultPlatform()
 	}
@@ -185,7 +188,7 @@ func Open(stateDir string, opts *OpenOptions) (*Agent, error) {
 		lock.Close()
 		return nil, fmt.Errorf("config trust_dir: %w", err)
 	}
-	hc, err := newHTTPClient(cfg.RepositoryURL, cfg.AllowedHosts)
+	hc, err := newHTTPClient(cfg.RepositoryURL, append(slices.Clone(cfg.AllowedHosts), cfg.mirrorHosts()...))
 	if err != nil {
 		lock.Close()
 		return nil, err
@@ -218,29 +221,14 @@ func (a *Agent) Close() error {
 func (a *Agent) Config() Config { return *a.cfg }
 
 // refresh opens a session on the agent's repository: go-tuf's top-level
-// refresh over the metadata cache in <state>/tuf (tufspec.go).
+// refresh over the metadata cache in <state>/tuf (tufspec.go), from the
+// first repository mirror that answers.
 func (a *Agent) refresh(ctx context.Context) (*session, error) {
 	if a.bundle != nil {
 		return a.bundle.session(ctx, a)
 	}
-	rootBytes, err := readFileLimited(filepath.Join(a.dir, "tuf", "root.json"), maxRootSize)
-	if err != nil {
-		return nil, fmt.Errorf("trusted root: %w", err)
-	}
-	base := a.cfg.RepositoryURL
-	s, err := openSession(ctx, sessionConfig{
-		root:        rootBytes,
-		metadataDir: filepath.Join(a.dir, "tuf"),
-		metadataURL: base + "/metadata",
-		targetsURL:  base + "/targets",
-		client:      a.http,
-		name:        base,
-	})
-	if err != nil {
-		return nil, err
-	}
-	s.cacheDir = filepath.Join(a.dir, "tuf", "cache")
-	return s, nil
+	// The first of the repository's mirrors that answers (mirror.go).
+	return a.refreshMirrors(ctx)
 }
 
 // lookup finds a target in the verified metadata: the top-level targets,
@@ -309,15 +297,8 @@ func (s *session) fetchSmall(ctx context.Context, path string, limit int64) ([]b
 			return data, tf, nil
 		}
 	}
-	url, err := s.targetURL(tf)
+	data, err := s.fetchTargetBytes(ctx, tf) // from any mirror (mirror.go)
 	if err != nil {
-		return nil, nil, err
-	}
-	data, err := s.f.DownloadFile(url, tf.Length, 0)
-	if err != nil {
-		return nil, nil, classifyTUF(fmt.Errorf("download %s: %w", path, err))
-	}
-	if err := verifyTargetBytes(tf, data); err != nil {
 		return nil, nil, err
 	}
 	if cached != "" && os.MkdirAll(s.cacheDir, 0o700) == nil {
@@ -328,18 +309,14 @@ func (s *session) fetchSmall(ctx context.Context, path string, limit int64) ([]b
 	return data, tf, nil
 }
 
-// download streams a target into f, resuming from what f already holds
+// downloadFrom streams a target from url into f, resuming from what f already holds
 // (an earlier, interrupted download of the same target) with an HTTP Range
 // request, and checks the full length and every hash the target lists
 // (sha256, sha512) as it goes: the bytes already on disk are hashed first.
 // It never holds the target in memory and returns the sha256 it computed,
 // for the code signature.
-func (s *session) download(ctx context.Context, tf *metadata.TargetFiles, f *os.File, rate int64, progress func(done, total int64)) ([]byte, error) {
+func (s *session) downloadFrom(ctx context.Context, url string, tf *metadata.TargetFiles, f *os.File, rate int64, progress func(done, total int64)) ([]byte, error) {
 	h, err := newTargetHasher(tf)
-	if err != nil {
-		return nil, err
-	}
-	url, err := s.targetURL(tf)
 	if err != nil {
 		return nil, err
 	}

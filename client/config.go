@@ -23,15 +23,20 @@ import (
 
 // Config is <state>/config.json.
 type Config struct {
-	RepositoryURL string   `json:"repository_url"`
-	Components    []string `json:"components"`
-	Platform      string   `json:"platform"`
-	Channel       string   `json:"channel"`
-	DeviceID      string   `json:"device_id"`
-	DeviceModel   string   `json:"device_model"`
-	TrustDir      string   `json:"trust_dir"`
-	AllowedHosts  []string `json:"allowed_hosts,omitempty"`
-	InstallRoot   string   `json:"install_root"`
+	RepositoryURL string `json:"repository_url"`
+	// RepositoryMirrors are more URLs of the same repository (site
+	// mirrors, the vendor's repository as a fallback), tried in order
+	// after RepositoryURL fails (mirror.go). Absent in a config.json
+	// written before issue 18: one repository.
+	RepositoryMirrors []string `json:"repository_mirrors,omitempty"`
+	Components        []string `json:"components"`
+	Platform          string   `json:"platform"`
+	Channel           string   `json:"channel"`
+	DeviceID          string   `json:"device_id"`
+	DeviceModel       string   `json:"device_model"`
+	TrustDir          string   `json:"trust_dir"`
+	AllowedHosts      []string `json:"allowed_hosts,omitempty"`
+	InstallRoot       string   `json:"install_root"`
 	// PHIDeviceClasses adds local classes to the signed policy's; it can
 	// never remove one.
 	PHIDeviceClasses []string `json:"phi_device_classes,omitempty"`
@@ -165,6 +170,7 @@ type configRule struct {
 // configRules are Validate's rules, in the order they are checked.
 var configRules = []configRule{
 	{"repository_url", "--repo-url", checkRepositoryURL},
+	{"repository_mirrors", "--repo-url", checkRepositoryMirrors},
 	{"components", "--component", checkComponents},
 	{"platform", "--platform", func(c *Config) error {
 		if err := repo.ValidatePlatform(c.Platform); err != nil {
@@ -248,6 +254,22 @@ func checkRepositoryURL(c *Config) error {
 	}
 	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return usagef("repository URL %s: no query, fragment or credentials allowed", c.RepositoryURL)
+	}
+	return nil
+}
+
+// checkRepositoryMirrors: each mirror a repository URL (checkRepositoryURL),
+// none given twice.
+func checkRepositoryMirrors(c *Config) error {
+	seen := map[string]bool{strings.TrimRight(c.RepositoryURL, "/"): true}
+	for _, m := range c.RepositoryMirrors {
+		if err := checkRepositoryURL(&Config{RepositoryURL: m}); err != nil {
+			return fmt.Errorf("repository_mirrors: %w", err)
+		}
+		if seen[strings.TrimRight(m, "/")] {
+			return usagef("repository_mirrors: %s is given twice (repository_url and repository_mirrors list each mirror once)", m)
+		}
+		seen[strings.TrimRight(m, "/")] = true
 	}
 	return nil
 }

@@ -90,6 +90,14 @@ func settings(c *Config) []setting {
 			}},
 		{key: "allowed_hosts", about: "other hosts the agent may connect to, comma-separated", get: func(*Config) string { return strings.Join(c.AllowedHosts, ",") },
 			set: func(_ *Config, v string) error { c.AllowedHosts = list(v); return nil }},
+		{key: "repository_mirrors", about: "more URLs of the repository, tried in order when repository_url fails, comma-separated", get: func(*Config) string { return strings.Join(c.RepositoryMirrors, ",") },
+			set: func(_ *Config, v string) error {
+				c.RepositoryMirrors = list(v)
+				for i, m := range c.RepositoryMirrors {
+					c.RepositoryMirrors[i] = strings.TrimRight(m, "/")
+				}
+				return nil
+			}},
 		{key: "notify_command", about: "command run with each new notification as JSON on stdin", get: func(*Config) string { return strings.Join(c.NotifyCommand, " ") },
 			set: func(_ *Config, v string) error { c.NotifyCommand = strings.Fields(v); return nil }},
 		{key: "poll_interval", about: "service poll interval, " + PollIntervalRange.String() + " (\"\": 1h)", get: str(&c.PollInterval), set: put(&c.PollInterval)},

@@ -44,6 +44,11 @@ type RepositoryStatus struct {
 	URL              string     `json:"url"`
 	TimestampVersion int64      `json:"timestamp_version"`
 	Expires          *time.Time `json:"expires"`
+	// Mirrors are the configured repository URLs in the order they are
+	// tried, when there is more than one; Mirror is which one the last
+	// check or stage used and which it skipped, and why (mirror.go).
+	Mirrors []string      `json:"mirrors,omitempty"`
+	Mirror  *MirrorReport `json:"mirror,omitempty"`
 }
 
 // ComponentStatus is one component's versions and state.
@@ -97,6 +102,10 @@ func (a *Agent) statusOf(st *State) *StatusReport {
 	if !st.Repository.Expires.IsZero() {
 		e := st.Repository.Expires
 		r.Repository.Expires = &e
+	}
+	if urls := a.cfg.RepositoryURLs(); len(urls) > 1 {
+		r.Repository.Mirrors = urls
+		r.Repository.Mirror = a.lastMirrors()
 	}
 	opt := func(s string) *string {
 		if s == "" {

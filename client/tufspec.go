@@ -107,6 +107,11 @@ type session struct {
 	// pointers are the channel pointers this session verified, by
 	// component (channelRelease; several goroutines).
 	pointers sync.Map // string → PointerSeen
+
+	// mirrors are the repository's mirrors, base the one this session's
+	// metadata came from (mirror.go); nil and "" without mirrors.
+	mirrors *mirrorSet
+	base    string
 }
 
 // roleFetch is a delegated role's download in progress: the goroutines
@@ -275,23 +280,10 @@ func (s *session) loadRole(name, delegator string) (*metadata.Metadata[metadata.
 	if s.consistent {
 		remote = s.metadataURL + "/" + strconv.FormatInt(meta.Version, 10) + "." + neturl.PathEscape(name) + ".json"
 	}
-	data, err := s.fetchRole(remote, length)
-	if err != nil {
-		return nil, classifyTUF(fmt.Errorf("metadata/%s: %w", file, err))
-	}
-	if role, ok := s.loaded(name, delegator); ok {
-		// Another walk loaded it while this one waited for the download.
-		return role()
-	}
-	role, err := s.trusted.UpdateDelegatedTargets(data, name, delegator)
-	if err != nil {
-		// UpdateDelegatedTargets does no I/O: whatever it refuses is the
-		// repository's data, including what does not parse at all.
-		err = classifyTUF(fmt.Errorf("metadata/%s: %w", file, err))
-		if !errors.Is(err, ErrVerification) {
-			err = fmt.Errorf("%w: %w; this may be an attack", ErrVerification, err)
-		}
-		return nil, err
+	// From the mirror in use, or the next (mirror.go).
+	role, data, err := s.fetchRoleFrom(name, delegator, remote, length)
+	if err != nil || data == nil {
+		return role, err // data nil: another walk loaded it meanwhile
 	}
 	s.verifiedVia[[2]string{name, delegator}] = true
 	if err := atomicfile.WriteFile(local, data, 0o600); err != nil {

@@ -370,6 +370,19 @@ func printStatus(w io.Writer, st *client.StatusReport) {
 		exp = fmt.Sprintf("timestamp v%d, expires %s", st.Repository.TimestampVersion, st.Repository.Expires.Format("2006-01-02T15:04:05Z"))
 	}
 	fmt.Fprintf(w, "repository %s (%s)\n", esc(st.Repository.URL), exp)
+	if len(st.Repository.Mirrors) > 1 {
+		fmt.Fprintf(w, "mirrors, in order: %s\n", esc(strings.Join(st.Repository.Mirrors, ", ")))
+	}
+	if m := st.Repository.Mirror; m != nil {
+		used := "none could be used"
+		if m.Used != "" {
+			used = "used " + esc(m.Used)
+		}
+		fmt.Fprintf(w, "last check or stage (%s): %s\n", m.At.Format(time.RFC3339), used)
+		for _, f := range m.Failed {
+			fmt.Fprintf(w, "  skipped %s (%s): %s\n", esc(f.URL), esc(string(f.Kind)), esc(f.Error))
+		}
+	}
 	switch lc := st.LastCheck; {
 	case lc == nil:
 		fmt.Fprintln(w, "last check: never")

@@ -96,7 +96,7 @@ func runConfigSet(ctx context.Context, g *globalOptions, o configSetOptions) err
 		return err
 	}
 	switch key {
-	case "repository_url", "components", "channel", "platform", "allowed_hosts", "trust_dir":
+	case "repository_url", "repository_mirrors", "components", "channel", "platform", "allowed_hosts", "trust_dir":
 		// Where the agent looks changed: look once, as init does, with
 		// an agent opened on the new settings.
 		return withAgent(ctx, g, nil, func(a *client.Agent) error {

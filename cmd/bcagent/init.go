@@ -18,7 +18,7 @@ func initCommand() *cli.Command {
 		Name:  "init",
 		Usage: "set up the state directory: repository, trusted root, trust directory, device, components",
 		Flags: []cli.Flag{
-			cliutil.Req(&cli.StringFlag{Name: "repo-url", Usage: "repository `URL` (https, or http to loopback)", EnvVars: []string{"BCAGENT_REPO_URL"}}),
+			cliutil.Req(&cli.StringSliceFlag{Name: "repo-url", Usage: "repository `URL` (https, or http to loopback); repeat it (or give a comma-separated list) for mirrors, tried in order", EnvVars: []string{"BCAGENT_REPO_URL"}}),
 			cliutil.Req(&cli.StringFlag{Name: "root", Usage: "the repository's trusted `ROOT.json`, delivered with the agent", EnvVars: []string{"BCAGENT_ROOT"}}),
 			cliutil.Req(&cli.StringFlag{Name: "trust", Usage: "code-signing trust `DIR` (roots/, publishers; docs/operations.md step 3)", EnvVars: []string{"BCAGENT_TRUST"}}),
 			cliutil.Req(&cli.StringSliceFlag{Name: "component", Usage: "component `NAME` to keep up to date (repeatable)", EnvVars: []string{"BCAGENT_COMPONENT"}}),
@@ -43,7 +43,7 @@ func initCommand() *cli.Command {
 		OnUsageError: cliutil.OnUsageError,
 		Action: func(c *cli.Context) error {
 			return runInit(c.Context, globals(c), initOptions{
-				RepoURL: c.String("repo-url"), Root: c.String("root"), Trust: c.String("trust"),
+				RepoURL: first(c.StringSlice("repo-url")), RepoMirrors: rest(c.StringSlice("repo-url")), Root: c.String("root"), Trust: c.String("trust"),
 				Components: c.StringSlice("component"), DeviceID: c.String("device-id"), DeviceModel: c.String("device-model"),
 				Platform: c.String("platform"), Channel: c.String("channel"), AllowHosts: c.StringSlice("allow-host"),
 				PHIDeviceClasses: c.StringSlice("phi-device-class"), MinPolicyVersion: c.Int64("min-policy-version"),
@@ -60,6 +60,7 @@ func initCommand() *cli.Command {
 // initOptions are bcagent init's flags, one field each.
 type initOptions struct {
 	RepoURL, Root, Trust  string
+	RepoMirrors           []string // the further --repo-url values
 	Components            []string
 	DeviceID, DeviceModel string
 	Platform, Channel     string
@@ -104,33 +105,34 @@ func runInit(ctx context.Context, g *globalOptions, o initOptions) error {
 		RootFile:     o.Root,
 		AgentVersion: version,
 		Config: client.Config{
-			RepositoryURL:    o.RepoURL,
-			Components:       o.Components,
-			Platform:         o.Platform,
-			Channel:          o.Channel,
-			DeviceID:         o.DeviceID,
-			DeviceModel:      o.DeviceModel,
-			TrustDir:         o.Trust,
-			AllowedHosts:     o.AllowHosts,
-			InstallRoot:      o.InstallRoot,
-			PHIDeviceClasses: o.PHIDeviceClasses,
-			MinPolicyVersion: o.MinPolicyVersion,
-			NotifyCommand:    strings.Fields(o.NotifyCommand),
-			PollInterval:     o.PollInterval,
-			Policies:         policies,
-			ApplyWindow:      o.ApplyWindow,
-			MaxRate:          o.MaxRate,
-			MinRate:          o.MinRate,
-			MinRateWindow:    o.MinRateWindow,
-			HealthTimeout:    o.HealthTimeout,
-			InstallerTimeout: o.InstallerTimeout,
+			RepositoryURL:     o.RepoURL,
+			RepositoryMirrors: o.RepoMirrors,
+			Components:        o.Components,
+			Platform:          o.Platform,
+			Channel:           o.Channel,
+			DeviceID:          o.DeviceID,
+			DeviceModel:       o.DeviceModel,
+			TrustDir:          o.Trust,
+			AllowedHosts:      o.AllowHosts,
+			InstallRoot:       o.InstallRoot,
+			PHIDeviceClasses:  o.PHIDeviceClasses,
+			MinPolicyVersion:  o.MinPolicyVersion,
+			NotifyCommand:     strings.Fields(o.NotifyCommand),
+			PollInterval:      o.PollInterval,
+			Policies:          policies,
+			ApplyWindow:       o.ApplyWindow,
+			MaxRate:           o.MaxRate,
+			MinRate:           o.MinRate,
+			MinRateWindow:     o.MinRateWindow,
+			HealthTimeout:     o.HealthTimeout,
+			InstallerTimeout:  o.InstallerTimeout,
 		},
 	})
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(g.Stdout, "initialized agent state %s for %s (%s), components %s, repository %s\n",
-		g.State, esc(o.DeviceID), esc(o.DeviceModel), esc(fmt.Sprint(o.Components)), esc(o.RepoURL))
+		g.State, esc(o.DeviceID), esc(o.DeviceModel), esc(fmt.Sprint(o.Components)), esc(strings.Join(append([]string{o.RepoURL}, o.RepoMirrors...), ", then ")))
 	// PHI classes are matched normalized (case, spacing, Unicode
 	// form); say which way this model went, so a typo is seen now.
 	// The normalized name is shown ASCII-quoted, so a look-alike
@@ -178,4 +180,20 @@ func probeRepository(ctx context.Context, g *globalOptions, a *client.Agent, roo
 	for _, m := range missing {
 		warn("%s", esc(m))
 	}
+}
+
+// first and rest split a repeated flag's values: --repo-url's first is the
+// repository, the rest its mirrors in order.
+func first(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
+
+func rest(v []string) []string {
+	if len(v) < 2 {
+		return nil
+	}
+	return v[1:]
 }
