@@ -39,7 +39,7 @@ func main() {
 	flag.StringVar(&targets, "targets", "1000,10000,100000", "repository sizes (targets)")
 	flag.StringVar(&o.duration, "duration", "5s", "load generator duration per server")
 	flag.StringVar(&out, "out", "", "markdown file to update")
-	flag.StringVar(&only, "only", "", "comma-separated sections to run (default all): stage, agent, noop, components, delta, serve, scale, fleet, dashboard")
+	flag.StringVar(&only, "only", "", "comma-separated sections to run (default all): stage, agent, noop, components, delta, serve, scale, fleet, dashboard, offline")
 	flag.IntVar(&o.fleetDevices, "fleet-devices", fleetDevices, "fleet: enrolled simulated devices")
 	flag.DurationVar(&o.fleetDuration, "fleet-duration", fleetDuration, "fleet: length of each timed phase per server")
 	flag.IntVar(&o.fleetRate, "fleet-rate", fleetRate, "fleet: reports/s of the fixed-rate phase")
@@ -84,6 +84,8 @@ func sections() []section {
 		{"fleet", fleetBench},
 		// The dashboard's pages on a fleet of 100,000 devices.
 		{"dashboard", dashboardBench},
+		// Offline bundles and site mirrors.
+		{"offline", offlineBench},
 	}
 }
 
