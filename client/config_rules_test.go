@@ -26,7 +26,9 @@ func TestConfigRules(t *testing.T) {
 			},
 		},
 		"repository_mirrors": {
-			good: []value{{edit: func(c *Config) { c.RepositoryMirrors = []string{"https://mirror.lab.example/repo", "http://127.0.0.1:8081"} }}},
+			good: []value{{edit: func(c *Config) {
+				c.RepositoryMirrors = []string{"https://mirror.lab.example/repo", "http://127.0.0.1:8081"}
+			}}},
 			bad: []value{
 				{func(c *Config) { c.RepositoryMirrors = []string{"http://mirror.lab.example"} }, "repository_mirrors: repository URL http://mirror.lab.example: plain http is refused"},
 				{func(c *Config) { c.RepositoryMirrors = []string{"https://m.example", "https://m.example/"} }, "repository_mirrors: https://m.example/ is given twice"},
