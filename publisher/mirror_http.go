@@ -2,6 +2,7 @@ package publisher
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/beckmanconnect/bcupdate/internal/netaddr"
 )
 
 // HTTPSource reads an upstream repository over HTTP(S), as `bcpublish
@@ -44,16 +47,31 @@ func NewHTTPSource(raw string) (*HTTPSource, error) {
 	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return nil, usagef("%s: no query, fragment or credentials allowed", u.Redacted())
 	}
+	// As for agents (the security sheet's TLS 1.2+): plain http only to
+	// loopback, and no redirect that leaves https.
+	if u.Scheme == "http" && !netaddr.IsLoopback(u.Hostname()) {
+		return nil, usagef("%s: plain http is refused except to loopback; use https", u.Redacted())
+	}
 	tr := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: mirrorDialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout:   15 * time.Second,
 		ResponseHeaderTimeout: mirrorHeaderTimeout,
 		MaxIdleConnsPerHost:   8,
 		IdleConnTimeout:       90 * time.Second,
 		ForceAttemptHTTP2:     true,
 	}
-	return &HTTPSource{URL: strings.TrimRight(raw, "/"), Client: &http.Client{Transport: tr}, IdleTimeout: mirrorIdleTimeout}, nil
+	client := &http.Client{Transport: tr, CheckRedirect: func(req *http.Request, via []*http.Request) error {
+		if len(via) >= 5 {
+			return errors.New("too many redirects")
+		}
+		if req.URL.Scheme != "https" && !(req.URL.Scheme == "http" && netaddr.IsLoopback(req.URL.Hostname())) {
+			return fmt.Errorf("refusing a redirect to %s: plain http is refused except to loopback", req.URL.Redacted())
+		}
+		return nil
+	}}
+	return &HTTPSource{URL: strings.TrimRight(raw, "/"), Client: client, IdleTimeout: mirrorIdleTimeout}, nil
 }
 
 // Read GETs a small object; a 404 is fs.ErrNotExist.

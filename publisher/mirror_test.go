@@ -524,3 +524,25 @@ func TestMirrorS3(t *testing.T) {
 	}
 	verifiedTargets(t, dst, nil)
 }
+
+// TestHTTPSourcePlainHTTP: plain http only to loopback, as for agents.
+func TestHTTPSourcePlainHTTP(t *testing.T) {
+	for _, tc := range []struct {
+		url string
+		ok  bool
+	}{
+		{"https://updates.example.com/repo", true},
+		{"http://127.0.0.1:8080/repo", true},
+		{"http://[::1]:8080", true},
+		{"http://updates.example.com/repo", false},
+		{"http://10.0.0.5/repo", false},
+	} {
+		_, err := publisher.NewHTTPSource(tc.url)
+		if (err == nil) != tc.ok {
+			t.Errorf("publisher.NewHTTPSource(%s): %v, want ok %v", tc.url, err, tc.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "plain http is refused") {
+			t.Errorf("NewHTTPSource(%s): %v does not say why", tc.url, err)
+		}
+	}
+}
