@@ -93,6 +93,11 @@ check() {
   fi
 
   tool wixl wixl --version
+  # The MSI's tests read its tables (msiinfo tables/export).
+  tool msiinfo msitools --version
+  # The completion scripts' tests run them in each shell.
+  tool zsh zsh --version
+  tool fish fish --version
   tool bsdiff bsdiff
   tool wrk wrk --version
   tool nginx nginx-light -v

@@ -131,17 +131,20 @@ func defaultStateDir() string {
 type globalOptions struct {
 	State   string
 	Verbose bool
+	Log     cliutil.LogOptions
+	LogSet  bool // --log-level given: log even without --verbose
 	Stdout  io.Writer
 	Stderr  io.Writer
 }
 
 // globals reads the app's flags from any command's context.
 func globals(c *cli.Context) *globalOptions {
-	return &globalOptions{State: c.String("state"), Verbose: c.Bool("verbose"), Stdout: c.App.Writer, Stderr: c.App.ErrWriter}
+	return &globalOptions{State: c.String("state"), Verbose: c.Bool("verbose"), Log: cliutil.LogOptionsOf(c), LogSet: cliutil.LogLevelSet(c),
+		Stdout: c.App.Writer, Stderr: c.App.ErrWriter}
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
-	return &cli.App{
+	return cliutil.Standard(&cli.App{
 		Name:            "bcagent",
 		Usage:           "keep BeckmanConnect components on this PC up to date, verified and authorized",
 		Version:         version,
@@ -174,12 +177,12 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			rotateKeyCommand(),
 			serviceCommand(),
 		},
-	}
+	}, "BCAGENT")
 }
 
 func (g *globalOptions) logger() *slog.Logger {
-	if g.Verbose {
-		return slog.New(slog.NewTextHandler(g.Stderr, nil))
+	if g.Verbose || g.LogSet {
+		return g.Log.NewLogger(g.Stderr)
 	}
 	return nil
 }

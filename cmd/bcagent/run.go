@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -50,7 +49,7 @@ func runRun(ctx context.Context, g *globalOptions, o runOptions) error {
 	if err := client.CyclesRange.Check("--cycles", int64(ro.Cycles)); err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(g.Stderr, nil))
+	log := g.Log.NewLogger(g.Stderr)
 	fmt.Fprintf(g.Stdout, "bcagent %s serving %s\n", version, g.State)
 	return client.Run(ctx, g.State, log, ro)
 }

@@ -42,21 +42,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // globalOptions are what every command sees.
 type globalOptions struct {
 	Verbose bool
+	Log     cliutil.LogOptions
 	Stdout  io.Writer
 	Stderr  io.Writer
 	Now     func() time.Time
 }
 
 func globals(c *cli.Context) *globalOptions {
-	return &globalOptions{Verbose: c.Bool("verbose"), Stdout: c.App.Writer, Stderr: c.App.ErrWriter, Now: time.Now}
+	return &globalOptions{Verbose: c.Bool("verbose"), Log: cliutil.LogOptionsOf(c), Stdout: c.App.Writer, Stderr: c.App.ErrWriter, Now: time.Now}
 }
 
 func (g *globalOptions) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(g.Stderr, nil))
+	return g.Log.NewLogger(g.Stderr)
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
-	return &cli.App{
+	return cliutil.Standard(&cli.App{
 		Name:            "bcfleet",
 		Usage:           "the fleet service: device enrollment, online status, versions and rollouts",
 		Version:         version,
@@ -77,7 +78,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			rolloutCommand(),
 			accessCommand(),
 		},
-	}
+	}, "BCFLEET")
 }
 
 func dbFlag() cli.Flag {

@@ -72,7 +72,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		},
 	}
 	markRequired(app.Commands, "")
-	return app
+	return cliutil.Standard(app, "BCPUBLISH")
 }
 
 // requiredFlags are the flags each command cannot run without: its run
@@ -122,13 +122,14 @@ func markRequired(cmds []*cli.Command, prefix string) {
 	}
 }
 
-// globalOptions are what every command sees: its output.
+// globalOptions are what every command sees: its output and the log flags.
 type globalOptions struct {
 	Stdout, Stderr io.Writer
+	Log            cliutil.LogOptions
 }
 
 func globals(c *cli.Context) *globalOptions {
-	return &globalOptions{Stdout: c.App.Writer, Stderr: c.App.ErrWriter}
+	return &globalOptions{Stdout: c.App.Writer, Stderr: c.App.ErrWriter, Log: cliutil.LogOptionsOf(c)}
 }
 
 // storeOptions name a repository: a directory or s3://bucket/prefix, with

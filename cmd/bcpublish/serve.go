@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 
 	"github.com/urfave/cli/v2"
 
@@ -52,7 +51,7 @@ func runServe(ctx context.Context, g *globalOptions, o serveOptions) error {
 		Addr:    o.Addr,
 		TLSCert: o.TLSCert,
 		TLSKey:  o.TLSKey,
-		Log:     slog.New(slog.NewTextHandler(g.Stderr, nil)),
+		Log:     g.Log.NewLogger(g.Stderr),
 		Ready: func(url string) {
 			fmt.Fprintf(g.Stdout, "serving %s at %s (metadata at %s/metadata/, targets at %s/targets/)\n", o.Store.Location, url, url, url)
 		},

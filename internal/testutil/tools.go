@@ -41,6 +41,11 @@ var Tools = map[string]Tool{
 	"faketime":     {Name: "faketime", VersionArgs: []string{"--version"}},
 	// The dashboard's browser tests (fleet/web) drive it with chromedp.
 	"chromium": {Name: "chromium", VersionArgs: []string{"--version"}},
+	// The completion scripts' tests (internal/clitest) run them in each shell.
+	"zsh":  {Name: "zsh", VersionArgs: []string{"--version"}},
+	"fish": {Name: "fish", VersionArgs: []string{"--version"}},
+	// The MSI's tests (packaging) read its tables with msitools' msiinfo.
+	"msiinfo": {Name: "msiinfo", VersionArgs: []string{"--version"}},
 }
 
 // MissingTool skips the test with msg, which should say what to install
