@@ -210,8 +210,19 @@ func (a *Agent) importBundle(ctx context.Context, file string, o ImportOptions) 
 	}
 	a.audit(AuditEvent{Event: EventBundleImported, Detail: fmt.Sprintf("imported bundle %s (made %s, timestamp v%d)", filepath.Base(file), st.Created, st.Timestamp.Version)})
 	if stale == len(names) {
+		a.noteImport(rep, ImportNothingNewer)
 		return rep, fmt.Errorf("%w: bundle %s (made %s) is older than what is installed; nothing was imported", ErrBundleNotNewer, file, st.Created)
 	}
+	outcome := ImportNothingNewer
+	for _, c := range rep.Components {
+		if c.Staged != "" {
+			outcome = ImportStaged
+		}
+	}
+	if waiting != nil {
+		outcome = ImportAwaiting
+	}
+	a.noteImport(rep, outcome)
 	return rep, waiting
 }
 

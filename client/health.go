@@ -13,14 +13,16 @@ type Health string
 // Verdicts, from best to worst for the exit code's order (status exits 0,
 // 4, 1 or 3).
 const (
-	// HealthOK: the last check succeeded recently and every component is
+	// HealthOK: the last check succeeded recently (or, on a PC that lives
+	// on bundles, the last import's window is open) and every component is
 	// up to date, available, staged or held by a pin.
 	HealthOK Health = "ok"
 	// HealthAwaiting: all is well, but a release waits for a person to
 	// authorize its features (exit 4).
 	HealthAwaiting Health = "awaiting-authorization"
 	// HealthAttention: something needs a person: no successful check yet
-	// or not for too long, the last check failed, a component failed,
+	// or not for too long, the last check failed, the last bundle's window
+	// is over (on a PC that lives on bundles), a component failed,
 	// has no release or is withdrawn, the state needs repair (exit 1).
 	HealthAttention Health = "attention"
 	// HealthVerification: a critical notification is active (an update or
@@ -46,21 +48,39 @@ func (a *Agent) assess(r *StatusReport, st *State, now time.Time) {
 		r.Problems = append(r.Problems, fmt.Sprintf(format, args...))
 	}
 	lc := r.LastCheck
+	// An offline PC's freshness is its last import (bundle_status.go):
+	// while that is more recent than the last successful check, no check
+	// and an unreachable repository are not problems inside the bundle's
+	// window, and its end is one.
+	li := a.lastImport()
+	offline, open := importFreshness(li, lc, now)
+	if li != nil {
+		li.Expired = !now.Before(li.Expires)
+		r.LastImport = li
+	}
+	if offline && !open {
+		raise(HealthAttention, "%s", expiredBundleProblem(li))
+	}
 	switch {
+	case lc == nil && offline:
 	case lc == nil:
 		raise(HealthAttention, "no check of the repository has succeeded yet: run bcagent check (or start the service, bcagent run)")
 	case !lc.OK && lc.Failure == CheckVerification && a.hasCritical():
 		worst = HealthVerification // the critical notification below says it
 	case !lc.OK && lc.Failure == CheckVerification:
 		raise(HealthVerification, "the last check, at %s, failed verification (this may be an attack; nothing was changed): %s", stamp(lc.At), lc.Error)
+	case !lc.OK && lc.Failure == CheckUnreachable && offline:
+		// Expected on a PC that lives on bundles.
 	case !lc.OK:
 		raise(HealthAttention, "the last check, at %s, failed: %s", stamp(lc.At), lc.Error)
 	}
-	if lc != nil && !lc.LastSuccess.IsZero() {
+	switch {
+	case offline:
+	case lc != nil && !lc.LastSuccess.IsZero():
 		if limit := staleAfter * a.cfg.Interval(); now.Sub(lc.LastSuccess) > limit {
 			raise(HealthAttention, "the last successful check was at %s, more than %d poll intervals (%s) ago: is the service running (bcagent run)?", stamp(lc.LastSuccess), staleAfter, limit)
 		}
-	} else if lc != nil {
+	case lc != nil:
 		raise(HealthAttention, "no check of the repository has succeeded yet")
 	}
 	notes, err := a.Notifications()

@@ -85,6 +85,8 @@ var stateEntries = []stateEntry{
 	{"audit.jsonl.head", false, fixReplace, ""},
 	{"notifications.json", false, fixReplace, ""},
 	{"last-check.json", false, fixReplace, ""},
+	{"last-import.json", false, fixReplace, ""},
+	{"watched.json", false, fixReplace, ""},
 	{"mirrors.json", false, fixReplace, ""},
 	{"activity.json", false, "remove it (the agent holding the lock rewrites it)", ""},
 	{"agent.lock", false, "remove it (the agent recreates it)", ""},

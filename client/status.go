@@ -21,6 +21,10 @@ type StatusReport struct {
 	Warnings []string `json:"warnings,omitempty"`
 	// LastCheck is how the last check ended (null: none yet).
 	LastCheck *CheckResult `json:"last_check"`
+	// LastImport is the last bundle that verified (absent: none was ever
+	// imported), bundle_status.go: while it is more recent than the last
+	// successful check and its window is open, it is the PC's freshness.
+	LastImport *ImportResult `json:"last_import,omitempty"`
 	// Health is the verdict (health.go); Problems say, one line each,
 	// what keeps it from ok; Alerts are the active notifications behind
 	// them (critical ones, a withdrawn release, expiring metadata).

@@ -358,6 +358,23 @@ func healthCode(h client.Health) int {
 	return exitOK
 }
 
+// printLastImport is status's line for the last bundle that verified.
+func printLastImport(w io.Writer, li *client.ImportResult) {
+	window := "valid until " + li.Expires.Format(time.RFC3339)
+	if li.Expired {
+		window = "EXPIRED on " + li.Expires.Format(time.RFC3339)
+	}
+	what := "nothing newer than what is installed"
+	if len(li.Staged) > 0 {
+		what = "staged " + strings.Join(li.Staged, ", ")
+	}
+	if li.Outcome == client.ImportAwaiting {
+		what += ", waiting for a person to authorize a feature"
+	}
+	fmt.Fprintf(w, "last import: %s, bundle %s (made %s, %s): %s\n", li.At.Format(time.RFC3339), esc(li.Bundle),
+		li.Created.Format(time.RFC3339), window, esc(what))
+}
+
 // printStatus prints status for people, every name and version escaped.
 func printStatus(w io.Writer, st *client.StatusReport) {
 	phi := ""
@@ -394,6 +411,9 @@ func printStatus(w io.Writer, st *client.StatusReport) {
 			last = lc.LastSuccess.Format(time.RFC3339)
 		}
 		fmt.Fprintf(w, "last check: %s, FAILED (%s; last success %s; why below)\n", lc.At.Format(time.RFC3339), esc(lc.Failure), last)
+	}
+	if li := st.LastImport; li != nil {
+		printLastImport(w, li)
 	}
 	if st.Activity != nil {
 		fmt.Fprintf(w, "agent %s\n", esc(st.Activity.Describe(time.Now())))

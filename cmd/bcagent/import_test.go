@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/beckmanconnect/bcupdate/publisher"
 	"github.com/beckmanconnect/bcupdate/repo"
@@ -37,6 +39,32 @@ func TestCLIImport(t *testing.T) {
 	expect(t, 2, []string{"no-such.bcbundle"}, "--state", state, "import", filepath.Join(fx.dir, "no-such.bcbundle"))
 	expect(t, 0, []string{"verified", "1.0.0 staged"}, "--state", state, "import", good)
 	expect(t, 0, nil, "--state", state, "apply")
-	// An offline PC has had no check of its repository: status says so.
-	expect(t, 1, []string{"up-to-date (installed 1.0.0)", "no check of the repository has succeeded yet"}, "--state", state, "status")
+	// An offline PC: its checks fail (the repository cannot be reached),
+	// and its freshness is the bundle it imported, whose window is open:
+	// status is healthy and says where its freshness comes from.
+	expect(t, 1, []string{"cannot reach"}, "--state", state, "check")
+	out = expect(t, 0, []string{"up-to-date (installed 1.0.0)", "last import: ", "bundle nc.bcbundle (made ", ", valid until ", "): staged notification-client 1.0.0", "health: ok"}, "--state", state, "status")
+	if strings.Contains(out, "no check of the repository has succeeded") {
+		t.Errorf("status of a PC that lives on bundles still asks for a check:\n%s", out)
+	}
+	out = expect(t, 0, nil, "--state", state, "status", "--json")
+	var st struct {
+		Health     string `json:"health"`
+		LastImport *struct {
+			Bundle  string    `json:"bundle"`
+			Created time.Time `json:"created"`
+			Expires time.Time `json:"expires"`
+			Outcome string    `json:"outcome"`
+			Staged  []string  `json:"staged"`
+			Expired bool      `json:"expired"`
+		} `json:"last_import"`
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	li := st.LastImport
+	if st.Health != "ok" || li == nil || li.Bundle != "nc.bcbundle" || li.Outcome != "staged" || li.Expired ||
+		len(li.Staged) != 1 || li.Staged[0] != "notification-client 1.0.0" || !li.Expires.After(li.Created) {
+		t.Errorf("status --json: health %q, last_import %+v", st.Health, li)
+	}
 }
