@@ -50,6 +50,14 @@ case "$debversion" in
   *) debversion="0.0.0~git${debversion//-/.}" ;;
 esac
 
+# An MSI version is numeric: a tag's, else 0.0.<commits> (so that a later
+# build between tags still upgrades an earlier one).
+if [[ ${VERSION#v} =~ ^([0-9]+\.[0-9]+\.[0-9]+) ]]; then
+  msiversion=${BASH_REMATCH[1]}
+else
+  msiversion="0.0.$(git rev-list --count HEAD 2>/dev/null || echo 0)"
+fi
+
 ldflags="-s -w -buildid= -X main.version=$VERSION"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -90,7 +98,7 @@ for platform in "${platforms[@]}"; do
       [ "$only" = deb ] && continue
       echo "packages: $platform MSI"
       CGO_ENABLED=0 GOOS=$goos GOARCH=$goarch go build -trimpath -ldflags "$ldflags" -o "$stage/" ./cmd/bcagent
-      bash packaging/wix/build-msi.sh "$stage/bcagent.exe" "$VERSION" "$out/bcagent-$VERSION-windows-amd64.msi"
+      bash packaging/wix/build-msi.sh "$stage/bcagent.exe" "$msiversion" "$out/bcagent_${debversion}_windows-amd64.msi"
       ;;
   esac
 done
