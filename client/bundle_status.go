@@ -101,7 +101,9 @@ func importFreshness(li *ImportResult, lc *CheckResult, now time.Time) (source, 
 	if li == nil {
 		return false, false
 	}
-	if lc != nil && !lc.LastSuccess.IsZero() && !li.At.After(lc.LastSuccess) {
+	// Both are recorded to the second; in the same second the import
+	// counts (the check's staleness rule returns with the next check).
+	if lc != nil && lc.LastSuccess.After(li.At) {
 		return false, false
 	}
 	return true, now.Before(li.Expires)

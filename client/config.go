@@ -47,6 +47,9 @@ type Config struct {
 	MinPolicyVersion int64 `json:"min_policy_version,omitempty"`
 	// NotifyCommand is run with each new notification as JSON on stdin.
 	NotifyCommand []string `json:"notify_command,omitempty"`
+	// WatchDir is the drop folder the service (bcagent run) imports
+	// offline bundles from (watch.go; run --watch overrides it); "": none.
+	WatchDir string `json:"watch_dir,omitempty"`
 
 	// The service (bcagent run). Durations are Go duration strings ("90s",
 	// "30m", "2h"); "" is the default. Every setting has a range
@@ -203,6 +206,7 @@ var configRules = []configRule{
 	{"poll_interval, health_timeout, installer_timeout, min_rate_window",
 		"--poll-interval, --health-timeout, --installer-timeout, --min-rate-window", (*Config).checkDurations},
 	{"apply_window", "--apply-window", checkApplyWindow},
+	{"watch_dir", "--watch", checkWatchDirSetting},
 	{"policies", "--policy", func(c *Config) error {
 		for comp, p := range c.Policies {
 			if !slices.Contains(c.Components, comp) {

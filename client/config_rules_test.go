@@ -102,6 +102,13 @@ func TestConfigRules(t *testing.T) {
 				{func(c *Config) { c.ApplyWindow = "02:00-02:00" }, `--apply-window (config.json apply_window) "02:00-02:00" is empty (it starts where it ends)`},
 			},
 		},
+		"watch_dir": {
+			good: []value{{edit: func(c *Config) { c.WatchDir = "/srv/bcupdate-drop" }}, {edit: func(c *Config) { c.WatchDir = "" }}},
+			bad: []value{
+				{func(c *Config) { c.WatchDir = "drop" }, `--watch (config.json watch_dir) "drop" must be an absolute path`},
+				{func(c *Config) { c.WatchDir = "/srv/drop\x1b" }, "--watch (config.json watch_dir): U+001B"},
+			},
+		},
 		"policies": {
 			good: []value{{edit: func(c *Config) { c.Policies = map[string]Policy{"notification-client": PolicyAuto} }}},
 			bad: []value{

@@ -101,6 +101,19 @@ func settings(c *Config) []setting {
 		{key: "notify_command", about: "command run with each new notification as JSON on stdin", get: func(*Config) string { return strings.Join(c.NotifyCommand, " ") },
 			set: func(_ *Config, v string) error { c.NotifyCommand = strings.Fields(v); return nil }},
 		{key: "poll_interval", about: "service poll interval, " + PollIntervalRange.String() + " (\"\": 1h)", get: str(&c.PollInterval), set: put(&c.PollInterval)},
+		{key: "watch_dir", about: "drop folder the service imports offline bundles (*.bcbundle) from, an existing directory (\"\": none)", get: str(&c.WatchDir),
+			set: func(_ *Config, v string) error {
+				if v == "" {
+					c.WatchDir = ""
+					return nil
+				}
+				p, err := filepath.Abs(v)
+				if err != nil {
+					return errs.Usagef("", "watch_dir %q: want a directory", v)
+				}
+				c.WatchDir = filepath.Clean(p)
+				return nil
+			}},
 		{key: "apply_window", about: "auto policy applies only between HH:MM-HH:MM local time (\"\": any time)", get: str(&c.ApplyWindow), set: put(&c.ApplyWindow)},
 		{key: "max_rate", about: "download cap in bytes per second (0: none)", get: func(*Config) string { return strconv.FormatInt(c.MaxRate, 10) }, set: int64Of("max_rate", &c.MaxRate)},
 		{key: "min_rate", about: "slowest download kept, bytes per second (0: the default)", get: func(*Config) string { return strconv.FormatInt(c.MinRate, 10) }, set: int64Of("min_rate", &c.MinRate)},
@@ -249,6 +262,11 @@ func (a *Agent) SetConfig(key, value string) (before, after string, err error) {
 		}
 		if _, err := signer.LoadTrust(next.TrustDir); err != nil {
 			return "", "", errs.Usagef("", "trust_dir %s: %v", next.TrustDir, err)
+		}
+	}
+	if key == "watch_dir" && next.WatchDir != "" {
+		if err := CheckWatchDir("watch_dir", next.WatchDir, a.dir); err != nil {
+			return "", "", err
 		}
 	}
 	if before == after {

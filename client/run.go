@@ -35,6 +35,14 @@ type RunOptions struct {
 	SelfPath string
 	// UserAgent is sent with every request (OpenOptions.UserAgent).
 	UserAgent string
+	// WatchDir is the drop folder to import offline bundles from
+	// (watch.go); "" takes config.json's watch_dir, read again at every
+	// cycle. The CLI checks it with CheckWatchDir; Run refuses one that
+	// is not an existing directory.
+	WatchDir string
+	// WatchEvery is how often the drop folder is scanned (0:
+	// WatchScanEvery); a file is complete once unchanged for half of it.
+	WatchEvery time.Duration
 }
 
 // Run is the service: every poll interval (plus up to 10% jitter) it
@@ -48,14 +56,19 @@ func Run(ctx context.Context, stateDir string, log *slog.Logger, o RunOptions) e
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if o.Interval < 0 || o.MinBackoff < 0 || o.Cycles < 0 {
-		return usagef("run: interval %s, backoff %s and cycles %d must not be negative", o.Interval, o.MinBackoff, o.Cycles)
+	if o.Interval < 0 || o.MinBackoff < 0 || o.Cycles < 0 || o.WatchEvery < 0 {
+		return usagef("run: interval %s, backoff %s, cycles %d and watch scan %s must not be negative", o.Interval, o.MinBackoff, o.Cycles, o.WatchEvery)
 	}
 	// The same configuration and StrictModes checks as Open, before
 	// service.lock is opened.
 	abs, cfg, err := openConfig(stateDir)
 	if err != nil {
 		return err
+	}
+	if o.WatchDir != "" {
+		if err := CheckWatchDir("--watch", o.WatchDir, abs); err != nil {
+			return err
+		}
 	}
 	// One service per state directory, for its whole life; commands at the
 	// terminal share the per-operation agent lock with it.
@@ -76,9 +89,33 @@ func Run(ctx context.Context, stateDir string, log *slog.Logger, o RunOptions) e
 	if now == nil {
 		now = time.Now
 	}
+	open := &OpenOptions{Log: log, UserAgent: o.UserAgent}
+	watch := newWatcher(abs, open, log, now)
+	if o.WatchEvery > 0 {
+		watch.every, watch.settle = o.WatchEvery, o.WatchEvery/2
+	}
+	watchDir := func(c *Config) {
+		switch {
+		case o.WatchDir != "":
+			watch.setDir(o.WatchDir)
+		case c != nil:
+			watch.setDir(c.WatchDir)
+		}
+	}
+	watchDir(cfg)
+	// The drop folder first: a bundle waiting there at start is imported
+	// (once complete) before the first poll.
+	if err := watch.scan(ctx); errors.Is(err, ErrRestart) {
+		return ErrRestart
+	}
 	backoff := time.Duration(0)
 	for cycle := 1; ; cycle++ {
-		configured, err := cycleOnce(ctx, abs, &OpenOptions{Log: log, UserAgent: o.UserAgent}, now, o.SelfPath)
+		c, err := cycleOnce(ctx, abs, open, now, o.SelfPath)
+		watchDir(c)
+		configured := time.Duration(0)
+		if c != nil {
+			configured = c.Interval()
+		}
 		if o.Interval == 0 && configured > 0 && configured != interval {
 			// bcagent config set poll_interval: from this cycle on.
 			log.Info("poll interval changed in config.json", "from", interval, "to", configured)
@@ -104,6 +141,9 @@ func Run(ctx context.Context, stateDir string, log *slog.Logger, o RunOptions) e
 			backoff = 0
 			wait = interval + time.Duration(rand.Int64N(int64(interval)/10+1))
 		}
+		if err := watch.scan(ctx); errors.Is(err, ErrRestart) {
+			return ErrRestart
+		}
 		if o.Cycles > 0 && cycle >= o.Cycles {
 			return nil
 		}
@@ -111,10 +151,11 @@ func Run(ctx context.Context, stateDir string, log *slog.Logger, o RunOptions) e
 		// poll used (metadata, download chunks), instead of keeping it for
 		// an hour; the runtime would return it only slowly on its own.
 		debug.FreeOSMemory()
-		select {
-		case <-ctx.Done():
+		// Meanwhile the drop folder is scanned every WatchScanEvery.
+		if err := watch.wait(ctx, wait); errors.Is(err, ErrRestart) {
+			return ErrRestart
+		} else if err != nil {
 			return nil
-		case <-time.After(wait):
 		}
 	}
 }
@@ -122,17 +163,17 @@ func Run(ctx context.Context, stateDir string, log *slog.Logger, o RunOptions) e
 // cycleOnce is one poll: open (waiting for a command at the terminal to
 // finish), check, then stage and apply by policy. Each cycle reads
 // config.json afresh (bcagent config set takes effect here); it returns
-// the poll interval configured there (0: it could not be read).
-func cycleOnce(ctx context.Context, dir string, open *OpenOptions, now func() time.Time, self string) (time.Duration, error) {
+// the configuration read there (nil: it could not be read).
+func cycleOnce(ctx context.Context, dir string, open *OpenOptions, now func() time.Time, self string) (*Config, error) {
 	a, err := OpenWait(ctx, dir, open, openWait)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer a.Close()
 	a.SetSelfPath(self)
 	err = a.poll(ctx, now)
 	a.reportFleet(ctx)
-	return a.cfg.Interval(), err
+	return a.cfg, err
 }
 
 // reportFleet sends the cycle's report to the fleet service, if enrolled;
@@ -157,6 +198,15 @@ func (a *Agent) reportFleet(ctx context.Context) {
 func (a *Agent) poll(ctx context.Context, now func() time.Time) error {
 	a.setDoing("checking the repository")
 	if _, err := a.Check(ctx); err != nil {
+		if checkFailure(err) == CheckUnreachable && a.offlineWindowOpen(now()) {
+			// A PC that lives on bundles (bundle_status.go): what they
+			// staged is applied by policy, as after a check.
+			if aerr := a.applyByPolicy(ctx, a.autoApplyNames(now())); errors.Is(aerr, ErrRestart) {
+				return ErrRestart
+			} else if aerr != nil {
+				err = errors.Join(err, aerr)
+			}
+		}
 		return err
 	}
 	// One stage for every component whose policy stages (its downloads
@@ -181,10 +231,34 @@ func (a *Agent) poll(ctx context.Context, now func() time.Time) error {
 			errs = err
 		}
 	}
-	for _, name := range apply {
-		// No prompter and no decisions: a release with a gated feature
-		// waits for a person (ErrAuthorizationRequired), as it must. A
-		// component whose stage failed has nothing staged: apply leaves it.
+	if err := a.applyByPolicy(ctx, apply); errors.Is(err, ErrRestart) {
+		return ErrRestart
+	} else if err != nil {
+		errs = errors.Join(errs, err)
+	}
+	return errs
+}
+
+// autoApplyNames are the components whose policy installs (auto), if now
+// is inside the apply window.
+func (a *Agent) autoApplyNames(now time.Time) []string {
+	var names []string
+	for _, name := range a.cfg.Components {
+		if a.cfg.Policy(name) == PolicyAuto && a.cfg.InWindow(now) {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+// applyByPolicy applies names one at a time, as the service does: with no
+// prompter and no decisions, a release with a gated feature waits for a
+// person (ErrAuthorizationRequired, not an error here), as it must; a
+// component with nothing staged is left as it is. ErrRestart when the
+// agent updated itself.
+func (a *Agent) applyByPolicy(ctx context.Context, names []string) error {
+	var errs error
+	for _, name := range names {
 		a.setDoing("applying %s", name)
 		if _, err := a.Apply(ctx, name, ApplyOptions{}); err != nil && !errors.Is(err, ErrAuthorizationRequired) {
 			errs = errors.Join(errs, err)

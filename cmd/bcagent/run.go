@@ -18,11 +18,13 @@ func runCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.DurationFlag{Name: "interval", Usage: fmt.Sprintf("poll every `DURATION`, %s", client.PollIntervalRange), DefaultText: "poll_interval from config.json, else 1h", EnvVars: []string{"BCAGENT_INTERVAL"}},
 			&cli.IntFlag{Name: "cycles", Usage: fmt.Sprintf("stop after `N` polls: %s", client.CyclesRange), EnvVars: []string{"BCAGENT_CYCLES"}},
+			watchFlag(),
 		},
 		OnUsageError: cliutil.OnUsageError,
 		Action: func(c *cli.Context) error {
 			return runRun(c.Context, globals(c), runOptions{
-				Interval: c.Duration("interval"), IntervalSet: c.IsSet("interval"), Cycles: c.Int("cycles"), Args: c.Args().Slice()})
+				Interval: c.Duration("interval"), IntervalSet: c.IsSet("interval"), Cycles: c.Int("cycles"),
+				Watch: c.String("watch"), WatchSet: c.IsSet("watch"), Args: c.Args().Slice()})
 		},
 	}
 }
@@ -32,6 +34,8 @@ type runOptions struct {
 	Interval    time.Duration
 	IntervalSet bool // --interval was given (else config.json's poll_interval)
 	Cycles      int
+	Watch       string // --watch DIR, the drop folder (watch.go)
+	WatchSet    bool
 	Args        []string
 }
 
@@ -49,7 +53,16 @@ func runRun(ctx context.Context, g *globalOptions, o runOptions) error {
 	if err := client.CyclesRange.Check("--cycles", int64(ro.Cycles)); err != nil {
 		return err
 	}
+	dir, err := watchDir(g, o.Watch, o.WatchSet)
+	if err != nil {
+		return err
+	}
+	ro.WatchDir = dir
 	log := g.Log.NewLogger(g.Stderr)
+	if dir != "" {
+		fmt.Fprintf(g.Stdout, "bcagent %s serving %s, importing offline bundles dropped in %s\n", version, g.State, dir)
+		return client.Run(ctx, g.State, log, ro)
+	}
 	fmt.Fprintf(g.Stdout, "bcagent %s serving %s\n", version, g.State)
 	return client.Run(ctx, g.State, log, ro)
 }
