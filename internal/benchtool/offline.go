@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 )
@@ -133,31 +132,7 @@ func bundleBench(o options, b *strings.Builder) error {
 		return err
 	}
 	mib := float64(o.size) / (1 << 20)
-	med := func(ms []measure, f func(measure) time.Duration) time.Duration {
-		ds := make([]time.Duration, len(ms))
-		for i, m := range ms {
-			ds[i] = f(m)
-		}
-		slices.Sort(ds)
-		return ds[len(ds)/2]
-	}
-	wall := func(m measure) time.Duration { return m.wall }
-	cpu := func(m measure) time.Duration { return m.cpu }
-	peak := func(ms []measure) int64 {
-		var x int64
-		for _, m := range ms {
-			x = max(x, m.rssKB)
-		}
-		return x >> 10
-	}
-	ratio := func(ssl, got []measure) (lo, mid, hi float64) {
-		var rs []float64
-		for i := range got {
-			rs = append(rs, ssl[i].wall.Seconds()/got[i].wall.Seconds())
-		}
-		slices.Sort(rs)
-		return rs[0], rs[len(rs)/2], rs[len(rs)-1]
-	}
+	med, wall, cpu, peak, ratio := medianOf, wallOf, cpuOf, peakRSS, ratiosTo
 	fmt.Fprintf(b, "Bundle: one release of notification-client, a %d MiB artifact of random bytes with its detached CMS signature; the bundle file %s. "+
 		"%d interleaved rounds (openssl, create, openssl, import, ...), each import into a fresh agent state whose repository URL nothing answers, and checked (exit 0, staged file with the signed length and sha256); "+
 		"times are medians, ratios min-median-max of the per-round ratios to the openssl before it. Measured %s on %s; load average %s before, %s after.\n\n",

@@ -249,45 +249,11 @@ func stageBench(bin string, size int64, quick bool) (string, error) {
 
 	mib := float64(size) / (1 << 20)
 	rate := func(d time.Duration) float64 { return mib / d.Seconds() }
-	ratios := func(ssl, st []measure) (lo, med, hi float64) {
-		var rs []float64
-		for i := range st {
-			rs = append(rs, ssl[i].wall.Seconds()/st[i].wall.Seconds())
-		}
-		slices.Sort(rs)
-		return rs[0], rs[len(rs)/2], rs[len(rs)-1]
-	}
-	median := func(ms []measure) time.Duration {
-		ds := make([]time.Duration, len(ms))
-		for i, m := range ms {
-			ds[i] = m.wall
-		}
-		slices.Sort(ds)
-		return ds[len(ds)/2]
-	}
-	medianCPU := func(ms []measure) time.Duration {
-		ds := make([]time.Duration, len(ms))
-		for i, m := range ms {
-			ds[i] = m.cpu
-		}
-		slices.Sort(ds)
-		return ds[len(ds)/2]
-	}
-	medianSrv := func(ms []measure) time.Duration {
-		ds := make([]time.Duration, len(ms))
-		for i, m := range ms {
-			ds[i] = m.srv
-		}
-		slices.Sort(ds)
-		return ds[len(ds)/2]
-	}
-	maxRSS := func(ms []measure) int64 {
-		var x int64
-		for _, m := range ms {
-			x = max(x, m.rssKB)
-		}
-		return x
-	}
+	ratios := ratiosTo
+	median := func(ms []measure) time.Duration { return medianOf(ms, wallOf) }
+	medianCPU := func(ms []measure) time.Duration { return medianOf(ms, cpuOf) }
+	medianSrv := func(ms []measure) time.Duration { return medianOf(ms, func(m measure) time.Duration { return m.srv }) }
+	maxRSS := func(ms []measure) int64 { return peakRSS(ms) << 10 }
 	var b strings.Builder
 	fmt.Fprintf(&b, "Artifact: %d MiB of random bytes, detached CMS (sha256), served by `bcpublish serve` on 127.0.0.1; measured %s on %s. "+
 		"%d interleaved rounds per case (openssl, stage, openssl, stage, ...), each stage into a fresh agent state and checked (exit 0, staged file with the signed length and sha256); times are medians, ratios min-median-max of the per-round ratios. "+
@@ -311,6 +277,40 @@ func stageBench(bin string, size int64, quick bool) (string, error) {
 	fmt.Fprintf(&b, "| `bcagent apply` right after the last warm stage (re-verify in one pass, fsync, link into place, switch) | %.2fs | %.0f MiB/s | %.2f | %.2fs | %d MiB | RSS < 64 MiB |\n",
 		apply.wall.Seconds(), rate(apply.wall), median(warmSSL).Seconds()/apply.wall.Seconds(), apply.cpu.Seconds(), apply.rssKB>>10)
 	return b.String(), nil
+}
+
+// ratiosTo is the lowest, median and highest of the per-round ratios of
+// a baseline's time to a measurement's (round i of one against round i of
+// the other: taken in the same seconds).
+func ratiosTo(base, got []measure) (lo, med, hi float64) {
+	var rs []float64
+	for i := range got {
+		rs = append(rs, base[i].wall.Seconds()/got[i].wall.Seconds())
+	}
+	slices.Sort(rs)
+	return rs[0], rs[len(rs)/2], rs[len(rs)-1]
+}
+
+// medianOf is the median of one figure of the measurements.
+func medianOf(ms []measure, f func(measure) time.Duration) time.Duration {
+	ds := make([]time.Duration, len(ms))
+	for i, m := range ms {
+		ds[i] = f(m)
+	}
+	slices.Sort(ds)
+	return ds[len(ds)/2]
+}
+
+func wallOf(m measure) time.Duration { return m.wall }
+func cpuOf(m measure) time.Duration  { return m.cpu }
+
+// peakRSS is the highest peak RSS of the measurements, in MiB.
+func peakRSS(ms []measure) int64 {
+	var x int64
+	for _, m := range ms {
+		x = max(x, m.rssKB)
+	}
+	return x >> 10
 }
 
 // checkFile checks that file has length size and sha256 want.
