@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN     := bin
 
-.PHONY: help deps build test demo lint fuzz cross bench clean conformance screenshots
+.PHONY: help deps build test demo lint fuzz cross bench clean conformance screenshots man release release-check
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -65,5 +65,20 @@ cross: ## cross-compile for windows-amd64 and linux-arm64
 	GOOS=windows GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/windows-amd64/ ./cmd/bcpublish ./cmd/bcagent
 	GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/linux-arm64/ ./cmd/bcpublish ./cmd/bcagent
 
+man: ## write the man pages and shell completion scripts from the command trees into bin/man and bin/completion
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/bcpublish ./cmd/bcagent ./cmd/bcfleet
+	@mkdir -p $(BIN)/man $(BIN)/completion
+	@for p in bcagent bcpublish bcfleet; do \
+	  $(BIN)/$$p man >$(BIN)/man/$$p.1 && \
+	  for sh in bash zsh fish powershell; do $(BIN)/$$p completion $$sh >$(BIN)/completion/$$p.$$sh || exit 1; done; \
+	done
+	@echo "man pages in $(BIN)/man (man -l $(BIN)/man/bcagent.1), completion in $(BIN)/completion"
+
+release: ## every package (.debs for linux-amd64 and linux-arm64, the bcagent MSI) and SHA256SUMS into dist/, reproducibly (SIGN_CERT, SIGN_KEY sign the MSI)
+	VERSION=$(VERSION) bash scripts/packages.sh --out dist
+
+release-check: ## build every package twice and require the same bytes
+	VERSION=$(VERSION) bash scripts/release-check.sh
+
 clean: ## remove build output
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist
