@@ -591,3 +591,46 @@ func TestRunWatchesDropFolder(t *testing.T) {
 		t.Errorf("after the service imported: %+v", c)
 	}
 }
+
+// TestRunAppliesOfflineInWindow: on a PC that lives on bundles, a release
+// imported outside the apply window is installed by the service's poll in
+// the window although the repository cannot be reached; the poll's
+// failure does not stop it.
+func TestRunAppliesOfflineInWindow(t *testing.T) {
+	t.Parallel()
+	e := newFlowEnv(t, func(c *Config) {
+		c.Policies = map[string]Policy{flowComp: PolicyAuto}
+		c.ApplyWindow = "02:00-03:00"
+	})
+	e.publish("1.0.0")
+	e.install("1.0.0")
+	e.publish("1.1.0")
+	file := e.bundle("nc.bcbundle")
+	e.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+		return true
+	})
+	if _, err := e.importBundle(file, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	y, m, d := time.Now().Date()
+	outside := time.Date(y, m, d+1, 12, 0, 0, 0, time.Local)
+	inside := time.Date(y, m, d+1, 2, 30, 0, 0, time.Local)
+	for _, tc := range []struct {
+		now  time.Time
+		want string
+	}{{outside, "1.0.0"}, {inside, "1.1.0"}} {
+		now := tc.now
+		if err := Run(context.Background(), e.state, nil, RunOptions{Cycles: 1, Now: func() time.Time { return now }}); err != nil {
+			t.Fatalf("Run at %s: %v", now, err)
+		}
+		if got := e.current(); got != tc.want {
+			t.Fatalf("after a poll at %s: current %s, want %s", now.Format("15:04"), got, tc.want)
+		}
+	}
+	var lc *CheckResult
+	e.do(func(a *Agent) error { lc = a.lastCheck(); return nil })
+	if lc == nil || lc.OK || lc.Failure != CheckUnreachable {
+		t.Errorf("the polls' checks: %+v, want unreachable", lc)
+	}
+}
