@@ -241,19 +241,3 @@ func (t *bundleTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp.Body = io.NopCloser(io.NewSectionReader(t.b.f, span.off, span.length))
 	return resp, nil
 }
-
-// read returns a small entry's bytes (metadata), up to limit.
-func (b *bundleFile) read(name string, limit int64) ([]byte, error) {
-	span, ok := b.entries[name]
-	if !ok {
-		return nil, fmt.Errorf("the bundle holds no %s", name)
-	}
-	if span.length > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes", name, limit)
-	}
-	data := make([]byte, span.length)
-	if _, err := b.f.ReadAt(data, span.off); err != nil {
-		return nil, err
-	}
-	return data, nil
-}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -428,6 +429,9 @@ func TestBundleFreshness(t *testing.T) {
 	}
 	if c := e.componentState(); c.Staged != nil {
 		t.Fatalf("rollback bundle staged %+v", c.Staged)
+	}
+	if after := read(); !maps.Equal(after, before) {
+		t.Errorf("the refused rollback bundle changed the trusted metadata in tuf/")
 	}
 	e.setHook(nil)
 	e.install("1.2.0")
