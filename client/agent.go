@@ -49,6 +49,7 @@ type Agent struct {
 	act        *activity     // <state>/activity.json, what this agent is doing
 	batch      *batch        // while set, audit events and notifications wait for flush (batch.go)
 	bundle     *bundleSource // while set, the repository is an offline bundle (bundle_import.go)
+	events     EventSink     // notifications and audit entries also go here (eventlog.go); nil: nowhere
 }
 
 // SetProgress sets a callback for download progress (a progress bar at a
@@ -163,6 +164,10 @@ type OpenOptions struct {
 	// UserAgent is sent with every request, e.g. "bcagent/1.4.0"
 	// (empty: "bcagent/dev").
 	UserAgent string
+	// Events receives every notification raised and audit entry
+	// appended (the Windows Event Log, eventlog.go); nil: the sink Log's
+	// handler carries (EventSinkCarrier), if any.
+	Events EventSink
 }
 
 // Open opens an initialized state directory and takes its lock.
@@ -196,7 +201,7 @@ func Open(stateDir string, opts *OpenOptions) (*Agent, error) {
 	if o.UserAgent != "" {
 		hc.Transport.(*guardedTransport).userAgent = o.UserAgent
 	}
-	a := &Agent{dir: abs, cfg: cfg, trust: trust, log: log, lock: lock, http: hc}
+	a := &Agent{dir: abs, cfg: cfg, trust: trust, log: log, lock: lock, http: hc, events: eventSinkOf(o)}
 	a.SetMinRate(cfg.MinRateRule())
 	a.startActivity()
 	if err := a.recover(); err != nil {

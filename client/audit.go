@@ -61,7 +61,9 @@ func (a *Agent) audit(ev AuditEvent) {
 
 // appendAudit appends events to the audit log in as few appends as the
 // log allows (one fsync each, at most maxLogBatch entries).
+// Each is also written to the event sink (eventlog.go), appended or not.
 func (a *Agent) appendAudit(evs ...AuditEvent) {
+	a.emitAudit(evs...)
 	for len(evs) > 0 {
 		n := min(len(evs), maxLogBatch)
 		batch := make([]any, n)

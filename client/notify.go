@@ -184,8 +184,10 @@ func (a *Agent) notes() ([]Notification, error) {
 	return slices.Clone(b.notes), nil
 }
 
-// runNotifyCommand hands a notification to the site's hook as JSON on stdin.
+// runNotifyCommand hands a new or changed notification to the event sink
+// (eventlog.go) and to the site's hook as JSON on stdin.
 func (a *Agent) runNotifyCommand(parent context.Context, n Notification) {
+	a.emitNote(n)
 	if len(a.cfg.NotifyCommand) == 0 {
 		return
 	}

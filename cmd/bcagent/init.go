@@ -143,7 +143,7 @@ func runInit(ctx context.Context, g *globalOptions, o initOptions) error {
 		fmt.Fprintf(g.Stderr, "bcagent: warning: device model %s (normalized %+q) is in no known PHI device class (%s); features gated for PHI devices will turn on without asking unless the signed device policy names it: check the spelling, or add --phi-device-class\n",
 			esc(o.DeviceModel), norm, strings.Join(client.BuiltinPHIClasses(), ", "))
 	}
-	a, err := client.Open(g.State, &client.OpenOptions{Log: g.logger(), UserAgent: userAgent()})
+	a, err := client.Open(g.State, &client.OpenOptions{Log: g.logger(), UserAgent: userAgent(), Events: agentEvents()})
 	if err != nil {
 		fmt.Fprintf(g.Stderr, "bcagent: warning: could not open the new state directory to look at the repository: %s\n", esc(err.Error()))
 		return nil

@@ -193,7 +193,7 @@ func withAgent(ctx context.Context, g *globalOptions, args []string, fn func(*cl
 	if err := cliutil.NoArgs(args); err != nil {
 		return err
 	}
-	a, err := client.OpenWait(ctx, g.State, &client.OpenOptions{Log: g.logger(), UserAgent: userAgent()}, 30*time.Second)
+	a, err := client.OpenWait(ctx, g.State, &client.OpenOptions{Log: g.logger(), UserAgent: userAgent(), Events: agentEvents()}, 30*time.Second)
 	if err != nil {
 		return err
 	}

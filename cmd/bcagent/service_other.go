@@ -7,10 +7,15 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/beckmanconnect/bcupdate/client"
 	"github.com/beckmanconnect/bcupdate/internal/cliutil"
 )
 
 func runAsService(string) bool { return false }
+
+// agentEvents is nil: the Event Log is Windows'; on Linux the journal
+// has the service's log (docs/operations.md, "Logs").
+func agentEvents() client.EventSink { return nil }
 
 func serviceCommand() *cli.Command {
 	return &cli.Command{

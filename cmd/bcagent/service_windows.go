@@ -4,9 +4,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -15,12 +18,17 @@ import (
 
 	"github.com/beckmanconnect/bcupdate/client"
 	"github.com/beckmanconnect/bcupdate/internal/cliutil"
+	"github.com/beckmanconnect/bcupdate/internal/eventlog"
 )
 
 const serviceName = "bcagent"
 
 // runAsService runs the agent under the Windows service manager if that is
-// how it was started; it reports whether it did.
+// how it was started; it reports whether it did. The service logs as its
+// registered log flags say (servicelog.go), to stderr, which the service
+// manager discards, and its warnings and errors, notifications and audit
+// entries go to the Application log under the source bcagent
+// (docs/operations.md, "The Windows Event Log").
 func runAsService(stateDir string) bool {
 	is, err := svc.IsWindowsService()
 	if err != nil || !is {
@@ -29,20 +37,51 @@ func runAsService(stateDir string) bool {
 	if p, err := client.SelfPath(); err == nil {
 		selfPath = p
 	}
-	_ = svc.Run(serviceName, &handler{state: stateDir})
+	h := &handler{state: stateDir}
+	if el, err := eventlog.Open(eventlog.Source); err == nil {
+		defer el.Close()
+		h.events = el
+	}
+	opts, err := serviceLogOptions(os.Args, os.Getenv)
+	if err != nil {
+		// The registered arguments are wrong: say so where an admin
+		// looks, and stop (the service manager reports the exit code).
+		if h.events != nil {
+			_ = client.WriteEvent(h.events, client.EventError, client.EventIDServiceFailed, "bcagent service: "+err.Error())
+		}
+		_ = svc.Run(serviceName, failedHandler{})
+		return true
+	}
+	h.log = opts.NewLogger(os.Stderr)
+	if h.events != nil {
+		h.log = slog.New(eventlog.NewHandler(h.log.Handler(), h.events))
+	}
+	_ = svc.Run(serviceName, h)
 	return true
 }
 
-type handler struct{ state string }
+type handler struct {
+	state  string
+	log    *slog.Logger
+	events client.EventSink // nil: the Application log could not be opened
+}
+
+// event writes a service event, if there is an event log.
+func (h *handler) event(level client.EventLevel, id client.EventID, msg string) {
+	if h.events != nil {
+		_ = client.WriteEvent(h.events, level, id, msg)
+	}
+}
 
 func (h *handler) Execute(args []string, r <-chan svc.ChangeRequest, s chan<- svc.Status) (bool, uint32) {
 	s <- svc.Status{State: svc.StartPending}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- client.Run(ctx, h.state, slog.Default(), client.RunOptions{SelfPath: selfPath, UserAgent: userAgent()})
+		done <- client.Run(ctx, h.state, h.log, client.RunOptions{SelfPath: selfPath, UserAgent: userAgent()})
 	}()
 	s <- svc.Status{State: svc.Running, Accepts: svc.AcceptStop | svc.AcceptShutdown}
+	h.event(client.EventInformation, client.EventIDServiceStarted, fmt.Sprintf("bcagent %s service started (state directory %s)", version, h.state))
 	for {
 		select {
 		case c := <-r:
@@ -53,17 +92,46 @@ func (h *handler) Execute(args []string, r <-chan svc.ChangeRequest, s chan<- sv
 				s <- svc.Status{State: svc.StopPending}
 				cancel()
 				<-done
+				h.event(client.EventInformation, client.EventIDServiceStopped, "bcagent service stopped")
 				return false, 0
 			}
 		case err := <-done:
 			cancel()
-			if err != nil {
+			switch {
+			case errors.Is(err, client.ErrRestart):
+				// Exit code 1 has the service manager's recovery action
+				// (service install, the MSI) start the new binary.
+				h.event(client.EventInformation, client.EventIDServiceStopped, "bcagent service stopped: it updated itself; the service manager's recovery action starts the new version")
+				return true, 1
+			case err != nil:
+				h.event(client.EventError, client.EventIDServiceFailed, "bcagent service stopped: "+err.Error())
 				return true, 1
 			}
+			h.event(client.EventInformation, client.EventIDServiceStopped, "bcagent service stopped")
 			return false, 0
 		}
 	}
 }
+
+// failedHandler reports to the service manager that the service cannot
+// run (its arguments are wrong), with exit code 2.
+type failedHandler struct{}
+
+func (failedHandler) Execute([]string, <-chan svc.ChangeRequest, chan<- svc.Status) (bool, uint32) {
+	return true, exitUsage
+}
+
+// agentEvents is the Application log for the commands that change the
+// agent (client.OpenOptions.Events): an install or a consent decision at
+// the terminal is written there as the service's are. Opened once; nil if
+// it cannot be.
+var agentEvents = sync.OnceValue(func() client.EventSink {
+	el, err := eventlog.Open(eventlog.Source)
+	if err != nil {
+		return nil
+	}
+	return el
+})
 
 func serviceCommand() *cli.Command {
 	sub := func(name, usage string, run func(context.Context, *globalOptions, *mgr.Mgr) error) *cli.Command {
@@ -97,24 +165,40 @@ func withServiceManager(ctx context.Context, g *globalOptions, run func(context.
 	return run(ctx, g, m)
 }
 
+// runServiceInstall registers the event source bcagent in the
+// Application log, then the service (with the log flags given to this
+// command, when they are not the defaults).
 func runServiceInstall(_ context.Context, g *globalOptions, m *mgr.Mgr) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return err
 	}
+	registered, err := eventlog.Install(eventlog.Source)
+	if err != nil {
+		return fmt.Errorf("registering the event source %s in the Application log: %w (run as Administrator)", eventlog.Source, err)
+	}
+	args := append(append([]string{"--state", g.State}, serviceLogArgs(g.Log)...), "run")
 	s, err := m.CreateService(serviceName, exe, mgr.Config{
 		DisplayName: "BeckmanConnect update agent", StartType: mgr.StartAutomatic,
 		Description: "Keeps BeckmanConnect components up to date, verified and authorized.",
-	}, "--state", g.State, "run")
+	}, args...)
 	if err != nil {
+		if registered {
+			_, _ = eventlog.Remove(eventlog.Source)
+		}
 		return err
 	}
 	defer s.Close()
 	_ = s.SetRecoveryActions([]mgr.RecoveryAction{{Type: mgr.ServiceRestart, Delay: time.Minute}}, 86400)
-	fmt.Fprintf(g.Stdout, "installed service %s (%s --state %s run)\n", serviceName, exe, g.State)
+	fmt.Fprintf(g.Stdout, "installed service %s (%s %s)\n", serviceName, exe, strings.Join(args, " "))
+	if registered {
+		fmt.Fprintf(g.Stdout, "registered the event source %s in the Application log\n", eventlog.Source)
+	}
 	return nil
 }
 
+// runServiceUninstall removes the service and the event source (events
+// already written stay in the log).
 func runServiceUninstall(_ context.Context, g *globalOptions, m *mgr.Mgr) error {
 	s, err := m.OpenService(serviceName)
 	if err != nil {
@@ -125,6 +209,13 @@ func runServiceUninstall(_ context.Context, g *globalOptions, m *mgr.Mgr) error 
 		return err
 	}
 	fmt.Fprintf(g.Stdout, "removed service %s\n", serviceName)
+	removed, err := eventlog.Remove(eventlog.Source)
+	if err != nil {
+		return fmt.Errorf("removing the event source %s from the Application log: %w", eventlog.Source, err)
+	}
+	if removed {
+		fmt.Fprintf(g.Stdout, "removed the event source %s from the Application log\n", eventlog.Source)
+	}
 	return nil
 }
 
