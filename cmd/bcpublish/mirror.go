@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -106,7 +105,7 @@ func runMirror(ctx context.Context, g *globalOptions, o mirrorOptions) error {
 		return err
 	}
 	mo := publisher.MirrorOptions{Root: root, Components: comps, WorkDir: work,
-		Log: slog.New(slog.NewTextHandler(g.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+		Log: g.Log.NewLogger(g.Stderr)} // --log-format, --log-level (docs/operations.md, "Logs")
 	for {
 		res, err := publisher.Mirror(ctx, from, to, mo)
 		switch {

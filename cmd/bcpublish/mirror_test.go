@@ -128,4 +128,28 @@ func TestCLIMirror(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the loop did not stop when interrupted")
 	}
+
+	// The mirror logs with the global log flags: its warning about its
+	// own damaged timestamp.json is a JSON line with --log-format json,
+	// and silent with --log-level error.
+	ts := filepath.Join(mirror, "metadata", "timestamp.json")
+	for _, tc := range []struct {
+		flags []string
+		want  string
+	}{
+		{[]string{"--log-format", "json"}, `"level":"WARN","msg":"the mirror's own timestamp.json does not verify; it is replaced"`},
+		{[]string{"--log-level", "error"}, ""},
+	} {
+		if err := os.WriteFile(ts, []byte("{}"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args := append(append([]string{}, tc.flags...), "mirror", "--from", up, "--to", mirror, "--root", root)
+		code, stdout, stderr := bcpublish(t, args...)
+		if code != 0 || !strings.Contains(stdout, "verified and now serves timestamp v2") {
+			t.Fatalf("%v: exit %d, stdout %q, stderr %q", tc.flags, code, stdout, stderr)
+		}
+		if tc.want == "" && stderr != "" || !strings.Contains(stderr, tc.want) || strings.Count(stderr, "\n") > 1 {
+			t.Errorf("%v: stderr %q, want %q alone", tc.flags, stderr, tc.want)
+		}
+	}
 }
