@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode/utf16"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
@@ -586,7 +587,8 @@ func enrollCommand() *cli.Command {
 		Usage: "enroll this PC with the fleet service: a key of its own, a one-time token, the enrollee and the instrument",
 		Flags: []cli.Flag{
 			cliutil.Req(&cli.StringFlag{Name: "fleet", Usage: "the fleet service's `URL` (https; plain http only to loopback); joins allowed_hosts", EnvVars: []string{"BCAGENT_FLEET"}}),
-			cliutil.Req(&cli.StringFlag{Name: "token", Usage: "the one-time enrollment `TOKEN` (bcfleet token create)", EnvVars: []string{"BCAGENT_FLEET_TOKEN"}}),
+			&cli.StringFlag{Name: "token", Usage: "the enrollment `TOKEN` (bcfleet token create); this or --token-file is required", EnvVars: []string{"BCAGENT_FLEET_TOKEN"}},
+			&cli.StringFlag{Name: "token-file", Usage: "read the enrollment token from `FILE` (its one line) instead of --token, which shows in process lists and installer logs (the MSI's ENROLLTOKENFILE)", EnvVars: []string{"BCAGENT_FLEET_TOKEN_FILE"}},
 			cliutil.Req(&cli.StringFlag{Name: "email", Usage: "the enrollee's email `ADDRESS` (sealed by the service)", EnvVars: []string{"BCAGENT_ENROLL_EMAIL"}}),
 			cliutil.Req(&cli.StringFlag{Name: "name", Usage: "the enrollee's `NAME` (sealed by the service)", EnvVars: []string{"BCAGENT_ENROLL_NAME"}}),
 			cliutil.Req(&cli.StringFlag{Name: "instrument-model", Usage: "the instrument's `MODEL`, e.g. \"Navios EX\"", EnvVars: []string{"BCAGENT_INSTRUMENT_MODEL"}}),
@@ -597,7 +599,7 @@ func enrollCommand() *cli.Command {
 		},
 		OnUsageError: cliutil.OnUsageError,
 		Action: func(c *cli.Context) error {
-			return runEnroll(c.Context, globals(c), enrollOptions{EnrollOptions: client.EnrollOptions{Fleet: c.String("fleet"), Token: c.String("token"),
+			return runEnroll(c.Context, globals(c), enrollOptions{TokenFile: c.String("token-file"), EnrollOptions: client.EnrollOptions{Fleet: c.String("fleet"), Token: c.String("token"),
 				Enrollee:     wire.Enrollee{Email: c.String("email"), Name: c.String("name")},
 				Instrument:   wire.Instrument{Model: c.String("instrument-model"), ID: c.String("instrument-id"), Serial: c.String("serial")},
 				AgentVersion: version, NewDevice: c.Bool("new-device")}, JSON: c.Bool("json"), Args: c.Args().Slice()})
@@ -608,14 +610,30 @@ func enrollCommand() *cli.Command {
 // enrollOptions are bcagent enroll's flags.
 type enrollOptions struct {
 	client.EnrollOptions
-	JSON bool
-	Args []string
+	TokenFile string // --token-file: the token is read from it
+	JSON      bool
+	Args      []string
 }
 
+// maxTokenFile is the most bytes --token-file reads: a token is 36.
+const maxTokenFile = 4 << 10
+
 func runEnroll(ctx context.Context, g *globalOptions, o enrollOptions) error {
-	if err := cliutil.Required([]string{"fleet", "token", "email", "name", "instrument-model", "instrument-id", "serial"},
-		o.Fleet, o.Token, o.Enrollee.Email, o.Enrollee.Name, o.Instrument.Model, o.Instrument.ID, o.Instrument.Serial); err != nil {
+	if err := cliutil.Required([]string{"fleet", "email", "name", "instrument-model", "instrument-id", "serial"},
+		o.Fleet, o.Enrollee.Email, o.Enrollee.Name, o.Instrument.Model, o.Instrument.ID, o.Instrument.Serial); err != nil {
 		return err
+	}
+	switch {
+	case o.Token != "" && o.TokenFile != "":
+		return cliutil.Usagef("token-file", "--token and --token-file: give one of them")
+	case o.TokenFile != "":
+		tok, err := readTokenFile(o.TokenFile)
+		if err != nil {
+			return err
+		}
+		o.Token = tok
+	case o.Token == "":
+		return cliutil.Usagef("token", "--token or --token-file is required")
 	}
 	return withAgent(ctx, g, o.Args, func(a *client.Agent) error {
 		fs, err := a.Enroll(ctx, o.EnrollOptions)
@@ -629,6 +647,52 @@ func runEnroll(ctx context.Context, g *globalOptions, o enrollOptions) error {
 			esc(fs.DeviceID), esc(fs.Site), esc(fs.URL))
 		return nil
 	})
+}
+
+// readTokenFile is the token in path: its one line, without the line end
+// and surrounding blanks.
+func readTokenFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", cliutil.Usagef("token-file", "--token-file %s: %v", path, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxTokenFile+1))
+	if err != nil {
+		return "", cliutil.Usagef("token-file", "--token-file %s: %v", path, err)
+	}
+	if len(b) > maxTokenFile {
+		return "", cliutil.Usagef("token-file", "--token-file %s is larger than %d bytes: want the token alone", path, maxTokenFile)
+	}
+	tok := strings.TrimSpace(decodeTokenFile(b))
+	switch {
+	case tok == "":
+		return "", cliutil.Usagef("token-file", "--token-file %s is empty: want the token on its one line", path)
+	case strings.ContainsAny(tok, "\r\n"):
+		return "", cliutil.Usagef("token-file", "--token-file %s has more than one line: want the token alone", path)
+	}
+	return tok, nil
+}
+
+// decodeTokenFile is the text of a token file as Windows tools write it
+// too: UTF-8 with or without a byte order mark, or UTF-16 with one
+// (PowerShell 5's Out-File).
+func decodeTokenFile(b []byte) string {
+	switch {
+	case bytes.HasPrefix(b, []byte{0xef, 0xbb, 0xbf}):
+		return string(b[3:])
+	case len(b)%2 == 0 && (bytes.HasPrefix(b, []byte{0xff, 0xfe}) || bytes.HasPrefix(b, []byte{0xfe, 0xff})):
+		u := make([]uint16, 0, len(b)/2-1)
+		for i := 2; i < len(b); i += 2 {
+			if b[0] == 0xff {
+				u = append(u, uint16(b[i])|uint16(b[i+1])<<8)
+			} else {
+				u = append(u, uint16(b[i])<<8|uint16(b[i+1]))
+			}
+		}
+		return string(utf16.Decode(u))
+	}
+	return string(b)
 }
 
 func rotateKeyCommand() *cli.Command {
