@@ -50,7 +50,7 @@ func TestMSI(t *testing.T) {
 	msi := filepath.Join(dist, "bcagent_1.4.2_windows-amd64.msi")
 
 	tables := strings.Fields(run(t, "msiinfo", "tables", msi))
-	for _, want := range []string{"File", "Component", "ServiceInstall", "ServiceControl", "Upgrade", "Property", "CustomAction", "InstallExecuteSequence"} {
+	for _, want := range []string{"File", "Component", "ServiceInstall", "ServiceControl", "Upgrade", "Property", "CustomAction", "InstallExecuteSequence", "Registry", "LaunchCondition"} {
 		if !slices.Contains(tables, want) {
 			t.Errorf("the MSI has no %s table (has %v)", want, tables)
 		}
@@ -117,15 +117,80 @@ func TestMSI(t *testing.T) {
 			t.Errorf("bcagent init has no %s (the MSI passes %s to it)", flag, prop)
 		}
 	}
+	// The enroll custom action: an exe in bcagentExe, deferred, not
+	// impersonated, its failure ignored (0x40: no update waits for the
+	// fleet service); every fleet property on a flag bcagent enroll has,
+	// the token from a file, never on the command line (the MSI log
+	// shows it).
+	ca = row(msiTable(t, msi, "CustomAction"), "AgentEnroll")
+	if ca == nil {
+		t.Fatal("no AgentEnroll custom action")
+	}
+	typ, _ = strconv.Atoi(ca[1])
+	if typ&0x3f != 18 || typ&0x400 == 0 || typ&0x800 == 0 || typ&0x40 == 0 || ca[2] != "bcagentExe" {
+		t.Errorf("AgentEnroll: type %d source %s, want an exe in bcagentExe, deferred, not impersonated, return ignored", typ, ca[2])
+	}
+	if !strings.Contains(ca[3], ` enroll `) || strings.Contains(ca[3], "--token ") {
+		t.Errorf("AgentEnroll does not run bcagent enroll, or passes the token itself: %s", ca[3])
+	}
+	enrollHelp := bcagentHelp(t, "enroll")
+	enrollProps := map[string]string{"FLEETURL": "--fleet", "ENROLLTOKENFILE": "--token-file", "ENROLLEMAIL": "--email", "ENROLLNAME": "--name",
+		"INSTRUMENTMODEL": "--instrument-model", "INSTRUMENTID": "--instrument-id", "INSTRUMENTSERIAL": "--serial"}
+	for prop, flag := range enrollProps {
+		if !strings.Contains(ca[3], flag+` "[`+prop+`]"`) {
+			t.Errorf("AgentEnroll does not pass %s as %s: %s", prop, flag, ca[3])
+		}
+		if !strings.Contains(enrollHelp, flag+" ") {
+			t.Errorf("bcagent enroll has no %s (the MSI passes %s to it)", flag, prop)
+		}
+	}
+	// A first install with FLEETURL needs every fleet property (and
+	// REPOURL: enroll needs init), or it stops before it installs anything.
+	var fleetCond bool
+	for _, lc := range msiTable(t, msi, "LaunchCondition") {
+		if strings.Contains(lc[0], "NOT FLEETURL") && strings.Contains(lc[0], "REPOURL") {
+			fleetCond = true
+			for prop := range enrollProps {
+				if !strings.Contains(lc[0], prop) {
+					t.Errorf("the FLEETURL launch condition does not want %s: %s", prop, lc[0])
+				}
+			}
+		}
+	}
+	if !fleetCond {
+		t.Errorf("no launch condition for FLEETURL without the other properties: %v", msiTable(t, msi, "LaunchCondition"))
+	}
+
+	// The event source bcagent in the Application log, as bcagent service
+	// install registers it (InstallAsEventCreate): HKLM (root 2), the
+	// message file REG_EXPAND_SZ ("#%"), all three event types.
+	const sourceKey = `SYSTEM\CurrentControlSet\Services\EventLog\Application\bcagent`
+	values := map[string]string{}
+	for _, r := range msiTable(t, msi, "Registry") {
+		if r[1] == "2" && r[2] == sourceKey && r[5] == "AgentExe" {
+			values[r[3]] = r[4]
+		}
+	}
+	for name, want := range map[string]string{"EventMessageFile": `#%%SystemRoot%\System32\EventCreate.exe`, "TypesSupported": "#7", "CustomSource": "#1"} {
+		if values[name] != want {
+			t.Errorf("Registry: %s\\%s = %q, want %q (all rows under the key: %v)", sourceKey, name, values[name], want, values)
+		}
+	}
+
 	// Sequence: the old version removed before anything is installed, init
-	// after the files and before the services start.
+	// and enroll after the files and before the services start.
 	seq := map[string]int{}
+	conds := map[string]string{}
 	for _, r := range msiTable(t, msi, "InstallExecuteSequence") {
 		seq[r[0]], _ = strconv.Atoi(r[len(r)-1])
+		conds[r[0]] = r[1]
+	}
+	if c := conds["AgentEnroll"]; !strings.Contains(c, "FLEETURL AND REPOURL") || !strings.Contains(c, "NOT OLDVERSIONFOUND") || !strings.Contains(c, "NOT REMOVE") {
+		t.Errorf("AgentEnroll runs on %q, want a first install with FLEETURL and REPOURL", c)
 	}
 	for _, o := range [][2]string{{"InstallValidate", "RemoveExistingProducts"}, {"RemoveExistingProducts", "InstallInitialize"},
-		{"InstallFiles", "AgentInit"}, {"InstallServices", "AgentInit"}, {"AgentInit", "StartServices"}, {"StartServices", "AgentStart"},
-		{"SetCmdExe", "AgentPurge"}, {"RemoveFiles", "AgentPurge"}} {
+		{"InstallFiles", "AgentInit"}, {"InstallServices", "AgentInit"}, {"AgentInit", "AgentEnroll"}, {"AgentEnroll", "StartServices"},
+		{"StartServices", "AgentStart"}, {"SetCmdExe", "AgentPurge"}, {"RemoveFiles", "AgentPurge"}} {
 		if seq[o[0]] == 0 || seq[o[1]] == 0 || seq[o[0]] >= seq[o[1]] {
 			t.Errorf("InstallExecuteSequence: %s (%d) must come before %s (%d)", o[0], seq[o[0]], o[1], seq[o[1]])
 		}

@@ -29,7 +29,7 @@ if ! [[ $msiversion =~ ^[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,5}$ ]]; then
   exit 2
 fi
 : "${SOURCE_DATE_EPOCH:?build-msi.sh: set SOURCE_DATE_EPOCH (scripts/packages.sh does)}"
-for tool in wixl msibuild faketime; do
+for tool in wixl msibuild msiinfo faketime; do
   if ! command -v "$tool" >/dev/null; then
     echo "build-msi.sh: $tool is missing (make deps installs it: Debian packages msitools, wixl, faketime)" >&2
     exit 1
@@ -62,6 +62,13 @@ when=$(date -u -d "@$SOURCE_DATE_EPOCH" '+%Y-%m-%d %H:%M:%S')
     cat wixl.log >&2
     exit 1
   fi
+  # The event source's message file is REG_EXPAND_SZ ("#%" in the
+  # Registry table), as InstallAsEventCreate writes it; wixl 0.101 drops
+  # the mark of Type="expandable".
+  msiinfo export bcagent.msi Registry >Registry.idt
+  grep -q $'\tEventMessageFile\t%SystemRoot%' Registry.idt || { echo "build-msi.sh: no EventMessageFile row in the MSI's Registry table" >&2; exit 1; }
+  sed -i $'s/\tEventMessageFile\t%SystemRoot%/\tEventMessageFile\t#%%SystemRoot%/' Registry.idt
+  TZ=UTC faketime -f "$when" msibuild bcagent.msi -i Registry.idt
   TZ=UTC faketime -f "$when" msibuild bcagent.msi \
     -s "BeckmanConnect update agent (bcupdate) $msiversion" "BeckmanConnect" "x64;1033" "{$package}"
 )
