@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -77,6 +78,14 @@ func TestDeb(t *testing.T) {
 		testutil.MissingTool(t, "TestDeb: this machine already has a bcagent user; the test would remove it on purge")
 		return
 	}
+	if exec.Command("dpkg-query", "-W", "bcfleet").Run() == nil || exists("/var/lib/bcfleet") || exists("/etc/bcfleet") || exists("/usr/bin/bcfleet") {
+		testutil.MissingTool(t, "TestDeb: this machine already has a bcfleet (package, /var/lib/bcfleet, /etc/bcfleet or /usr/bin/bcfleet); the test installs and removes its own and will not touch that one")
+		return
+	}
+	if _, err := user.Lookup("bcfleet"); err == nil {
+		testutil.MissingTool(t, "TestDeb: this machine already has a bcfleet user; the test would remove it")
+		return
+	}
 
 	dist := buildPackages(t, "1.0.0-test", "--only", "deb", "--platform", "linux-"+runtime.GOARCH)
 	debs := map[string]string{}
@@ -87,10 +96,16 @@ func TestDeb(t *testing.T) {
 		}
 	}
 	t.Cleanup(func() {
-		// Whatever happened, leave the machine as it was.
+		// Whatever happened, leave the machine as it was (a purge keeps
+		// the fleet's store, key and user: they go by hand).
 		_ = exec.Command("dpkg", "--purge", "bcagent", "bcpublish", "bcfleet").Run()
+		_ = os.RemoveAll("/var/lib/bcfleet")
+		_ = os.RemoveAll("/etc/bcfleet")
+		if _, err := user.Lookup("bcfleet"); err == nil {
+			_ = exec.Command("userdel", "bcfleet").Run()
+		}
 	})
-	run(t, "dpkg", "-i", debs["bcagent"], debs["bcpublish"], debs["bcfleet"])
+	installOut := run(t, "dpkg", "-i", debs["bcagent"], debs["bcpublish"], debs["bcfleet"])
 
 	// Installed: the programs, their man pages and completion, the
 	// unit that waits for the configuration, the conffile, the user and
@@ -125,6 +140,8 @@ func TestDeb(t *testing.T) {
 		t.Error("the package wrote a configuration: only bcagent init may")
 	}
 
+	checkFleetInstalled(t, installOut)
+
 	// bcpublish from its installed path makes a repository; bcagent
 	// init, as the bcagent user, configures the agent from it.
 	work, err := os.MkdirTemp("", "bcupdate-deb-")
@@ -152,12 +169,13 @@ func TestDeb(t *testing.T) {
 
 	// Remove: the programs go, the state and the conffile stay.
 	run(t, "dpkg", "-r", "bcagent", "bcpublish", "bcfleet")
-	for _, gone := range []string{"/usr/bin/bcagent", "/usr/bin/bcpublish", "/usr/bin/bcfleet", "/usr/lib/systemd/system/bcagent.service", "/usr/share/man/man1/bcagent.1.gz"} {
+	for _, gone := range []string{"/usr/bin/bcagent", "/usr/bin/bcpublish", "/usr/bin/bcfleet", "/usr/lib/systemd/system/bcagent.service",
+		"/usr/lib/systemd/system/bcfleet.service", "/usr/share/man/man1/bcagent.1.gz"} {
 		if exists(gone) {
 			t.Errorf("dpkg -r left %s", gone)
 		}
 	}
-	for _, kept := range []string{"/var/lib/bcagent/config.json", "/etc/default/bcagent"} {
+	for _, kept := range []string{"/var/lib/bcagent/config.json", "/etc/default/bcagent", "/etc/default/bcfleet", "/var/lib/bcfleet/fleet.db", "/etc/bcfleet/kek"} {
 		if !exists(kept) {
 			t.Errorf("dpkg -r removed %s (only a purge may)", kept)
 		}
@@ -166,9 +184,10 @@ func TestDeb(t *testing.T) {
 		t.Errorf("after dpkg -r, bcagent is %q, want config-files", got)
 	}
 
-	// Purge: nothing left, the user gone.
-	run(t, "dpkg", "--purge", "bcagent", "bcpublish", "bcfleet")
-	for _, gone := range []string{"/var/lib/bcagent", "/etc/default/bcagent"} {
+	// Purge: nothing of the agent left, its user gone; the fleet's
+	// configuration gone, its store, key and user kept (said so).
+	purgeOut := run(t, "dpkg", "--purge", "bcagent", "bcpublish", "bcfleet")
+	for _, gone := range []string{"/var/lib/bcagent", "/etc/default/bcagent", "/etc/default/bcfleet"} {
 		if exists(gone) {
 			t.Errorf("dpkg --purge left %s", gone)
 		}
@@ -176,9 +195,111 @@ func TestDeb(t *testing.T) {
 	if _, err := user.Lookup("bcagent"); err == nil {
 		t.Error("dpkg --purge left the bcagent user")
 	}
+	for _, kept := range []string{"/var/lib/bcfleet/fleet.db", "/etc/bcfleet/kek"} {
+		if !exists(kept) {
+			t.Errorf("dpkg --purge removed %s: the fleet's store and key are removed only by hand", kept)
+		}
+	}
+	if _, err := user.Lookup("bcfleet"); err != nil {
+		t.Error("dpkg --purge removed the bcfleet user, which owns the kept store and key")
+	}
+	if !strings.Contains(purgeOut, "bcfleet: kept /var/lib/bcfleet") || !strings.Contains(purgeOut, "bcfleet: kept /etc/bcfleet") {
+		t.Errorf("dpkg --purge did not say what it kept of bcfleet:\n%s", purgeOut)
+	}
 	if exec.Command("dpkg-query", "-W", "bcagent").Run() == nil {
 		if got := run(t, "dpkg-query", "-W", "-f", "${db:Status-Status}", "bcagent"); got != "not-installed" {
 			t.Errorf("after dpkg --purge, bcagent is %q", got)
 		}
+	}
+}
+
+// checkFleetInstalled: the bcfleet package's unit, user, directories and
+// conffile, and that the service is not started before it is configured:
+// the postinst says so, the unit's ExecConditions fail for the shipped
+// /etc/default/bcfleet and pass once it names a store and a key, and (on
+// a machine that runs systemd) the unit is enabled and inactive. Then the
+// documented first steps, as the bcfleet user: a key, a token.
+func checkFleetInstalled(t *testing.T, installOut string) {
+	t.Helper()
+	unit, err := os.ReadFile("/usr/lib/systemd/system/bcfleet.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"ConditionPathExists=/etc/default/bcfleet", "EnvironmentFile=/etc/default/bcfleet", "User=bcfleet",
+		"ExecStart=/usr/bin/bcfleet serve", "StateDirectory=bcfleet", "StateDirectoryMode=0700", "UMask=0077", "NoNewPrivileges=true",
+		"ProtectSystem=strict", "ProtectHome=true", "PrivateTmp=true", "CapabilityBoundingSet="} {
+		if !strings.Contains(string(unit), "\n"+want+"\n") {
+			t.Errorf("the installed bcfleet unit lacks %q", want)
+		}
+	}
+	if out, err := exec.Command("systemd-analyze", "verify", "/usr/lib/systemd/system/bcfleet.service").CombinedOutput(); err == nil || len(out) > 0 {
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			if line != "" && !strings.Contains(line, "man bcfleet(1)") {
+				t.Errorf("systemd-analyze verify bcfleet.service: %s", line)
+			}
+		}
+	}
+	if got := run(t, "dpkg-query", "-W", "-f", "${Conffiles}", "bcfleet"); !strings.Contains(got, "/etc/default/bcfleet ") {
+		t.Errorf("bcfleet's conffiles = %q, want /etc/default/bcfleet", got)
+	}
+	for _, d := range []string{"/var/lib/bcfleet", "/etc/bcfleet"} {
+		if got := strings.TrimSpace(run(t, "stat", "-c", "%U:%G %a", d)); got != "bcfleet:bcfleet 700" {
+			t.Errorf("%s is %s, want bcfleet:bcfleet 700", d, got)
+		}
+	}
+	if !strings.Contains(installOut, "bcfleet: not configured yet, so not started") {
+		t.Errorf("the bcfleet postinst did not say it left the service stopped:\n%s", installOut)
+	}
+
+	// The unit's ExecConditions, as systemd runs them: each ${VAR} is the
+	// value from the EnvironmentFile (empty when unset), one argument.
+	conds := regexp.MustCompile(`(?m)^ExecCondition=(\S+) (.*)$`).FindAllStringSubmatch(string(unit), -1)
+	if len(conds) == 0 {
+		t.Fatal("the bcfleet unit has no ExecCondition: nothing keeps an unconfigured service from starting")
+	}
+	configured := func(env string) bool {
+		t.Helper()
+		vars := map[string]string{}
+		for _, line := range strings.Split(env, "\n") {
+			if k, v, ok := strings.Cut(strings.TrimSpace(line), "="); ok && !strings.HasPrefix(k, "#") {
+				vars[k] = v
+			}
+		}
+		for _, c := range conds {
+			var args []string
+			for _, a := range strings.Fields(c[2]) {
+				args = append(args, os.Expand(strings.Trim(a, `"`), func(k string) string { return vars[k] }))
+			}
+			if exec.Command(c[1], args...).Run() != nil {
+				return false
+			}
+		}
+		return true
+	}
+	shipped, err := os.ReadFile("/etc/default/bcfleet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if configured(string(shipped)) {
+		t.Error("the shipped /etc/default/bcfleet passes the unit's ExecConditions: an unconfigured service would start")
+	}
+	if !configured(string(shipped) + "\nBCFLEET_DB=sqlite:/var/lib/bcfleet/fleet.db\nBCFLEET_KEK=file:///etc/bcfleet/kek\n") {
+		t.Error("a /etc/default/bcfleet with BCFLEET_DB and BCFLEET_KEK does not pass the unit's ExecConditions")
+	}
+	if exists("/run/systemd/system") {
+		if got, _ := exec.Command("systemctl", "is-active", "bcfleet").Output(); strings.TrimSpace(string(got)) == "active" {
+			t.Error("bcfleet.service is active before it was configured")
+		}
+		if got, _ := exec.Command("systemctl", "is-enabled", "bcfleet").Output(); strings.TrimSpace(string(got)) != "enabled" {
+			t.Errorf("bcfleet.service is %q, want enabled (it starts at boot once configured)", got)
+		}
+	}
+
+	// The documented first steps, as the service's user, with its paths.
+	run(t, "runuser", "-u", "bcfleet", "--", "/usr/bin/bcfleet", "kek", "generate", "/etc/bcfleet/kek")
+	out := run(t, "runuser", "-u", "bcfleet", "--", "env", "BCFLEET_DB=sqlite:/var/lib/bcfleet/fleet.db", "BCFLEET_KEK=file:///etc/bcfleet/kek",
+		"/usr/bin/bcfleet", "token", "create", "--site", "deb-test")
+	if !strings.Contains(out, "bcf_") {
+		t.Errorf("bcfleet token create as the bcfleet user: %s", out)
 	}
 }
