@@ -60,6 +60,34 @@ func runAsService(stateDir string) bool {
 	return true
 }
 
+// recoveryActions restart the service a minute after it exits with a
+// failure code: how a self-update (exit code 1, client.ErrRestart) starts
+// the new binary.
+var recoveryActions = []mgr.RecoveryAction{{Type: mgr.ServiceRestart, Delay: time.Minute}}
+
+// ensureRecovery sets the recovery actions on the service itself when it
+// starts: an install that did not set them (wixl's MSI cannot) would
+// otherwise leave the agent stopped after it updated itself. Running as
+// LocalSystem, the service may change its own configuration; a failure is
+// reported, not fatal.
+func (h *handler) ensureRecovery() {
+	m, err := mgr.Connect()
+	if err != nil {
+		h.log.Warn("service recovery actions", "err", err)
+		return
+	}
+	defer m.Disconnect()
+	s, err := m.OpenService(serviceName)
+	if err != nil {
+		h.log.Warn("service recovery actions", "err", err)
+		return
+	}
+	defer s.Close()
+	if err := s.SetRecoveryActions(recoveryActions, 86400); err != nil {
+		h.log.Warn("service recovery actions: a self-update will not restart the service until the next boot", "err", err)
+	}
+}
+
 type handler struct {
 	state  string
 	log    *slog.Logger
@@ -75,6 +103,7 @@ func (h *handler) event(level client.EventLevel, id client.EventID, msg string) 
 
 func (h *handler) Execute(args []string, r <-chan svc.ChangeRequest, s chan<- svc.Status) (bool, uint32) {
 	s <- svc.Status{State: svc.StartPending}
+	h.ensureRecovery()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -100,7 +129,8 @@ func (h *handler) Execute(args []string, r <-chan svc.ChangeRequest, s chan<- sv
 			switch {
 			case errors.Is(err, client.ErrRestart):
 				// Exit code 1 has the service manager's recovery action
-				// (service install, the MSI) start the new binary.
+				// (set by service install and at every start:
+				// ensureRecovery) start the new binary.
 				h.event(client.EventInformation, client.EventIDServiceStopped, "bcagent service stopped: it updated itself; the service manager's recovery action starts the new version")
 				return true, 1
 			case err != nil:
@@ -189,7 +219,7 @@ func runServiceInstall(_ context.Context, g *globalOptions, m *mgr.Mgr) error {
 		return err
 	}
 	defer s.Close()
-	_ = s.SetRecoveryActions([]mgr.RecoveryAction{{Type: mgr.ServiceRestart, Delay: time.Minute}}, 86400)
+	_ = s.SetRecoveryActions(recoveryActions, 86400)
 	fmt.Fprintf(g.Stdout, "installed service %s (%s %s)\n", serviceName, exe, strings.Join(args, " "))
 	if registered {
 		fmt.Fprintf(g.Stdout, "registered the event source %s in the Application log\n", eventlog.Source)
