@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/beckmanconnect/bcupdate/client"
 	"github.com/beckmanconnect/bcupdate/internal/cliutil"
+	"github.com/beckmanconnect/bcupdate/internal/eventlog"
 )
 
 func runCommand() *cli.Command {
@@ -59,10 +61,15 @@ func runRun(ctx context.Context, g *globalOptions, o runOptions) error {
 	}
 	ro.WatchDir = dir
 	log := g.Log.NewLogger(g.Stderr)
+	if ev := agentEvents(); ev != nil {
+		// On Windows, run at a console writes the Application log as the
+		// service does (the handler carries the sink to the agent).
+		log = slog.New(eventlog.NewHandler(log.Handler(), ev))
+	}
 	if dir != "" {
 		fmt.Fprintf(g.Stdout, "bcagent %s serving %s, importing offline bundles dropped in %s\n", version, g.State, dir)
-		return client.Run(ctx, g.State, log, ro)
+	} else {
+		fmt.Fprintf(g.Stdout, "bcagent %s serving %s\n", version, g.State)
 	}
-	fmt.Fprintf(g.Stdout, "bcagent %s serving %s\n", version, g.State)
 	return client.Run(ctx, g.State, log, ro)
 }
