@@ -47,6 +47,10 @@ func testDevicePage(t *testing.T, st fleet.Store) {
 	if err := st.RevokeDevice(ctx, "dev-07", t0); err != nil {
 		t.Fatal(err)
 	}
+	// Revoked and silent (it never reported): offline once, not twice.
+	if err := st.RevokeDevice(ctx, "dev-11", t0); err != nil {
+		t.Fatal(err)
+	}
 	// fullUpdate(n) is seen at t0+n minutes with a one-minute poll
 	// interval: online until three minutes later.
 	now := t0.Add(8*time.Minute + 30*time.Second) // dev-05 (6 min), dev-06 (7) and dev-07 (8) are young enough; dev-07 is revoked
