@@ -450,7 +450,7 @@ func writeBundle(ctx context.Context, s Store, out string, entries []bundleEntry
 			os.Remove(tmp)
 		}
 	}()
-	cw := &countingWriter{w: f, total: total, progress: progress}
+	cw := &countingWriter{w: &writebackWriter{f: f}, total: total, progress: progress}
 	tw := tar.NewWriter(cw)
 	buf := make([]byte, 1<<20)
 	for _, e := range entries {
@@ -487,6 +487,26 @@ func writeBundle(ctx context.Context, s Store, out string, entries []bundleEntry
 		return 0, fmt.Errorf("--out %s: %w", out, err)
 	}
 	return cw.n, nil
+}
+
+// writebackWriter writes to f and, every writebackChunk bytes, has the
+// kernel start writing the chunk just written back to disk, so that a
+// large bundle's final fsync does not wait for all of it at once.
+type writebackWriter struct {
+	f        *os.File
+	n, since int64
+}
+
+const writebackChunk = 8 << 20
+
+func (w *writebackWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.n += int64(n)
+	if w.n-w.since >= writebackChunk {
+		startWriteback(w.f, w.since, w.n-w.since)
+		w.since = w.n
+	}
+	return n, err
 }
 
 // copyTarget streams one target from the store into the tar, checking its
