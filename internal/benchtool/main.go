@@ -79,13 +79,13 @@ func sections() []section {
 		{"components", componentsBench},
 		{"delta", deltaBench},
 		{"serve", serveBench},
+		// Offline bundles and site mirrors (peak RSS: before scale).
+		{"offline", offlineBench},
 		{"scale", scaleBench},
 		// After scale, for the same reason: 100,000 device keys.
 		{"fleet", fleetBench},
 		// The dashboard's pages on a fleet of 100,000 devices.
 		{"dashboard", dashboardBench},
-		// Offline bundles and site mirrors.
-		{"offline", offlineBench},
 	}
 }
 
