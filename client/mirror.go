@@ -23,6 +23,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -289,28 +290,45 @@ func (s *session) fetchTargetBytes(ctx context.Context, tf *metadata.TargetFiles
 }
 
 // download streams a target into f (downloadFrom), from the mirror in use
-// or, when it fails, the next one: a network failure keeps what arrived
-// and resumes it from the next mirror, bytes that do not verify are
-// dropped and fetched whole again.
+// or, when it fails, the next one. Bytes are only ever built on from the
+// mirror that sent them: a download cut off on one mirror is resumed on
+// that mirror (downloadFrom's retries), and starts again from zero on the
+// next, since a hostile mirror could send wrong bytes and then cut the
+// connection to have the honest mirror's resumed download fail its hashes
+// and be blamed for it. Bytes f already held (an earlier stage's, from a
+// mirror not known) are resumed, but a resumed download that does not
+// verify is fetched once more whole from the same mirror before that
+// mirror is blamed.
 func (s *session) download(ctx context.Context, tf *metadata.TargetFiles, f *os.File, rate int64, progress func(done, total int64)) ([]byte, error) {
 	var last error
-	for _, base := range s.mirrors.order(s.base) {
+	for i, base := range s.mirrors.order(s.base) {
 		url, err := s.otherTargetsURL(base, tf)
 		if err != nil {
 			return nil, err
 		}
+		if i > 0 {
+			// What f holds came from a mirror that just failed.
+			if err := truncateAll(f); err != nil {
+				return nil, err
+			}
+		}
+		kept, err := partialSize(f, tf)
+		if err != nil {
+			return nil, err
+		}
 		sum, err := s.downloadFrom(ctx, url, tf, f, rate, progress)
+		if err != nil && kept > 0 && errors.Is(err, ErrVerification) && ctx.Err() == nil {
+			if terr := truncateAll(f); terr != nil {
+				return nil, terr
+			}
+			sum, err = s.downloadFrom(ctx, url, tf, f, rate, progress)
+		}
 		if err == nil {
 			s.mirrors.use(base)
 			return sum, nil
 		}
 		if ctx.Err() != nil || !failover(err) || s.mirrors == nil || len(s.mirrors.urls) == 1 {
 			return nil, err
-		}
-		if errors.Is(err, ErrVerification) {
-			if terr := f.Truncate(0); terr != nil {
-				return nil, terr
-			}
 		}
 		s.mirrors.fail(base, err)
 		last = err
@@ -319,6 +337,36 @@ func (s *session) download(ctx context.Context, tf *metadata.TargetFiles, f *os.
 		last = fmt.Errorf("download %s: every repository mirror has failed in this stage", tf.Path)
 	}
 	return nil, last
+}
+
+// partialSize is how many bytes of f downloadFrom will resume from (0:
+// none, or more than the signed length, which it starts again).
+func partialSize(f *os.File, tf *metadata.TargetFiles) (int64, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	if fi.Size() > tf.Length {
+		return 0, nil
+	}
+	return fi.Size(), nil
+}
+
+// truncateAll empties f, if it holds anything (a truncate to zero can
+// make ext4 flush the file at close: not done when there is no need).
+func truncateAll(f *os.File) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.Size() == 0 {
+		return nil
+	}
+	if err := f.Truncate(0); err != nil {
+		return err
+	}
+	_, err = f.Seek(0, io.SeekStart)
+	return err
 }
 
 // fetchRoleFrom downloads a delegated role (a hashed bin) and verifies it,

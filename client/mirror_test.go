@@ -3,15 +3,20 @@ package client
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/beckmanconnect/bcupdate/internal/testutil"
 )
 
 // serveDir starts `bcpublish serve` on dir (a site mirror) and returns its
@@ -201,5 +206,110 @@ func TestMirrorConfig(t *testing.T) {
 	}
 	if got := base.RepositoryURLs(); len(got) != 1 || got[0] != base.RepositoryURL {
 		t.Fatalf("one repository: %v", got)
+	}
+}
+
+// hostileCutter is a mirror that serves good's repository, except that
+// each artifact request gets wrong bytes (the first of what it sends
+// flipped) and then the connection is cut half way through the body: a
+// mirror that would have the next one's resumed download fail its hashes.
+func hostileCutter(t *testing.T, good string) string {
+	u, _ := url.Parse(good)
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasSuffix(r.URL.Path, ".tar.gz") {
+			proxy.ServeHTTP(w, r)
+			return
+		}
+		resp, err := http.Get(good + r.URL.Path)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var off int
+		status := http.StatusOK
+		if _, err := fmt.Sscanf(r.Header.Get("Range"), "bytes=%d-", &off); err == nil && off > 0 && off < len(body) {
+			status = http.StatusPartialContent
+			w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, len(body)-1, len(body)))
+		} else {
+			off = 0
+		}
+		rest := append([]byte{}, body[off:]...)
+		rest[0] ^= 0xff
+		w.Header().Set("Content-Length", strconv.Itoa(len(rest)))
+		w.WriteHeader(status)
+		w.Write(rest[:len(rest)/2+1])
+		http.NewResponseController(w).Flush()
+		panic(http.ErrAbortHandler) // the connection breaks mid-body
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// TestMirrorAgentHostileCutDoesNotBlameNext: a mirror that sends wrong
+// bytes and then cuts the connection cannot get the next, honest mirror
+// blamed: the next one's download does not build on the bytes of the one
+// that failed, so the stage succeeds from it, and status names the
+// hostile mirror as the one that failed.
+func TestMirrorAgentHostileCutDoesNotBlameNext(t *testing.T) {
+	e := newFlowEnv(t, nil)
+	good := e.srv.URL
+	bad := hostileCutter(t, good)
+	e.reinit(func(c *Config) { c.RepositoryURL, c.RepositoryMirrors = bad, []string{good} })
+	e.publishWith("1.0.0", flowArtifact("1.0.0"), testutil.TarGz(t,
+		testutil.TarEntry{Name: "bin/notification-client", Body: "#!/bin/sh\necho 1.0.0\n", Mode: 0o755},
+		testutil.TarEntry{Name: "data.bin", Body: strings.Repeat("0123456789abcdef", 4096)},
+		testutil.TarEntry{Name: "VERSION", Body: "1.0.0\n"}), nil)
+	if err := e.check(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.stage(); err != nil {
+		t.Fatal(err)
+	}
+	m := e.repositoryStatus().Mirror
+	if m == nil || m.Used != good || len(m.Failed) != 1 || m.Failed[0].URL != bad ||
+		(m.Failed[0].Kind != CheckUnreachable && m.Failed[0].Kind != CheckVerification) {
+		t.Fatalf("status %+v", m)
+	}
+	if c := e.componentState(); c.Staged == nil || c.Staged.Version != "1.0.0" {
+		t.Fatalf("staged %+v", c.Staged)
+	}
+}
+
+// TestMirrorAgentStalePartial: bytes kept from an earlier stage (which
+// mirror sent them is not known) that make the resumed download fail its
+// hashes are dropped and the file fetched once more whole from the same
+// mirror before that mirror is blamed.
+func TestMirrorAgentStalePartial(t *testing.T) {
+	e := newFlowEnv(t, nil)
+	good := e.srv.URL
+	dead := deadURL(t)
+	e.reinit(func(c *Config) { c.RepositoryURL, c.RepositoryMirrors = dead, []string{good} })
+	data := testutil.TarGz(t, testutil.TarEntry{Name: "data.bin", Body: strings.Repeat("0123456789abcdef", 8192)},
+		testutil.TarEntry{Name: "VERSION", Body: "1.0.0\n"})
+	res := e.publishWith("1.0.0", flowArtifact("1.0.0"), data, nil)
+	if err := e.check(); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(e.state, "staging", flowComp, "1.0.0")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	stale := append([]byte{}, data[:len(data)/2]...)
+	stale[10] ^= 0xff // what some mirror sent before it went away
+	os.WriteFile(filepath.Join(dir, "release.sha256"), []byte(res.SHA256+"\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, flowArtifact("1.0.0")+".partial"), stale, 0o600)
+	if err := e.stage(); err != nil {
+		t.Fatal(err)
+	}
+	m := e.repositoryStatus().Mirror
+	if m == nil || m.Used != good || len(m.Failed) != 1 || m.Failed[0].URL != dead {
+		t.Fatalf("status %+v", m)
+	}
+	c := e.componentState()
+	if got, err := os.ReadFile(c.Staged.File); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("staged file differs (%d bytes, %v)", len(got), err)
 	}
 }
