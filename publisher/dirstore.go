@@ -189,6 +189,31 @@ func (d *DirStore) Exists(_ context.Context, name string) (bool, error) {
 	return true, nil
 }
 
+// Size returns an object's length in bytes (a stat); a missing object, or
+// one that is not a regular file, is an error wrapping fs.ErrNotExist.
+func (d *DirStore) Size(_ context.Context, name string) (int64, error) {
+	n, err := d.name(name)
+	if err != nil {
+		return 0, err
+	}
+	root, err := d.root()
+	if err != nil {
+		return 0, err
+	}
+	defer root.Close()
+	fi, err := root.Stat(n)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, fmt.Errorf("%s: %w", name, fs.ErrNotExist)
+	}
+	if err != nil {
+		return 0, d.confined(root, n, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return 0, fmt.Errorf("%s: %w", name, fs.ErrNotExist)
+	}
+	return fi.Size(), nil
+}
+
 // dirServer is a DirStore as `bcpublish serve` reads it: the same rules
 // (every open goes through an os.Root on Dir, so no ".." and no symbolic
 // link out of the directory is followed), but the root is held open
@@ -328,11 +353,16 @@ func (d *DirStore) List(_ context.Context, prefix string) ([]string, error) {
 }
 
 // PutIfAbsent writes a temp file, fsyncs it and links it into place:
-// link fails if the name exists, so creation is atomic and exclusive.
-func (d *DirStore) PutIfAbsent(_ context.Context, name string, r io.ReadSeeker, _ int64) error {
+// link fails if the name exists, so creation is atomic and exclusive. It
+// reads at most size bytes and stores nothing unless r holds exactly size
+// (a body cut short, or one that goes on, is refused: errSize).
+func (d *DirStore) PutIfAbsent(_ context.Context, name string, r io.ReadSeeker, size int64) error {
 	n, err := d.name(name)
 	if err != nil {
 		return err
+	}
+	if size < 0 {
+		return fmt.Errorf("%s: %w: the size is not known", name, errSize)
 	}
 	root, err := d.rootForWrite()
 	if err != nil {
@@ -349,9 +379,21 @@ func (d *DirStore) PutIfAbsent(_ context.Context, name string, r io.ReadSeeker, 
 		return d.confined(root, tmp, err)
 	}
 	defer root.Remove(tmp)
-	if _, err := io.Copy(f, r); err != nil {
+	got, err := io.Copy(f, io.LimitReader(r, size))
+	if err != nil {
 		f.Close()
 		return err
+	}
+	if got == size {
+		// One byte more would be too many.
+		var b [1]byte
+		if m, _ := io.ReadFull(r, b[:]); m > 0 {
+			got++
+		}
+	}
+	if got != size {
+		f.Close()
+		return sizeError(name, got, size)
 	}
 	if err := f.Chmod(0o644); err != nil {
 		f.Close()
@@ -371,6 +413,40 @@ func (d *DirStore) PutIfAbsent(_ context.Context, name string, r io.ReadSeeker, 
 		return d.confined(root, n, err)
 	}
 	return atomicfile.SyncDirIn(root, dir)
+}
+
+// errSize: PutIfAbsent was given a body shorter or longer than its size.
+var errSize = errors.New("the body is not the size given")
+
+func sizeError(name string, got, size int64) error {
+	more := ""
+	if got > size {
+		more = " or more"
+	}
+	return fmt.Errorf("%s: %w (%d bytes%s, want %d); nothing was stored", name, errSize, got, more, size)
+}
+
+// checkSize says whether r holds exactly size bytes from where it is, and
+// leaves it there.
+func checkSize(name string, r io.ReadSeeker, size int64) error {
+	if size < 0 {
+		return fmt.Errorf("%s: %w: the size is not known", name, errSize)
+	}
+	cur, err := r.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return err
+	}
+	end, err := r.Seek(0, io.SeekEnd)
+	if err != nil {
+		return err
+	}
+	if _, err := r.Seek(cur, io.SeekStart); err != nil {
+		return err
+	}
+	if end-cur != size {
+		return sizeError(name, end-cur, size)
+	}
+	return nil
 }
 
 // Swap replaces an object if its content still has the given tag.

@@ -663,9 +663,9 @@ send:
 }
 
 // fetchTarget stores one target's file under its consistent-snapshot name:
-// streamed from upstream into <work>/<sha256>.partial (resumed from what
-// an earlier sync left there), checked against the signed length and every
-// listed hash, then stored.
+// streamed from upstream into its own partial file in the work directory
+// (partialName; resumed from what an earlier sync left there), checked
+// against the signed length and every listed hash, then stored.
 func (m *mirrorSync) fetchTarget(ctx context.Context, tf *metadata.TargetFiles) error {
 	sum, ok := tf.Hashes["sha256"]
 	if !ok || len(sum) != sha256.Size {
@@ -673,7 +673,7 @@ func (m *mirrorSync) fetchTarget(ctx context.Context, tf *metadata.TargetFiles) 
 	}
 	hexsum := hex.EncodeToString(sum)
 	name := "targets/" + repo.ConsistentName(tf.Path, hexsum)
-	if ok, err := m.to.Exists(ctx, name); err != nil {
+	if ok, err := m.present(ctx, name, tf.Length); err != nil {
 		return fmt.Errorf("mirror: %w", err)
 	} else if ok {
 		m.mu.Lock()
@@ -681,7 +681,9 @@ func (m *mirrorSync) fetchTarget(ctx context.Context, tf *metadata.TargetFiles) 
 		m.mu.Unlock()
 		return nil
 	}
-	partial := filepath.Join(m.o.WorkDir, hexsum+".partial")
+	// A partial file of an earlier version, named by the sha256 alone.
+	os.Remove(filepath.Join(m.o.WorkDir, hexsum+".partial"))
+	partial := filepath.Join(m.o.WorkDir, partialName(name))
 	f, err := os.OpenFile(partial, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("work directory: %w", err)
@@ -753,6 +755,50 @@ func (m *mirrorSync) fetchTarget(ctx context.Context, tf *metadata.TargetFiles) 
 	m.mu.Unlock()
 	return nil
 }
+
+// partialName is the work directory's file for a target being downloaded:
+// named by the target's consistent name (hashed: a flat name), never by
+// its sha256 alone, since two targets with the same bytes (one artifact
+// released for two platforms) are downloaded at the same time and must
+// not share a file.
+func partialName(name string) string {
+	h := sha256.Sum256([]byte(name))
+	return hex.EncodeToString(h[:]) + ".target.partial"
+}
+
+// present says whether the mirror holds a target's file: one whose length
+// is not the signed length (cut short by a crash, a full disk or by hand)
+// is deleted and fetched again. Only the length is checked (a stat): the
+// bytes were verified when they were stored.
+func (m *mirrorSync) present(ctx context.Context, name string, length int64) (bool, error) {
+	sz, ok := m.to.(objectSizer)
+	if !ok {
+		return m.to.Exists(ctx, name)
+	}
+	n, err := sz.Size(ctx, name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if n == length {
+		return true, nil
+	}
+	m.log.Warn("a target file on the mirror does not have its signed length; fetching it again", "name", name, "length", n, "signed", length)
+	if err := m.to.Delete(ctx, name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, err
+	}
+	return false, nil
+}
+
+// objectSizer is a Store that tells an object's length cheaply (a stat):
+// a missing object is an error wrapping fs.ErrNotExist.
+type objectSizer interface {
+	Size(ctx context.Context, name string) (int64, error)
+}
+
+var _ objectSizer = (*DirStore)(nil)
 
 // mirrorHasher computes every hash a target lists.
 type mirrorHasher struct {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -544,5 +545,157 @@ func TestHTTPSourcePlainHTTP(t *testing.T) {
 		if err != nil && !strings.Contains(err.Error(), "plain http is refused") {
 			t.Errorf("NewHTTPSource(%s): %v does not say why", tc.url, err)
 		}
+	}
+}
+
+// interleaver is an upstream whose two bodies of the same bytes (the
+// target files x and y, in the order they are opened) are interleaved the
+// way parallel downloads can be: x's first byte waits until y is being
+// opened; y's opening waits until x has sent everything (before its end);
+// x's end waits until y has started to read; y's bytes wait until x is
+// done and closed.
+type interleaver struct {
+	publisher.MirrorSource
+	match                     func(name string) bool
+	mu                        sync.Mutex
+	opened                    int
+	yOpening, xAtEnd          chan struct{}
+	yReading, xClosed         chan struct{}
+	yOpenOnce, xEndOnce, yRdO sync.Once
+}
+
+func newInterleaver(src publisher.MirrorSource, match func(string) bool) *interleaver {
+	return &interleaver{MirrorSource: src, match: match,
+		yOpening: make(chan struct{}), xAtEnd: make(chan struct{}), yReading: make(chan struct{}), xClosed: make(chan struct{})}
+}
+
+func (il *interleaver) Open(ctx context.Context, name string, off int64) (io.ReadCloser, int64, error) {
+	if !il.match(name) {
+		return il.MirrorSource.Open(ctx, name, off)
+	}
+	il.mu.Lock()
+	il.opened++
+	role := il.opened
+	il.mu.Unlock()
+	if role == 2 {
+		il.yOpenOnce.Do(func() { close(il.yOpening) })
+		wait(ctx, il.xAtEnd)
+	}
+	rc, start, err := il.MirrorSource.Open(ctx, name, off)
+	if err != nil {
+		return rc, start, err
+	}
+	switch role {
+	case 1:
+		return &xBody{ReadCloser: rc, il: il, ctx: ctx}, start, nil
+	case 2:
+		return &yBody{ReadCloser: rc, il: il, ctx: ctx}, start, nil
+	}
+	return rc, start, nil
+}
+
+// wait waits for ch, or gives up (the test fails on what follows) if
+// the sync never gets there.
+func wait(ctx context.Context, ch chan struct{}) {
+	select {
+	case <-ch:
+	case <-ctx.Done():
+	case <-time.After(30 * time.Second):
+	}
+}
+
+type xBody struct {
+	io.ReadCloser
+	il      *interleaver
+	ctx     context.Context
+	started bool
+	once    sync.Once
+}
+
+func (b *xBody) Read(p []byte) (int, error) {
+	if !b.started {
+		b.started = true
+		wait(b.ctx, b.il.yOpening)
+	}
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && n == 0 {
+		// Everything x sent is written by now.
+		b.il.xEndOnce.Do(func() { close(b.il.xAtEnd) })
+		wait(b.ctx, b.il.yReading)
+	}
+	return n, err
+}
+
+func (b *xBody) Close() error {
+	b.once.Do(func() { close(b.il.xClosed) })
+	return b.ReadCloser.Close()
+}
+
+type yBody struct {
+	io.ReadCloser
+	il  *interleaver
+	ctx context.Context
+}
+
+func (b *yBody) Read(p []byte) (int, error) {
+	b.il.yRdO.Do(func() {
+		close(b.il.yReading)
+		wait(b.ctx, b.il.xClosed)
+	})
+	return b.ReadCloser.Read(p)
+}
+
+// TestMirrorSameBytesTwoPlatforms: two targets with the same bytes (one
+// artifact released for two platforms) downloaded at the same time do not
+// share a partial file, and each is stored whole.
+func TestMirrorSameBytesTwoPlatforms(t *testing.T) {
+	m := newMirrorFixture(t, 0)
+	content := strings.Repeat("the same artifact for both platforms ", 4096)
+	file := m.artifact(t, "agent-1.0.0/agent.bin", content, m.pki.Leaf)
+	for _, p := range []string{"linux-amd64", "windows-amd64"} {
+		if _, err := m.add(publisher.ReleaseOptions{Component: "notification-client", Version: "1.0.0", Platform: p, File: file, Channels: []string{"stable"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := newInterleaver(publisher.StoreSource{Store: m.store}, func(name string) bool { return strings.HasSuffix(name, ".agent.bin") })
+	if _, err := m.sync(t, src, publisher.MirrorOptions{Parallel: 4}); err != nil {
+		t.Fatal(err)
+	}
+	if src.opened != 2 {
+		t.Fatalf("the artifact was opened %d times upstream, want once per platform", src.opened)
+	}
+	held := verifiedTargets(t, m.mirror, nil)
+	if len(held) != 9 { // policy; per platform artifact, signature, pointer, release index
+		t.Fatalf("held %v", held)
+	}
+	if left, _ := filepath.Glob(filepath.Join(m.work, "*.partial")); len(left) != 0 {
+		t.Fatalf("partial downloads left: %v", left)
+	}
+}
+
+// TestMirrorReplacesWrongLengthObject: a target file on the mirror whose
+// length is not the signed one (cut short by a crash or by hand) is not
+// taken as present: the next sync that looks at it fetches it again.
+func TestMirrorReplacesWrongLengthObject(t *testing.T) {
+	m := newMirrorFixture(t, 0)
+	m.release(t, "notification-client", "1.0.0", strings.Repeat("one ", 1000))
+	if _, err := m.sync(t, publisher.StoreSource{Store: m.store}, publisher.MirrorOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	short, err := filepath.Glob(filepath.Join(m.mirror.Dir, "targets", "notification-client", "windows-amd64", "1.0.0", "*.agent.bin"))
+	if err != nil || len(short) != 1 {
+		t.Fatalf("the artifact on the mirror: %v %v", short, err)
+	}
+	if err := os.Truncate(short[0], 100); err != nil {
+		t.Fatal(err)
+	}
+	m.release(t, "notification-client", "1.1.0", "two") // targets.json changes: every target is looked at
+	res, err := m.sync(t, publisher.StoreSource{Store: m.store}, publisher.MirrorOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifiedTargets(t, m.mirror, nil)
+	if res.TargetsCopied != 5 { // the replaced one, and 1.1.0's artifact, signature, pointer, index
+		t.Fatalf("result %+v", res)
 	}
 }

@@ -239,8 +239,13 @@ func (s *S3Store) put(ctx context.Context, name string, body io.ReadSeeker, size
 	return nil
 }
 
-// PutIfAbsent writes an immutable object with If-None-Match: *.
+// PutIfAbsent writes an immutable object with If-None-Match: *. A body
+// that is not size bytes long is refused before anything is sent (and the
+// Content-Length sent is size, so S3 stores that many or nothing).
 func (s *S3Store) PutIfAbsent(ctx context.Context, name string, r io.ReadSeeker, size int64) error {
+	if err := checkSize(name, r, size); err != nil {
+		return err
+	}
 	err := s.put(ctx, name, r, size, aws.String("*"), nil)
 	if errors.Is(err, ErrChanged) {
 		return fmt.Errorf("%s: %w", name, ErrExists)

@@ -27,6 +27,8 @@ var (
 //   - Get and Read report a missing object with an error wrapping fs.ErrNotExist.
 //   - PutIfAbsent creates an object atomically only if it does not exist,
 //     else returns ErrExists and leaves it unchanged (immutable objects).
+//     It stores exactly size bytes: a body shorter or longer is refused
+//     and nothing is stored.
 //   - Swap replaces an object atomically only if its tag is still tag ("":
 //     only if it does not exist), else returns ErrChanged. Tags come from
 //     Read and are opaque.

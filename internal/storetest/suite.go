@@ -73,6 +73,31 @@ func Run(t *testing.T, newStore func(t *testing.T) publisher.Store) {
 		}
 	})
 
+	t.Run("put if absent takes exactly size bytes", func(t *testing.T) {
+		s := newStore(t)
+		for _, tc := range []struct {
+			name, body string
+			size       int64
+		}{
+			{"targets/short.bin", "cut short", 100},
+			{"targets/long.bin", "longer than it says", 6},
+		} {
+			if err := s.PutIfAbsent(ctx, tc.name, strings.NewReader(tc.body), tc.size); err == nil || errors.Is(err, publisher.ErrExists) {
+				t.Fatalf("%s: a %d-byte body put as %d bytes: %v", tc.name, len(tc.body), tc.size, err)
+			}
+			if ok, err := s.Exists(ctx, tc.name); ok || err != nil {
+				t.Fatalf("%s: a refused put left an object: %v %v", tc.name, ok, err)
+			}
+			// The name is still free for the right bytes.
+			if err := put(t, s, tc.name, tc.body); err != nil {
+				t.Fatal(err)
+			}
+			if got := get(t, s, tc.name); got != tc.body {
+				t.Fatalf("%s: %q", tc.name, got)
+			}
+		}
+	})
+
 	t.Run("swap", func(t *testing.T) {
 		s := newStore(t)
 		const n = "metadata/timestamp.json"
