@@ -19,6 +19,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/fetcher"
 
+	"github.com/beckmanconnect/bcupdate/internal/minrate"
 	"github.com/beckmanconnect/bcupdate/internal/netaddr"
 )
 
@@ -411,32 +412,30 @@ func (e *SlowError) Timeout() bool { return true }
 // Temporary reports true (net.Error): the next attempt may be faster.
 func (e *SlowError) Temporary() bool { return true }
 
-// rateGuard is a response body that enforces a rateRule: while a Read
-// waits for the server a timer runs; at the end of each window of waiting
-// the bytes that arrived in it are counted, and too few cancel the request
-// (its context's cause is the *SlowError, which Read returns). A body that
-// breaks off otherwise (connection reset, cut short) returns a
-// *BodyError: a network failure, whatever error the connection gave.
+// rateGuard is a response body that enforces a rateRule (the shared
+// minrate.Body: while a Read waits for the server a timer runs; at the end
+// of each window of waiting the bytes that arrived in it are counted, and
+// too few cancel the request, its context's cause being the *SlowError,
+// which Read returns). A body that breaks off otherwise (connection reset,
+// cut short) returns a *BodyError: a network failure, whatever error the
+// connection gave.
 type rateGuard struct {
 	body    io.ReadCloser
+	rule    *minrate.Body
 	url     *neturl.URL
-	rule    rateRule
 	cancel  context.CancelCauseFunc
 	observe func(u *neturl.URL, done, total int64, finished bool)
 	total   int64 // the whole file, -1 if unknown
 
-	mu      sync.Mutex
-	gen     uint64        // counts Reads, so a late timer knows it is stale
-	waiting time.Time     // when the current Read started; zero between Reads
-	spent   time.Duration // waited in this window, Reads finished
-	got     int64         // bytes in this window
-	done    int64         // bytes of the file so far (from the range start)
-	err     *SlowError
-	closed  bool
+	mu   sync.Mutex
+	done int64 // bytes of the file so far (from the range start)
 }
 
 func newRateGuard(resp *http.Response, u *neturl.URL, rule rateRule, cancel context.CancelCauseFunc, observe func(*neturl.URL, int64, int64, bool)) *rateGuard {
-	g := &rateGuard{body: resp.Body, url: u, rule: rule, cancel: cancel, observe: observe, total: resp.ContentLength}
+	g := &rateGuard{body: resp.Body, url: u, cancel: cancel, observe: observe, total: resp.ContentLength}
+	g.rule = minrate.NewBody(resp.Body, minrate.Rule{Min: rule.min, Window: rule.window}, cancel, func(got int64) error {
+		return &SlowError{URL: u.Redacted(), Got: got, Window: rule.window, Min: rule.min}
+	})
 	if resp.StatusCode == http.StatusPartialContent {
 		// "bytes START-END/TOTAL": progress counts from START.
 		var start, end, total int64
@@ -448,46 +447,18 @@ func newRateGuard(resp *http.Response, u *neturl.URL, rule rateRule, cancel cont
 }
 
 func (g *rateGuard) Read(p []byte) (int, error) {
-	if g.rule.min <= 0 {
-		n, err := g.body.Read(p)
-		if g.observe != nil && n > 0 {
-			g.mu.Lock()
-			g.done += int64(n)
-			done := g.done
-			g.mu.Unlock()
+	n, err := g.rule.Read(p)
+	if n > 0 {
+		g.mu.Lock()
+		g.done += int64(n)
+		done := g.done
+		g.mu.Unlock()
+		if g.observe != nil {
 			g.observe(g.url, done, g.total, false)
 		}
-		return n, g.broken(err)
 	}
-	g.mu.Lock()
-	if g.err != nil {
-		g.mu.Unlock()
-		return 0, g.err
-	}
-	g.gen++
-	gen := g.gen
-	g.waiting = time.Now()
-	timer := time.AfterFunc(g.rule.window-g.spent, func() { g.expire(gen) })
-	g.mu.Unlock()
-
-	n, err := g.body.Read(p)
-
-	g.mu.Lock()
-	timer.Stop()
-	if !g.waiting.IsZero() && g.gen == gen {
-		g.spent += time.Since(g.waiting)
-		g.waiting = time.Time{}
-	}
-	g.got += int64(n)
-	g.done += int64(n)
-	g.judge()
-	slow, done, total := g.err, g.done, g.total
-	g.mu.Unlock()
-	if g.observe != nil && n > 0 {
-		g.observe(g.url, done, total, false)
-	}
-	if slow != nil {
-		return n, slow
+	if slow := g.rule.Err(); slow != nil && err == slow {
+		return n, err
 	}
 	return n, g.broken(err)
 }
@@ -516,42 +487,9 @@ func (e *BodyError) Unwrap() []error {
 	return []error{e.Err, &metadata.ErrDownload{Msg: e.Error()}}
 }
 
-// expire runs when a Read has waited to the end of the window.
-func (g *rateGuard) expire(gen uint64) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if gen != g.gen || g.waiting.IsZero() || g.err != nil || g.closed {
-		return // that Read has returned
-	}
-	now := time.Now()
-	g.spent += now.Sub(g.waiting)
-	g.waiting = now
-	g.judge()
-	if g.err != nil {
-		g.cancel(g.err) // unblocks the Read, which returns g.err
-		return
-	}
-	// Enough arrived: the Read goes on waiting into the next window.
-	time.AfterFunc(g.rule.window-g.spent, func() { g.expire(gen) })
-}
-
-// judge closes every full window of waiting: too few bytes in it is a
-// SlowError. Called with mu held.
-func (g *rateGuard) judge() {
-	for g.err == nil && g.spent >= g.rule.window {
-		need := int64(float64(g.rule.min) * g.rule.window.Seconds())
-		if g.got < need {
-			g.err = &SlowError{URL: g.url.Redacted(), Got: g.got, Window: g.rule.window, Min: g.rule.min}
-			return
-		}
-		g.spent -= g.rule.window
-		g.got = 0
-	}
-}
-
 func (g *rateGuard) Close() error {
+	g.rule.Close()
 	g.mu.Lock()
-	g.closed = true
 	done, total := g.done, g.total
 	g.mu.Unlock()
 	err := g.body.Close()
