@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/urfave/cli/v2"
@@ -14,10 +16,10 @@ import (
 
 // The log flags every program takes (docs/operations.md, "Logs"):
 // --log-format text|json and --log-level debug|info|warn|error, each with
-// its environment variable. Under systemd (JOURNAL_STREAM set, as systemd
-// sets it for a service whose stderr goes to the journal) a line carries no
-// time of its own, the journal stamps it, and starts with the syslog
-// priority ("<3>" for an error) that journald reads as the entry's level.
+// its environment variable. When stderr is systemd's journal stream
+// (UnderJournal) a line carries no time of its own, the journal stamps it,
+// and starts with the syslog priority ("<3>" for an error) that journald
+// reads as the entry's level.
 
 // Log format and level values, as the flags take them.
 var (
@@ -76,9 +78,25 @@ func LogLevelSet(c *cli.Context) bool {
 	return false
 }
 
-// UnderJournal says whether stderr is systemd's journal stream: systemd
-// sets JOURNAL_STREAM for a service whose output goes to the journal.
-func UnderJournal() bool { return os.Getenv("JOURNAL_STREAM") != "" }
+// UnderJournal says whether stderr is systemd's journal stream. systemd
+// sets JOURNAL_STREAM to "DEVICE:INODE" of the stream it connects a
+// service's stderr to, but every child process inherits the variable, also
+// one whose stderr is a file or a pipe: as systemd.exec(5) says, the
+// stream is the journal only when stderr's own device and inode (fstat)
+// are those. Never on Windows (journalStream).
+func UnderJournal() bool { return journalStream(os.Getenv("JOURNAL_STREAM")) }
+
+// parseJournalStream is JOURNAL_STREAM's device and inode, decimal
+// numbers as systemd writes them.
+func parseJournalStream(v string) (dev, ino uint64, ok bool) {
+	d, i, found := strings.Cut(v, ":")
+	if !found {
+		return 0, 0, false
+	}
+	dev, errd := strconv.ParseUint(d, 10, 64)
+	ino, erri := strconv.ParseUint(i, 10, 64)
+	return dev, ino, errd == nil && erri == nil
+}
 
 func (o LogOptions) level() slog.Level {
 	switch o.Level {
