@@ -84,13 +84,15 @@ func TestMSI(t *testing.T) {
 		}
 		return ""
 	}
+	// v1.4.2 is ProductVersion 1.4.2000 (packaging/version.sh: room for
+	// the builds after the tag, TestMSIVersionAfterTag).
 	const upgradeCode = "{6F1D3A52-7C1B-4E0F-9B7A-2D5C8E4A9B01}"
-	if prop("UpgradeCode") != upgradeCode || prop("ProductVersion") != "1.4.2" || prop("ALLUSERS") != "1" {
+	if prop("UpgradeCode") != upgradeCode || prop("ProductVersion") != "1.4.2000" || prop("ALLUSERS") != "1" {
 		t.Errorf("Property: UpgradeCode %q, ProductVersion %q, ALLUSERS %q", prop("UpgradeCode"), prop("ProductVersion"), prop("ALLUSERS"))
 	}
 	var older bool
 	for _, u := range msiTable(t, msi, "Upgrade") {
-		if u[0] == upgradeCode && u[1] == "0.0.0" && u[2] == "1.4.2" && u[len(u)-1] == "OLDVERSIONFOUND" {
+		if u[0] == upgradeCode && u[1] == "0.0.0" && u[2] == "1.4.2000" && u[len(u)-1] == "OLDVERSIONFOUND" {
 			older = true
 		}
 	}
@@ -234,6 +236,47 @@ func TestMSI(t *testing.T) {
 		if !strings.Contains(list, want) {
 			t.Errorf("release list --json lacks %s:\n%s", want, list)
 		}
+	}
+}
+
+// TestMSIVersionAfterTag: the MSI of a build after a tag is a later
+// product than the tag's (a higher ProductVersion, its own ProductCode),
+// so msiexec upgrades the tag's to it, and it to the next release's.
+func TestMSIVersionAfterTag(t *testing.T) {
+	testutil.NeedTools(t, "wixl", "msiinfo", "faketime")
+	type product struct{ version, code, upgradeMax string }
+	build := func(version, file string) product {
+		t.Helper()
+		msi := filepath.Join(buildPackages(t, version, "--only", "msi", "--platform", "windows-amd64"), file)
+		props := msiTable(t, msi, "Property")
+		var p product
+		if r := row(props, "ProductVersion"); r != nil {
+			p.version = r[1]
+		}
+		if r := row(props, "ProductCode"); r != nil {
+			p.code = r[1]
+		}
+		for _, u := range msiTable(t, msi, "Upgrade") {
+			if u[len(u)-1] == "OLDVERSIONFOUND" {
+				p.upgradeMax = u[2]
+			}
+		}
+		return p
+	}
+	tag := build("v1.4.2", "bcagent_1.4.2_windows-amd64.msi")
+	after := build("v1.4.2-3-gabc1234", "bcagent_1.4.2+3.gabc1234_windows-amd64.msi")
+	next := build("v1.4.3", "bcagent_1.4.3_windows-amd64.msi")
+	for _, c := range []struct {
+		p    product
+		want string
+	}{{tag, "1.4.2000"}, {after, "1.4.2003"}, {next, "1.4.3000"}} {
+		if c.p.version != c.want || c.p.upgradeMax != c.want || c.p.code == "" {
+			t.Errorf("ProductVersion %s, replaces versions below %s, ProductCode %q; want %s, below %s, a code",
+				c.p.version, c.p.upgradeMax, c.p.code, c.want, c.want)
+		}
+	}
+	if tag.code == after.code || after.code == next.code || tag.code == next.code {
+		t.Errorf("ProductCodes %s, %s, %s: want one for each version (a major upgrade)", tag.code, after.code, next.code)
 	}
 }
 

@@ -10,7 +10,11 @@
 #                              certificate chain and its key (osslsigncode)
 #   SHA256SUMS                 of every file in DIR (default dist/)
 #
-# VERSION: the version (default: git describe); SOURCE_DATE_EPOCH: every
+# DIR must be new, empty, or a folder an earlier run made (it holds
+# .bcupdate-packages): it is emptied first.
+#
+# VERSION: the version (default: git describe; packaging/version.sh makes
+# the packages' versions of it); SOURCE_DATE_EPOCH: every
 # timestamp in the packages (default: the last commit's time). Two runs on
 # the same commit give the same bytes (scripts/release-check.sh checks it).
 set -euo pipefail
@@ -42,28 +46,35 @@ if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
   SOURCE_DATE_EPOCH=$(git log -1 --format=%ct 2>/dev/null || echo 0)
 fi
 export SOURCE_DATE_EPOCH
-# A Debian version starts with a digit: a tag v1.2.0 is 1.2.0; a build
-# between tags (git describe gives a hash) is 0.0.0~git<hash>.
-debversion=${VERSION#v}
-case "$debversion" in
-  [0-9]*) debversion=${debversion//-/\~} ;;
-  *) debversion="0.0.0~git${debversion//-/.}" ;;
-esac
+# The .debs' Debian version and the MSI's ProductVersion
+# (packaging/version.sh): a build after a tag sorts after the tag and
+# before the next one in both, so apt and msiexec upgrade to it.
+versions=$(bash packaging/version.sh "$VERSION")
+read -r debversion msiversion <<<"$versions"
 
-# An MSI version is numeric: a tag's, else 0.0.<commits> (so that a later
-# build between tags still upgrades an earlier one).
-if [[ ${VERSION#v} =~ ^([0-9]+\.[0-9]+\.[0-9]+) ]]; then
-  msiversion=${BASH_REMATCH[1]}
-else
-  msiversion="0.0.$(git rev-list --count HEAD 2>/dev/null || echo 0)"
+# --out is emptied first, so it must be new, empty, or a folder this script
+# made (it holds the marker file, which SHA256SUMS leaves out): never a
+# folder of someone else's files.
+marker=.bcupdate-packages
+if [ -e "$out" ] || [ -L "$out" ]; then
+  if [ ! -d "$out" ]; then
+    echo "packages.sh: --out $out exists and is not a folder" >&2
+    exit 1
+  fi
+  if [ -f "$out/$marker" ]; then
+    rm -rf "$out"
+  elif [ -n "$(ls -A -- "$out")" ]; then
+    echo "packages.sh: --out $out is not empty and packages.sh did not make it (no $marker in it): give a new or empty folder" >&2
+    exit 1
+  fi
 fi
 
 ldflags="-s -w -buildid= -X main.version=$VERSION"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-rm -rf "$out"
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
+echo "made by scripts/packages.sh: its next run with --out here empties this folder" >"$out/$marker"
 
 # Man pages and completion scripts come from the programs' own command
 # trees (bcagent man, bcagent completion SHELL), run on this machine in a
@@ -103,6 +114,6 @@ for platform in "${platforms[@]}"; do
   esac
 done
 
-(cd "$out" && find . -maxdepth 1 -type f ! -name SHA256SUMS -printf '%f\n' | LC_ALL=C sort | xargs -r sha256sum >SHA256SUMS)
+(cd "$out" && find . -maxdepth 1 -type f ! -name SHA256SUMS ! -name "$marker" -printf '%f\n' | LC_ALL=C sort | xargs -r sha256sum >SHA256SUMS)
 echo "packages: $out"
 sed 's/^/  /' "$out/SHA256SUMS"

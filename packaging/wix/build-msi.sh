@@ -5,14 +5,18 @@
 #   packaging/wix/build-msi.sh BCAGENT.EXE MSI-VERSION OUT.msi
 #
 # MSI-VERSION is numeric (1.2.3; Windows Installer compares the first
-# three fields for upgrades). SOURCE_DATE_EPOCH (required) is every time in
+# three fields for upgrades): packaging/version.sh makes it of the
+# release's version, 1.2.3000 for v1.2.3 and 1.2.3004 for four commits
+# after it. SOURCE_DATE_EPOCH (required) is every time in
 # the MSI. wixl 0.101 stamps the summary information with the time of the
 # build and a random package code, and its cabinet with the file's mtime,
 # so: the file's mtime is set to SOURCE_DATE_EPOCH, wixl runs under
 # faketime at that instant, and msibuild writes the summary information
 # again with a package code derived from the version and the binary. The
-# product code is derived from the version: each version has its own (a
-# major upgrade), the upgrade code in bcagent.wxs never changes.
+# product code is derived from the MSI version: each ProductVersion, so each
+# commit after a tag, has its own (a major upgrade), and two MSIs of one
+# ProductVersion are one product to Windows Installer, never two installed
+# side by side; the upgrade code in bcagent.wxs never changes.
 #
 # SIGN_CERT (certificate chain, PEM) and SIGN_KEY (its key): osslsigncode
 # signs the MSI (Authenticode, SHA-256) with its signing time at
