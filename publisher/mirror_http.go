@@ -14,28 +14,47 @@ import (
 	"sync"
 	"time"
 
+	"github.com/beckmanconnect/bcupdate/internal/minrate"
 	"github.com/beckmanconnect/bcupdate/internal/netaddr"
 )
 
 // HTTPSource reads an upstream repository over HTTP(S), as `bcpublish
 // serve`, a CDN or a web server serves it (<url>/metadata/, <url>/targets/).
-// Nothing it reads is trusted: Mirror verifies every byte. A body that
-// brings nothing for IdleTimeout is stopped (a stalled or trickling server
-// cannot hold the mirror for ever); sizes are bounded by the caller.
+// Nothing it reads is trusted: Mirror verifies every byte. Every response
+// body must keep up the agent's minimum rate (MinRate bytes a second over
+// each MinRateWindow spent waiting for it, internal/minrate), so a stalled
+// or trickling server cannot hold a sync for ever; sizes are bounded by the
+// caller. Redirects are followed, as by the agent, only to the upstream's
+// own host or one of AllowHosts, and never from https to plain http except
+// to loopback.
 type HTTPSource struct {
-	URL         string // no trailing slash
-	Client      *http.Client
-	IdleTimeout time.Duration
+	URL    string // no trailing slash
+	Client *http.Client
+	// MinRate and MinRateWindow are the minimum rate (zero: the
+	// defaults, those of the agent: 1 KiB/s over 30 s; a negative MinRate:
+	// no rule).
+	MinRate       int64
+	MinRateWindow time.Duration
+	// AllowHosts are other hosts ("host" or "host:port") a redirect may
+	// lead to. Set before the first request.
+	AllowHosts []string
 }
 
 var _ MirrorSource = (*HTTPSource)(nil)
 
-// Default timeouts of an HTTPSource.
+// Default timeouts and minimum rate of an HTTPSource (the rate is the
+// agent's default min_rate and min_rate_window).
 const (
 	mirrorDialTimeout   = 15 * time.Second
 	mirrorHeaderTimeout = 30 * time.Second
-	mirrorIdleTimeout   = 60 * time.Second
+	mirrorMinRate       = 1 << 10
+	mirrorMinRateWindow = 30 * time.Second
 )
+
+// ErrTooSlow: an upstream response body fell below the minimum rate (a
+// network failure, exit code 1; what arrived of a target file is kept
+// and resumed by the next sync).
+var ErrTooSlow = errors.New("below the minimum rate")
 
 // NewHTTPSource checks an upstream URL (http or https, no query, fragment
 // or credentials) and returns its source.
@@ -62,16 +81,32 @@ func NewHTTPSource(raw string) (*HTTPSource, error) {
 		IdleConnTimeout:       90 * time.Second,
 		ForceAttemptHTTP2:     true,
 	}
-	client := &http.Client{Transport: tr, CheckRedirect: func(req *http.Request, via []*http.Request) error {
+	h := &HTTPSource{URL: strings.TrimRight(raw, "/"), MinRate: mirrorMinRate, MinRateWindow: mirrorMinRateWindow}
+	h.Client = &http.Client{Transport: tr, CheckRedirect: func(req *http.Request, via []*http.Request) error {
 		if len(via) >= 5 {
 			return errors.New("too many redirects")
 		}
-		if req.URL.Scheme != "https" && !(req.URL.Scheme == "http" && netaddr.IsLoopback(req.URL.Hostname())) {
-			return fmt.Errorf("refusing a redirect to %s: plain http is refused except to loopback", req.URL.Redacted())
-		}
-		return nil
+		return h.allowed(u, req.URL)
 	}}
-	return &HTTPSource{URL: strings.TrimRight(raw, "/"), Client: client, IdleTimeout: mirrorIdleTimeout}, nil
+	return h, nil
+}
+
+// allowed is the agent's rule for a redirect: https (plain http only to
+// loopback), to the upstream's own host (any port) or one of AllowHosts.
+func (h *HTTPSource) allowed(from, to *neturl.URL) error {
+	if to.Scheme != "https" && !(to.Scheme == "http" && netaddr.IsLoopback(to.Hostname())) {
+		return fmt.Errorf("refusing a redirect to %s: plain http is refused except to loopback", to.Redacted())
+	}
+	host, name := strings.ToLower(to.Host), strings.ToLower(to.Hostname())
+	if name == strings.ToLower(from.Hostname()) {
+		return nil
+	}
+	for _, a := range h.AllowHosts {
+		if a = strings.ToLower(a); a == host || a == name {
+			return nil
+		}
+	}
+	return fmt.Errorf("refusing a redirect to %s: host %s is not the upstream's host %s", to.Redacted(), to.Host, from.Hostname())
 }
 
 // Read GETs a small object; a 404 is fs.ErrNotExist.
@@ -131,35 +166,32 @@ func (h *HTTPSource) get(ctx context.Context, name string, off int64) (io.ReadCl
 		cancel(nil)
 		return nil, 0, fmt.Errorf("%s: the server answered %s", u, resp.Status)
 	}
-	idle := h.IdleTimeout
-	if idle <= 0 {
-		idle = mirrorIdleTimeout
+	rule := minrate.Rule{Min: h.MinRate, Window: h.MinRateWindow}
+	if rule.Min == 0 {
+		rule.Min = mirrorMinRate
 	}
-	return &idleBody{body: resp.Body, cancel: cancel, idle: idle, url: u}, start, nil
+	if rule.Window == 0 {
+		rule.Window = mirrorMinRateWindow
+	}
+	slow := func(got int64) error {
+		return fmt.Errorf("%s is too slow: %d bytes arrived in %s, %w of %d bytes a second; the server or the network is too slow", u, got, rule.Window, ErrTooSlow, rule.Min)
+	}
+	guard := minrate.NewBody(resp.Body, rule, cancel, slow)
+	return &rateBody{guard: guard, body: resp.Body, cancel: cancel}, start, nil
 }
 
-// errIdle: a response body brought nothing for the idle timeout.
-var errIdle = errors.New("the server sent nothing")
-
-// idleBody stops a response body whose Read waits longer than idle.
-type idleBody struct {
+// rateBody is a response body under the minimum-rate rule.
+type rateBody struct {
+	guard  *minrate.Body
 	body   io.ReadCloser
 	cancel context.CancelCauseFunc
-	idle   time.Duration
-	url    string
 	once   sync.Once
 }
 
-func (b *idleBody) Read(p []byte) (int, error) {
-	t := time.AfterFunc(b.idle, func() { b.cancel(fmt.Errorf("%s: %w for %s", b.url, errIdle, b.idle)) })
-	n, err := b.body.Read(p)
-	if !t.Stop() && err != nil && err != io.EOF {
-		return n, fmt.Errorf("%s: %w for %s", b.url, errIdle, b.idle)
-	}
-	return n, err
-}
+func (b *rateBody) Read(p []byte) (int, error) { return b.guard.Read(p) }
 
-func (b *idleBody) Close() error {
+func (b *rateBody) Close() error {
+	b.guard.Close()
 	err := b.body.Close()
 	b.once.Do(func() { b.cancel(nil) })
 	return err

@@ -699,3 +699,89 @@ func TestMirrorReplacesWrongLengthObject(t *testing.T) {
 		t.Fatalf("result %+v", res)
 	}
 }
+
+// TestHTTPSourceMinRate: an upstream that sends a target a byte at a time
+// (never idle for long, far too slow) fails the sync as too slow (a
+// network failure, not a verification one); the mirror keeps its state.
+func TestHTTPSourceMinRate(t *testing.T) {
+	m := newMirrorFixture(t, 0)
+	m.release(t, "notification-client", "1.0.0", strings.Repeat("one ", 1000))
+	rec := newRecorder(t, m.store)
+	rec.setTamper(func(w http.ResponseWriter, r *http.Request) bool {
+		if !strings.HasSuffix(r.URL.Path, ".agent.bin") {
+			return false
+		}
+		b, err := os.ReadFile(filepath.Join(m.store.Dir, filepath.FromSlash(r.URL.Path)))
+		if err != nil {
+			return false
+		}
+		w.Header().Set("Content-Length", fmt.Sprint(len(b)))
+		w.WriteHeader(http.StatusOK)
+		rc := http.NewResponseController(w)
+		// A byte every 20 ms, for a while; then the rest, so that a
+		// source without the rule gets the whole file.
+		for i := range 100 {
+			if _, err := w.Write(b[i : i+1]); err != nil || rc.Flush() != nil {
+				return true
+			}
+			select {
+			case <-r.Context().Done():
+				return true
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		w.Write(b[100:])
+		return true
+	})
+	src := rec.source(t)
+	src.MinRate, src.MinRateWindow = 1000, 200*time.Millisecond // 200 bytes per 200 ms of waiting
+	_, err := m.sync(t, src, publisher.MirrorOptions{})
+	if !errors.Is(err, publisher.ErrTooSlow) || errors.Is(err, repo.ErrVerification) || !strings.Contains(err.Error(), "too slow") {
+		t.Fatalf("a trickling upstream: %v", err)
+	}
+	t.Log(err)
+	if _, err := os.Stat(filepath.Join(m.mirror.Dir, "metadata", "timestamp.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("a sync that failed published metadata")
+	}
+}
+
+// TestHTTPSourceRedirects: the upstream may redirect to its own host (any
+// port) or to a host of AllowHosts, as an agent may; anywhere else is
+// refused.
+func TestHTTPSourceRedirects(t *testing.T) {
+	m := newMirrorFixture(t, 0)
+	m.release(t, "notification-client", "1.0.0", "one")
+	other := httptest.NewServer(publisher.Handler(m.store, nil))
+	defer other.Close()
+	_, port, _ := strings.Cut(strings.TrimPrefix(other.URL, "http://"), ":")
+	elsewhere := "http://localhost:" + port // the same server, by another host name
+	rec := newRecorder(t, m.store)
+	redirectTo := func(base string) {
+		rec.setTamper(func(w http.ResponseWriter, r *http.Request) bool {
+			if r.URL.Path != "/metadata/timestamp.json" {
+				return false
+			}
+			http.Redirect(w, r, base+r.URL.Path, http.StatusFound)
+			return true
+		})
+	}
+	redirectTo(elsewhere)
+	_, err := m.sync(t, rec.source(t), publisher.MirrorOptions{})
+	if err == nil || !strings.Contains(err.Error(), "refusing a redirect") || !strings.Contains(err.Error(), "not the upstream's host") {
+		t.Fatalf("a redirect to another host: %v", err)
+	}
+	// The same host, another port: allowed.
+	redirectTo(other.URL)
+	if _, err := m.sync(t, rec.source(t), publisher.MirrorOptions{}); err != nil {
+		t.Fatalf("a redirect to the same host: %v", err)
+	}
+	// Another host that is allowed.
+	m.release(t, "notification-client", "1.0.1", "two")
+	redirectTo(elsewhere)
+	src := rec.source(t)
+	src.AllowHosts = []string{"LOCALHOST"}
+	res, err := m.sync(t, src, publisher.MirrorOptions{})
+	if err != nil || !res.Changed {
+		t.Fatalf("a redirect to an allowed host: %+v %v", res, err)
+	}
+}
