@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"strings"
@@ -46,6 +47,7 @@ func bundleMetadataLimit(name string) int64 {
 // bundleSpan is where an entry's bytes lie in the bundle file.
 type bundleSpan struct {
 	off, length int64
+	sha256      string // metadata entries: the sha256 openBundle checked
 }
 
 // bundleFile is an opened bundle whose shape has been checked: the tar
@@ -67,18 +69,18 @@ type bundleFile struct {
 // starts (archive/tar reads headers block by block and skips data by
 // seeking, so it reads nothing ahead).
 type posReader struct {
-	f   *os.File
+	r   *io.SectionReader // the bundle file, up to its size at open
 	pos int64
 }
 
 func (p *posReader) Read(b []byte) (int, error) {
-	n, err := p.f.Read(b)
+	n, err := p.r.Read(b)
 	p.pos += int64(n)
 	return n, err
 }
 
 func (p *posReader) Seek(off int64, whence int) (int64, error) {
-	n, err := p.f.Seek(off, whence)
+	n, err := p.r.Seek(off, whence)
 	if err == nil {
 		p.pos = n
 	}
@@ -91,29 +93,73 @@ func notBundle(path, format string, args ...any) error {
 	return verifyf("bundle %s: %s; it is refused (a damaged copy, another kind of file, or an attack)", path, fmt.Sprintf(format, args...))
 }
 
-// openBundle opens path and checks its shape. The caller closes it.
-func openBundle(path string) (_ *bundleFile, err error) {
-	fi, err := os.Lstat(path)
+// errBundleLink: the path of a bundle is a symbolic link (or, on Windows,
+// another reparse point). It is not followed: whoever can write the folder
+// the link is in could point it at a FIFO, a device or a file only the
+// agent may read.
+var errBundleLink = errors.New("a symbolic link, not a regular file")
+
+// notRegularError: the path of a bundle names a directory, a FIFO, a
+// device or a socket.
+type notRegularError struct{ kind string }
+
+func (e *notRegularError) Error() string { return e.kind + ", not a regular file" }
+
+// openBundleFile opens a bundle once, without following a link and
+// without blocking (openBundleNoFollow, per platform), and checks on the
+// opened handle that it is a regular file. Everything the import reads
+// (the drop folder's sha256 included) is read from this handle and only
+// up to fi.Size(), the size it had when it was opened: swapping the name
+// for a link, a FIFO or /dev/zero afterwards changes nothing, and a file
+// that grows meanwhile is not read past that size. The caller closes it.
+func openBundleFile(path string) (*os.File, fs.FileInfo, error) {
+	f, err := openBundleNoFollow(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, notBundle(path, "not a regular file")
+		f.Close()
+		return nil, nil, &notRegularError{kind: fileKind(fi.Mode())}
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
+	return f, fi, nil
+}
+
+// fileKind names what a non-regular file is.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeSymlink != 0:
+		return "a symbolic link"
 	}
-	defer func() {
-		if err != nil {
-			f.Close()
-		}
-	}()
-	if fi, err = f.Stat(); err != nil {
-		return nil, err
-	}
-	b := &bundleFile{f: f, path: path, size: fi.Size(), entries: map[string]bundleSpan{}}
-	pr := &posReader{f: f}
+	return "not a regular file (" + m.Type().String() + ")"
+}
+
+// isBundleRefusal says whether an error of openBundleFile is a refusal of
+// what the path is (a link, not a regular file) rather than a failure to
+// read it.
+func isBundleRefusal(err error) bool {
+	var nr *notRegularError
+	return errors.Is(err, errBundleLink) || errors.As(err, &nr)
+}
+
+// openBundle checks the shape of the bundle f, opened by openBundleFile
+// with size bytes; path names it in messages. It reads f only through a
+// section of size bytes, never by name.
+func openBundle(f *os.File, path string, size int64) (_ *bundleFile, err error) {
+	b := &bundleFile{f: f, path: path, size: size, entries: map[string]bundleSpan{}}
+	pr := &posReader{r: io.NewSectionReader(f, 0, size)}
 	tr := tar.NewReader(pr)
 	hdr, err := tr.Next()
 	if err != nil {
@@ -133,6 +179,9 @@ func openBundle(path string) (_ *bundleFile, err error) {
 	}
 	if b.stmt, err = repo.ParseBundleStatement(b.raw); err != nil {
 		return nil, notBundle(path, "%s: %v", hdr.Name, err)
+	}
+	if err := checkBundleReleases(b.stmt.Signed.Releases); err != nil {
+		return nil, notBundle(path, "%s lists a bad release: %v", hdr.Name, err)
 	}
 	list := b.stmt.Signed.Entries
 	if len(list) == 0 || len(list) >= repo.MaxBundleEntries {
@@ -170,8 +219,9 @@ func openBundle(path string) (_ *bundleFile, err error) {
 		if h.Size != want.Length {
 			return nil, notBundle(path, "%s has %d bytes, its statement says %d", h.Name, h.Size, want.Length)
 		}
-		b.entries[want.Name] = bundleSpan{off: pr.pos, length: h.Size}
+		span := bundleSpan{off: pr.pos, length: h.Size}
 		if strings.HasPrefix(want.Name, "metadata/") {
+			span.sha256 = want.SHA256
 			// Small and bounded: checked now, so a changed metadata file
 			// is named before anything else happens.
 			data, err := io.ReadAll(io.LimitReader(tr, h.Size))
@@ -182,6 +232,7 @@ func openBundle(path string) (_ *bundleFile, err error) {
 				return nil, notBundle(path, "%s does not match the sha256 its statement lists (the file was changed)", h.Name)
 			}
 		}
+		b.entries[want.Name] = span
 	}
 	h, err := tr.Next()
 	switch {
@@ -191,6 +242,37 @@ func openBundle(path string) (_ *bundleFile, err error) {
 		return nil, notBundle(path, "damaged after its last entry: %v", err)
 	}
 	return b, nil
+}
+
+// checkBundleReleases checks the releases a statement lists before
+// anything shows or compares them: at most as many as a bundle may hold
+// entries, each a valid component, platform, version, channel and target
+// path. (Which ones are real is known only once the statement's signature
+// and the metadata verified: bundleRelease.)
+func checkBundleReleases(list []repo.BundleRelease) error {
+	if len(list) >= repo.MaxBundleEntries {
+		return fmt.Errorf("%d releases, more than a bundle can hold", len(list))
+	}
+	for _, r := range list {
+		if err := repo.ValidateName("component", r.Component); err != nil {
+			return err
+		}
+		if err := repo.ValidatePlatform(r.Platform); err != nil {
+			return err
+		}
+		if _, err := repo.ParseVersion(r.Version); err != nil {
+			return fmt.Errorf("%s: version %q: %v", r.Component, r.Version, err)
+		}
+		if err := repo.ValidateTargetPath(r.Path); err != nil {
+			return err
+		}
+		if r.Channel != "" {
+			if err := repo.ValidateName("channel", r.Channel); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // checkBundleHeader refuses anything but a plain regular file whose data
@@ -216,14 +298,20 @@ func checkBundleHeader(h *tar.Header, off, size int64) error {
 	return nil
 }
 
-// Close closes the bundle file.
-func (b *bundleFile) Close() error { return b.f.Close() }
-
 // bundleTransport answers GET https://bundle.invalid/metadata/NAME and
-// /targets/PATH from the bundle: 200 with the entry's bytes (read from
-// the file as they are consumed, never whole), 404 for anything the bundle
-// does not hold. It is the only RoundTripper of an import's session.
+// /targets/PATH from the bundle: 200 with the entry's bytes, 404 for
+// anything the bundle does not hold. It is the only RoundTripper of an
+// import's session. A target is read from the file as it is consumed,
+// never whole (the download hashes it against its signed sha256). A
+// metadata entry is small and bounded: it is read whole and served only if
+// it still has the sha256 the statement lists, the one openBundle checked,
+// so go-tuf verifies exactly the bytes the shape check saw, even if
+// whoever owns the file rewrote it in place meanwhile.
 type bundleTransport struct{ b *bundleFile }
+
+// errBundleChanged: a metadata entry no longer has the bytes openBundle
+// checked.
+var errBundleChanged = errors.New("changed while it was imported")
 
 func (t *bundleTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Body != nil {
@@ -236,8 +324,17 @@ func (t *bundleTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp.Body = io.NopCloser(bytes.NewReader(nil))
 		return resp, nil
 	}
+	sec := io.NewSectionReader(t.b.f, span.off, span.length)
 	resp.StatusCode, resp.Status = http.StatusOK, "200 OK"
 	resp.ContentLength = span.length
-	resp.Body = io.NopCloser(io.NewSectionReader(t.b.f, span.off, span.length))
+	if span.sha256 != "" {
+		data, err := io.ReadAll(sec)
+		if err != nil || int64(len(data)) != span.length || repo.SHA256Hex(data) != span.sha256 {
+			return nil, verifyf("bundle %s: %s %v", t.b.path, req.URL.Path[1:], errBundleChanged)
+		}
+		resp.Body = io.NopCloser(bytes.NewReader(data))
+		return resp, nil
+	}
+	resp.Body = io.NopCloser(sec)
 	return resp, nil
 }

@@ -37,6 +37,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"path"
@@ -103,15 +104,46 @@ type ImportReport struct {
 // A refused bundle is ErrVerification (a possible attack: exit 3) and is
 // recorded in the audit log; a bundle with nothing newer is
 // ErrBundleNotNewer. A release that waits for a person's authorization is
-// staged and ErrAuthorizationRequired is returned with the report.
+// staged and ErrAuthorizationRequired is returned with the report. A file
+// that cannot be read (missing, no permission, a directory, a FIFO, a
+// device) is a usage error (exit 2), neither audited nor notified.
 func (a *Agent) Import(ctx context.Context, file string, o ImportOptions) (*ImportReport, error) {
-	rep, err := a.importBundle(ctx, file, o)
+	f, fi, err := openBundleFile(file)
+	switch {
+	case errors.Is(err, errBundleLink):
+		return nil, a.refuseBundle(ctx, notBundle(file, "%v", err))
+	case err != nil:
+		return nil, errs.Usagef("", "bundle %s: %v", file, pathless(err))
+	}
+	defer f.Close()
+	return a.importOpened(ctx, f, file, fi.Size(), o)
+}
+
+// pathless is err without the *PathError's repetition of the path.
+func pathless(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// importOpened imports the bundle f (opened by openBundleFile, size bytes
+// when it was opened; file names it), reading it only through f.
+func (a *Agent) importOpened(ctx context.Context, f *os.File, file string, size int64, o ImportOptions) (*ImportReport, error) {
+	rep, err := a.importBundle(ctx, f, file, size, o)
 	if err != nil && errors.Is(err, ErrVerification) && !errors.Is(err, errRecorded) {
 		// Refused before the staging step recorded it: audit it here.
-		defer a.beginBatch(ctx)()
-		a.failed(err, "", "")
+		return rep, a.refuseBundle(ctx, err)
 	}
 	return rep, unrecorded(err)
+}
+
+// refuseBundle records the refusal of a bundle (the audit entry and the
+// critical notification of a verification failure) and returns err.
+func (a *Agent) refuseBundle(ctx context.Context, err error) error {
+	defer a.beginBatch(ctx)()
+	return a.failed(err, "", "")
 }
 
 // errRecorded marks an error the staging step has already recorded.
@@ -129,19 +161,19 @@ func unrecorded(err error) error {
 	return err
 }
 
-func (a *Agent) importBundle(ctx context.Context, file string, o ImportOptions) (*ImportReport, error) {
+// maxReleasesShown is how many releases a message lists before "and N
+// more": a statement may list thousands.
+const maxReleasesShown = 5
+
+func (a *Agent) importBundle(ctx context.Context, f *os.File, file string, size int64, o ImportOptions) (*ImportReport, error) {
 	now := o.Now
 	if now.IsZero() {
 		now = time.Now()
 	}
-	b, err := openBundle(file)
+	b, err := openBundle(f, file, size)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
-			return nil, errs.Usagef("", "bundle %s: %v", file, err)
-		}
 		return nil, err
 	}
-	defer b.Close()
 	st := &b.stmt.Signed
 	created, err := st.CreatedTime()
 	if err != nil {
@@ -170,13 +202,6 @@ func (a *Agent) importBundle(ctx context.Context, file string, o ImportOptions) 
 		}
 		names = append(names, name)
 	}
-	if len(names) == 0 {
-		var carried []string
-		for _, r := range st.Releases {
-			carried = append(carried, r.Component+" "+r.Version+" for "+r.Platform)
-		}
-		return rep, fmt.Errorf("%w: bundle %s carries %s; this PC has %s on %s", ErrBundleNotNewer, file, strings.Join(carried, ", "), strings.Join(a.cfg.Components, ", "), a.cfg.Platform)
-	}
 	src := &bundleSource{b: b, created: created, now: now, scratch: filepath.Join(a.dir, stagingRoot, importScratch)}
 	if err := os.RemoveAll(src.scratch); err != nil {
 		return nil, err
@@ -184,6 +209,26 @@ func (a *Agent) importBundle(ctx context.Context, file string, o ImportOptions) 
 	defer os.RemoveAll(src.scratch)
 	a.bundle = src
 	defer func() { a.bundle = nil }()
+	if len(names) == 0 {
+		// Nothing for this PC, by what the statement says: believed only
+		// once the statement's signature and the metadata it names have
+		// verified (a forged statement is refused, not "nothing for this
+		// PC"). Nothing is kept: neither the metadata nor last-import.json
+		// (the bundle says nothing of this PC's components).
+		if _, err := src.session(ctx, a); err != nil {
+			if isNetwork(err) {
+				return nil, verifyf("bundle %s is incomplete: %v", file, err)
+			}
+			return nil, recordedError{a.checkFailed(err)}
+		}
+		var carried []string
+		for _, r := range st.Releases {
+			carried = append(carried, r.Component+" "+r.Version+" for "+r.Platform)
+		}
+		err := fmt.Errorf("%w: bundle %s carries %s; this PC has %s on %s", ErrBundleNotNewer, file, listShort(carried, maxReleasesShown), strings.Join(a.cfg.Components, ", "), a.cfg.Platform)
+		a.audit(AuditEvent{Event: EventBundleImported, Detail: fmt.Sprintf("verified bundle %s (made %s, timestamp v%d); nothing imported: it carries nothing for this PC's components on %s", filepath.Base(file), st.Created, st.Timestamp.Version, a.cfg.Platform)})
+		return rep, err
+	}
 	cr, err := a.stageComponents(ctx, names)
 	if err != nil && !errors.Is(err, ErrAuthorizationRequired) {
 		if isNetwork(err) {
@@ -224,6 +269,27 @@ func (a *Agent) importBundle(ctx context.Context, file string, o ImportOptions) 
 	}
 	a.noteImport(rep, outcome)
 	return rep, waiting
+}
+
+// importResolvable is kinds less the critical ones while a bundle is
+// imported: an import never resolves a verification failure or expired
+// metadata it did not raise (an online check's, or another bundle's, for
+// the component or the repository).
+func (a *Agent) importResolvable(kinds []NoteKind) []NoteKind {
+	if a.bundle == nil {
+		return kinds
+	}
+	return slices.DeleteFunc(slices.Clone(kinds), func(k NoteKind) bool {
+		return k == NoteVerificationFailure || k == NoteMetadataExpired
+	})
+}
+
+// listShort joins the first n of list, and says how many more there are.
+func listShort(list []string, n int) string {
+	if len(list) <= n {
+		return strings.Join(list, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(list[:n], ", "), len(list)-n)
 }
 
 // bundleReleaseFor is the release the statement carries for a component

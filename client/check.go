@@ -196,10 +196,11 @@ func (a *Agent) check(ctx context.Context, st *State) (*session, error) {
 	// A recovered state.json lacks the installed releases' metadata (state.go).
 	a.relearnReleases(ctx, s, st)
 	// Everything verified: now update state, the audit log and notifications.
-	if a.bundle != nil {
-		// A verified bundle says nothing of the repository's reach or expiry.
-		a.resolve("", NoteMetadataExpired, NoteVerificationFailure)
-	} else {
+	// An import resolves nothing here: a verified bundle says nothing of
+	// the repository's reach or expiry, nor of an online check or another
+	// bundle that failed verification (their critical notifications stay
+	// until an online check succeeds).
+	if a.bundle == nil {
 		a.resolve("", NoteMetadataExpired, NoteVerificationFailure, NoteRepositoryUnreachable, NoteCheckFailed)
 		a.noteExpiry(s)
 	}

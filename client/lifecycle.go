@@ -181,7 +181,7 @@ func (a *Agent) record(name string, r rule, o occasion, again bool) {
 		a.audit(AuditEvent{Event: r.event, Component: name, Version: o.Version, Detail: o.Detail})
 	}
 	if len(r.resolve) > 0 {
-		a.resolve(name, r.resolve...)
+		a.resolve(name, a.importResolvable(r.resolve)...)
 	}
 	if r.note != "" && !o.Quiet {
 		a.raise(r.note, r.severity, name, o.Version, o.Message)

@@ -47,6 +47,7 @@ func (a *Agent) Stage(ctx context.Context, only string) (*CheckReport, error) {
 
 func (a *Agent) stageComponents(ctx context.Context, names []string) (*CheckReport, error) {
 	defer a.beginBatch(ctx)()
+	mark := a.markBatch()
 	st, err := a.loadState()
 	if err != nil {
 		return nil, err
@@ -75,6 +76,27 @@ func (a *Agent) stageComponents(ctx context.Context, names []string) (*CheckRepo
 	})
 	for i, name := range todo {
 		staged[name], failures[name] = results[i], errs[i]
+	}
+	if a.bundle != nil && slices.ContainsFunc(errs, func(err error) bool { return err != nil }) {
+		// An import is all or nothing (bundle_import.go): one component
+		// that fails refuses the bundle. Nothing the check and stage
+		// recorded stands (no "staged" entry or notification for a
+		// component whose files are removed here), state.json is not
+		// saved, and staging/ keeps nothing of any component the import
+		// tried (partial downloads and markers included); then the
+		// failures alone are recorded.
+		a.rollbackBatch(mark)
+		for _, name := range todo {
+			a.dropStaged(name, &ComponentState{})
+		}
+		var first error
+		for _, name := range todo {
+			if err := failures[name]; err != nil {
+				v := st.Components[name].Available.Version
+				first = cmp.Or(first, a.failed(fmt.Errorf("stage %s %s: %w", name, v, err), name, v))
+			}
+		}
+		return nil, first
 	}
 	var first, waiting error
 	for _, name := range names {
@@ -114,16 +136,6 @@ func (a *Agent) stageComponents(ctx context.Context, names []string) (*CheckRepo
 			waiting = errors.Join(waiting, why)
 		}
 	}
-	if first != nil && a.bundle != nil {
-		// An import is all or nothing: a bundle that does not verify
-		// leaves state.json and staging as they were (bundle_import.go).
-		for _, name := range todo {
-			if staged[name] != nil {
-				a.dropStaged(name, &ComponentState{})
-			}
-		}
-		return nil, first
-	}
 	if err := a.saveState(st); err != nil {
 		return nil, err
 	}
@@ -131,6 +143,31 @@ func (a *Agent) stageComponents(ctx context.Context, names []string) (*CheckRepo
 		return nil, first
 	}
 	return a.report(s, st), waiting
+}
+
+// batchMark is what the current batch held at a moment (markBatch), to
+// go back to (rollbackBatch).
+type batchMark struct {
+	events, handed int
+	notes          []Notification
+	loaded, dirty  bool
+}
+
+func (a *Agent) markBatch() batchMark {
+	b := a.batch
+	if b == nil {
+		return batchMark{}
+	}
+	return batchMark{events: len(b.events), handed: len(b.handed), notes: slices.Clone(b.notes), loaded: b.loaded, dirty: b.dirty}
+}
+
+// rollbackBatch forgets the audit events and notification changes the
+// current batch collected since m.
+func (a *Agent) rollbackBatch(m batchMark) {
+	if b := a.batch; b != nil {
+		b.events, b.handed = b.events[:m.events], b.handed[:m.handed]
+		b.notes, b.loaded, b.dirty = m.notes, m.loaded, m.dirty
+	}
 }
 
 // dropStaged forgets a component's staged release and removes its files,

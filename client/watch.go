@@ -39,9 +39,12 @@ package client
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -50,6 +53,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/beckmanconnect/bcupdate/internal/atomicfile"
 	"github.com/beckmanconnect/bcupdate/internal/textsafe"
@@ -147,6 +151,10 @@ type watcher struct {
 	dir     string
 	files   map[string]*dropFile
 	problem string // the last error about dir that was logged
+
+	// beforeOpen, when set (tests), is called with a file's path after
+	// the scan looked at it and before handle opens it.
+	beforeOpen func(path string)
 }
 
 // dropFile is one NAME.bcbundle as the watcher last saw it.
@@ -277,24 +285,66 @@ func (w *watcher) dirProblem(err error) {
 
 // handle imports one complete bundle and moves it away. It returns
 // ErrRestart if the apply that followed updated the agent itself.
+//
+// The file is opened once (openBundleFile: a link is not followed, a FIFO
+// does not block, the handle must be a regular file), and that handle,
+// read up to the size it had when opened, is what is hashed for
+// watched.json and what is imported: the name is never opened again, so
+// replacing the file after the scan looked at it changes nothing.
 func (w *watcher) handle(ctx context.Context, name string, f *dropFile, fi fs.FileInfo) error {
 	path := filepath.Join(w.dir, name)
-	sum := ""
-	if fi.Mode().IsRegular() {
-		var err error
-		sum, _, err = fileSHA256(path)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			delete(w.files, name)
-			return nil
-		case inUse(err):
-			f.since = w.now() // still being written
-			return nil
-		case err != nil:
-			w.retry(name, f, fmt.Errorf("read %s: %w", path, err))
+	if w.beforeOpen != nil {
+		w.beforeOpen(path)
+	}
+	bf, ofi, err := openBundleFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		delete(w.files, name)
+		return nil
+	case inUse(err):
+		f.since = w.now() // still being written
+		return nil
+	case isBundleRefusal(err):
+		// Not a bundle, whatever it holds: refused as import refuses it
+		// (audited, a critical notification), with nothing to remember it
+		// by; a link that cannot be moved away is left alone (stuck).
+		a, lerr := OpenWait(ctx, w.stateDir, w.open, w.lockWait)
+		if lerr != nil {
+			if ctx.Err() == nil {
+				w.retry(name, f, lerr)
+			}
 			return nil
 		}
+		defer a.Close()
+		w.refused(a, name, f, "", a.refuseBundle(ctx, notBundle(path, "%v", err)))
+		return nil
+	case err != nil:
+		w.retry(name, f, fmt.Errorf("read %s: %w", path, err))
+		return nil
 	}
+	closed := false
+	closeFile := func() {
+		if !closed {
+			closed = true
+			bf.Close()
+		}
+	}
+	defer closeFile()
+	size := ofi.Size()
+	if size != f.size || !ofi.ModTime().Equal(f.mod) {
+		// Not the file the scans saw settle: look again.
+		w.files[name] = &dropFile{size: size, mod: ofi.ModTime(), since: w.now()}
+		return nil
+	}
+	h := sha256.New()
+	if n, err := io.Copy(h, io.NewSectionReader(bf, 0, size)); err != nil {
+		w.retry(name, f, fmt.Errorf("read %s: %w", path, err))
+		return nil
+	} else if n != size {
+		delete(w.files, name) // cut short while read: wait for it to settle
+		return nil
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
 	a, err := OpenWait(ctx, w.stateDir, w.open, w.lockWait)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -303,32 +353,33 @@ func (w *watcher) handle(ctx context.Context, name string, f *dropFile, fi fs.Fi
 		return nil
 	}
 	defer a.Close()
-	if sum != "" {
-		if seen := a.watchedBundle(sum); seen != nil {
-			sub, suffix := watchImported, resultSuffix
-			if seen.Outcome == watchRefused {
-				sub, suffix = watchRefused, reasonSuffix
-			}
-			w.log.Info("bundle in the drop folder was handled before (the same sha256); not importing it again", "file", name, "first", seen.Name, "at", seen.At)
-			w.moveAway(name, f, sub, suffix, fmt.Sprintf("not imported again: the same bundle (sha256 %s) was handled as %s at %s (%s): %s",
-				sum, seen.Name, stamp(seen.At), seen.Outcome, seen.Detail))
-			return nil
+	if seen := a.watchedBundle(sum); seen != nil {
+		sub, suffix := watchImported, resultSuffix
+		if seen.Outcome == watchRefused {
+			sub, suffix = watchRefused, reasonSuffix
 		}
+		w.log.Info("bundle in the drop folder was handled before (the same sha256); not importing it again", "file", name, "first", seen.Name, "at", seen.At)
+		closeFile()
+		w.moveAway(name, f, sub, suffix, fmt.Sprintf("not imported again: the same bundle (sha256 %s) was handled as %s at %s (%s): %s",
+			sum, seen.Name, stamp(seen.At), seen.Outcome, seen.Detail))
+		return nil
 	}
 	a.setDoing("importing bundle %s from the drop folder", name)
-	rep, err := a.Import(ctx, path, ImportOptions{})
+	rep, err := a.importOpened(ctx, bf, path, size, ImportOptions{})
 	if ctx.Err() != nil {
 		return nil // stopping: the file is looked at again next time
 	}
 	if err != nil && !importDone(err) {
-		// A refusal of a file that changed while it was read says
-		// nothing of the finished file: wait for it to settle.
-		if after, serr := os.Lstat(path); serr == nil && (after.Size() != f.size || !after.ModTime().Equal(f.mod)) {
+		// A refusal of a file that changed while it was read (written to
+		// in place: the handle is the same file) says nothing of the
+		// finished file: wait for it to settle.
+		if after, serr := bf.Stat(); serr == nil && (after.Size() != size || !after.ModTime().Equal(ofi.ModTime())) {
 			w.log.Info("bundle in the drop folder changed while it was imported; waiting for it to be complete", "file", name)
 			delete(w.files, name)
 			return nil
 		}
 	}
+	closeFile()
 	switch {
 	case importDone(err):
 		detail := importSummary(rep, err)
@@ -337,16 +388,20 @@ func (w *watcher) handle(ctx context.Context, name string, f *dropFile, fi fs.Fi
 		w.moveAway(name, f, watchImported, resultSuffix, detail)
 		return w.applyAfterImport(ctx, a)
 	case errors.Is(err, ErrVerification):
-		reason := oneLine(err.Error())
-		w.log.Error("bundle from the drop folder refused", "file", name, "reason", reason)
-		a.rememberWatched(sum, name, watchRefused, reason)
-		w.moveAway(name, f, watchRefused, reasonSuffix, reason)
-	case errors.Is(err, fs.ErrNotExist):
-		delete(w.files, name) // taken away meanwhile
+		w.refused(a, name, f, sum, err)
 	default:
 		w.retry(name, f, err)
 	}
 	return nil
+}
+
+// refused remembers a refused bundle (when it has a sha256) and moves it
+// to refused/ with the reason.
+func (w *watcher) refused(a *Agent, name string, f *dropFile, sum string, err error) {
+	reason := oneLine(err.Error())
+	w.log.Error("bundle from the drop folder refused", "file", name, "reason", reason)
+	a.rememberWatched(sum, name, watchRefused, reason)
+	w.moveAway(name, f, watchRefused, reasonSuffix, reason)
 }
 
 // importDone says whether an import's error still means the bundle
@@ -429,7 +484,7 @@ func (w *watcher) moveAway(name string, f *dropFile, sub, suffix, note string) {
 		if err := root.Rename(name, target); err != nil {
 			return err
 		}
-		if err := atomicfile.WriteIn(root, target+suffix, []byte(note+"\n"), 0o640); err != nil {
+		if err := atomicfile.WriteIn(root, target+suffix, []byte(truncateText(note, maxNoteLen)+"\n"), 0o640); err != nil {
 			w.log.Error("writing the note beside the moved bundle", "file", target+suffix, "err", err)
 		}
 		if err := atomicfile.SyncDirIn(root, sub); err != nil {
@@ -524,6 +579,22 @@ type watched struct {
 	Bundles []WatchedBundle `json:"bundles"`
 }
 
+// Bounds of watched.json's fields, so that watchRemember entries always
+// fit in maxWatchedSize (about 100 KiB at most).
+const (
+	maxWatchedName   = 255
+	maxWatchedDetail = 512
+	// maxNoteLen bounds a note beside a moved bundle.
+	maxNoteLen = 4 << 10
+)
+
+// readWatched reads watched.json. A file that cannot be read or parsed
+// (damaged, or grown past maxWatchedSize by someone else: the agent never
+// writes more than watchRemember bounded entries) is not silently taken
+// for an empty list: it is logged as an error, the drop folder keeps
+// working with what could be read (nothing), and the next verdict
+// rewrites the file whole. The price, said in the log: a bundle handled
+// before and dropped again may be verified (and audited) once more.
 func (a *Agent) readWatched() watched {
 	var wd watched
 	root, err := a.openRoot()
@@ -532,10 +603,32 @@ func (a *Agent) readWatched() watched {
 	}
 	defer root.Close()
 	data, err := readFileRoot(root, watchedFile, maxWatchedSize)
+	if errors.Is(err, fs.ErrNotExist) {
+		return wd
+	}
 	if err == nil {
-		json.Unmarshal(data, &wd)
+		if err = json.Unmarshal(data, &wd); err != nil {
+			wd = watched{}
+		}
+	}
+	if err != nil {
+		a.log.Error("the drop folder's record of handled bundles cannot be read; it is rewritten at the next bundle, and a bundle handled before may be imported again if it is dropped again",
+			"file", filepath.Join(a.dir, watchedFile), "err", err)
 	}
 	return wd
+}
+
+// truncateText cuts s to at most n bytes at a character boundary, marking
+// the cut.
+func truncateText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // watchedBundle is the drop folder's verdict on a file with this sha256,
@@ -556,7 +649,8 @@ func (a *Agent) rememberWatched(sum, name, outcome, detail string) {
 		return
 	}
 	wd := a.readWatched()
-	wd.Bundles = append(wd.Bundles, WatchedBundle{SHA256: sum, Name: name, At: time.Now().UTC().Truncate(time.Second), Outcome: outcome, Detail: detail})
+	wd.Bundles = append(wd.Bundles, WatchedBundle{SHA256: sum, Name: truncateText(name, maxWatchedName), At: time.Now().UTC().Truncate(time.Second),
+		Outcome: outcome, Detail: truncateText(detail, maxWatchedDetail)})
 	if n := len(wd.Bundles); n > watchRemember {
 		wd.Bundles = wd.Bundles[n-watchRemember:]
 	}
