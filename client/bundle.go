@@ -71,13 +71,28 @@ type bundleFile struct {
 type posReader struct {
 	r   *io.SectionReader // the bundle file, up to its size at open
 	pos int64
+	err error // the first error reading the file (not its end)
 }
 
 func (p *posReader) Read(b []byte) (int, error) {
 	n, err := p.r.Read(b)
 	p.pos += int64(n)
+	if err != nil && err != io.EOF && p.err == nil {
+		p.err = err
+	}
 	return n, err
 }
+
+// bundleReadError: the bundle file could not be read (an I/O error, not
+// its content): for bcagent import a FILE that cannot be read (exit 2),
+// for the drop folder an operational failure, tried again.
+type bundleReadError struct {
+	path string
+	err  error
+}
+
+func (e *bundleReadError) Error() string { return "read " + e.path + ": " + e.err.Error() }
+func (e *bundleReadError) Unwrap() error { return e.err }
 
 func (p *posReader) Seek(off int64, whence int) (int64, error) {
 	n, err := p.r.Seek(off, whence)
@@ -160,6 +175,12 @@ func isBundleRefusal(err error) bool {
 func openBundle(f *os.File, path string, size int64) (_ *bundleFile, err error) {
 	b := &bundleFile{f: f, path: path, size: size, entries: map[string]bundleSpan{}}
 	pr := &posReader{r: io.NewSectionReader(f, 0, size)}
+	defer func() {
+		if err != nil && pr.err != nil {
+			// The file could not be read: that is no verdict on it.
+			err = &bundleReadError{path: path, err: pr.err}
+		}
+	}()
 	tr := tar.NewReader(pr)
 	hdr, err := tr.Next()
 	if err != nil {
@@ -329,7 +350,10 @@ func (t *bundleTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp.ContentLength = span.length
 	if span.sha256 != "" {
 		data, err := io.ReadAll(sec)
-		if err != nil || int64(len(data)) != span.length || repo.SHA256Hex(data) != span.sha256 {
+		if err != nil {
+			return nil, &bundleReadError{path: t.b.path, err: err}
+		}
+		if int64(len(data)) != span.length || repo.SHA256Hex(data) != span.sha256 {
 			return nil, verifyf("bundle %s: %s %v", t.b.path, req.URL.Path[1:], errBundleChanged)
 		}
 		resp.Body = io.NopCloser(bytes.NewReader(data))

@@ -116,7 +116,11 @@ func (a *Agent) Import(ctx context.Context, file string, o ImportOptions) (*Impo
 		return nil, errs.Usagef("", "bundle %s: %v", file, pathless(err))
 	}
 	defer f.Close()
-	return a.importOpened(ctx, f, file, fi.Size(), o)
+	rep, err := a.importOpened(ctx, f, file, fi.Size(), o)
+	if re := (*bundleReadError)(nil); errors.As(err, &re) && !errors.Is(err, ErrVerification) {
+		return rep, errs.Usagef("", "bundle %s cannot be read: %v", file, pathless(re.err))
+	}
+	return rep, err
 }
 
 // pathless is err without the *PathError's repetition of the path.
