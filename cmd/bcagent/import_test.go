@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -89,15 +88,11 @@ func TestCLIImportUnreadable(t *testing.T) {
 		t.Fatal(err)
 	}
 	cases := map[string]string{dir: "a directory"}
-	if runtime.GOOS != "windows" {
-		fifo := filepath.Join(fx.dir, "fifo.bcbundle")
-		if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-			t.Fatal(err)
-		}
+	if fifo := filepath.Join(fx.dir, "fifo.bcbundle"); mkfifo(t, fifo) {
 		cases[fifo] = "a FIFO"
-		if _, err := os.Stat("/dev/null"); err == nil {
-			cases["/dev/null"] = "a device"
-		}
+	}
+	if _, err := os.Stat("/dev/null"); err == nil && runtime.GOOS != "windows" {
+		cases["/dev/null"] = "a device"
 	}
 	for file, want := range cases {
 		code, out, errOut := bcagent(t, "--state", state, "import", file)
