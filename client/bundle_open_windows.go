@@ -21,6 +21,10 @@ func openBundleNoFollow(path string) (*os.File, error) {
 	h, err := windows.CreateFile(p, windows.GENERIC_READ, windows.FILE_SHARE_READ|windows.FILE_SHARE_DELETE, nil,
 		windows.OPEN_EXISTING, windows.FILE_ATTRIBUTE_NORMAL|windows.FILE_FLAG_OPEN_REPARSE_POINT, 0)
 	if err != nil {
+		if fi, lerr := os.Lstat(path); lerr == nil && fi.IsDir() {
+			// Not opened without FILE_FLAG_BACKUP_SEMANTICS: say what it is.
+			return nil, &notRegularError{kind: "a directory"}
+		}
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	var info windows.ByHandleFileInformation

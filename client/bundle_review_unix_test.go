@@ -79,3 +79,23 @@ func TestWatchRefusesSwappedLink(t *testing.T) {
 		t.Fatal("the drop folder stopped importing after the link")
 	}
 }
+
+// TestWatchNoteOneLine: the note beside a moved bundle stays one line
+// when it names a file whose name holds a newline (any name can be
+// dropped).
+func TestWatchNoteOneLine(t *testing.T) {
+	t.Parallel()
+	e := newDropEnv(t, nil)
+	e.publish("1.0.0")
+	good := e.bundle("good.bcbundle")
+	e.offline()
+	e.drop(good, "first\nline.bcbundle")
+	e.scan()
+	e.scan()
+	e.drop(good, "again.bcbundle")
+	e.scan()
+	e.scan()
+	if n := e.note(filepath.Join(e.dir, watchImported, "again.bcbundle"+resultSuffix)); !strings.Contains(n, "not imported again") || !strings.Contains(n, "first line.bcbundle") {
+		t.Errorf("note %q", n)
+	}
+}

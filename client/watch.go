@@ -484,7 +484,7 @@ func (w *watcher) moveAway(name string, f *dropFile, sub, suffix, note string) {
 		if err := root.Rename(name, target); err != nil {
 			return err
 		}
-		if err := atomicfile.WriteIn(root, target+suffix, []byte(truncateText(note, maxNoteLen)+"\n"), 0o640); err != nil {
+		if err := atomicfile.WriteIn(root, target+suffix, []byte(truncateText(oneLine(note), maxNoteLen)+"\n"), 0o640); err != nil {
 			w.log.Error("writing the note beside the moved bundle", "file", target+suffix, "err", err)
 		}
 		if err := atomicfile.SyncDirIn(root, sub); err != nil {
