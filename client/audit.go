@@ -29,6 +29,9 @@ const (
 	EventPinned                EventKind = "pinned"
 	EventUnpinned              EventKind = "unpinned"
 	EventStateRecovered        EventKind = "state-recovered"
+	// EventNotificationAcknowledged: a person acknowledged an active
+	// notification (bcagent notifications ack), which ends it (ack.go).
+	EventNotificationAcknowledged EventKind = "notification-acknowledged"
 )
 
 // AuditEvent is one entry of audit.jsonl.
@@ -57,6 +60,19 @@ func (a *Agent) audit(ev AuditEvent) {
 		return
 	}
 	a.appendAudit(ev)
+}
+
+// auditNow appends one event at once, outside any batch, and returns
+// the error instead of raising it: for a person's act that must not
+// happen unrecorded (ack.go). The event sink gets it once it is appended.
+func (a *Agent) auditNow(ev AuditEvent) error {
+	ev.Time = time.Now().UTC()
+	ev.Device = a.cfg.DeviceID
+	if err := a.auditLog().Append(ev); err != nil {
+		return err
+	}
+	a.emitAudit(ev)
+	return nil
 }
 
 // appendAudit appends events to the audit log in as few appends as the

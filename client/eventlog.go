@@ -87,6 +87,7 @@ const (
 	EventIDAuditBundleImported        EventID = 227
 	EventIDAuditFleetEnrolled         EventID = 228
 	EventIDAuditFleetKeyRotated       EventID = 229
+	EventIDAuditNoteAcknowledged      EventID = 230
 	// EventIDAuditOther is an audit entry of a kind this table does not
 	// know (none today, as for EventIDNoteOther).
 	EventIDAuditOther EventID = 299
@@ -177,6 +178,9 @@ var auditEventIDs = map[EventKind]auditEventDef{
 	EventBundleImported:        {EventIDAuditBundleImported, EventInformation},
 	EventFleetEnrolled:         {EventIDAuditFleetEnrolled, EventInformation},
 	EventFleetKeyRotated:       {EventIDAuditFleetKeyRotated, EventInformation},
+	// A person ended an alert by hand: a warning, so that monitoring
+	// that follows the critical notification (109) sees who ended it.
+	EventNotificationAcknowledged: {EventIDAuditNoteAcknowledged, EventWarning},
 }
 
 // NoteEvent is the event ID and level of a notification: the kind's ID

@@ -84,7 +84,7 @@ func TestEventIDsPinned(t *testing.T) {
 		"consent-no-answer": {222, EventInformation}, "policy-accepted": {223, EventInformation},
 		"pinned": {224, EventInformation}, "unpinned": {225, EventInformation}, "config-changed": {226, EventInformation},
 		"bundle-imported": {227, EventInformation}, "fleet-enrolled": {228, EventInformation},
-		"fleet-key-rotated": {229, EventInformation},
+		"fleet-key-rotated": {229, EventInformation}, "notification-acknowledged": {230, EventWarning},
 	}
 	for kind, want := range notes {
 		for sev, level := range map[Severity]EventLevel{SeverityInfo: EventInformation, SeverityWarning: EventWarning, SeverityCritical: EventError} {

@@ -179,11 +179,29 @@ func runAuditExport(ctx context.Context, g *globalOptions, o jsonOptions) error 
 func notificationsCommand() *cli.Command {
 	return &cli.Command{
 		Name:         "notifications",
-		Usage:        "show active notifications",
+		Usage:        "show active notifications, each with the ID that notifications ack takes",
 		Flags:        []cli.Flag{jsonFlag()},
 		OnUsageError: cliutil.OnUsageError,
 		Action: func(c *cli.Context) error {
 			return runNotifications(c.Context, globals(c), jsonOptions{JSON: c.Bool("json"), Args: c.Args().Slice()})
+		},
+		Subcommands: []*cli.Command{
+			{
+				Name: "ack",
+				Usage: "a person acknowledges an active notification after looking into it (a refused offline bundle: " +
+					"refused/NAME.reason.txt): it ends, recorded in the audit log with who, why and what it said; " +
+					"it is raised again if it happens again",
+				ArgsUsage: "ID|KIND",
+				Flags: []cli.Flag{
+					// Who decided, and why: command line only, never the environment.
+					cliutil.Req(&cli.StringFlag{Name: "by", Usage: "`NAME` of the person acknowledging (command line only)"}),
+					&cli.StringFlag{Name: "reason", Usage: "what was found, one line of `TEXT` for the audit log (command line only)"},
+				},
+				OnUsageError: cliutil.OnUsageError,
+				Action: func(c *cli.Context) error {
+					return runNotificationAck(c.Context, globals(c), ackOptions{By: c.String("by"), Reason: c.String("reason"), Args: c.Args().Slice()})
+				},
+			},
 		},
 	}
 }
@@ -201,8 +219,33 @@ func runNotifications(ctx context.Context, g *globalOptions, o jsonOptions) erro
 			fmt.Fprintln(g.Stdout, "no active notifications")
 		}
 		for _, n := range list {
-			fmt.Fprintf(g.Stdout, "[%s] %s %s\n", esc(n.Severity), n.Since.Format(time.RFC3339), esc(n.Message))
+			fmt.Fprintf(g.Stdout, "[%s] %s, since %s: %s\n", esc(n.Severity), esc(n.ID), n.Since.Format(time.RFC3339), esc(n.Message))
 		}
+		return nil
+	})
+}
+
+// ackOptions are bcagent notifications ack's flags and its ID|KIND.
+type ackOptions struct {
+	By, Reason string
+	Args       []string
+}
+
+func runNotificationAck(ctx context.Context, g *globalOptions, o ackOptions) error {
+	if err := cliutil.Required([]string{"by"}, o.By); err != nil {
+		return err
+	}
+	if len(o.Args) != 1 || o.Args[0] == "" {
+		return cliutil.Usagef("", "bcagent notifications ack takes one ID or KIND, of an active notification (bcagent notifications shows them; got %d arguments)", len(o.Args))
+	}
+	return withAgent(ctx, g, nil, func(a *client.Agent) error {
+		ack, err := a.Acknowledge(o.Args[0], o.By, o.Reason)
+		if err != nil {
+			return err
+		}
+		n := ack.Notification
+		fmt.Fprintf(g.Stdout, "%s notification %s acknowledged by %s and ended (recorded in the audit log); it is raised again if it happens again\n",
+			esc(n.Severity), esc(n.ID), esc(ack.By))
 		return nil
 	})
 }
