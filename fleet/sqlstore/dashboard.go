@@ -169,11 +169,13 @@ func presenceCount(q fleet.DeviceQuery) (string, []any) {
 const revokedIDs = `SELECT id FROM devices WHERE revoked IS NOT NULL`
 
 // offlineIDs are the devices that are not online as of its one argument
-// (now, nanoseconds): the silent from device_seen and the revoked from
-// their index, each once (a revoked device is usually silent too: UNION,
-// not UNION ALL, or a count would take it twice). A union, not an OR of
-// the two conditions: PostgreSQL plans an OR as a read of every device.
-var offlineIDs = `SELECT s.device_id FROM device_seen s WHERE NOT ` + onlineCond("s") + ` UNION ` + revokedIDs
+// (now, nanoseconds): the silent that are not revoked, from device_seen,
+// and the revoked, from their index. The two parts never share a device
+// (a revoked device is usually silent too), so UNION ALL counts each once
+// without the sort or hash a UNION's deduplication costs (2.5 times the
+// page's time on SQLite). A union, not an OR of the two conditions:
+// PostgreSQL plans an OR as a read of every device.
+var offlineIDs = `SELECT s.device_id FROM device_seen s WHERE NOT ` + onlineCond("s") + ` AND s.device_id NOT IN (` + revokedIDs + `) UNION ALL ` + revokedIDs
 
 // maxPollInterval bounds the poll interval the store keeps (ten years),
 // so that three of them, added to a time, stay within 64 bits.
