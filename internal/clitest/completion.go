@@ -12,6 +12,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/beckmanconnect/bcupdate/internal/cliutil"
+
 	"github.com/beckmanconnect/bcupdate/internal/testutil"
 )
 
@@ -76,6 +78,14 @@ func tree(app *cli.App) []command {
 // its sections.
 func CheckCompletionAndMan(t *testing.T, app *cli.App, run Run) {
 	t.Helper()
+	// A shell there is no script for, and bad log flags, are usage
+	// errors of one line.
+	for _, args := range [][]string{{"completion", "tcsh"}, {"completion"}, {"completion", "bash", "zsh"}, {"--log-format", "xml", "completion", "bash"}, {"--log-level", "loud", "man"}} {
+		code, out, errOut := run(args...)
+		if code != cliutil.ExitUsage || out != "" || strings.Count(errOut, "\n") != 1 || !strings.HasSuffix(errOut, "\n") {
+			t.Errorf("%s %v: exit %d (want %d), stdout %q, stderr %q", app.Name, args, code, cliutil.ExitUsage, out, errOut)
+		}
+	}
 	cmds := tree(app)
 	global := cmds[0].flags
 	script := map[string]string{}
