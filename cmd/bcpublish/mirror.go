@@ -36,13 +36,17 @@ func mirrorCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "component", Usage: "copy only the target files of component `NAME` (repeatable or comma-separated; metadata is always copied whole)", EnvVars: []string{"BCPUBLISH_COMPONENT"}},
 			&cli.StringFlag{Name: "interval", Usage: "sync again every `DURATION` (10s to 168h) until interrupted (default: sync once)", EnvVars: []string{"BCPUBLISH_INTERVAL"}},
 			&cli.StringFlag{Name: "work", Usage: "`DIR` for partial downloads (default: <to>/.bcmirror, or a cache directory for s3://)", EnvVars: []string{"BCPUBLISH_WORK"}},
+			&cli.Int64Flag{Name: "min-rate", Usage: fmt.Sprintf("an https --from: fail a download that brings fewer than `BYTES` per second over --min-rate-window (a dripping server), %d to %d", minMirrorRate, maxMirrorRate), DefaultText: "1024, as agents", EnvVars: []string{"BCPUBLISH_MIN_RATE"}},
+			&cli.StringFlag{Name: "min-rate-window", Usage: "an https --from: judge --min-rate over each `DURATION` of waiting for the server, 10s to 10m (default: 30s, as agents)", EnvVars: []string{"BCPUBLISH_MIN_RATE_WINDOW"}},
+			&cli.StringSliceFlag{Name: "allow-host", Usage: "an https --from: another `HOST` or HOST:PORT a redirect may lead to, e.g. a CDN (repeatable)", EnvVars: []string{"BCPUBLISH_ALLOW_HOST"}},
 		),
 		OnUsageError: cliutil.OnUsageError,
 		Action: func(c *cli.Context) error {
 			return runMirror(c.Context, globals(c), mirrorOptions{
 				From: storeOpts(c, "from"), To: storeOpts(c, "to"), Root: c.String("root"),
 				Components: c.StringSlice("component"), Interval: c.String("interval"), Work: c.String("work"),
-				Args: c.Args().Slice(),
+				MinRate: c.Int64("min-rate"), MinRateSet: c.IsSet("min-rate"), MinRateWindow: c.String("min-rate-window"),
+				AllowHosts: c.StringSlice("allow-host"), Args: c.Args().Slice(),
 			})
 		},
 	}
@@ -55,7 +59,57 @@ type mirrorOptions struct {
 	Components []string
 	Interval   string
 	Work       string
-	Args       []string
+	// For an https --from: the agents' minimum-rate rule and the other
+	// hosts a redirect may lead to.
+	MinRate       int64
+	MinRateSet    bool
+	MinRateWindow string
+	AllowHosts    []string
+	Args          []string
+}
+
+// The --min-rate and --min-rate-window ranges, the agents' own
+// (client.MinRateRange, client.MinRateWindowRange).
+const (
+	minMirrorRate       = 128
+	maxMirrorRate       = 1 << 20
+	minMirrorRateWindow = 10 * time.Second
+	maxMirrorRateWindow = 10 * time.Minute
+)
+
+// httpSourceOptions applies the options that concern an https --from to
+// src, or refuses them for another kind of --from.
+func (o mirrorOptions) httpSourceOptions(src *publisher.HTTPSource) error {
+	isURL := src != nil
+	if !isURL && (o.MinRateSet || o.MinRateWindow != "" || len(o.AllowHosts) > 0) {
+		return cliutil.Usagef("from", "--min-rate, --min-rate-window and --allow-host apply to an https --from, not to %s", o.From.Location)
+	}
+	if o.MinRateSet {
+		if o.MinRate < minMirrorRate || o.MinRate > maxMirrorRate {
+			return cliutil.Usagef("min-rate", "--min-rate %d: want %d to %d bytes per second", o.MinRate, minMirrorRate, maxMirrorRate)
+		}
+		if isURL {
+			src.MinRate = o.MinRate
+		}
+	}
+	if o.MinRateWindow != "" {
+		d, err := time.ParseDuration(o.MinRateWindow)
+		if err != nil || d < minMirrorRateWindow || d > maxMirrorRateWindow {
+			return cliutil.Usagef("min-rate-window", "--min-rate-window %q: want a duration from 10s to 10m, such as 30s", o.MinRateWindow)
+		}
+		if isURL {
+			src.MinRateWindow = d
+		}
+	}
+	for _, h := range o.AllowHosts {
+		if h == "" || strings.ContainsAny(h, "/ @?#") || strings.Contains(h, "://") {
+			return cliutil.Usagef("allow-host", "--allow-host %q: want a host name or host:port, such as cdn.example.com", h)
+		}
+		if isURL {
+			src.AllowHosts = append(src.AllowHosts, strings.ToLower(h))
+		}
+	}
+	return nil
 }
 
 // runMirror syncs once, or every --interval until ctx is done: a failed
@@ -89,6 +143,10 @@ func runMirror(ctx context.Context, g *globalOptions, o mirrorOptions) error {
 	}
 	from, err := mirrorSource(ctx, o.From)
 	if err != nil {
+		return err
+	}
+	src, _ := from.(*publisher.HTTPSource)
+	if err := o.httpSourceOptions(src); err != nil {
 		return err
 	}
 	to, err := o.To.open(ctx)

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -83,6 +86,10 @@ func TestCLIMirror(t *testing.T) {
 		{"unreachable upstream", []string{"mirror", "--from", closed, "--to", mirror, "--root", root}, 1, "cannot reach " + closed},
 		{"no repository upstream", []string{"mirror", "--from", filepath.Join(dir, "empty"), "--to", mirror, "--root", root}, 1, "upstream has no metadata/1.root.json"},
 		{"--to not writable", []string{"mirror", "--from", up, "--to", readonly, "--root", root}, 1, "--to " + readonly + ": the mirror directory is not writable"},
+		{"bad --min-rate", []string{"mirror", "--from", closed, "--to", mirror, "--root", root, "--min-rate", "5"}, 2, "--min-rate 5: want 128 to 1048576 bytes per second"},
+		{"bad --min-rate-window", []string{"mirror", "--from", closed, "--to", mirror, "--root", root, "--min-rate-window", "1s"}, 2, "--min-rate-window \"1s\": want a duration from 10s to 10m"},
+		{"bad --allow-host", []string{"mirror", "--from", closed, "--to", mirror, "--root", root, "--allow-host", "https://cdn.example.com"}, 2, "--allow-host \"https://cdn.example.com\": want a host name"},
+		{"--min-rate with a directory --from", []string{"mirror", "--from", up, "--to", mirror, "--root", root, "--min-rate", "2048"}, 2, "apply to an https --from"},
 		{"--to under a file", []string{"mirror", "--from", up, "--to", filepath.Join(art, "mirror"), "--root", root}, 1, "--to " + filepath.Join(art, "mirror") + ": cannot create the mirror directory"},
 	}
 	for _, tc := range tests {
@@ -151,5 +158,73 @@ func TestCLIMirror(t *testing.T) {
 		if tc.want == "" && stderr != "" || !strings.Contains(stderr, tc.want) || strings.Count(stderr, "\n") > 1 {
 			t.Errorf("%v: stderr %q, want %q alone", tc.flags, stderr, tc.want)
 		}
+	}
+}
+
+// TestCLIMirrorMinRate: --min-rate and --min-rate-window reach the HTTP
+// source. The upstream sends the artifact at about 4 KiB/s, which the
+// default rule (1 KiB/s over 30 s) accepts; 64 KiB/s over 10 s does not,
+// so the sync fails with the rule's error, and keeps what arrived.
+func TestCLIMirrorMinRate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for one 10 s window")
+	}
+	dir := t.TempDir()
+	pki := testutil.NewPKI(t)
+	keys, up := filepath.Join(dir, "keys"), filepath.Join(dir, "repo")
+	art := filepath.Join(dir, "nc.bin")
+	os.WriteFile(art, bytes.Repeat([]byte("artifact"), 8<<10), 0o644) // 64 KiB
+	testutil.WriteCerts(t, filepath.Join(dir, "chain.pem"), pki.Leaf.Chain...)
+	testutil.WriteKey(t, filepath.Join(dir, "leaf.key"), pki.Leaf.Key)
+	for _, args := range [][]string{
+		{"keys", "generate", "--out", keys},
+		{"init", "--repo", up, "--keys", keys},
+		{"codesign", "sign", "--cert", filepath.Join(dir, "chain.pem"), "--key", filepath.Join(dir, "leaf.key"), "--file", art},
+		{"release", "add", "--repo", up, "--keys", keys, "--trust", pki.TrustDir, "--component", "notification-client",
+			"--version", "1.0.0", "--platform", "linux-amd64", "--file", art},
+	} {
+		if code, _, stderr := bcpublish(t, args...); code != 0 {
+			t.Fatalf("%v: %d %s", args, code, stderr)
+		}
+	}
+	files := http.FileServer(http.Dir(up))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasSuffix(r.URL.Path, ".nc.bin") {
+			files.ServeHTTP(w, r)
+			return
+		}
+		// The artifact, 512 bytes every 125 ms.
+		f, err := os.Open(filepath.Join(up, filepath.FromSlash(r.URL.Path)))
+		if err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		defer f.Close()
+		fi, _ := f.Stat()
+		w.Header().Set("Content-Length", strconv.FormatInt(fi.Size(), 10))
+		buf := make([]byte, 512)
+		for {
+			n, err := f.Read(buf)
+			if n > 0 {
+				if _, werr := w.Write(buf[:n]); werr != nil {
+					return
+				}
+				w.(http.Flusher).Flush()
+			}
+			if err != nil {
+				return
+			}
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(125 * time.Millisecond):
+			}
+		}
+	}))
+	defer srv.Close()
+	code, _, stderr := bcpublish(t, "mirror", "--from", srv.URL, "--to", filepath.Join(dir, "mirror"), "--root", filepath.Join(up, "metadata", "1.root.json"),
+		"--min-rate", "65536", "--min-rate-window", "10s")
+	if code != 1 || !strings.Contains(stderr, "below the minimum rate") || strings.Count(stderr, "\n") != 1 {
+		t.Fatalf("a sync from an upstream below --min-rate: exit %d, stderr %q; want exit 1 and one line naming the minimum rate", code, stderr)
 	}
 }
