@@ -151,23 +151,11 @@ func dashboardBench(o options) (string, error) {
 	if o.quick {
 		n, requests = 300, 3
 	}
-	bcfleet := filepath.Join(o.bin, "bcfleet")
-	if _, err := os.Stat(bcfleet); err != nil {
-		return "", fmt.Errorf("%s: %w (make build)", bcfleet, err)
-	}
-	dir, err := os.MkdirTemp("", "bcupdate-dashboard-")
+	bcfleet, dir, kekPath, kek, err := fleetWorkspace(o.bin, "bcupdate-dashboard-")
 	if err != nil {
 		return "", err
 	}
 	defer os.RemoveAll(dir)
-	kekPath := filepath.Join(dir, "kek")
-	if err := fleet.GenerateKEK(kekPath); err != nil {
-		return "", err
-	}
-	kek, err := fleet.OpenKEK("file://" + kekPath)
-	if err != nil {
-		return "", err
-	}
 	m, err := mockoidc.NewServer(nil)
 	if err != nil {
 		return "", err

@@ -450,6 +450,28 @@ type fleetRun struct {
 	db      string        // what dbBytes counts
 }
 
+// fleetWorkspace is what the fleet and dashboard sections start from: the
+// bcfleet binary (built), a temporary directory (the caller removes it)
+// and a new key-encryption key in it.
+func fleetWorkspace(bin, prefix string) (bcfleet, dir, kekPath string, kek fleet.KEK, err error) {
+	bcfleet = filepath.Join(bin, "bcfleet")
+	if _, err := os.Stat(bcfleet); err != nil {
+		return "", "", "", nil, fmt.Errorf("%s: %w (make build)", bcfleet, err)
+	}
+	if dir, err = os.MkdirTemp("", prefix); err != nil {
+		return "", "", "", nil, err
+	}
+	kekPath = filepath.Join(dir, "kek")
+	if err = fleet.GenerateKEK(kekPath); err == nil {
+		kek, err = fleet.OpenKEK("file://" + kekPath)
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", "", "", nil, err
+	}
+	return bcfleet, dir, kekPath, kek, nil
+}
+
 // fleetBench: the fleet service's reports benchmark (see the top of this
 // file). Devices are enrolled through the store (sqlstore's AddDevice,
 // each with its enrollee sealed by the service's key as the enrollment
@@ -458,23 +480,11 @@ type fleetRun struct {
 func fleetBench(o options) (string, error) {
 	o = fleetDefaults(o)
 	n := o.fleetDevices
-	bcfleet := filepath.Join(o.bin, "bcfleet")
-	if _, err := os.Stat(bcfleet); err != nil {
-		return "", fmt.Errorf("%s: %w (make build)", bcfleet, err)
-	}
-	dir, err := os.MkdirTemp("", "bcupdate-fleet-")
+	bcfleet, dir, kekPath, kek, err := fleetWorkspace(o.bin, "bcupdate-fleet-")
 	if err != nil {
 		return "", err
 	}
 	defer os.RemoveAll(dir)
-	kekPath := filepath.Join(dir, "kek")
-	if err := fleet.GenerateKEK(kekPath); err != nil {
-		return "", err
-	}
-	kek, err := fleet.OpenKEK("file://" + kekPath)
-	if err != nil {
-		return "", err
-	}
 	devs := newDevices(n)
 	ctx := context.Background()
 	phases := fleetPhases(o)
