@@ -23,6 +23,8 @@ type options struct {
 	targets  []int // repository sizes
 	duration string
 	quick    bool
+	// settle touches free memory once before the sections (settle.go).
+	settle bool
 	// The fleet section: simulated devices, the length of its timed
 	// phases, the fixed rate.
 	fleetDevices  int
@@ -44,6 +46,7 @@ func main() {
 	flag.DurationVar(&o.fleetDuration, "fleet-duration", fleetDuration, "fleet: length of each timed phase per server")
 	flag.IntVar(&o.fleetRate, "fleet-rate", fleetRate, "fleet: reports/s of the fixed-rate phase")
 	flag.BoolVar(&o.quick, "quick", false, "tiny sizes, to check that the benchmarks still run")
+	flag.BoolVar(&o.settle, "settle-memory", true, "touch free memory once before the sections, so a VM's lazily backed memory does not land on whichever section first draws on it (off with -quick)")
 	flag.Parse()
 	o.size = size << 20
 	if o.quick {
@@ -100,7 +103,16 @@ func run(o options, out, only string) (err error) {
 	}()
 	// The document is written only when every section ran and passed its
 	// checks, so its tables always come from one run.
-	tables := map[string]string{"run": runInfo(only)}
+	load := loadavg()
+	var st settled
+	if o.settle && !o.quick {
+		fmt.Println("== settling memory")
+		if st, err = settleMemory(); err != nil {
+			return err
+		}
+		fmt.Println(st)
+	}
+	tables := map[string]string{"run": runInfo(only, load, st)}
 	var names []string
 	for _, s := range sections() {
 		if only != "" && !strings.Contains(","+only+",", ","+s.name+",") {
@@ -131,17 +143,12 @@ func run(o options, out, only string) (err error) {
 
 // runInfo says where and when the tables come from: date, machine, load
 // when the run started, commit and Go version.
-func runInfo(only string) string {
+func runInfo(only, load string, st settled) string {
 	commit, _ := exec.Command("git", "describe", "--always", "--dirty").Output()
-	load, _ := os.ReadFile("/proc/loadavg")
-	fields := strings.Fields(string(load))
-	if len(fields) > 3 {
-		fields = fields[:3]
-	}
 	what := "Every table below comes from one `make bench` run"
 	if only != "" {
 		what = "The tables of " + only + " come from a `benchtool -only` run (the others from earlier runs)"
 	}
-	return fmt.Sprintf("%s: %s UTC on %s, load average %s when it started; commit %s, %s.\n",
-		what, time.Now().UTC().Format("2006-01-02 15:04"), machine(), strings.Join(fields, " "), strings.TrimSpace(string(commit)), runtime.Version())
+	return fmt.Sprintf("%s: %s UTC on %s, load average %s when it started; commit %s, %s; %s.\n",
+		what, time.Now().UTC().Format("2006-01-02 15:04"), machine(), load, strings.TrimSpace(string(commit)), runtime.Version(), st)
 }
