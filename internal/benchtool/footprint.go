@@ -176,8 +176,10 @@ func wantStatus(agent, state string, names []string, field, version string) erro
 // finish and returns VmRSS then and settle later (and RssAnon of that),
 // and VmHWM, in bytes.
 func idleRSS(agent, state string, settle time.Duration) (rss, later, anon, hwm int64, err error) {
-	stateFile := filepath.Join(state, "state.json")
-	before, _ := os.Stat(stateFile)
+	// Every poll begins with a check, which replaces last-check.json (a
+	// new file, renamed into place) whether or not anything changed.
+	checkFile := filepath.Join(state, "last-check.json")
+	before, _ := os.Stat(checkFile)
 	cmd := exec.Command(agent, "--state", state, "run", "--interval", "1h")
 	var out syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -188,9 +190,10 @@ func idleRSS(agent, state string, settle time.Duration) (rss, later, anon, hwm i
 	exited := make(chan struct{})
 	go func() { cmd.Process.Wait(); close(exited) }()
 	// The poll holds the state lock and keeps activity.json with its pid
-	// while it works, and removes it when it lets go; state.json is
-	// rewritten by the check. Either sign, then no activity.json, is the
-	// end of the poll.
+	// while it works, and removes it when it lets go; its check replaces
+	// last-check.json. Either sign, then no activity.json, is the end of
+	// the poll. (A poll that finds nothing new can come and go between
+	// two looks at activity.json: state.json is then not rewritten.)
 	activity := filepath.Join(state, "activity.json")
 	pid := fmt.Sprintf(`"pid": %d`, cmd.Process.Pid)
 	pidCompact := fmt.Sprintf(`"pid":%d`, cmd.Process.Pid)
@@ -210,8 +213,8 @@ func idleRSS(agent, state string, settle time.Duration) (rss, later, anon, hwm i
 			saw = true
 		}
 		if os.IsNotExist(rerr) {
-			fi, _ := os.Stat(stateFile)
-			if saw || (fi != nil && (before == nil || fi.ModTime() != before.ModTime())) {
+			fi, _ := os.Stat(checkFile)
+			if saw || (fi != nil && (before == nil || !os.SameFile(fi, before))) {
 				break
 			}
 		}
