@@ -389,3 +389,71 @@ func TestBundleImportKeepsAlerts(t *testing.T) {
 		t.Error("a successful online check no longer resolves the repository-wide alert")
 	}
 }
+
+// TestBundleRefusedKeepsStaged: an offline PC has a bundle's releases
+// staged (waiting for the maintenance window); a later bundle that offers
+// newer releases and is refused part-way (its second artifact tampered
+// with) leaves the first bundle's staged files and state as they were, and
+// they still install. An online PC would download again; an offline one
+// could not.
+func TestBundleRefusedKeepsStaged(t *testing.T) {
+	t.Parallel()
+	const second = "remote-support"
+	e := newFlowEnv(t, func(c *Config) { c.Components = []string{flowComp, second} })
+	publishBoth := func(v string) string {
+		e.publish(v)
+		data := testutil.TarGz(t, testutil.TarEntry{Name: "bin/" + second, Body: "#!/bin/sh\necho " + v + "\n", Mode: 0o755})
+		e.publishWith(v, second+"-"+v+".tar.gz", data, func(o *flowReleaseOptions) { o.Component = second })
+		out := filepath.Join(e.dir, v+".bcbundle")
+		e.mustBcpublish("bundle", "create", "--repo", e.repoDir, "--keys", e.keysDir,
+			"--component", flowComp, "--component", second, "--platform", flowPlatform, "--out", out)
+		return out
+	}
+	first := publishBoth("1.1.0")
+	next := publishBoth("1.2.0")
+	entries := readTar(t, next)
+	i := findEntry(entries, func(n string) bool { return strings.HasSuffix(n, second+"-1.2.0.tar.gz") })
+	if i < 0 {
+		t.Fatal("no artifact of the second component in the bundle")
+	}
+	entries[i].data[len(entries[i].data)/2] ^= 1
+	bad := writeTar(t, filepath.Join(t.TempDir(), "bad.bcbundle"), entries)
+	e.offline()
+	if _, err := e.importBundle(first, time.Time{}); err != nil {
+		t.Fatalf("the first bundle: %v", err)
+	}
+	skip := []string{"audit.jsonl", "audit.jsonl.head", "notifications.json", "agent.lock", "activity.json", "last-import.json"}
+	before := snapshotTree(t, e.state, skip...)
+	if _, err := e.importBundle(bad, time.Time{}); !errors.Is(err, ErrVerification) {
+		t.Fatalf("a newer bundle whose second artifact was tampered with: %v, want a refusal", err)
+	}
+	sameTree(t, "the state directory after a refused bundle, with an earlier bundle's releases staged", before, snapshotTree(t, e.state, skip...))
+	// An import stopped (killed, power lost) while it had a component's
+	// staged files parked: the next import puts them back first.
+	parked := filepath.Join(e.state, stagingRoot, importScratch, parkedDir)
+	if err := os.MkdirAll(parked, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(e.state, stagingRoot, flowComp), filepath.Join(parked, flowComp)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.importBundle(bad, time.Time{}); !errors.Is(err, ErrVerification) {
+		t.Fatalf("the refused bundle again: %v, want a refusal", err)
+	}
+	sameTree(t, "the state directory after an import that found parked files of a stopped one", before, snapshotTree(t, e.state, skip...))
+	if err := e.apply(ApplyOptions{}); err != nil {
+		t.Fatalf("apply of the first bundle's staged releases after the refusal: %v", err)
+	}
+	e.do(func(a *Agent) error {
+		st, err := a.loadState()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []string{flowComp, second} {
+			if got := st.Components[c].Installed; got != "1.1.0" {
+				t.Errorf("%s installed %q, want the first bundle's 1.1.0", c, got)
+			}
+		}
+		return nil
+	})
+}

@@ -181,10 +181,19 @@ func (a *Agent) dropStaged(component string, c *ComponentState) {
 		return
 	}
 	defer root.Close()
-	name := filepath.Join(stagingRoot, component)
-	if err := root.RemoveAll(name); err != nil {
-		a.log.Warn("dropping staged files", "component", component, "err", a.confined(root, name, err))
+	if err := a.removeStaging(root, component); err != nil {
+		a.log.Warn("dropping staged files", "component", component, "err", a.confined(root, filepath.Join(stagingRoot, component), err))
 	}
+}
+
+// removeStaging removes staging/<component>. During an import the first
+// removal parks the directory instead (bundleSource.park), so that a
+// refused bundle gives back what was staged before it.
+func (a *Agent) removeStaging(root *os.Root, component string) error {
+	if a.bundle != nil {
+		return a.bundle.park(root, component)
+	}
+	return root.RemoveAll(filepath.Join(stagingRoot, component))
 }
 
 // stage downloads and verifies one release into staging/<component>/<version>/.
@@ -200,9 +209,11 @@ func (a *Agent) stage(ctx context.Context, s *session, component string, rel *Re
 	dirName := filepath.Join(compName, rel.Version)
 	marker := filepath.Join(dirName, "release.sha256")
 	// Keep a partial download of this very release to resume it; anything
-	// else in staging is stale.
-	if b, rerr := readFileRoot(root, marker, 128); rerr != nil || strings.TrimSpace(string(b)) != rel.SHA256 {
-		if err := root.RemoveAll(compName); err != nil {
+	// else in staging is stale. An import starts afresh (reading the
+	// bundle is cheap), so that it never writes into what it may have to
+	// give back.
+	if b, rerr := readFileRoot(root, marker, 128); a.bundle != nil || rerr != nil || strings.TrimSpace(string(b)) != rel.SHA256 {
+		if err := a.removeStaging(root, component); err != nil {
 			return nil, a.confined(root, compName, err)
 		}
 	}
@@ -218,7 +229,7 @@ func (a *Agent) stage(ctx context.Context, s *session, component string, rel *Re
 		// A network failure keeps the partial file to resume; anything
 		// that did not verify goes.
 		if err != nil && errors.Is(err, ErrVerification) {
-			root.RemoveAll(compName)
+			a.removeStaging(root, component)
 		}
 	}()
 	tf, err := s.lookup(rel.Path)
