@@ -798,7 +798,10 @@ type objectSizer interface {
 	Size(ctx context.Context, name string) (int64, error)
 }
 
-var _ objectSizer = (*DirStore)(nil)
+var (
+	_ objectSizer = (*DirStore)(nil)
+	_ objectSizer = (*S3Store)(nil)
+)
 
 // mirrorHasher computes every hash a target lists.
 type mirrorHasher struct {

@@ -509,19 +509,47 @@ func TestMirrorComponents(t *testing.T) {
 	verifiedTargets(t, m.mirror, nil)
 }
 
-// TestMirrorS3: a directory repository mirrored into S3 verifies there.
+// TestMirrorS3: a directory repository mirrored into S3 verifies there;
+// an object there whose length is not the signed one (written by hand) is
+// fetched again, as on a directory mirror.
 func TestMirrorS3(t *testing.T) {
 	m := newMirrorFixture(t, 4)
-	m.release(t, "notification-client", "1.0.0", "one")
+	m.release(t, "notification-client", "1.0.0", strings.Repeat("one ", 1000))
 	dst := s3Store(t, s3test.Fake(t))
 	if _, err := publisher.Mirror(context.Background(), publisher.StoreSource{Store: m.store}, dst, publisher.MirrorOptions{Root: m.root, WorkDir: t.TempDir()}); err != nil {
 		t.Fatal(err)
 	}
 	verifiedTargets(t, dst, nil)
-	m.release(t, "notification-client", "1.0.1", "two")
-	res, err := publisher.Mirror(context.Background(), publisher.StoreSource{Store: m.store}, dst, publisher.MirrorOptions{Root: m.root, WorkDir: t.TempDir()})
+	ctx := context.Background()
+	names, err := dst.List(ctx, "targets/notification-client/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var artifact string
+	for _, n := range names {
+		if strings.HasSuffix(n, ".agent.bin") {
+			artifact = n
+		}
+	}
+	if artifact == "" {
+		t.Fatalf("no artifact among %v", names)
+	}
+	if err := dst.Delete(ctx, artifact); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.PutIfAbsent(ctx, artifact, strings.NewReader("cut"), 3); err != nil {
+		t.Fatal(err)
+	}
+	m.release(t, "notification-client", "1.0.1", "two") // targets.json changes: every target is looked at
+	res, err := publisher.Mirror(ctx, publisher.StoreSource{Store: m.store}, dst, publisher.MirrorOptions{Root: m.root, WorkDir: t.TempDir()})
 	if err != nil || !res.Changed {
 		t.Fatalf("%+v %v", res, err)
+	}
+	if res.TargetsCopied != 5 { // the replaced one, and 1.0.1's artifact, signature, pointer, index
+		t.Fatalf("result %+v, want 5 targets copied", res)
+	}
+	if n, err := dst.(*publisher.S3Store).Size(ctx, artifact); err != nil || n != int64(len(strings.Repeat("one ", 1000))) {
+		t.Fatalf("the cut object after the sync: %d bytes, %v", n, err)
 	}
 	verifiedTargets(t, dst, nil)
 }

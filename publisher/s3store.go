@@ -190,6 +190,19 @@ func (s *S3Store) Exists(ctx context.Context, name string) (bool, error) {
 	return false, err
 }
 
+// Size returns an object's length in bytes (a HEAD request); a missing
+// object is an error wrapping fs.ErrNotExist.
+func (s *S3Store) Size(ctx context.Context, name string) (int64, error) {
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: aws.String(s.key(name))})
+	if err != nil {
+		return 0, s.s3err("head", name, err)
+	}
+	if out.ContentLength == nil {
+		return 0, fmt.Errorf("head %s/%s: the server gave no length", s.ref, name)
+	}
+	return *out.ContentLength, nil
+}
+
 // List returns the object names under prefix.
 func (s *S3Store) List(ctx context.Context, prefix string) ([]string, error) {
 	var out []string
