@@ -243,13 +243,7 @@ func TestBundleAllOrNothing(t *testing.T) {
 	good := filepath.Join(e.dir, "two.bcbundle")
 	e.mustBcpublish("bundle", "create", "--repo", e.repoDir, "--keys", e.keysDir,
 		"--component", flowComp, "--component", second, "--platform", flowPlatform, "--out", good)
-	entries := readTar(t, good)
-	i := findEntry(entries, func(n string) bool { return strings.HasSuffix(n, second+"-1.1.0.tar.gz") })
-	if i < 0 {
-		t.Fatal("no artifact of the second component in the bundle")
-	}
-	entries[i].data[len(entries[i].data)/2] ^= 1
-	bad := writeTar(t, filepath.Join(t.TempDir(), "bad.bcbundle"), entries)
+	bad := tamperedBundle(t, good, second+"-1.1.0.tar.gz")
 	e.offline()
 	skip := []string{"audit.jsonl", "audit.jsonl.head", "notifications.json", "agent.lock", "activity.json"}
 	before := snapshotTree(t, e.state, skip...)
@@ -411,13 +405,7 @@ func TestBundleRefusedKeepsStaged(t *testing.T) {
 	}
 	first := publishBoth("1.1.0")
 	next := publishBoth("1.2.0")
-	entries := readTar(t, next)
-	i := findEntry(entries, func(n string) bool { return strings.HasSuffix(n, second+"-1.2.0.tar.gz") })
-	if i < 0 {
-		t.Fatal("no artifact of the second component in the bundle")
-	}
-	entries[i].data[len(entries[i].data)/2] ^= 1
-	bad := writeTar(t, filepath.Join(t.TempDir(), "bad.bcbundle"), entries)
+	bad := tamperedBundle(t, next, second+"-1.2.0.tar.gz")
 	e.offline()
 	if _, err := e.importBundle(first, time.Time{}); err != nil {
 		t.Fatalf("the first bundle: %v", err)
@@ -456,4 +444,17 @@ func TestBundleRefusedKeepsStaged(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// tamperedBundle is a copy of the bundle file with one bit of the entry
+// whose name ends in suffix flipped.
+func tamperedBundle(t *testing.T, file, suffix string) string {
+	t.Helper()
+	entries := readTar(t, file)
+	i := findEntry(entries, func(n string) bool { return strings.HasSuffix(n, suffix) })
+	if i < 0 {
+		t.Fatalf("no entry ending in %s in %s", suffix, file)
+	}
+	entries[i].data[len(entries[i].data)/2] ^= 1
+	return writeTar(t, filepath.Join(t.TempDir(), "bad.bcbundle"), entries)
 }
