@@ -208,6 +208,9 @@ func Open(stateDir string, opts *OpenOptions) (*Agent, error) {
 		a.Close()
 		return nil, fmt.Errorf("recovering an interrupted apply: %w", err)
 	}
+	if err := a.recoverParked(); err != nil {
+		a.log.Error("recovering an interrupted import", "err", err)
+	}
 	// What is active is derived from the verified consent log and signed
 	// metadata at every start, never taken from features.json.
 	if err := a.reconcile(); err != nil {

@@ -41,7 +41,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"maps"
 	"net/http"
 	"os"
 	"path"
@@ -216,18 +215,21 @@ func (a *Agent) importBundle(ctx context.Context, f *os.File, file string, size 
 		names = append(names, name)
 	}
 	src := &bundleSource{b: b, created: created, now: now, scratch: filepath.Join(a.dir, stagingRoot, importScratch), parked: map[string]bool{}}
+	// What a stopped import parked goes back (or, stale, away) first:
+	// parking needs the place free.
 	if err := a.recoverParked(); err != nil {
 		return nil, err
 	}
 	if err := os.RemoveAll(src.scratch); err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(src.scratch)
 	saved := false // state.json holds what this import staged
 	defer func() {
+		keep := false
 		if !saved {
-			src.unpark(a)
+			keep = !src.unpark(a)
 		}
+		src.removeScratch(keep)
 	}()
 	a.bundle = src
 	defer func() { a.bundle = nil }()
@@ -427,101 +429,6 @@ func tsVersion(dir string) int64 {
 		return 0
 	}
 	return md.Signed.Version
-}
-
-// parkedDir, below the import's scratch directory, holds the staging
-// directories an import has moved aside.
-const parkedDir = "parked"
-
-// park moves staging/<component> aside the first time the import would
-// remove it, and removes it (the import's own files) after that.
-func (src *bundleSource) park(root *os.Root, component string) error {
-	src.mu.Lock()
-	defer src.mu.Unlock()
-	name := filepath.Join(stagingRoot, component)
-	if src.parked[component] {
-		return root.RemoveAll(name)
-	}
-	src.parked[component] = true
-	if _, err := root.Lstat(name); errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	dir := filepath.Join(stagingRoot, importScratch, parkedDir)
-	if err := root.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	return root.Rename(name, filepath.Join(dir, component))
-}
-
-// unpark puts back what a failed import parked: staging/<component> as it
-// was before the import.
-func (src *bundleSource) unpark(a *Agent) {
-	src.mu.Lock()
-	defer src.mu.Unlock()
-	if len(src.parked) == 0 {
-		return
-	}
-	root, err := a.openRoot()
-	if err != nil {
-		a.log.Error("putting back staged files after a refused import", "err", err)
-		return
-	}
-	defer root.Close()
-	for _, component := range slices.Sorted(maps.Keys(src.parked)) {
-		if err := restoreParked(root, component); err != nil {
-			a.log.Error("putting back staged files after a refused import", "component", component, "err", err)
-		}
-	}
-}
-
-// restoreParked replaces staging/<component> with its parked copy; with
-// none, it only removes staging/<component>.
-func restoreParked(root *os.Root, component string) error {
-	name := filepath.Join(stagingRoot, component)
-	if err := root.RemoveAll(name); err != nil {
-		return err
-	}
-	parked := filepath.Join(stagingRoot, importScratch, parkedDir, component)
-	if _, err := root.Lstat(parked); errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	return root.Rename(parked, name)
-}
-
-// recoverParked, before an import, puts back what an import that was
-// stopped (killed, power lost) had parked, where state.json still names a
-// staged release that only the parked copy holds; anything else parked is
-// left for the scratch directory's removal.
-func (a *Agent) recoverParked() error {
-	ents, err := os.ReadDir(filepath.Join(a.dir, stagingRoot, importScratch, parkedDir))
-	if err != nil || len(ents) == 0 {
-		return nil // nothing parked
-	}
-	st, err := a.loadState()
-	if err != nil {
-		return err
-	}
-	root, err := a.openRoot()
-	if err != nil {
-		return err
-	}
-	defer root.Close()
-	for _, e := range ents {
-		c := st.Components[e.Name()]
-		if c == nil || c.Staged == nil || !filepath.IsLocal(c.Staged.Version) {
-			continue
-		}
-		version := filepath.Join(e.Name(), c.Staged.Version)
-		_, here := root.Lstat(filepath.Join(stagingRoot, version))
-		_, parked := root.Lstat(filepath.Join(stagingRoot, importScratch, parkedDir, version))
-		if errors.Is(here, fs.ErrNotExist) && parked == nil {
-			if err := restoreParked(root, e.Name()); err != nil {
-				return fmt.Errorf("putting back %s's staged files parked by an import that was stopped: %w", e.Name(), err)
-			}
-			a.log.Info("put back staged files parked by an import that was stopped", "component", e.Name(), "version", c.Staged.Version)
-		}
-	}
-	return nil
 }
 
 // commit keeps what a successful import verified: a newer root replaces
