@@ -177,7 +177,9 @@ func wantStatus(agent, state string, names []string, field, version string) erro
 // and VmHWM, in bytes.
 func idleRSS(agent, state string, settle time.Duration) (rss, later, anon, hwm int64, err error) {
 	// Every poll begins with a check, which replaces last-check.json (a
-	// new file, renamed into place) whether or not anything changed.
+	// new file, renamed into place) whether or not anything changed. A
+	// poll may replace it twice, and ext4 may give the second file the
+	// first one's inode back: a new modification time tells it too.
 	checkFile := filepath.Join(state, "last-check.json")
 	before, _ := os.Stat(checkFile)
 	cmd := exec.Command(agent, "--state", state, "run", "--interval", "1h")
@@ -214,7 +216,7 @@ func idleRSS(agent, state string, settle time.Duration) (rss, later, anon, hwm i
 		}
 		if os.IsNotExist(rerr) {
 			fi, _ := os.Stat(checkFile)
-			if saw || (fi != nil && (before == nil || !os.SameFile(fi, before))) {
+			if saw || (fi != nil && (before == nil || !os.SameFile(fi, before) || !fi.ModTime().Equal(before.ModTime()))) {
 				break
 			}
 		}

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -32,9 +34,13 @@ const madvPopulateWrite = 23
 type settled struct {
 	bytes int64
 	took  time.Duration
+	err   error // why it did not
 }
 
 func (s settled) String() string {
+	if s.err != nil {
+		return fmt.Sprintf("free memory not touched before the sections (%v)", s.err)
+	}
 	if s.bytes == 0 {
 		return "free memory not touched before the sections"
 	}
@@ -44,7 +50,9 @@ func (s settled) String() string {
 }
 
 // settleMemory maps the free memory the kernel reports, less a margin for
-// everything else running, touches every page and unmaps it.
+// everything else running (the larger of 1 GiB and a sixteenth of the
+// total) and never more than this process's memory cgroup has room for,
+// touches every page and unmaps it.
 func settleMemory() (settled, error) {
 	free, total, err := meminfo()
 	if err != nil {
@@ -52,6 +60,9 @@ func settleMemory() (settled, error) {
 	}
 	margin := max(1<<30, total/16)
 	n := free - margin
+	if room, ok := cgroupRoom(); ok {
+		n = min(n, room-256<<20)
+	}
 	if n < 256<<20 {
 		return settled{}, nil
 	}
@@ -124,4 +135,40 @@ func meminfo() (free, total int64, err error) {
 		return 0, 0, errors.New("/proc/meminfo names no MemFree or MemTotal")
 	}
 	return free, total, nil
+}
+
+// cgroupRoom is what this process's memory cgroup still allows: its
+// limit less its use (cgroup v2's memory.max and memory.current, or v1's
+// memory.limit_in_bytes and memory.usage_in_bytes); false when there is
+// no limit or none can be read. /proc/meminfo shows the machine's memory,
+// not a container's.
+func cgroupRoom() (int64, bool) {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return 0, false
+	}
+	read := func(file string) (int64, bool) {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return 0, false
+		}
+		v, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		return v, err == nil // v2's "max": no limit
+	}
+	room, found := int64(0), false
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var limit, used int64
+		var ok1, ok2 bool
+		if p, ok := strings.CutPrefix(l, "0::"); ok {
+			limit, ok1 = read("/sys/fs/cgroup" + p + "/memory.max")
+			used, ok2 = read("/sys/fs/cgroup" + p + "/memory.current")
+		} else if _, p, ok := strings.Cut(l, ":memory:"); ok {
+			limit, ok1 = read("/sys/fs/cgroup/memory" + p + "/memory.limit_in_bytes")
+			used, ok2 = read("/sys/fs/cgroup/memory" + p + "/memory.usage_in_bytes")
+		}
+		if ok1 && ok2 && limit < 1<<62 && (!found || limit-used < room) {
+			room, found = limit-used, true
+		}
+	}
+	return room, found
 }
