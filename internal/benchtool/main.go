@@ -46,7 +46,7 @@ func main() {
 	flag.DurationVar(&o.fleetDuration, "fleet-duration", fleetDuration, "fleet: length of each timed phase per server")
 	flag.IntVar(&o.fleetRate, "fleet-rate", fleetRate, "fleet: reports/s of the fixed-rate phase")
 	flag.BoolVar(&o.quick, "quick", false, "tiny sizes, to check that the benchmarks still run")
-	flag.BoolVar(&o.settle, "settle-memory", true, "touch free memory once before the sections, so a VM's lazily backed memory does not land on whichever section first draws on it (off with -quick)")
+	flag.BoolVar(&o.settle, "settle-memory", true, "pause the guest's free page reporting for the run and touch free memory once before the sections, so a VM's lazily backed memory does not land on whichever section draws on it (off with -quick)")
 	flag.Parse()
 	o.size = size << 20
 	if o.quick {
@@ -107,9 +107,12 @@ func run(o options, out, only string) (err error) {
 	var st settled
 	if o.settle && !o.quick {
 		fmt.Println("== settling memory")
-		if st, err = settleMemory(); err != nil {
+		handleInterrupts()
+		defer runAtExit()
+		st.reporting = pauseReporting()
+		if st, err = settleMemory(st); err != nil {
 			// The run goes on: its note says the memory was not touched.
-			st = settled{err: err}
+			st.err = err
 			fmt.Fprintln(os.Stderr, "benchtool: warning:", err)
 		}
 		fmt.Println(st)

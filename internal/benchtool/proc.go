@@ -31,11 +31,10 @@ var children = struct {
 
 var interruptOnce sync.Once
 
-// start starts cmd as the leader of a new process group and registers it.
-// A process group of its own also means a terminal's Ctrl-C no longer
-// reaches it: the first start installs a handler that stops every child
-// before the benchmark exits on SIGINT, SIGTERM or SIGHUP.
-func start(cmd *exec.Cmd) (*child, error) {
+// handleInterrupts installs, once, a handler that stops every child and
+// undoes what onExit registered before the benchmark exits on SIGINT,
+// SIGTERM or SIGHUP.
+func handleInterrupts() {
 	interruptOnce.Do(func() {
 		sigc := make(chan os.Signal, 1)
 		signal.Notify(sigc, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
@@ -43,9 +42,41 @@ func start(cmd *exec.Cmd) (*child, error) {
 			s := <-sigc
 			fmt.Fprintf(os.Stderr, "benchtool: %v: stopping %d children\n", s, liveChildren())
 			stopAll()
+			runAtExit()
 			os.Exit(130)
 		}()
 	})
+}
+
+// atExit holds what must be undone however the benchmark ends (a setting
+// of the machine it changed): run by run's return and by the interrupt
+// handler, last registered first.
+var atExit struct {
+	sync.Mutex
+	fns []func()
+}
+
+func onExit(f func()) {
+	atExit.Lock()
+	defer atExit.Unlock()
+	atExit.fns = append(atExit.fns, f)
+}
+
+func runAtExit() {
+	atExit.Lock()
+	defer atExit.Unlock()
+	for i := len(atExit.fns) - 1; i >= 0; i-- {
+		atExit.fns[i]()
+	}
+	atExit.fns = nil
+}
+
+// start starts cmd as the leader of a new process group and registers it.
+// A process group of its own also means a terminal's Ctrl-C no longer
+// reaches it: the first start installs a handler that stops every child
+// before the benchmark exits on SIGINT, SIGTERM or SIGHUP.
+func start(cmd *exec.Cmd) (*child, error) {
+	handleInterrupts()
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}

@@ -10,9 +10,10 @@ import (
 
 // settled records what settleMemory did, for the run note (settle.go).
 type settled struct {
-	bytes int64
-	took  time.Duration
-	err   error
+	reporting string
+	bytes     int64
+	took      time.Duration
+	err       error
 }
 
 func (s settled) String() string {
@@ -20,6 +21,9 @@ func (s settled) String() string {
 }
 
 // settleMemory is Linux's (settle.go).
-func settleMemory() (settled, error) {
-	return settled{}, errors.New("only on Linux")
+func settleMemory(st settled) (settled, error) {
+	return st, errors.New("only on Linux")
 }
+
+// pauseReporting is Linux's (settle.go).
+func pauseReporting() string { return "" }
