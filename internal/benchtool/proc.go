@@ -41,8 +41,8 @@ func handleInterrupts() {
 		go func() {
 			s := <-sigc
 			fmt.Fprintf(os.Stderr, "benchtool: %v: stopping %d children\n", s, liveChildren())
+			runAtExit() // first: quick, and stopping children may take a while
 			stopAll()
-			runAtExit()
 			os.Exit(130)
 		}()
 	})

@@ -82,18 +82,20 @@ func pauseReporting() string {
 		return "free page reporting already off"
 	}
 	if err == nil {
+		// Registered before the write: an interrupt between the two
+		// still sets it back (writing the old value is harmless).
+		onExit(func() {
+			if err := os.WriteFile(pageReportingOrder, []byte(was), 0); err != nil {
+				fmt.Fprintf(os.Stderr, "benchtool: setting %s back to %s: %v\n", pageReportingOrder, was, err)
+			}
+		})
 		err = os.WriteFile(pageReportingOrder, []byte(noReportingOrder), 0)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "benchtool: warning: free page reporting goes on:", err)
 		return fmt.Sprintf("free page reporting not paused (%v)", pathless(err))
 	}
-	onExit(func() {
-		if err := os.WriteFile(pageReportingOrder, []byte(was), 0); err != nil {
-			fmt.Fprintf(os.Stderr, "benchtool: restoring %s to %s: %v\n", pageReportingOrder, was, err)
-		}
-	})
-	return fmt.Sprintf("the guest's free page reporting paused for the run (page_reporting_order %s, restored after)", was)
+	return fmt.Sprintf("free page reporting paused for the run (page_reporting_order %s → %s, set back when it ends)", was, noReportingOrder)
 }
 
 // pathless is err without its *PathError's path.
