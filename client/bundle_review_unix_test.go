@@ -19,10 +19,7 @@ import (
 // the drop folder goes on working: the next bundle is imported.
 func TestWatchRefusesSwappedLink(t *testing.T) {
 	t.Parallel()
-	e := newDropEnv(t, nil)
-	e.publish("1.0.0")
-	e.install("1.0.0")
-	e.publish("1.1.0")
+	e := newDropEnvUpdate(t)
 	good := e.bundle("good.bcbundle")
 	e.offline()
 	fifo := filepath.Join(t.TempDir(), "fifo")

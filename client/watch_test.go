@@ -25,6 +25,17 @@ type dropEnv struct {
 	clock time.Time
 }
 
+// newDropEnvUpdate is a drop folder's agent with 1.0.0 installed and
+// 1.1.0 published, the update the tests' bundles carry.
+func newDropEnvUpdate(t *testing.T) *dropEnv {
+	t.Helper()
+	e := newDropEnv(t, nil)
+	e.publish("1.0.0")
+	e.install("1.0.0")
+	e.publish("1.1.0")
+	return e
+}
+
 func newDropEnv(t *testing.T, mutate func(*Config)) *dropEnv {
 	t.Helper()
 	e := &dropEnv{flowEnv: newFlowEnv(t, mutate), dir: t.TempDir(), clock: time.Now()}
@@ -219,18 +230,9 @@ func TestWatchImportsDroppedBundle(t *testing.T) {
 // tampered file dropped again is not imported again.
 func TestWatchRefusesTampered(t *testing.T) {
 	t.Parallel()
-	e := newDropEnv(t, nil)
-	e.publish("1.0.0")
-	e.install("1.0.0")
-	e.publish("1.1.0")
+	e := newDropEnvUpdate(t)
 	good := e.bundle("good.bcbundle")
-	entries := readTar(t, good)
-	artifact := findEntry(entries, func(n string) bool { return strings.HasSuffix(n, flowArtifact("1.1.0")) })
-	if artifact < 0 {
-		t.Fatal("no artifact in the bundle")
-	}
-	entries[artifact].data[100] ^= 1
-	bad := writeTar(t, filepath.Join(t.TempDir(), "bad.bcbundle"), entries)
+	bad := tamperedBundle(t, good, flowArtifact("1.1.0"))
 	e.offline()
 	skip := []string{"audit.jsonl", "audit.jsonl.head", "notifications.json", "agent.lock", "activity.json", watchedFile}
 	before := snapshotTree(t, e.state, skip...)
@@ -279,10 +281,7 @@ func TestWatchRefusesTampered(t *testing.T) {
 // NAME.bcbundle.part is not looked at until it is renamed.
 func TestWatchWaitsForCompleteFile(t *testing.T) {
 	t.Parallel()
-	e := newDropEnv(t, nil)
-	e.publish("1.0.0")
-	e.install("1.0.0")
-	e.publish("1.1.0")
+	e := newDropEnvUpdate(t)
 	first := e.bundle("first.bcbundle")
 	second := e.bundle("second.bcbundle", "--valid-for", "20d")
 	e.offline()
@@ -339,10 +338,7 @@ func TestWatchWaitsForCompleteFile(t *testing.T) {
 // that cannot be moved away is not imported again at every scan.
 func TestWatchSameFileTwice(t *testing.T) {
 	t.Parallel()
-	e := newDropEnv(t, nil)
-	e.publish("1.0.0")
-	e.install("1.0.0")
-	e.publish("1.1.0")
+	e := newDropEnvUpdate(t)
 	good := e.bundle("good.bcbundle")
 	other := e.bundle("other.bcbundle", "--valid-for", "20d")
 	e.offline()
@@ -399,10 +395,7 @@ func TestWatchSameFileTwice(t *testing.T) {
 // last attempt a file is moved to refused/ with the error.
 func TestWatchRetriesOperationalFailure(t *testing.T) {
 	t.Parallel()
-	e := newDropEnv(t, nil)
-	e.publish("1.0.0")
-	e.install("1.0.0")
-	e.publish("1.1.0")
+	e := newDropEnvUpdate(t)
 	good := e.bundle("good.bcbundle")
 	e.offline()
 	e.w.lockWait = 0
@@ -455,10 +448,7 @@ func TestWatchRetriesOperationalFailure(t *testing.T) {
 // rules apply again.
 func TestStatusLastImport(t *testing.T) {
 	t.Parallel()
-	e := newDropEnv(t, nil)
-	e.publish("1.0.0")
-	e.install("1.0.0")
-	e.publish("1.1.0")
+	e := newDropEnvUpdate(t)
 	file := e.bundle("nc.bcbundle")
 	down := func(w http.ResponseWriter, r *http.Request) bool {
 		http.Error(w, "down", http.StatusServiceUnavailable)
@@ -555,10 +545,7 @@ func TestWatchDirChecks(t *testing.T) {
 // failing polls do no harm.
 func TestRunWatchesDropFolder(t *testing.T) {
 	t.Parallel()
-	e := newDropEnv(t, nil)
-	e.publish("1.0.0")
-	e.install("1.0.0")
-	e.publish("1.1.0")
+	e := newDropEnvUpdate(t)
 	file := e.bundle("nc.bcbundle")
 	e.setHook(func(w http.ResponseWriter, r *http.Request) bool {
 		http.Error(w, "down", http.StatusServiceUnavailable)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -9,8 +8,6 @@ import (
 	"testing"
 
 	"github.com/beckmanconnect/bcupdate/client"
-	"github.com/beckmanconnect/bcupdate/publisher"
-	"github.com/beckmanconnect/bcupdate/repo"
 )
 
 // oneLine fails unless s is a single line.
@@ -30,15 +27,7 @@ func oneLine(t *testing.T, what, s string) {
 func TestCLINotificationAck(t *testing.T) {
 	fx := newFixture(t)
 	fx.publish("1.0.0")
-	keys, err := publisher.LoadKeys(filepath.Join(fx.dir, "keys"), repo.RoleTargets)
-	if err != nil {
-		t.Fatal(err)
-	}
-	good := filepath.Join(fx.dir, "nc.bcbundle")
-	if _, err := publisher.CreateBundle(context.Background(), fx.store, keys, publisher.BundleOptions{
-		Components: []string{"notification-client"}, Platform: "linux-amd64", Version: "1.0.0", Out: good}); err != nil {
-		t.Fatal(err)
-	}
+	good := fx.bundle(t, "1.0.0")
 	state, _ := initAgent(t, fx, "http://127.0.0.1:1", "--component", "notification-client")
 	random := filepath.Join(fx.dir, "random.bcbundle")
 	if err := os.WriteFile(random, []byte(strings.Repeat("x", 4096)), 0o644); err != nil {

@@ -20,15 +20,7 @@ import (
 func TestCLIImport(t *testing.T) {
 	fx := newFixture(t)
 	fx.publish("1.0.0")
-	keys, err := publisher.LoadKeys(filepath.Join(fx.dir, "keys"), repo.RoleTargets)
-	if err != nil {
-		t.Fatal(err)
-	}
-	good := filepath.Join(fx.dir, "nc.bcbundle")
-	if _, err := publisher.CreateBundle(context.Background(), fx.store, keys, publisher.BundleOptions{
-		Components: []string{"notification-client"}, Platform: "linux-amd64", Version: "1.0.0", Out: good}); err != nil {
-		t.Fatal(err)
-	}
+	good := fx.bundle(t, "1.0.0")
 	state, _ := initAgent(t, fx, "http://127.0.0.1:1", "--component", "notification-client")
 	random := filepath.Join(fx.dir, "random.bcbundle")
 	os.WriteFile(random, []byte(strings.Repeat("x", 4096)), 0o644)
@@ -109,4 +101,20 @@ func TestCLIImportUnreadable(t *testing.T) {
 			t.Errorf("%s records a verification failure for a FILE that cannot be read:\n%s", f, data)
 		}
 	}
+}
+
+// bundle makes nc.bcbundle, notification-client version for linux-amd64,
+// from the fixture's repository (signed with its targets key).
+func (fx *fixture) bundle(t *testing.T, version string) string {
+	t.Helper()
+	keys, err := publisher.LoadKeys(filepath.Join(fx.dir, "keys"), repo.RoleTargets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(fx.dir, "nc.bcbundle")
+	if _, err := publisher.CreateBundle(context.Background(), fx.store, keys, publisher.BundleOptions{
+		Components: []string{"notification-client"}, Platform: "linux-amd64", Version: version, Out: out}); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

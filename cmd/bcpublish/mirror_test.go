@@ -40,23 +40,8 @@ func (s *syncBuffer) String() string {
 // loop syncs until it is interrupted.
 func TestCLIMirror(t *testing.T) {
 	dir := t.TempDir()
-	pki := testutil.NewPKI(t)
-	keys, up := filepath.Join(dir, "keys"), filepath.Join(dir, "repo")
+	up := upstreamRepo(t, dir, []byte("artifact"))
 	art := filepath.Join(dir, "nc.bin")
-	os.WriteFile(art, []byte("artifact"), 0o644)
-	testutil.WriteCerts(t, filepath.Join(dir, "chain.pem"), pki.Leaf.Chain...)
-	testutil.WriteKey(t, filepath.Join(dir, "leaf.key"), pki.Leaf.Key)
-	for _, args := range [][]string{
-		{"keys", "generate", "--out", keys},
-		{"init", "--repo", up, "--keys", keys},
-		{"codesign", "sign", "--cert", filepath.Join(dir, "chain.pem"), "--key", filepath.Join(dir, "leaf.key"), "--file", art},
-		{"release", "add", "--repo", up, "--keys", keys, "--trust", pki.TrustDir, "--component", "notification-client",
-			"--version", "1.0.0", "--platform", "linux-amd64", "--file", art},
-	} {
-		if code, _, stderr := bcpublish(t, args...); code != 0 {
-			t.Fatalf("%v: %d %s", args, code, stderr)
-		}
-	}
 	root := filepath.Join(up, "metadata", "1.root.json")
 	mirror := filepath.Join(dir, "mirror")
 	readonly := filepath.Join(dir, "readonly")
@@ -170,23 +155,7 @@ func TestCLIMirrorMinRate(t *testing.T) {
 		t.Skip("waits for one 10 s window")
 	}
 	dir := t.TempDir()
-	pki := testutil.NewPKI(t)
-	keys, up := filepath.Join(dir, "keys"), filepath.Join(dir, "repo")
-	art := filepath.Join(dir, "nc.bin")
-	os.WriteFile(art, bytes.Repeat([]byte("artifact"), 8<<10), 0o644) // 64 KiB
-	testutil.WriteCerts(t, filepath.Join(dir, "chain.pem"), pki.Leaf.Chain...)
-	testutil.WriteKey(t, filepath.Join(dir, "leaf.key"), pki.Leaf.Key)
-	for _, args := range [][]string{
-		{"keys", "generate", "--out", keys},
-		{"init", "--repo", up, "--keys", keys},
-		{"codesign", "sign", "--cert", filepath.Join(dir, "chain.pem"), "--key", filepath.Join(dir, "leaf.key"), "--file", art},
-		{"release", "add", "--repo", up, "--keys", keys, "--trust", pki.TrustDir, "--component", "notification-client",
-			"--version", "1.0.0", "--platform", "linux-amd64", "--file", art},
-	} {
-		if code, _, stderr := bcpublish(t, args...); code != 0 {
-			t.Fatalf("%v: %d %s", args, code, stderr)
-		}
-	}
+	up := upstreamRepo(t, dir, bytes.Repeat([]byte("artifact"), 8<<10)) // 64 KiB
 	files := http.FileServer(http.Dir(up))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !strings.HasSuffix(r.URL.Path, ".nc.bin") {
@@ -227,4 +196,32 @@ func TestCLIMirrorMinRate(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "below the minimum rate") || strings.Count(stderr, "\n") != 1 {
 		t.Fatalf("a sync from an upstream below --min-rate: exit %d, stderr %q; want exit 1 and one line naming the minimum rate", code, stderr)
 	}
+}
+
+// upstreamRepo makes, under dir, a repository (dir/repo, its keys in
+// dir/keys) with notification-client 1.0.0 for linux-amd64 whose artifact
+// is data (dir/nc.bin), code-signed with a test PKI.
+func upstreamRepo(t *testing.T, dir string, data []byte) (up string) {
+	t.Helper()
+	pki := testutil.NewPKI(t)
+	keys := filepath.Join(dir, "keys")
+	up = filepath.Join(dir, "repo")
+	art := filepath.Join(dir, "nc.bin")
+	if err := os.WriteFile(art, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WriteCerts(t, filepath.Join(dir, "chain.pem"), pki.Leaf.Chain...)
+	testutil.WriteKey(t, filepath.Join(dir, "leaf.key"), pki.Leaf.Key)
+	for _, args := range [][]string{
+		{"keys", "generate", "--out", keys},
+		{"init", "--repo", up, "--keys", keys},
+		{"codesign", "sign", "--cert", filepath.Join(dir, "chain.pem"), "--key", filepath.Join(dir, "leaf.key"), "--file", art},
+		{"release", "add", "--repo", up, "--keys", keys, "--trust", pki.TrustDir, "--component", "notification-client",
+			"--version", "1.0.0", "--platform", "linux-amd64", "--file", art},
+	} {
+		if code, _, stderr := bcpublish(t, args...); code != 0 {
+			t.Fatalf("%v: %d %s", args, code, stderr)
+		}
+	}
+	return up
 }
