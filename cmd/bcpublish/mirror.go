@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/beckmanconnect/bcupdate/internal/cliutil"
 	"github.com/beckmanconnect/bcupdate/internal/errs"
+	"github.com/beckmanconnect/bcupdate/internal/regfile"
 	"github.com/beckmanconnect/bcupdate/publisher"
 	"github.com/beckmanconnect/bcupdate/repo"
 )
@@ -137,9 +139,12 @@ func runMirror(ctx context.Context, g *globalOptions, o mirrorOptions) error {
 			}
 		}
 	}
-	root, err := os.ReadFile(o.Root)
+	root, err := regfile.Read(o.Root, repo.MaxRootSize)
 	if err != nil {
 		return cliutil.Usagef("root", "--root: %v", err)
+	}
+	if len(bytes.TrimSpace(root)) == 0 {
+		return cliutil.Usagef("root", "--root %s: the file is empty; give the repository's root metadata (metadata/1.root.json from the publisher)", o.Root)
 	}
 	from, err := mirrorSource(ctx, o.From)
 	if err != nil {

@@ -54,6 +54,10 @@ func TestCLIMirror(t *testing.T) {
 	closed := "http://" + l.Addr().String()
 	l.Close()
 
+	emptyRoot := filepath.Join(dir, "empty.root.json")
+	if err := os.WriteFile(emptyRoot, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		args []string
@@ -67,6 +71,8 @@ func TestCLIMirror(t *testing.T) {
 		{"bad component", []string{"mirror", "--from", up, "--to", mirror, "--root", root, "--component", "Bad Name"}, 2, "--component"},
 		{"missing root", []string{"mirror", "--from", up, "--to", mirror, "--root", filepath.Join(dir, "none.json")}, 2, "--root"},
 		{"root is not a root", []string{"mirror", "--from", up, "--to", mirror, "--root", art}, 2, "--root"},
+		{"empty root", []string{"mirror", "--from", up, "--to", mirror, "--root", emptyRoot}, 2, "--root " + emptyRoot + ": the file is empty"},
+		{"root is a device", []string{"mirror", "--from", up, "--to", mirror, "--root", os.DevNull}, 2, "--root: " + os.DevNull + ": not a regular file"},
 		{"bad url", []string{"mirror", "--from", "ftp://example.com/repo", "--to", mirror, "--root", root}, 2, "--from"},
 		{"unreachable upstream", []string{"mirror", "--from", closed, "--to", mirror, "--root", root}, 1, "cannot reach " + closed},
 		{"no repository upstream", []string{"mirror", "--from", filepath.Join(dir, "empty"), "--to", mirror, "--root", root}, 1, "upstream has no metadata/1.root.json"},
